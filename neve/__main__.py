@@ -1,0 +1,3 @@
+from neve.cli import main
+
+raise SystemExit(main())
