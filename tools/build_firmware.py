@@ -6,6 +6,10 @@ files are compiled and linked with firmware/<name>/link.ld if present, else with
 firmware/common/link.ld at the address given by a `BASE` file in the directory
 (default 0x44000000).  The result is <out>/<name>.elf.
 
+An optional `USES` file in the directory lists shared sources from firmware/common/
+(one file name per line, `#` starts a comment) that are compiled into the image
+before its own sources.
+
 The build is reproducible: no build id, no absolute paths, no timestamps, so a
 rebuild from the same sources with the same Debian toolchain is byte-identical to
 the committed images (tests/test_firmware_build.py checks this).
@@ -56,9 +60,26 @@ def images() -> list[str]:
     )
 
 
+def uses(src: Path) -> list[Path]:
+    """The shared sources firmware/<name>/USES asks for, in the order listed."""
+    f = src / "USES"
+    if not f.exists():
+        return []
+    out = []
+    for line in f.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        p = COMMON / line
+        if p.suffix not in (".S", ".c") or not p.is_file():
+            raise SystemExit(f"build_firmware: {src.name}/USES: no source firmware/common/{line}")
+        out.append(p)
+    return out
+
+
 def build(name: str, out: Path) -> Path:
     src = FIRMWARE / name
-    sources = sorted(src.glob("*.S")) + sorted(src.glob("*.c"))
+    sources = uses(src) + sorted(src.glob("*.S")) + sorted(src.glob("*.c"))
     if not sources:
         raise SystemExit(f"build_firmware: {name}: no sources")
     base_file = src / "BASE"
@@ -69,8 +90,10 @@ def build(name: str, out: Path) -> Path:
         # Compile from the repository root with relative paths so nothing
         # machine-specific ends up in the image.
         objs = []
-        for s in sources:
-            obj = Path(tmp) / (s.stem + s.suffix.replace(".", "_") + ".o")
+        for i, s in enumerate(sources):
+            # Numbered so that a shared file and a local one with the same stem
+            # cannot collide.
+            obj = Path(tmp) / f"{i:02d}_{s.parent.name}_{s.stem}{s.suffix.replace('.', '_')}.o"
             cmd = [CROSS + "gcc", *CFLAGS, f"-I{COMMON.relative_to(ROOT)}", f"-I{src.relative_to(ROOT)}",
                    "-c", str(s.relative_to(ROOT)), "-o", str(obj)]
             subprocess.run(cmd, cwd=ROOT, check=True)
