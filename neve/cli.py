@@ -1,0 +1,162 @@
+"""The `neve` command line.
+
+    neve run [options] IMAGE [IMAGE...]     boot images (the first one's entry is where the CPU starts)
+    neve bench [options]                    benchmarks (see neve/bench.py)
+
+stdout carries the guest's UART bytes exactly and nothing else; neve's own messages
+go to stderr.  Exit status: the guest's (0 after PSCI SYSTEM_OFF/SYSTEM_RESET, the code
+of a semihosting exit), 2 for bad input or usage, 124 when --max-insns or --timeout is
+exhausted, 125 when the guest does something neve does not emulate, 126 when the
+guest wedges itself or neve fails internally.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from neve import errors, events as ev
+from neve.errors import BadInput, NeveError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        self.exit(errors.EXIT_BAD_INPUT, f"neve: {message}\n")
+
+
+def _size(s: str) -> int:
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    try:
+        if s[-1].lower() in mult:
+            return int(s[:-1], 0) * mult[s[-1].lower()]
+        return int(s, 0)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"bad size {s!r}") from None
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {s!r}")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {s!r}")
+    return v
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    from neve.machine import MODES
+    p.add_argument("--mode", choices=MODES, default="vm",
+                   help="vm: the image is a kernel at EL1 with neve as its hypervisor; v8.3/neve/nv2: the image is "
+                        "a guest hypervisor entered at virtual EL2 (default: vm)")
+    p.add_argument("--ram", type=_size, default=128 << 20, metavar="SIZE", help="RAM size (default 128M)")
+    p.add_argument("--max-insns", type=_positive_int, metavar="N", help="stop after N guest instructions (exit 124)")
+    p.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds of host time (exit 124)")
+    p.add_argument("--stats", metavar="FILE.json", help="write run statistics (schema in the README)")
+    p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per trap")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="ELF64 AArch64 images")
+
+
+def build_machine(args, uart_out=None):
+    from neve import elf
+    from neve.machine import Machine
+    if args.ram < (1 << 20) or args.ram > (2 << 30) or args.ram % 4096:
+        raise BadInput(f"--ram {args.ram:#x}: must be a multiple of 4 KiB between 1 MiB and 2 GiB")
+    images = [elf.load(p) for p in args.images]
+    return Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
+                   uart_out=uart_out)
+
+
+class TraceWriter:
+    """--trace: one JSON object per trap."""
+
+    def __init__(self, path: str, machine) -> None:
+        try:
+            self.f = open(path, "w")
+        except OSError as e:
+            raise BadInput(f"--trace {path}: {e.strerror}") from None
+        self.m = machine
+        machine.bus.subscribe(ev.Trap, self.trap)
+
+    def trap(self, t: ev.Trap) -> None:
+        from neve import decode
+        insn = t.insn
+        if insn is None and t.pc is not None and t.cls not in (ev.MMIO,):
+            insn = self.m.cpu.read_insn(t.pc)
+        rec = {
+            "seq": t.seq, "icount": t.icount,
+            "pc": None if t.pc is None else f"{t.pc:#x}",
+            "symbol": None if t.pc is None else self.m.symbols.lookup(t.pc),
+            "level": t.level, "real_el": t.real_el, "class": t.cls, "name": t.name,
+            "rw": t.rw or None, "value": None if t.value is None else f"{t.value:#x}",
+            "insn": None if insn is None else f"{insn:#010x}",
+            "disasm": None if insn is None or t.pc is None else decode.disasm(insn, t.pc),
+            "reason": t.reason, "forwarded": t.forwarded,
+        }
+        self.f.write(json.dumps(rec) + "\n")
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def cmd_run(args) -> int:
+    from neve import stats as st
+    out = sys.stdout.buffer
+
+    def uart(b: bytes) -> None:
+        out.write(b)
+        if b == b"\n":
+            out.flush()
+
+    m = build_machine(args, uart)
+    tracer = TraceWriter(args.trace, m) if args.trace else None
+    if args.stats:
+        try:
+            open(args.stats, "a").close()
+        except OSError as e:
+            raise BadInput(f"--stats {args.stats}: {e.strerror}") from None
+    res = m.run()
+    out.flush()
+    if tracer:
+        tracer.close()
+    if res.reason not in ("system-off", "system-reset", "semihosting-exit"):
+        print(f"neve: {res.message}", file=sys.stderr)
+    if args.stats:
+        st.write(args.stats, st.document(mode=m.mode, exit_reason=res.reason, status=res.status,
+                                         instructions=m.icount(), stats=m.stats))
+    return res.status
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _Parser(prog="neve", description="Functional emulator of Arm nested virtualization (ARMv8.3 NV, NEVE, FEAT_NV2)")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
+    pr = sub.add_parser("run", help="boot ELF images")
+    add_run_options(pr)
+    from neve import bench
+    bench.add_parser(sub)
+    try:
+        args = p.parse_args(argv)
+        if args.cmd is None:
+            p.print_usage(sys.stderr)
+            return errors.EXIT_BAD_INPUT
+        if args.cmd == "run":
+            return cmd_run(args)
+        return args.func(args)
+    except NeveError as e:
+        print(f"neve: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("neve: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

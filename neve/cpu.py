@@ -1,0 +1,186 @@
+"""The Unicorn CPU: creation, the exact instruction counter, registers, PSTATE.
+
+Unicorn runs guest code at EL1/EL0 and never takes an exception itself; the machine
+(neve/machine.py) builds every exception entry.  This module wraps the few Unicorn
+details the rest of neve must not know about:
+
+* the instruction counter: `uc_emu_start(count=N)` counts executed instructions in
+  `uc_struct.emu_counter`, which the API does not expose.  We locate that field once
+  per process by calibration (run 1, 2, 5 instructions and look for the word that
+  follows) and read it with ctypes; `icount()` is then exact inside every hook;
+* PSTATE writes: Unicorn's raw PSTATE write neither swaps the banked stack pointer
+  nor rebuilds QEMU's cached hflags; `set_pstate` does both;
+* the hardware trap configuration L0 keeps on the CPU (SCR_EL3.{NS,HCE,RW} so HVC
+  arrives as HVC, HCR_EL2.RW so EL1 is AArch64, HCR_EL2.TWI so WFI arrives as UDEF).
+"""
+from __future__ import annotations
+
+import ctypes
+import mmap
+
+from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM
+from unicorn import arm64_const as A
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
+from unicorn.unicorn_py3.unicorn import uclib as _uclib
+
+_uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+_uclib.uc_vmem_read.restype = ctypes.c_int
+
+X_REGS = [getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
+
+# PSTATE.M values (AArch64).
+M_EL0T, M_EL1T, M_EL1H, M_EL2T, M_EL2H = 0x0, 0x4, 0x5, 0x8, 0x9
+PSTATE_DAIF = 0x3C0
+
+_COUNTER_OFFSET: int | None = None
+_CALIB_CODE = bytes.fromhex("1f2003d5" * 8)  # nops
+
+
+def _calibrate() -> int:
+    """Find the byte offset of uc_struct.emu_counter (see module docstring)."""
+    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+    uc.mem_map(0x1000, 0x1000)
+    uc.mem_write(0x1000, _CALIB_CODE)
+    base = ctypes.cast(uc._uch, ctypes.c_void_p).value
+    words = 1024
+    snaps = []
+    for n in (1, 2, 5):
+        uc.emu_start(0x1000, 0, count=n)
+        snaps.append((ctypes.c_uint64 * words).from_address(base)[:])
+    # emu_count (the saved limit) holds n; emu_counter, the word before it, n + 1.
+    for i in range(1, words):
+        if [s[i] for s in snaps] == [1, 2, 5] and [s[i - 1] for s in snaps] == [2, 3, 6]:
+            return (i - 1) * 8
+    raise RuntimeError("cannot locate Unicorn's instruction counter (unexpected Unicorn build)")
+
+
+class CPU:
+    def __init__(self) -> None:
+        global _COUNTER_OFFSET
+        if _COUNTER_OFFSET is None:
+            _COUNTER_OFFSET = _calibrate()
+        self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        self._uch = ctypes.cast(self.uc._uch, ctypes.c_void_p).value
+        self._counter = ctypes.c_uint64.from_address(self._uch + _COUNTER_OFFSET)
+        self.base_icount = 0      # instructions executed by completed emu_start calls
+        self.slice_count = 0      # the count limit of the running emu_start
+        uc = self.uc
+        # Non-secure, EL2 present with HVC enabled, lower levels AArch64.
+        self.cpr_write(3, 6, 1, 1, 0, (1 << 0) | (1 << 8) | (1 << 10))
+        # HCR_EL2: RW (EL1 is AArch64), TWI (WFI arrives as UDEF so L0 sees it).
+        self.cpr_write(3, 4, 1, 1, 0, (1 << 31) | (1 << 13))
+        self._buffers: list = []
+
+    # --- memory --------------------------------------------------------------------
+    def map_ram(self, base: int, size: int) -> mmap.mmap:
+        buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        ptr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        self.uc.mem_map_ptr(base, size, 7, ptr)
+        self._buffers.append(buf)
+        return buf
+
+    # --- counting ------------------------------------------------------------------
+    def icount(self) -> int:
+        """Instructions executed so far, counting the one executing now (inside a hook)."""
+        return self.base_icount + self._counter.value
+
+    def run(self, pc: int, count: int, timeout_us: int = 0) -> int:
+        """emu_start for at most `count` instructions; returns the number executed.
+        Raises UcError after the executed count has been accounted."""
+        self._counter.value = 0
+        self.slice_count = count
+        try:
+            self.uc.emu_start(pc, 0, timeout=timeout_us, count=count)
+        finally:
+            c = self._counter.value
+            done = count if c > count else c
+            self.base_icount += done
+            self._counter.value = 0
+        return done
+
+    # --- registers -----------------------------------------------------------------
+    def x(self, n: int) -> int:
+        if n == 31:
+            return 0
+        return self.uc.reg_read(X_REGS[n])
+
+    def set_x(self, n: int, v: int) -> None:
+        if n != 31:
+            self.uc.reg_write(X_REGS[n], v & 0xFFFFFFFFFFFFFFFF)
+
+    @property
+    def pc(self) -> int:
+        return self.uc.reg_read(A.UC_ARM64_REG_PC)
+
+    @pc.setter
+    def pc(self, v: int) -> None:
+        self.uc.reg_write(A.UC_ARM64_REG_PC, v)
+
+    @property
+    def sp(self) -> int:
+        return self.uc.reg_read(A.UC_ARM64_REG_SP)
+
+    @sp.setter
+    def sp(self, v: int) -> None:
+        self.uc.reg_write(A.UC_ARM64_REG_SP, v)
+
+    def pstate(self) -> int:
+        return self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+
+    def el(self) -> int:
+        return (self.pstate() >> 2) & 3
+
+    def cpr_read(self, op0: int, op1: int, crn: int, crm: int, op2: int) -> int:
+        return self.uc.cpr_read(op0, op1, crn, crm, op2)
+
+    def cpr_write(self, op0: int, op1: int, crn: int, crm: int, op2: int, value: int) -> None:
+        self.uc.cpr_write(op0, op1, crn, crm, op2, value & 0xFFFFFFFFFFFFFFFF)
+
+    def sp_el(self, n: int) -> int:
+        """Banked SP_ELn (n = 0 or 1), whichever is currently live."""
+        cur = self.pstate()
+        if self._sp_index(cur) == n:
+            return self.sp
+        return self.uc.reg_read(A.UC_ARM64_REG_SP_EL0 if n == 0 else A.UC_ARM64_REG_SP_EL1)
+
+    def set_sp_el(self, n: int, v: int) -> None:
+        cur = self.pstate()
+        if self._sp_index(cur) == n:
+            self.sp = v
+        else:
+            self.uc.reg_write(A.UC_ARM64_REG_SP_EL0 if n == 0 else A.UC_ARM64_REG_SP_EL1, v)
+
+    @staticmethod
+    def _sp_index(pstate: int) -> int:
+        el = (pstate >> 2) & 3
+        return el if (pstate & 1) else 0
+
+    def set_pstate(self, new: int) -> None:
+        """Write PSTATE as an exception entry or return would: bank the current SP,
+        load the new level's SP, and make Unicorn re-derive its cached flags."""
+        old = self.pstate()
+        oi, ni = self._sp_index(old), self._sp_index(new)
+        if oi != ni:
+            cur = self.sp
+            other = self.uc.reg_read(A.UC_ARM64_REG_SP_EL0 if ni == 0 else A.UC_ARM64_REG_SP_EL1)
+            self.uc.reg_write(A.UC_ARM64_REG_SP_EL0 if oi == 0 else A.UC_ARM64_REG_SP_EL1, cur)
+            self.sp = other
+        self.uc.reg_write(A.UC_ARM64_REG_PSTATE, new & 0xFFFFFFFF)
+        if (old ^ new) & 0x1F:
+            # Any CP_REG write rebuilds the cached hflags (EL, SP selection).
+            v = self.uc.cpr_read(3, 3, 13, 0, 3)  # TPIDRRO_EL0
+            self.uc.cpr_write(3, 3, 13, 0, 3, v)
+
+    def flush_tlb(self) -> None:
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+
+    def read_virt(self, va: int, size: int, prot: int = 1) -> bytes | None:
+        """Read through the current translation regime (prot 1 read, 4 exec); None
+        when the address does not translate or is not backed."""
+        buf = ctypes.create_string_buffer(size)
+        err = _uclib.uc_vmem_read(self.uc._uch, ctypes.c_uint64(va), ctypes.c_int(prot), buf, ctypes.c_size_t(size))
+        return None if err else buf.raw
+
+    def read_insn(self, va: int) -> int | None:
+        b = self.read_virt(va, 4, 4)
+        return None if b is None else int.from_bytes(b, "little")

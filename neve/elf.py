@@ -1,0 +1,125 @@
+"""ELF64 AArch64 loader (through lief), with the checks that turn bad input into a
+one-line error instead of a traceback."""
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from neve.errors import BadInput
+
+EM_AARCH64 = 183
+PT_LOAD = 1
+_MACHINES = {3: "x86 (i386)", 40: "ARM (32-bit)", 62: "x86-64", 243: "RISC-V", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64"}
+
+
+@dataclass
+class Segment:
+    vaddr: int
+    paddr: int
+    data: bytes
+    memsz: int
+    flags: str  # e.g. "r-x"
+
+
+@dataclass
+class Image:
+    path: Path
+    entry: int
+    segments: list[Segment]
+    symbols: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+class SymbolTable:
+    """Address -> symbol+offset for traces and the debugger, over several images."""
+
+    def __init__(self, images: list[Image]) -> None:
+        pairs = sorted({(a, n) for im in images for n, a in im.symbols.items()})
+        self._addrs = [a for a, _ in pairs]
+        self._names = [n for _, n in pairs]
+        self.by_name = {n: a for im in images for n, a in im.symbols.items()}
+
+    def lookup(self, addr: int) -> str | None:
+        i = bisect.bisect_right(self._addrs, addr) - 1
+        if i < 0:
+            return None
+        off = addr - self._addrs[i]
+        if off > 0x10000:
+            return None
+        return self._names[i] if off == 0 else f"{self._names[i]}+{off:#x}"
+
+
+def load(path: str | os.PathLike) -> Image:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise BadInput(f"{p}: is a directory, not an ELF image") from None
+    except OSError as e:
+        raise BadInput(f"{p}: cannot read: {e.strerror}") from None
+    if len(raw) < 16 or raw[:4] != b"\x7fELF":
+        raise BadInput(f"{p}: not an ELF file")
+    if raw[4] == 1:
+        raise BadInput(f"{p}: 32-bit ELF (ELFCLASS32); neve runs ELF64 AArch64 images")
+    if raw[4] != 2:
+        raise BadInput(f"{p}: unknown ELF class {raw[4]}")
+    if raw[5] != 1:
+        raise BadInput(f"{p}: big-endian ELF; neve runs little-endian AArch64 images")
+    if len(raw) < 64:
+        raise BadInput(f"{p}: truncated ELF header ({len(raw)} bytes)")
+    e_type, e_machine = struct.unpack_from("<HH", raw, 16)
+    if e_machine != EM_AARCH64:
+        what = _MACHINES.get(e_machine, f"machine {e_machine}")
+        raise BadInput(f"{p}: ELF for {what}, not AArch64")
+    if e_type not in (2, 3):  # ET_EXEC, ET_DYN
+        raise BadInput(f"{p}: ELF type {e_type} is not an executable")
+    e_entry, e_phoff = struct.unpack_from("<QQ", raw, 24)
+    e_phentsize, e_phnum = struct.unpack_from("<HH", raw, 54)
+    if e_phnum == 0:
+        raise BadInput(f"{p}: no program headers")
+    if e_phentsize != 56 or e_phoff + e_phnum * 56 > len(raw):
+        raise BadInput(f"{p}: truncated ELF (program headers end past the file)")
+    # Program headers are checked here; lief then gives the segments and symbols.
+    for i in range(e_phnum):
+        p_type, _flags, off, _va, _pa, filesz, memsz = struct.unpack_from("<IIQQQQQ", raw, e_phoff + i * 56)
+        if p_type == PT_LOAD:
+            if off + filesz > len(raw):
+                raise BadInput(f"{p}: truncated ELF (segment {i} needs bytes up to {off + filesz:#x}, "
+                               f"file has {len(raw):#x})")
+            if filesz > memsz:
+                raise BadInput(f"{p}: segment {i} has p_filesz > p_memsz")
+    import lief
+
+    lief.logging.disable()
+    elf = lief.ELF.parse(str(p))
+    if elf is None:
+        raise BadInput(f"{p}: malformed ELF")
+    segs = []
+    for s in elf.segments:
+        if s.type != lief.ELF.Segment.TYPE.LOAD or s.virtual_size == 0:
+            continue
+        data = bytes(s.content)[: s.physical_size]
+        flags = "".join(c if s.has(f) else "-" for c, f in (
+            ("r", lief.ELF.Segment.FLAGS.R), ("w", lief.ELF.Segment.FLAGS.W), ("x", lief.ELF.Segment.FLAGS.X)))
+        segs.append(Segment(s.virtual_address, s.physical_address, data, s.virtual_size, flags))
+    if not segs:
+        raise BadInput(f"{p}: no loadable segments")
+    syms = {}
+    for s in elf.symtab_symbols:
+        if s.name and s.value and s.type in (lief.ELF.Symbol.TYPE.FUNC, lief.ELF.Symbol.TYPE.NOTYPE,
+                                             lief.ELF.Symbol.TYPE.OBJECT):
+            if not s.name.startswith("$"):
+                syms[s.name] = s.value
+    entry = elf.entrypoint
+    if not any(sg.vaddr <= entry < sg.vaddr + sg.memsz and "x" in sg.flags for sg in segs) and \
+            not any(sg.vaddr <= entry < sg.vaddr + sg.memsz for sg in segs):
+        raise BadInput(f"{p}: entry point {entry:#x} is outside the loaded segments")
+    return Image(p, entry, segs, syms)

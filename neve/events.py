@@ -1,0 +1,107 @@
+"""One event stream for everything observable.
+
+The machine publishes events; counters (stats), the trace writer, the timeline, the
+debugger and the benchmarks subscribe.  Nothing counts on its own.
+
+Levels are named from the guest's point of view:
+  "EL1", "EL0"        a VM kernel run directly by L0 (vm mode), or what L1 runs at
+                      virtual EL1/EL0 (its nested VM, or its own host-kernel part)
+  "vEL2"              the guest hypervisor at virtual EL2
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+# Trap classes.
+SYSREG = "sysreg"
+ERET = "eret"
+HVC = "hvc"
+SMC = "smc"
+TLBI = "tlbi"
+AT = "at"
+ABORT = "abort"
+MMIO = "mmio"
+WFX = "wfx"
+SEMIHOSTING = "semihosting"
+SYS = "sys"          # other SYS-space operations (DC set/way, ...)
+TRAP_CLASSES = (SYSREG, ERET, HVC, SMC, TLBI, AT, ABORT, MMIO, WFX, SEMIHOSTING, SYS)
+
+
+@dataclass
+class Trap:
+    """An event that takes the CPU to the host (L0) on real hardware."""
+
+    seq: int
+    icount: int
+    pc: int | None
+    level: str              # virtual level of the code that trapped
+    real_el: int            # exception level on the (Unicorn) hardware: 0 or 1
+    cls: str                # one of TRAP_CLASSES
+    name: str               # register or instruction name (HCR_EL2, ERET, HVC #0, UART DR...)
+    rw: str = ""            # "r", "w" or "" (instructions)
+    value: int | None = None
+    insn: int | None = None  # instruction word, when known
+    reason: str = ""        # why it trapped: the control bit and who set it, or the rule
+    forwarded: bool = False  # L0 forwarded it to virtual EL2 as a virtual exception
+
+
+@dataclass
+class Switch:
+    """A change of level: e.g. EL1 -> vEL2 (a virtual exception) or vEL2 -> EL1 (ERET)."""
+
+    icount: int
+    src: str
+    dst: str
+    pc: int
+    why: str
+
+
+@dataclass
+class PageAccess:
+    """An access from vEL2 that neve/nv2 turned into a memory access (no trap)."""
+
+    icount: int
+    pc: int
+    name: str
+    rw: str
+    value: int
+    offset: int
+    kind: str = "mem"       # "mem" or "redirect"
+
+
+@dataclass
+class Exit:
+    reason: str
+    status: int
+    message: str = ""
+
+
+class Bus:
+    def __init__(self) -> None:
+        self._subs: dict[type, list[Callable]] = {}
+        self.seq = 0
+
+    def subscribe(self, kind: type, fn: Callable) -> None:
+        self._subs.setdefault(kind, []).append(fn)
+
+    def wants(self, kind: type) -> bool:
+        return bool(self._subs.get(kind))
+
+    def publish(self, ev) -> None:
+        for fn in self._subs.get(type(ev), ()):
+            fn(ev)
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+
+@dataclass
+class Hypercall:
+    """A hypercall of the guest: `begin` just before the trap of its HVC, `end` when
+    that guest runs again."""
+
+    phase: str              # "begin" | "end"
+    icount: int
+    guest: str

@@ -1,0 +1,111 @@
+"""Aborts: rebuilding the syndrome Unicorn does not expose.
+
+Two sources: an access to a physical address nothing backs (Unicorn's unmapped-memory
+hook; the guest gets a synchronous external abort, as on QEMU's virt board), and a
+fault of the guest's own stage-1 translation (Unicorn raises the exception without
+the syndrome; neve walks the tables itself to find the fault kind and level).
+"""
+from __future__ import annotations
+
+from unicorn import UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED
+
+from neve import decode, events as ev, mmu
+from neve.errors import Unsupported
+
+FSC_EXTERNAL = 0x10
+FSC_ALIGNMENT = 0x21
+
+
+def _same_el(m) -> bool:
+    # Exceptions of EL1 code (or of vEL2 code, which is EL1 on the hardware) taken to
+    # the same level use the "current EL" ECs; EL0 ones the "lower EL" ECs.
+    return m.cpu.el() != 0
+
+
+def _ldst_at(m, pc: int):
+    insn = m.cpu.read_insn(pc)
+    if insn is None:
+        return None, None
+    return insn, decode.decode_ldst(insn)
+
+
+def _va_of(m, ld, pc: int) -> int:
+    cpu = m.cpu
+    return ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc)
+
+
+def external_abort(m, access: int, addr: int, pc: int, level: str) -> None:
+    """Synchronous external abort for an access to an unbacked physical address."""
+    same = _same_el(m)
+    if access == UC_MEM_FETCH_UNMAPPED:
+        m.trap(ev.ABORT, "instruction fetch from unbacked PA", "r", addr, pc=pc,
+               reason="stage-2 fault in L0's tables: no memory at this physical address")
+        ec = decode.EC_IABT_CUR if same else decode.EC_IABT_LOW
+        m.deliver_sync(decode.esr(ec, FSC_EXTERNAL), pc, pc)
+        return
+    insn, ld = _ldst_at(m, pc)
+    write = access == UC_MEM_WRITE_UNMAPPED
+    va = addr
+    if ld is not None:
+        va = _va_of(m, ld, pc)
+        # FAR holds the faulting address; for an access that straddles into the
+        # unbacked region that is the first unbacked byte's page, keep it simple:
+        if not (va <= addr < va + ld.size * ld.nregs):
+            va = addr
+    m.trap(ev.ABORT, f"{'write' if write else 'read'} of unbacked PA", "w" if write else "r", addr, pc=pc,
+           insn=insn, reason="stage-2 fault in L0's tables: no memory at this physical address")
+    ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
+    if ld is not None:
+        # QEMU's virt board reports ExT (ISS bit 9) = 0 for these: ESR 0x96000010.
+        iss = decode.data_abort_iss(ld, fsc=FSC_EXTERNAL, with_syndrome=False)
+    else:
+        iss = (int(write) << 6) | FSC_EXTERNAL
+    m.deliver_sync(decode.esr(ec, iss), pc, va)
+
+
+def stage1_regime(m):
+    cpu = m.cpu
+    return mmu.Stage1Regime.el10(cpu.cpr_read(3, 0, 1, 0, 0), cpu.cpr_read(3, 0, 2, 0, 2),
+                                 cpu.cpr_read(3, 0, 2, 0, 0), cpu.cpr_read(3, 0, 2, 0, 1),
+                                 cpu.cpr_read(3, 0, 10, 2, 0))
+
+
+def read64_phys(m):
+    def rd(pa: int) -> int:
+        try:
+            return int.from_bytes(m.cpu.uc.mem_read(pa, 8), "little")
+        except Exception:
+            raise mmu.ExternalAbort(pa) from None
+    return rd
+
+
+def mmu_abort(m, prefetch: bool, pc: int) -> None:
+    """A fault raised by the hardware's own stage-1 walk of the running regime."""
+    cpu = m.cpu
+    el = cpu.el()
+    same = el != 0
+    regime = stage1_regime(m)
+    if prefetch:
+        t = mmu.walk_stage1(read64_phys(m), regime, pc, execute=True, el=el)
+        if not isinstance(t, mmu.Fault):
+            raise Unsupported("instruction abort that the page tables do not explain", pc)
+        ec = decode.EC_IABT_CUR if same else decode.EC_IABT_LOW
+        m.deliver_sync(decode.esr(ec, t.fsc), pc, pc)
+        return
+    insn, ld = _ldst_at(m, pc)
+    if ld is None:
+        raise Unsupported(f"data abort on an instruction neve cannot decode ({insn:#010x})" if insn is not None
+                          else "data abort with an unreadable instruction", pc)
+    va = _va_of(m, ld, pc)
+    ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
+    t = mmu.walk_stage1(read64_phys(m), regime, va, write=ld.write, el=el)
+    if isinstance(t, mmu.Fault):
+        fsc = t.fsc
+    else:
+        # The walk succeeded: an alignment fault (SCTLR_EL1.A, or exclusives/atomics).
+        if va % ld.size:
+            fsc = FSC_ALIGNMENT
+        else:
+            raise Unsupported(f"data abort at VA {va:#x} that the page tables do not explain", pc)
+    iss = decode.data_abort_iss(ld, fsc=fsc, with_syndrome=False)
+    m.deliver_sync(decode.esr(ec, iss), pc, va)

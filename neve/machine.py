@@ -1,0 +1,469 @@
+"""The coordinator: runs the Unicorn CPU, catches everything that would reach the
+host (L0) on real hardware, and performs architectural exception entry.
+
+Unicorn executes the guest at EL1/EL0 and discards every exception it raises, so
+this module rebuilds each one (ESR/ELR/SPSR/FAR, PSTATE, VBAR + offset) from the
+instruction that caused it.  Every event that would take the CPU to L0 is published
+once on the event bus as an `events.Trap`; counters and traces subscribe.
+
+In the nested modes the first image runs at *virtual EL2*: see neve/vel2.py.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_MEM_UNMAPPED, UC_HOOK_CODE
+from unicorn import UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED
+from unicorn import arm64_const as A
+
+from neve import decode, elf, events as ev, psci, semihost, sysregs
+from neve.cpu import CPU, M_EL1H, PSTATE_DAIF
+from neve.devices.pl011 import PL011
+from neve.errors import BadInput, GuestError, NeveError, Unsupported
+from neve.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
+from neve.stats import Stats
+
+MODES = ("vm", "v8.3", "neve", "nv2")
+NESTED_MODES = ("v8.3", "neve", "nv2")
+
+# Unicorn exception numbers (QEMU EXCP_*).
+EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_IRQ, EXCP_FIQ, EXCP_BKPT = 1, 2, 3, 4, 5, 6, 7
+EXCP_HVC, EXCP_HYP_TRAP, EXCP_SMC = 11, 12, 13
+
+# Vector offsets.
+VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
+VEC_SYNC, VEC_IRQ, VEC_FIQ, VEC_SERROR = 0x000, 0x080, 0x100, 0x180
+
+# The trap controls L0 keeps while it runs a kernel at EL1 (KVM's HCR_GUEST_FLAGS
+# that matter here): ACTLR_EL1 accesses, SMC and WFI trap to L0.
+VM_CONTROLS = {"HCR_EL2": sysregs.ctrl_bit("HCR_EL2", "RW") | sysregs.ctrl_bit("HCR_EL2", "TACR")
+               | sysregs.ctrl_bit("HCR_EL2", "TSC") | sysregs.ctrl_bit("HCR_EL2", "TWI")
+               | sysregs.ctrl_bit("HCR_EL2", "VM")}
+
+# Counter frequency of neve's deterministic time base: one tick per instruction.
+CNTFRQ = 100_000_000
+
+_KEY_CURRENTEL = (3, 0, 4, 2, 2)
+_KEY_CNTVCT = (3, 3, 14, 0, 2)
+_KEY_CNTPCT = (3, 3, 14, 0, 1)
+_KEY_CNTFRQ = (3, 3, 14, 0, 0)
+_KEY_CNTVCTSS = (3, 3, 14, 0, 6)
+_KEY_CNTPCTSS = (3, 3, 14, 0, 5)
+
+
+@dataclass
+class Result:
+    reason: str          # system-off | system-reset | semihosting-exit | budget | timeout | unsupported | guest-error
+    status: int
+    message: str = ""
+
+
+class _Stop(Exception):
+    """Raised inside a hook to end the run (carries the result)."""
+
+    def __init__(self, result: Result):
+        self.result = result
+
+
+class Machine:
+    def __init__(self, images: list[elf.Image], *, mode: str = "vm", ram_size: int = RAM_SIZE_DEFAULT,
+                 max_insns: int | None = None, timeout: float | None = None,
+                 uart_out: Callable[[bytes], None] | None = None,
+                 semihost_out: Callable[[bytes], None] | None = None) -> None:
+        if mode not in MODES:
+            raise BadInput(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
+        if not images:
+            raise BadInput("no image given")
+        self.mode = mode
+        self.images = images
+        self.symbols = elf.SymbolTable(images)
+        self.ram_size = ram_size
+        self.max_insns = max_insns
+        self.timeout = timeout
+        self.transcript = bytearray()
+        self._uart_out = uart_out
+        self._semihost_out = semihost_out or (lambda b: (sys.stderr.buffer.write(b), sys.stderr.flush()))
+        self.bus = ev.Bus()
+        self.stats = Stats(self.bus)
+        self.cpu = CPU()
+        self.ram = self.cpu.map_ram(RAM_BASE, ram_size)
+        self.devices = []
+        self.add_device(PL011(UART_BASE, self._uart_write))
+        for im in images:
+            self._load(im)
+        self.result: Result | None = None
+        self._pending: tuple | None = None     # a fault recorded by the unmapped hook
+        self._hypercall_guest: str | None = None
+        self.vel2 = None
+        uc = self.cpu.uc
+        uc.hook_add(UC_HOOK_INTR, self._hook_intr)
+        uc.hook_add(UC_HOOK_INSN, self._hook_mrs, None, 1, 0, A.UC_ARM64_INS_MRS)
+        uc.hook_add(UC_HOOK_INSN, self._hook_msr, None, 1, 0, A.UC_ARM64_INS_MSR)
+        uc.hook_add(UC_HOOK_INSN, self._hook_sys, None, 1, 0, A.UC_ARM64_INS_SYS)
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
+        self.cpu.pc = images[0].entry
+        if mode in NESTED_MODES:
+            from neve.vel2 import VirtualEL2
+            self.vel2 = VirtualEL2(self, mode)
+            self.vel2.reset()
+
+    # --- set-up --------------------------------------------------------------------
+    def add_device(self, dev) -> None:
+        self.devices.append(dev)
+
+        def rd(uc, off, size, _):
+            v = dev.read(off, size)
+            self.trap(ev.MMIO, dev.reg_name(off), "r", v)
+            return v
+
+        def wr(uc, off, size, value, _):
+            self.trap(ev.MMIO, dev.reg_name(off), "w", value)
+            dev.write(off, size, value)
+
+        self.cpu.uc.mmio_map(dev.base, dev.size, rd, None, wr, None)
+
+    def _load(self, im: elf.Image) -> None:
+        end_ram = RAM_BASE + self.ram_size
+        for s in im.segments:
+            lo, hi = s.paddr, s.paddr + s.memsz
+            if not (RAM_BASE <= lo and hi <= end_ram):
+                dev = unmodelled_device(lo) or next((d.name for d in self.devices if d.base <= lo < d.base + d.size), None)
+                where = f"overlaps the {dev}" if dev else "is outside RAM"
+                raise BadInput(f"{im.path}: segment {lo:#x}-{hi:#x} {where} "
+                               f"(RAM is {RAM_BASE:#x}-{end_ram:#x})")
+            off = lo - RAM_BASE
+            self.ram[off:off + len(s.data)] = s.data
+            self.ram[off + len(s.data):off + s.memsz] = bytes(s.memsz - len(s.data))
+
+    def _uart_write(self, b: bytes) -> None:
+        self.transcript += b
+        if self._uart_out:
+            self._uart_out(b)
+
+    # --- state queries ---------------------------------------------------------------
+    @property
+    def level(self) -> str:
+        if self.vel2 is not None and self.vel2.active:
+            return "vEL2"
+        return "EL0" if self.cpu.el() == 0 else "EL1"
+
+    def icount(self) -> int:
+        return self.cpu.icount()
+
+    def where(self, pc: int) -> str:
+        sym = self.symbols.lookup(pc)
+        return f"{pc:#x} <{sym}>" if sym else f"{pc:#x}"
+
+    # --- events ----------------------------------------------------------------------
+    def trap(self, cls: str, name: str, rw: str = "", value: int | None = None, *, pc: int | None = None,
+             insn: int | None = None, reason: str = "", forwarded: bool = False, level: str | None = None) -> None:
+        cpu = self.cpu
+        if pc is None:
+            pc = cpu.pc
+        self.bus.publish(ev.Trap(self.bus.next_seq(), cpu.icount(), pc, level or self.level, cpu.el(), cls, name,
+                                 rw, value, insn, reason, forwarded))
+
+    def hypercall_begin(self, guest: str) -> None:
+        if self._hypercall_guest is None:
+            self._hypercall_guest = guest
+            self.bus.publish(ev.Hypercall("begin", self.icount(), guest))
+
+    def guest_resumed(self, guest: str) -> None:
+        """Called whenever a guest context starts running again."""
+        if self._hypercall_guest is not None and self._hypercall_guest == guest:
+            self._hypercall_guest = None
+            self.bus.publish(ev.Hypercall("end", self.icount(), guest))
+
+    def stop(self, reason: str, status: int, message: str = "") -> None:
+        raise _Stop(Result(reason, status, message))
+
+    # --- the run loop ----------------------------------------------------------------
+    SLICE = 50_000_000
+
+    def run(self) -> Result:
+        cpu = self.cpu
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        while self.result is None:
+            budget = self.SLICE
+            if self.max_insns is not None:
+                left = self.max_insns - cpu.icount()
+                if left <= 0:
+                    self.result = Result("budget", 124, f"instruction budget of {self.max_insns} exhausted "
+                                                        f"at PC {self.where(cpu.pc)}")
+                    break
+                budget = min(budget, left)
+            timeout_us = 0
+            if deadline is not None:
+                left_s = deadline - time.monotonic()
+                if left_s <= 0:
+                    self.result = Result("timeout", 124, f"timeout of {self.timeout}s reached at PC {self.where(cpu.pc)}")
+                    break
+                timeout_us = max(1, int(left_s * 1e6))
+            try:
+                cpu.run(cpu.pc, budget, timeout_us)
+            except _Stop as s:
+                self.result = s.result
+            except NeveError as e:
+                self.result = Result(e.reason, e.exit_code, e.message)
+            except UcError as e:
+                if self._pending is not None:
+                    pending, self._pending = self._pending, None
+                    try:
+                        self._deliver_pending(pending)
+                    except _Stop as s:
+                        self.result = s.result
+                    except NeveError as e2:
+                        self.result = Result(e2.reason, e2.exit_code, e2.message)
+                else:
+                    self.result = Result("guest-error", 126, f"emulation error at PC {self.where(cpu.pc)}: {e}")
+        if self._uart_out is None:
+            pass
+        return self.result
+
+    # --- exception entry (hardware EL1, the guest's own vectors) -------------------------
+    def take_el1(self, esr: int, elr: int, far: int | None = None, kind: int = VEC_SYNC) -> None:
+        """Architectural exception entry to EL1 (the VM's, or the nested VM's, own EL1)."""
+        cpu = self.cpu
+        ps = cpu.pstate()
+        el = (ps >> 2) & 3
+        off = VEC_LOWER_A64 if el == 0 else (VEC_CUR_SPX if ps & 1 else VEC_CUR_SP0)
+        if kind == VEC_SYNC:
+            cpu.cpr_write(3, 0, 5, 2, 0, esr)            # ESR_EL1
+            if far is not None:
+                cpu.cpr_write(3, 0, 6, 0, 0, far)        # FAR_EL1
+        cpu.cpr_write(3, 0, 4, 0, 1, elr)                # ELR_EL1
+        cpu.cpr_write(3, 0, 4, 0, 0, spsr_from_pstate(ps))  # SPSR_EL1
+        vbar = cpu.cpr_read(3, 0, 12, 0, 0)
+        cpu.set_pstate(M_EL1H | PSTATE_DAIF | new_pan(cpu, ps))
+        cpu.pc = (vbar & ~0x7FF) + off + kind
+
+    def deliver_sync(self, esr: int, elr: int, far: int | None = None) -> None:
+        """A synchronous exception of the running code that the hardware would take
+        without involving L0: to EL1 (vm mode, nested VM) or to vEL2."""
+        if self.vel2 is not None:
+            self.vel2.deliver_sync(esr, elr, far)
+        else:
+            self.take_el1(esr, elr, far)
+
+    # --- hooks -----------------------------------------------------------------------
+    def _hook_intr(self, uc, intno: int, _) -> None:
+        cpu = self.cpu
+        pc = cpu.pc
+        if intno in (EXCP_SWI, EXCP_HVC, EXCP_SMC):
+            insn_pc = pc - 4
+            insn = cpu.read_insn(insn_pc)
+            imm = ((insn or 0) >> 5) & 0xFFFF
+            if intno == EXCP_SWI:
+                self.deliver_sync(decode.esr(decode.EC_SVC64, imm), pc)
+            elif intno == EXCP_HVC:
+                self._on_hvc(imm, insn_pc, insn)
+            else:
+                self._on_smc(imm, insn_pc, insn)
+            return
+        if intno == EXCP_UDEF:
+            insn = cpu.read_insn(pc)
+            self._on_udef(pc, insn)
+            return
+        if intno == EXCP_BKPT:
+            insn = cpu.read_insn(pc)
+            k = decode.classify(insn) if insn is not None else None
+            if k is None or k.kind != "brk":
+                raise Unsupported(f"breakpoint exception without a BRK instruction", pc)
+            self.deliver_sync(decode.esr(decode.EC_BRK64, k.imm), pc)
+            return
+        if intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
+            self._on_mmu_abort(intno == EXCP_PREFETCH_ABORT, pc)
+            return
+        raise Unsupported(f"exception {intno} raised by the CPU", pc)
+
+    def _on_udef(self, pc: int, insn: int | None) -> None:
+        k = decode.classify(insn) if insn is not None else None
+        kind = k.kind if k else None
+        if kind == "hlt" and k.imm == semihost.HLT_SEMIHOSTING:
+            self._semihosting(pc, insn)
+            return
+        if kind == "wfi":
+            if self.vel2 is not None and self.vel2.route_wfx(pc, insn):
+                return
+            # L0 traps WFI (HCR_EL2.TWI).  Nothing but L0 can wake the CPU and no
+            # interrupt source is modelled yet, so WFI completes at once, which the
+            # architecture permits (a WFI wake-up event may occur at any time).
+            self.trap(ev.WFX, "WFI", pc=pc, insn=insn, reason="HCR_EL2.TWI set by L0")
+            self.cpu.pc = pc + 4
+            return
+        if kind in ("eret", "eretaa", "eretab") and self.vel2 is not None and self.vel2.active:
+            self.vel2.eret(pc, insn)
+            return
+        if kind in ("mrs", "msr", "sys", "sysl") and self.vel2 is not None and self.vel2.active:
+            raise Unsupported(f"{decode.disasm(insn, pc)} at vEL2", pc)
+        if kind == "fp":
+            self.deliver_sync(decode.esr(decode.EC_FP, 0x1E00000), pc)
+            return
+        self.deliver_sync(decode.esr(decode.EC_UNKNOWN, 0), pc)
+
+    def _semihosting(self, pc: int, insn: int) -> None:
+        cpu = self.cpu
+        op = cpu.x(0) & 0xFFFFFFFF
+        arg = cpu.x(1)
+        name = semihost.NAMES.get(op, f"semihosting op {op:#x}")
+        self.trap(ev.SEMIHOSTING, name, pc=pc, insn=insn, reason="hlt #0xf000 (Arm semihosting) handled by L0")
+        if op == semihost.SYS_WRITEC:
+            self._semihost_out(self._read_guest(arg, 1))
+        elif op == semihost.SYS_WRITE0:
+            out = bytearray()
+            while len(out) < 1 << 20:
+                b = self._read_guest(arg + len(out), 1)
+                if b == b"\0":
+                    break
+                out += b
+            self._semihost_out(bytes(out))
+        elif op in (semihost.SYS_EXIT, semihost.SYS_EXIT_EXTENDED):
+            block = self._read_guest(arg, 16)
+            reason = int.from_bytes(block[:8], "little")
+            code = int.from_bytes(block[8:], "little")
+            status = (code & 0xFF) if reason == semihost.ADP_STOPPED_APPLICATION_EXIT else 1
+            self.stop("semihosting-exit", status, f"semihosting exit (reason {reason:#x}, code {code})")
+        else:
+            raise Unsupported(f"semihosting operation {op:#x}", pc)
+        cpu.pc = pc + 4
+
+    def _read_guest(self, va: int, size: int) -> bytes:
+        b = self.cpu.read_virt(va, size)
+        if b is None:
+            raise GuestError(f"semihosting argument at {va:#x} is not readable")
+        return b
+
+    def _on_hvc(self, imm: int, insn_pc: int, insn: int | None) -> None:
+        if self.vel2 is not None and self.vel2.on_hvc(imm, insn_pc, insn):
+            return
+        # vm mode: the guest's HVC is a hypercall to L0 (PSCI / SMCCC).
+        self.hypercall_begin("EL1")
+        self._psci_call(ev.HVC, f"HVC #{imm:#x}", insn_pc, insn, "HVC from EL1 always traps to EL2")
+        self.guest_resumed("EL1")
+
+    def _on_smc(self, imm: int, insn_pc: int, insn: int | None) -> None:
+        if self.vel2 is not None and self.vel2.on_smc(imm, insn_pc, insn):
+            return
+        self._psci_call(ev.SMC, f"SMC #{imm:#x}", insn_pc, insn, "HCR_EL2.TSC set by L0" if self.vel2 is None
+                        else "SMC to the firmware (EL3), emulated by L0")
+
+    def _psci_call(self, cls: str, name: str, insn_pc: int, insn: int | None, reason: str) -> None:
+        cpu = self.cpu
+        fid = cpu.x(0)
+        self.trap(cls, name, value=fid, pc=insn_pc, insn=insn,
+                  reason=f"{reason}; {psci.NAMES.get(fid & 0xFFFFFFFF, 'SMCCC call')} x0={fid:#x}")
+        res, shutdown = psci.call(fid, cpu.x(1))
+        if shutdown:
+            self.stop(shutdown, 0, f"PSCI {shutdown}")
+        cpu.set_x(0, res)
+        cpu.pc = insn_pc + 4
+
+    def _on_mmu_abort(self, prefetch: bool, pc: int) -> None:
+        from neve import faults
+        faults.mmu_abort(self, prefetch, pc)
+
+    def _hook_unmapped(self, uc, access: int, addr: int, size: int, value: int, _) -> bool:
+        pc = self.cpu.pc
+        if self.vel2 is not None and access == UC_MEM_FETCH_UNMAPPED and self.vel2.is_eret_net(addr):
+            self._pending = ("eret-net", addr)
+            return False
+        dev = unmodelled_device(addr)
+        if dev is not None:
+            self._pending = ("unsupported", f"access to the QEMU virt {dev} at PA {addr:#x}", pc)
+            return False
+        self._pending = ("external", access, addr, pc, self.level)
+        return False
+
+    def _deliver_pending(self, p: tuple) -> None:
+        kind = p[0]
+        if kind == "unsupported":
+            raise Unsupported(p[1], p[2])
+        if kind == "eret-net":
+            self.vel2.eret(None, None)
+            return
+        from neve import faults
+        faults.external_abort(self, *p[1:])
+
+    # --- system registers ----------------------------------------------------------------
+    def _hook_mrs(self, uc, reg, cp, _) -> int:
+        return self._sysreg(reg, (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2), False, 0)
+
+    def _hook_msr(self, uc, reg, cp, _) -> int:
+        return self._sysreg(reg, (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2), True, cp.val)
+
+    def _sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int:
+        try:
+            if self.vel2 is not None:
+                r = self.vel2.sysreg(reg, key, write, value)
+                if r is not None:
+                    return r
+            return self._sysreg_el1(reg, key, write, value)
+        except (_Stop, NeveError):
+            raise
+        except Exception as e:  # never let a hook die silently inside Unicorn
+            raise GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}")
+
+    def timer_read(self, key: tuple) -> int | None:
+        """Deterministic generic-timer reads: the counter is the instruction count."""
+        if key in (_KEY_CNTVCT, _KEY_CNTVCTSS):
+            return self.icount() - (self.vel2.cntvoff() if self.vel2 is not None else 0)
+        if key in (_KEY_CNTPCT, _KEY_CNTPCTSS):
+            return self.icount()
+        if key == _KEY_CNTFRQ:
+            return CNTFRQ
+        return None
+
+    def _sysreg_el1(self, reg: int, key: tuple, write: bool, value: int) -> int:
+        """An access from (hardware) EL1/EL0 with L0 as the only hypervisor."""
+        cpu = self.cpu
+        if not write:
+            v = self.timer_read(key)
+            if v is not None:
+                cpu.uc.reg_write(reg, v)
+                cpu.pc = cpu.pc + 4
+                return 1
+        row = sysregs.BY_KEY.get(key)
+        if row is None or not row.traps:
+            return 0
+        reasons = row.trap_reasons(write, VM_CONTROLS)
+        if not reasons:
+            return 0
+        # Trapped by L0 (e.g. ACTLR_EL1 with HCR_EL2.TACR): L0 emulates it as KVM
+        # does, against the hardware register.
+        pc = cpu.pc
+        self.trap(ev.SYSREG, row.name, "w" if write else "r", value if write else None, pc=pc,
+                  reason=", ".join(f"{t} set by L0" for t in reasons))
+        if write:
+            cpu.cpr_write(*key, value)
+        else:
+            cpu.uc.reg_write(reg, cpu.cpr_read(*key))
+        cpu.pc = pc + 4
+        return 1
+
+    def _hook_sys(self, uc, reg, cp, _) -> int:
+        try:
+            if self.vel2 is not None:
+                r = self.vel2.sys(reg, cp)
+                if r is not None:
+                    return r
+            return 0
+        except (_Stop, NeveError):
+            raise
+        except Exception as e:
+            raise GuestError(f"internal error emulating a SYS instruction at PC {self.cpu.pc:#x}: {e!r}")
+
+
+def spsr_from_pstate(ps: int) -> int:
+    """SPSR value saved on exception entry from the current PSTATE (AArch64)."""
+    return ps & 0xFFFF_FFFF
+
+
+def new_pan(cpu: CPU, ps: int) -> int:
+    """PSTATE.PAN on entry to EL1: set when SCTLR_EL1.SPAN is 0, else preserved."""
+    sctlr = cpu.cpr_read(3, 0, 1, 0, 0)
+    if not (sctlr >> 23) & 1:
+        return 1 << 22
+    return ps & (1 << 22)

@@ -1,0 +1,104 @@
+"""Counters built from the event stream, and the --stats JSON document."""
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+
+from neve import events as ev
+
+
+class Stats:
+    """Subscribes to the bus; counts traps by class and register, and traps per
+    hypercall (from the trap of the guest's HVC up to the moment it runs again)."""
+
+    def __init__(self, bus: ev.Bus) -> None:
+        self.total = 0
+        self.by_class: Counter[str] = Counter()
+        self.by_register: Counter[str] = Counter()
+        self.per_call: list[int] = []
+        self.per_call_class: list[Counter[str]] = []
+        self.per_call_register: list[Counter[str]] = []
+        self.page_accesses = 0
+        self._open: int | None = None
+        self._open_class: Counter[str] | None = None
+        self._open_reg: Counter[str] | None = None
+        bus.subscribe(ev.Trap, self._trap)
+        bus.subscribe(ev.Hypercall, self._hypercall)
+        bus.subscribe(ev.PageAccess, self._page)
+
+    def _trap(self, t: ev.Trap) -> None:
+        self.total += 1
+        self.by_class[t.cls] += 1
+        key = register_key(t)
+        self.by_register[key] += 1
+        if self._open is not None:
+            self._open += 1
+            self._open_class[t.cls] += 1
+            self._open_reg[key] += 1
+
+    def _page(self, p: ev.PageAccess) -> None:
+        self.page_accesses += 1
+
+    def _hypercall(self, h: ev.Hypercall) -> None:
+        if h.phase == "begin":
+            self._open, self._open_class, self._open_reg = 0, Counter(), Counter()
+        elif self._open is not None:
+            self.per_call.append(self._open)
+            self.per_call_class.append(self._open_class)
+            self.per_call_register.append(self._open_reg)
+            self._open = self._open_class = self._open_reg = None
+
+    def hypercall_summary(self) -> dict:
+        calls = self.per_call
+        if not calls:
+            return {"count": 0, "traps_per_call": {"min": 0, "median": 0, "max": 0}}
+        med = statistics.median(calls)
+        return {
+            "count": len(calls),
+            "traps_per_call": {"min": min(calls), "median": med if med != int(med) else int(med), "max": max(calls)},
+        }
+
+    def median_call_breakdown(self) -> tuple[dict, dict]:
+        """By-class and by-register counts of the median hypercall (the first call
+        whose trap count equals the median, or the nearest)."""
+        if not self.per_call:
+            return {}, {}
+        med = statistics.median_low(self.per_call)
+        i = self.per_call.index(med)
+        return dict(sorted(self.per_call_class[i].items())), dict(sorted(self.per_call_register[i].items()))
+
+
+def register_key(t: ev.Trap) -> str:
+    """The by_register key: the register name for sysreg and MMIO traps, the
+    instruction name otherwise, suffixed with the direction for sysregs."""
+    if t.cls == ev.SYSREG and t.rw:
+        return f"{t.name}:{t.rw}"
+    return t.name
+
+
+def document(*, mode: str, exit_reason: str, status: int, instructions: int, stats: Stats,
+             extra: dict | None = None) -> dict:
+    cls, reg = stats.median_call_breakdown()
+    doc = {
+        "schema": 1,
+        "mode": mode,
+        "exit": {"reason": exit_reason, "status": status},
+        "instructions": instructions,
+        "traps": {
+            "total": stats.total,
+            "by_class": dict(sorted(stats.by_class.items())),
+            "by_register": dict(sorted(stats.by_register.items())),
+        },
+        "hypercalls": stats.hypercall_summary() | {"median_call": {"by_class": cls, "by_register": reg}},
+        "page_accesses": stats.page_accesses,
+    }
+    if extra:
+        doc.update(extra)
+    return doc
+
+
+def write(path, doc: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, sort_keys=False)
+        f.write("\n")
