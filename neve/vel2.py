@@ -1,0 +1,493 @@
+"""Virtual EL2: the guest hypervisor (L1) runs at EL1 on the hardware but sees EL2.
+
+L0 keeps three sets of state, as a host hypervisor does under FEAT_NV:
+* L1's virtual EL2 registers (HCR_EL2, VBAR_EL2, ELR_EL2, ...);
+* the EL1 registers of what L1 runs at EL1/EL0 (its nested VM or its host-kernel
+  part): while vEL2 runs they live here, while that EL1 code runs they live in the
+  hardware;
+* the shadow EL1 registers: the values the hardware EL1 needs to run vEL2 code
+  (SCTLR_EL2 adapted to SCTLR_EL1, TTBR0_EL2, TCR_EL2 adapted, MAIR_EL2, SP_EL2).
+
+In the neve and nv2 modes the registers the mode turns into memory accesses live in
+the page L0 owns (the NEVE log page / the VNCR page) at the offset the register
+table gives, so `page` shows exactly what hardware would have written.
+
+Which access traps, which is redirected and which goes to the page is decided by
+`sysregs.vel2_access` (the table and the control bits L0 sets for the mode); which
+access of the EL1 code is forwarded to vEL2 is decided by the same table evaluated
+against L1's own virtual control registers.
+"""
+from __future__ import annotations
+
+from unicorn import UC_HOOK_CODE
+
+from neve import decode, events as ev, sysregs
+from neve.cpu import M_EL1H, M_EL1T, PSTATE_DAIF
+from neve.errors import Unsupported
+from neve.platform import RAM_BASE
+
+# Hardware ELR_EL1 while vEL2 runs: an unbacked address, so a native ERET that no
+# code hook caught lands here and is still emulated (the "ERET safety net").
+ERET_NET = 0x0FFF_F000
+
+ERET_WORDS = {0xD69F03E0: "ERET", 0xD69F0BFF: "ERETAA", 0xD69F0FFF: "ERETAB"}
+_ERET_BYTES = [w.to_bytes(4, "little") for w in ERET_WORDS]
+
+VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
+SCTLR_EL1_RES1 = 0x30D0_0800
+# SCTLR_EL2 bits that carry over to SCTLR_EL1 when L0 runs vEL2 on EL1:
+# M, A, C, SA, I, WXN, EE.
+SCTLR_EL2_TO_EL1 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19) | (1 << 25)
+
+_HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in sysregs.CTRL_BITS["HCR_EL2"]}
+
+VIRTUAL_CONTROLS = ("HCR_EL2", "CPTR_EL2", "MDCR_EL2", "CNTHCTL_EL2", "ICH_HCR_EL2")
+
+# GIC virtual interface as L1 sees it: 4 list registers, 5 priority/preemption bits.
+ICH_VTR_VALUE = (4 << 29) | (4 << 26) | (1 << 21) | (4 - 1)
+NUM_LRS = 4
+
+
+def el2_tcr_to_el1(tcr2: int) -> int:
+    """TCR_EL2 (non-VHE) -> TCR_EL1 for the single-range EL2 regime."""
+    t0sz = tcr2 & 0x3F
+    irgn0 = (tcr2 >> 8) & 3
+    orgn0 = (tcr2 >> 10) & 3
+    sh0 = (tcr2 >> 12) & 3
+    tg0 = (tcr2 >> 14) & 3
+    ps = (tcr2 >> 16) & 7
+    tbi = (tcr2 >> 20) & 1
+    return (t0sz | irgn0 << 8 | orgn0 << 10 | sh0 << 12 | tg0 << 14
+            | 1 << 23                 # EPD1: no TTBR1 range at EL2
+            | ps << 32 | tbi << 37)
+
+
+class VirtualEL2:
+    def __init__(self, m, mode: str) -> None:
+        self.m = m
+        self.cpu = m.cpu
+        self.mode = mode
+        self.active = True
+        self.regs: dict[str, int] = {}
+        self.page = bytearray(4096) if mode in ("neve", "nv2") else None
+        self.offsets: dict[str, int] = {}
+        self.sp_el2 = 0
+        self.controls = sysregs.l0_controls(mode)
+        # Per-mode decision for every (encoding, write) at vEL2.
+        self.vel2_action: dict[tuple, tuple[sysregs.SysReg, str, list]] = {}
+        next_free = 0x800
+        for r in sysregs.REGISTERS:
+            for write in (False, True):
+                if write and r.access == "ro" or not write and r.access == "wo":
+                    continue
+                act = sysregs.vel2_access(r, write, mode)
+                reasons = r.trap_reasons(write, self.controls) if act == "trap" else []
+                self.vel2_action[(r.key, write)] = (r, act, reasons)
+                if act == "mem" and self.page is not None and r.name not in self.offsets:
+                    if r.vncr is not None:
+                        self.offsets[r.name] = r.vncr
+                    else:
+                        self.offsets[r.name] = next_free
+                        next_free += 8
+        # EL1 registers that the hardware swaps on a world switch: those whose
+        # access at vEL2 does not reach the hardware register in this mode.
+        self.swap = [r for r in sysregs.REGISTERS
+                     if r.group == "el1" and r.name != "SP_EL1"
+                     and any(self.vel2_action.get((r.key, w), (None, "native"))[1] != "native" for w in (False, True))]
+        self._eret_hooked: set[int] = set()
+        self._guest_at_exit: str | None = None
+
+    # --- storage ---------------------------------------------------------------------
+    def get(self, name: str) -> int:
+        off = self.offsets.get(name)
+        if off is not None:
+            return int.from_bytes(self.page[off:off + 8], "little")
+        return self.regs.get(name, 0)
+
+    def set(self, name: str, value: int) -> None:
+        value &= 0xFFFF_FFFF_FFFF_FFFF
+        off = self.offsets.get(name)
+        if off is not None:
+            self.page[off:off + 8] = value.to_bytes(8, "little")
+        else:
+            self.regs[name] = value
+
+    def vcontrols(self) -> dict[str, int]:
+        return {n: self.get(n) for n in VIRTUAL_CONTROLS}
+
+    def cntvoff(self) -> int:
+        return self.get("CNTVOFF_EL2")
+
+    # --- reset -----------------------------------------------------------------------
+    def reset(self) -> None:
+        cpu = self.cpu
+        for r in sysregs.REGISTERS:
+            if r.group in ("el2",):
+                self.set(r.name, r.reset)
+        self.set("VPIDR_EL2", cpu.cpr_read(3, 0, 0, 0, 0))
+        self.set("VMPIDR_EL2", cpu.cpr_read(3, 0, 0, 0, 5))
+        # The EL1 context L1 will run starts from the hardware's reset values.
+        for r in self.swap:
+            self.set(r.name, cpu.cpr_read(*r.key))
+        self.set("SP_EL1", 0)
+        self.sp_el2 = 0
+        self.active = True
+        self._load_shadow()
+        cpu.set_pstate(M_EL1H | PSTATE_DAIF)
+        self.scan_erets(RAM_BASE, self.m.ram_size)
+
+    # --- shadow EL1 registers ----------------------------------------------------------
+    def _shadow_sctlr(self) -> int:
+        return SCTLR_EL1_RES1 | (self.get("SCTLR_EL2") & SCTLR_EL2_TO_EL1)
+
+    def _load_shadow(self) -> None:
+        """Put into the hardware EL1 registers what vEL2 code needs to run."""
+        cpu = self.cpu
+        for r in self.swap:
+            cpu.cpr_write(*r.key, 0)
+        cpu.cpr_write(3, 0, 1, 0, 0, self._shadow_sctlr())            # SCTLR_EL1
+        cpu.cpr_write(3, 0, 2, 0, 0, self.get("TTBR0_EL2"))           # TTBR0_EL1
+        cpu.cpr_write(3, 0, 2, 0, 2, el2_tcr_to_el1(self.get("TCR_EL2")))  # TCR_EL1
+        cpu.cpr_write(3, 0, 10, 2, 0, self.get("MAIR_EL2"))           # MAIR_EL1
+        cpu.cpr_write(3, 0, 12, 0, 0, self.get("VBAR_EL2"))           # VBAR_EL1 (informative)
+        # EL2 FP/SIMD is controlled by CPTR_EL2.TFP; the EL1 equivalent is CPACR_EL1.FPEN.
+        tfp = (self.get("CPTR_EL2") >> 10) & 1
+        cpu.cpr_write(3, 0, 1, 0, 2, 0 if tfp else (3 << 20))         # CPACR_EL1
+        cpu.cpr_write(3, 0, 4, 0, 1, ERET_NET)                        # ELR_EL1
+        cpu.cpr_write(3, 0, 4, 0, 0, M_EL1H | PSTATE_DAIF)            # SPSR_EL1
+        cpu.flush_tlb()
+
+    def _refresh_regime(self) -> None:
+        if self.active:
+            cpu = self.cpu
+            cpu.cpr_write(3, 0, 1, 0, 0, self._shadow_sctlr())
+            cpu.cpr_write(3, 0, 2, 0, 0, self.get("TTBR0_EL2"))
+            cpu.cpr_write(3, 0, 2, 0, 2, el2_tcr_to_el1(self.get("TCR_EL2")))
+            cpu.cpr_write(3, 0, 10, 2, 0, self.get("MAIR_EL2"))
+            tfp = (self.get("CPTR_EL2") >> 10) & 1
+            cpu.cpr_write(3, 0, 1, 0, 2, 0 if tfp else (3 << 20))
+            cpu.flush_tlb()
+
+    # --- world switches ------------------------------------------------------------------
+    def guest_id(self) -> str:
+        """The EL1 context L1 runs: its nested VM when stage 2 or a VMID is set up,
+        else L1's own host-kernel part."""
+        if self.get("VTTBR_EL2") or self.get("HCR_EL2") & _HCR["VM"]:
+            return "nested-VM"
+        return "vEL1-host"
+
+    def enter_el1(self, spsr: int, elr: int, pc_of_eret: int | None) -> None:
+        cpu = self.cpu
+        hcr = self.get("HCR_EL2")
+        for bit in ("E2H", "TGE"):
+            if hcr & _HCR[bit]:
+                raise Unsupported(f"ERET to EL1 with HCR_EL2.{bit}=1 (VHE guest hypervisors)", pc_of_eret)
+        if hcr & (_HCR["NV"] | _HCR["NV2"]):
+            raise Unsupported("ERET to EL1 with HCR_EL2.NV set (recursive nesting)", pc_of_eret)
+        if hcr & _HCR["VM"]:
+            raise Unsupported("stage-2 translation for the nested VM (HCR_EL2.VM=1)", pc_of_eret)
+        self.sp_el2 = cpu.sp_el(1)
+        for r in self.swap:
+            cpu.cpr_write(*r.key, self.get(r.name))
+        cpu.set_sp_el(1, self.get("SP_EL1"))
+        cpu.set_pstate(spsr & 0xFFFF_FFFF)
+        cpu.pc = elr
+        self.active = False
+        cpu.flush_tlb()
+        gid = self.guest_id()
+        self.m.bus.publish(ev.Switch(cpu.icount(), "vEL2", "EL0" if (spsr >> 2) & 3 == 0 else "EL1", elr,
+                                     "ERET"))
+        self.m.guest_resumed(gid)
+
+    def exit_to_vel2(self, esr: int, elr: int, far: int | None = None, kind: int = 0,
+                     hpfar: int | None = None, why: str = "") -> None:
+        """A virtual exception from L1's EL1/EL0 into vEL2 (lower-EL AArch64 vector)."""
+        cpu = self.cpu
+        ps = cpu.pstate()
+        src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
+        for r in self.swap:
+            self.set(r.name, cpu.cpr_read(*r.key))
+        self.set("SP_EL1", cpu.sp_el(1))
+        self.active = True
+        self._load_shadow()
+        cpu.set_pstate(M_EL1H | PSTATE_DAIF)
+        cpu.sp = self.sp_el2
+        if kind == 0:
+            self.set("ESR_EL2", esr)
+            if far is not None:
+                self.set("FAR_EL2", far)
+            if hpfar is not None:
+                self.set("HPFAR_EL2", hpfar)
+        self.set("ELR_EL2", elr)
+        self.set("SPSR_EL2", ps & 0xFFFF_FFFF)
+        cpu.pc = (self.get("VBAR_EL2") & ~0x7FF) + VEC_LOWER_A64 + kind
+        self.m.bus.publish(ev.Switch(cpu.icount(), src, "vEL2", cpu.pc, why))
+
+    def take_current(self, esr: int, elr: int, far: int | None = None, kind: int = 0) -> None:
+        """An exception taken at vEL2 to vEL2 (hardware: EL1 to EL1, no L0 involved)."""
+        cpu = self.cpu
+        ps = cpu.pstate()
+        off = VEC_CUR_SPX if ps & 1 else VEC_CUR_SP0
+        if kind == 0:
+            self.set("ESR_EL2", esr)
+            if far is not None:
+                self.set("FAR_EL2", far)
+        self.set("ELR_EL2", elr)
+        # L1 must see EL2 in SPSR_EL2.M (EL1h/EL1t on the hardware -> EL2h/EL2t).
+        self.set("SPSR_EL2", (ps & 0xFFFF_FFFF) + 4 if (ps >> 2) & 3 == 1 else ps & 0xFFFF_FFFF)
+        cpu.set_pstate(M_EL1H | PSTATE_DAIF)
+        cpu.pc = (self.get("VBAR_EL2") & ~0x7FF) + off + kind
+
+    def deliver_sync(self, esr: int, elr: int, far: int | None) -> None:
+        if self.active:
+            self.take_current(esr, elr, far)
+        else:
+            self.m.take_el1(esr, elr, far)
+
+    # --- ERET ----------------------------------------------------------------------------
+    def eret(self, pc: int | None, insn: int | None) -> None:
+        name = ERET_WORDS.get(insn, "ERET") if insn is not None else "ERET"
+        self.m.trap(ev.ERET, name, pc=pc, insn=insn, reason="HCR_EL2.NV set by L0: ERET at EL1 traps to EL2"
+                    + ("" if pc is not None else " (caught by the ERET safety net: PC unknown)"))
+        spsr = self.get("SPSR_EL2")
+        elr = self.get("ELR_EL2")
+        mfield = spsr & 0x1F
+        if mfield in (0x9, 0x8):           # EL2h / EL2t: stay at vEL2
+            self.cpu.set_pstate((spsr & ~0x1F & 0xFFFF_FFFF) | (mfield - 4))
+            self.cpu.pc = elr
+            return
+        if mfield in (0x5, 0x4, 0x0):      # EL1h / EL1t / EL0t
+            self.enter_el1(spsr, elr, pc)
+            return
+        raise Unsupported(f"{name} to SPSR_EL2.M={mfield:#x} (AArch32 or EL3: illegal exception return)", pc)
+
+    def is_eret_net(self, addr: int) -> bool:
+        return self.active and addr == ERET_NET
+
+    def scan_erets(self, base: int, size: int) -> None:
+        """Hook every ERET/ERETAA/ERETAB word in [base, base+size) of RAM so that an
+        ERET executed at vEL2 is caught before it runs (Unicorn has no ERET hook)."""
+        ram = self.m.ram
+        lo = base - RAM_BASE
+        hi = min(lo + size, len(ram))
+        uc = self.cpu.uc
+        new = []
+        for pat in _ERET_BYTES:
+            i = ram.find(pat, lo, hi)
+            while i != -1:
+                if i % 4 == 0:
+                    a = RAM_BASE + i
+                    if a not in self._eret_hooked:
+                        self._eret_hooked.add(a)
+                        uc.hook_add(UC_HOOK_CODE, self._hook_eret, None, a, a)
+                        new.append(a)
+                i = ram.find(pat, i + 1, hi)
+        for a in new:
+            uc.ctl_remove_cache(a, a + 4)
+
+    def _hook_eret(self, uc, addr: int, size: int, _) -> None:
+        if not self.active:
+            return
+        insn = self.cpu.read_insn(addr)
+        if insn in ERET_WORDS:
+            self.eret(addr, insn)
+
+    # --- HVC / SMC / WFx -----------------------------------------------------------------
+    def on_hvc(self, imm: int, insn_pc: int, insn: int | None) -> bool:
+        m = self.m
+        name = f"HVC #{imm:#x}"
+        if self.active:
+            # An HVC at EL1 always goes to EL2: L0 emulates it as taken at vEL2.
+            m.trap(ev.HVC, name, value=self.cpu.x(0), pc=insn_pc, insn=insn,
+                   reason="HVC at vEL2 (hardware EL1) traps to L0, which takes it to vEL2's own vector")
+            self.take_current(decode.esr(decode.EC_HVC64, imm), insn_pc + 4)
+            return True
+        if self.get("HCR_EL2") & _HCR["HCD"]:
+            m.take_el1(decode.esr(decode.EC_UNKNOWN, 0), insn_pc)
+            return True
+        gid = self.guest_id()
+        if gid == "nested-VM":
+            m.hypercall_begin(gid)
+        m.trap(ev.HVC, name, value=self.cpu.x(0), pc=insn_pc, insn=insn, forwarded=True,
+               reason=f"HVC from {m.level} goes to EL2: L0 forwards it to vEL2")
+        self.exit_to_vel2(decode.esr(decode.EC_HVC64, imm), insn_pc + 4, why=name)
+        return True
+
+    def on_smc(self, imm: int, insn_pc: int, insn: int | None) -> bool:
+        if self.active:
+            return False   # to the firmware: L0's PSCI
+        if self.get("HCR_EL2") & _HCR["TSC"]:
+            self.m.trap(ev.SMC, f"SMC #{imm:#x}", value=self.cpu.x(0), pc=insn_pc, insn=insn, forwarded=True,
+                        reason="HCR_EL2.TSC set by L1: forwarded to vEL2")
+            # A trapped SMC's preferred return address is the SMC itself.
+            self.exit_to_vel2(decode.esr(decode.EC_SMC64, imm), insn_pc, why="SMC")
+            return True
+        return False
+
+    def route_wfx(self, pc: int, insn: int) -> bool:
+        if self.active:
+            return False
+        if self.get("HCR_EL2") & _HCR["TWI"]:
+            self.m.trap(ev.WFX, "WFI", pc=pc, insn=insn, forwarded=True, reason="HCR_EL2.TWI set by L1")
+            self.exit_to_vel2(decode.esr(decode.EC_WFX, decode.wfx_iss(insn)), pc, why="WFI")
+            return True
+        return False
+
+    # --- system registers --------------------------------------------------------------------
+    def sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
+        """MRS/MSR hook. Returns 1 when handled, None to fall through to the
+        machine's EL1 path (native access, timer, L0's own traps)."""
+        if self.active:
+            return self._vel2_sysreg(reg, key, write, value)
+        return self._el1_sysreg(reg, key, write, value)
+
+    def _vel2_sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
+        m, cpu = self.m, self.cpu
+        pc = cpu.pc
+        ent = self.vel2_action.get((key, write))
+        if ent is None:
+            if key == (3, 0, 4, 2, 2) and not write:      # CurrentEL reads EL2 under NV
+                cpu.uc.reg_write(reg, 2 << 2)
+                cpu.pc = pc + 4
+                return 1
+            if key[1] in (4, 5, 6) or sysregs.BY_KEY.get(key) is not None:
+                insn = cpu.read_insn(pc)
+                raise Unsupported(f"{'MSR' if write else 'MRS'} {sysregs.enc_name(*key)} "
+                                  f"({decode.disasm(insn, pc) if insn is not None else '?'}) at vEL2", pc)
+            return None
+        row, act, reasons = ent
+        if act == "native":
+            return None
+        rw = "w" if write else "r"
+        if act == "trap":
+            if row.group == "el12":
+                # With HCR_EL2.E2H=0 the _EL12/_EL02 encodings are UNDEFINED at EL2.
+                m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc,
+                       reason="HCR_EL2.NV set by L0; UNDEFINED at EL2 with E2H=0: L0 injects UNDEF")
+                self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
+                return 1
+            why = ", ".join(f"{t} set by L0" for t in reasons) or "trapped under this mode's policy"
+            m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc, reason=why)
+        else:
+            off = self.offsets.get(row.name, -1)
+            m.bus.publish(ev.PageAccess(cpu.icount(), pc, row.name, rw, value if write else self.read(row), off, act))
+        if write:
+            self.write(row, value, pc)
+        else:
+            v = self.read(row)
+            cpu.uc.reg_write(reg, v)
+            if act == "trap" and m.bus.wants(ev.Trap):
+                pass
+        cpu.pc = pc + 4
+        return 1
+
+    def read(self, row: sysregs.SysReg) -> int:
+        name = row.name
+        if name == "ICH_VTR_EL2":
+            return ICH_VTR_VALUE
+        if name == "ICH_ELRSR_EL2":
+            return sum(1 << n for n in range(NUM_LRS) if not (self.get(f"ICH_LR{n}_EL2") >> 62) & 3)
+        if name in ("ICH_EISR_EL2", "ICH_MISR_EL2"):
+            return 0
+        if name == "ICC_SRE_EL2":
+            return self.get(name) | 1          # SRE is RAO: system-register interface only
+        if name == "CNTHP_TVAL_EL2":
+            return (self.get("CNTHP_CVAL_EL2") - self.m.icount()) & 0xFFFF_FFFF
+        if row.group == "el12" and row.alias:
+            return self.get(row.alias)
+        return self.get(name)
+
+    def write(self, row: sysregs.SysReg, value: int, pc: int | None = None) -> None:
+        name = row.name
+        if row.access == "ro":
+            return
+        if name == "CNTHP_TVAL_EL2":
+            v = value & 0xFFFF_FFFF
+            if v & 0x8000_0000:
+                v -= 1 << 32
+            self.set("CNTHP_CVAL_EL2", self.m.icount() + v)
+            return
+        self.set(name, value)
+        if name in ("SCTLR_EL2", "TTBR0_EL2", "TCR_EL2", "MAIR_EL2", "CPTR_EL2"):
+            self._refresh_regime()
+        elif name == "HCR_EL2":
+            for bit in ("E2H", "TGE"):
+                if value & _HCR[bit]:
+                    raise Unsupported(f"HCR_EL2.{bit}=1 (VHE guest hypervisors are not emulated)", pc)
+
+    def _el1_sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
+        """An access made by what L1 runs at EL1/EL0: forwarded to vEL2 when one of
+        L1's own trap controls says so."""
+        row = sysregs.BY_KEY.get(key)
+        if row is None or not row.traps or row.group in ("el2", "el12"):
+            return None
+        reasons = row.trap_reasons(write, self.vcontrols())
+        if not reasons:
+            return None
+        m, cpu = self.m, self.cpu
+        pc = cpu.pc
+        insn = cpu.read_insn(pc)
+        rt = (insn or 0) & 0x1F
+        m.trap(ev.SYSREG, row.name, "w" if write else "r", value if write else None, pc=pc, insn=insn,
+               forwarded=True, reason=", ".join(f"{t} set by L1" for t in reasons) + ": forwarded to vEL2")
+        iss = decode.sysreg_iss(*key, rt, not write)
+        self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=row.name)
+        return 1
+
+    # --- SYS instructions (TLBI, AT, DC, IC) -------------------------------------------------
+    def sys(self, reg: int, cp) -> int | None:
+        m, cpu = self.m, self.cpu
+        pc = cpu.pc
+        insn = cpu.read_insn(pc)
+        k = decode.classify(insn) if insn is not None else None
+        name = (k.name if k is not None and getattr(k, "name", None) else
+                f"SYS #{cp.op1}, C{cp.crn}, C{cp.crm}, #{cp.op2}")
+        if name.startswith("IC "):
+            # Code may have changed: hook any new ERET (the guest did its cache maintenance).
+            if "IVAU" in name:
+                va = cpu.x(insn & 0x1F) & ~63
+                pa = va  # instruction cache maintenance by VA; vEL2/EL1 code runs MMU-off or identity here
+                if RAM_BASE <= pa < RAM_BASE + m.ram_size:
+                    self.scan_erets(pa, 64)
+            else:
+                self.scan_erets(RAM_BASE, m.ram_size)
+            return None
+        if not self.active:
+            if name.startswith("TLBI") and self.get("HCR_EL2") & _HCR["TTLB"]:
+                m.trap(ev.TLBI, name, pc=pc, insn=insn, forwarded=True, reason="HCR_EL2.TTLB set by L1")
+                iss = decode.sys_iss(1, cp.op1, cp.crn, cp.crm, cp.op2, insn & 0x1F, False)
+                self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=name)
+                return 1
+            return None
+        if cp.op1 in (4, 6) or (name.startswith("AT S12") or name.startswith("AT S1E2")):
+            if name.startswith("TLBI"):
+                m.trap(ev.TLBI, name, pc=pc, insn=insn,
+                       reason="HCR_EL2.NV set by L0: EL2 and stage-2 TLB maintenance traps")
+                cpu.flush_tlb()
+                cpu.pc = pc + 4
+                return 1
+            if name.startswith("AT"):
+                m.trap(ev.AT, name, pc=pc, insn=insn, reason="HCR_EL2.NV set by L0: AT S1E2*/S12E* traps")
+                self._emulate_at(name, cpu.x(insn & 0x1F), pc)
+                cpu.pc = pc + 4
+                return 1
+            raise Unsupported(f"{name} at vEL2", pc)
+        return None
+
+    def _emulate_at(self, name: str, va: int, pc: int) -> None:
+        from neve import faults, mmu
+        rd = faults.read64_phys(self.m)
+        write = name.endswith("W")
+        if name.startswith("AT S1E2"):
+            regime = mmu.Stage1Regime.el2(self.get("SCTLR_EL2"), self.get("TCR_EL2"), self.get("TTBR0_EL2"),
+                                          self.get("MAIR_EL2"))
+            t = mmu.walk_stage1(rd, regime, va, write=write, el=2)
+        else:
+            regime = mmu.Stage1Regime.el10(self.get("SCTLR_EL1"), self.get("TCR_EL1"), self.get("TTBR0_EL1"),
+                                           self.get("TTBR1_EL1"), self.get("MAIR_EL1"))
+            t = mmu.walk_stage1(rd, regime, va, write=write, el=0 if "E0" in name else 1)
+        if isinstance(t, mmu.Fault):
+            par = 1 | (t.fsc << 1) | (int(t.s1ptw) << 8) | (int(t.stage == 2) << 9)
+        else:
+            par = (t.pa & 0xFFFF_FFFF_F000) | (t.attrs << 56) | (3 << 7) | (1 << 11)
+        self.cpu.cpr_write(3, 0, 7, 4, 0, par)   # PAR_EL1
