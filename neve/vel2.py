@@ -41,6 +41,12 @@ SCTLR_EL2_TO_EL1 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 <<
 
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in sysregs.CTRL_BITS["HCR_EL2"]}
 
+# HCR_EL2 controls whose presence marks an EL1 context as a guest L1 virtualizes.
+GUEST_HCR_MASK = 0
+for _b in ("VM", "FMO", "IMO", "AMO", "TWI", "TWE", "TID1", "TID2", "TID3", "TSC", "TIDCP", "TACR", "TSW",
+           "TPCP", "TPU", "TTLB", "TVM", "TRVM", "TDZ", "TERR", "TEA", "TLOR"):
+    GUEST_HCR_MASK |= _HCR[_b]
+
 VIRTUAL_CONTROLS = ("HCR_EL2", "CPTR_EL2", "MDCR_EL2", "CNTHCTL_EL2", "ICH_HCR_EL2")
 
 # GIC virtual interface as L1 sees it: 4 list registers, 5 priority/preemption bits.
@@ -170,9 +176,11 @@ class VirtualEL2:
 
     # --- world switches ------------------------------------------------------------------
     def guest_id(self) -> str:
-        """The EL1 context L1 runs: its nested VM when stage 2 or a VMID is set up,
-        else L1's own host-kernel part."""
-        if self.get("VTTBR_EL2") or self.get("HCR_EL2") & _HCR["VM"]:
+        """The EL1 context L1 runs.  A context L1 gives a VMID or stage 2, or traps
+        anything from, is its nested VM; one it runs with none of that (HCR_EL2 = RW
+        only, VTTBR_EL2 = 0, as a non-VHE KVM host kernel runs) is L1's own
+        host-kernel part."""
+        if self.get("VTTBR_EL2") or self.get("HCR_EL2") & GUEST_HCR_MASK:
             return "nested-VM"
         return "vEL1-host"
 
@@ -344,12 +352,12 @@ class VirtualEL2:
     def _vel2_sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
         m, cpu = self.m, self.cpu
         pc = cpu.pc
+        if key == (3, 0, 4, 2, 2) and not write:          # CurrentEL reads EL2 under NV
+            cpu.uc.reg_write(reg, 2 << 2)
+            cpu.pc = pc + 4
+            return 1
         ent = self.vel2_action.get((key, write))
         if ent is None:
-            if key == (3, 0, 4, 2, 2) and not write:      # CurrentEL reads EL2 under NV
-                cpu.uc.reg_write(reg, 2 << 2)
-                cpu.pc = pc + 4
-                return 1
             if key[1] in (4, 5, 6) or sysregs.BY_KEY.get(key) is not None:
                 insn = cpu.read_insn(pc)
                 raise Unsupported(f"{'MSR' if write else 'MRS'} {sysregs.enc_name(*key)} "
