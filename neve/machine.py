@@ -95,6 +95,9 @@ class Machine:
         for im in images:
             self._load(im)
         self.result: Result | None = None
+        self.clocks: list = []
+        self._pause_reason: str | None = None
+        self._deadline: float | None = None
         self._pending: tuple | None = None     # a fault recorded by the unmapped hook
         self._hypercall_guest: str | None = None
         self.vel2 = None
@@ -183,21 +186,48 @@ class Machine:
     # --- the run loop ----------------------------------------------------------------
     SLICE = 50_000_000
 
-    def run(self) -> Result:
+    def add_clock(self, obj) -> None:
+        """Register a passive time source: `obj.next_event(icount) -> int | None` says
+        at which instruction count it next needs attention, `obj.tick(icount)` is
+        called once the CPU has run that far.  The machine never runs past it."""
+        self.clocks.append(obj)
+
+    def pause(self, reason: str) -> None:
+        """From a hook or subscriber: stop after the current instruction and return
+        from run() with Result("paused") (the debugger and the GDB stub use this)."""
+        self._pause_reason = reason
+        self.cpu.uc.emu_stop()
+
+    def run(self, max_slice: int | None = None) -> Result:
+        """Run until the guest stops, a budget runs out, or pause() is called.  A
+        paused machine resumes with another run()."""
         cpu = self.cpu
-        deadline = time.monotonic() + self.timeout if self.timeout else None
+        if self.result is not None and self.result.reason != "paused":
+            return self.result
+        self.result = None
+        if self._deadline is None and self.timeout:
+            self._deadline = time.monotonic() + self.timeout
         while self.result is None:
-            budget = self.SLICE
+            budget = max_slice or self.SLICE
+            now = cpu.icount()
             if self.max_insns is not None:
-                left = self.max_insns - cpu.icount()
+                left = self.max_insns - now
                 if left <= 0:
                     self.result = Result("budget", 124, f"instruction budget of {self.max_insns} exhausted "
                                                         f"at PC {self.where(cpu.pc)}")
                     break
                 budget = min(budget, left)
+            for c in self.clocks:
+                t = c.next_event(now)
+                if t is not None:
+                    if t <= now:
+                        c.tick(now)
+                        t = c.next_event(now)
+                    if t is not None:
+                        budget = max(1, min(budget, t - now))
             timeout_us = 0
-            if deadline is not None:
-                left_s = deadline - time.monotonic()
+            if self._deadline is not None:
+                left_s = self._deadline - time.monotonic()
                 if left_s <= 0:
                     self.result = Result("timeout", 124, f"timeout of {self.timeout}s reached at PC {self.where(cpu.pc)}")
                     break
@@ -219,8 +249,11 @@ class Machine:
                         self.result = Result(e2.reason, e2.exit_code, e2.message)
                 else:
                     self.result = Result("guest-error", 126, f"emulation error at PC {self.where(cpu.pc)}: {e}")
-        if self._uart_out is None:
-            pass
+            if self.result is None and self._pause_reason is not None:
+                self.result = Result("paused", 0, self._pause_reason)
+                self._pause_reason = None
+            if self.result is None and max_slice is not None:
+                self.result = Result("paused", 0, "slice done")
         return self.result
 
     # --- exception entry (hardware EL1, the guest's own vectors) -------------------------
