@@ -56,9 +56,11 @@ def _positive_float(s: str) -> float:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     from neve.machine import MODES
-    p.add_argument("--mode", choices=MODES, default="vm",
+    p.add_argument("--mode", choices=MODES, default=None,
                    help="vm: the image is a kernel at EL1 with neve as its hypervisor; v8.3/neve/nv2: the image is "
-                        "a guest hypervisor entered at virtual EL2 (default: vm)")
+                        "a guest hypervisor entered at virtual EL2 (default: vm, or the --policy file's base)")
+    p.add_argument("--policy", metavar="FILE.toml",
+                   help="reclassify registers (trap/redirect/memory) on top of a nested mode; see the README")
     p.add_argument("--ram", type=_size, default=128 << 20, metavar="SIZE", help="RAM size (default 128M)")
     p.add_argument("--max-insns", type=_positive_int, metavar="N", help="stop after N guest instructions (exit 124)")
     p.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds of host time (exit 124)")
@@ -72,9 +74,19 @@ def build_machine(args, uart_out=None):
     from neve.machine import Machine
     if args.ram < (1 << 20) or args.ram > (2 << 30) or args.ram % 4096:
         raise BadInput(f"--ram {args.ram:#x}: must be a multiple of 4 KiB between 1 MiB and 2 GiB")
+    pol = None
+    if getattr(args, "policy", None):
+        from neve import policy
+        pol = policy.load(args.policy)
+        if args.mode is None:
+            args.mode = pol.base
+        elif args.mode != pol.base:
+            raise BadInput(f"--policy {args.policy} has base {pol.base!r}; use --mode {pol.base} or drop --mode")
+    if args.mode is None:
+        args.mode = "vm"
     images = [elf.load(p) for p in args.images]
     return Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
-                   uart_out=uart_out)
+                   uart_out=uart_out, policy=pol)
 
 
 class TraceWriter:
@@ -132,8 +144,9 @@ def cmd_run(args) -> int:
     if res.reason not in ("system-off", "system-reset", "semihosting-exit"):
         print(f"neve: {res.message}", file=sys.stderr)
     if args.stats:
+        extra = {"policy": m.policy.describe()} if m.policy is not None else None
         st.write(args.stats, st.document(mode=m.mode, exit_reason=res.reason, status=res.status,
-                                         instructions=m.icount(), stats=m.stats))
+                                         instructions=m.icount(), stats=m.stats, extra=extra))
     return res.status
 
 

@@ -37,11 +37,15 @@ EXCP_HVC, EXCP_HYP_TRAP, EXCP_SMC = 11, 12, 13
 VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
 VEC_SYNC, VEC_IRQ, VEC_FIQ, VEC_SERROR = 0x000, 0x080, 0x100, 0x180
 
-# The trap controls L0 keeps while it runs a kernel at EL1 (KVM's HCR_GUEST_FLAGS
-# that matter here): ACTLR_EL1 accesses, SMC and WFI trap to L0.
+# The trap controls L0 keeps while it runs a kernel at EL1, as KVM/ARM v4.10 does:
+# HCR_GUEST_FLAGS (ACTLR_EL1 accesses, SMC and WFI trap), CNTHCTL_EL2 with EL1PCTEN
+# set and EL1PCEN clear (physical counter native, physical timer trapped), and
+# ICC_SRE_EL2.Enable clear (ICC_SRE_EL1 trapped).
 VM_CONTROLS = {"HCR_EL2": sysregs.ctrl_bit("HCR_EL2", "RW") | sysregs.ctrl_bit("HCR_EL2", "TACR")
                | sysregs.ctrl_bit("HCR_EL2", "TSC") | sysregs.ctrl_bit("HCR_EL2", "TWI")
-               | sysregs.ctrl_bit("HCR_EL2", "VM")}
+               | sysregs.ctrl_bit("HCR_EL2", "VM"),
+               "CNTHCTL_EL2": sysregs.ctrl_bit("CNTHCTL_EL2", "EL1PCTEN"),
+               "ICC_SRE_EL2": sysregs.ctrl_bit("ICC_SRE_EL2", "SRE")}
 
 # Counter frequency of neve's deterministic time base: one tick per instruction.
 CNTFRQ = 100_000_000
@@ -72,12 +76,15 @@ class Machine:
     def __init__(self, images: list[elf.Image], *, mode: str = "vm", ram_size: int = RAM_SIZE_DEFAULT,
                  max_insns: int | None = None, timeout: float | None = None,
                  uart_out: Callable[[bytes], None] | None = None,
-                 semihost_out: Callable[[bytes], None] | None = None) -> None:
+                 semihost_out: Callable[[bytes], None] | None = None, policy=None) -> None:
         if mode not in MODES:
             raise BadInput(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
         if not images:
             raise BadInput("no image given")
         self.mode = mode
+        self.policy = policy
+        if policy is not None and mode != policy.base:
+            raise BadInput(f"policy {policy.name} is based on mode {policy.base}, not {mode}")
         self.images = images
         self.symbols = elf.SymbolTable(images)
         self.ram_size = ram_size
@@ -110,7 +117,7 @@ class Machine:
         self.cpu.pc = images[0].entry
         if mode in NESTED_MODES:
             from neve.vel2 import VirtualEL2
-            self.vel2 = VirtualEL2(self, mode)
+            self.vel2 = VirtualEL2(self, mode, policy)
             self.vel2.reset()
 
     # --- set-up --------------------------------------------------------------------

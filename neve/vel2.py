@@ -69,13 +69,15 @@ def el2_tcr_to_el1(tcr2: int) -> int:
 
 
 class VirtualEL2:
-    def __init__(self, m, mode: str) -> None:
+    def __init__(self, m, mode: str, policy=None) -> None:
         self.m = m
         self.cpu = m.cpu
         self.mode = mode
+        self.policy = policy
         self.active = True
         self.regs: dict[str, int] = {}
-        self.page = bytearray(4096) if mode in ("neve", "nv2") else None
+        uses_page = mode in ("neve", "nv2") or (policy is not None and "mem" in policy.overrides.values())
+        self.page = bytearray(4096) if uses_page else None
         self.offsets: dict[str, int] = {}
         self.sp_el2 = 0
         self.controls = sysregs.l0_controls(mode)
@@ -86,10 +88,10 @@ class VirtualEL2:
             for write in (False, True):
                 if write and r.access == "ro" or not write and r.access == "wo":
                     continue
-                act = sysregs.vel2_access(r, write, mode)
+                act = policy.access(r, write) if policy is not None else sysregs.vel2_access(r, write, mode)
                 reasons = r.trap_reasons(write, self.controls) if act == "trap" else []
                 self.vel2_action[(r.key, write)] = (r, act, reasons)
-                if act == "mem" and self.page is not None and r.name not in self.offsets:
+                if act == "mem" and self.page is not None and r.group != "el12" and r.name not in self.offsets:
                     if r.vncr is not None:
                         self.offsets[r.name] = r.vncr
                     else:
@@ -364,16 +366,18 @@ class VirtualEL2:
                                   f"({decode.disasm(insn, pc) if insn is not None else '?'}) at vEL2", pc)
             return None
         row, act, reasons = ent
+        rw = "w" if write else "r"
+        if row.group == "el12":
+            # With HCR_EL2.E2H=0 (the only setting neve emulates) the _EL12/_EL02
+            # encodings are UNDEFINED at EL2.  At EL1 under NV they trap to L0 (FEAT_NV2
+            # leaves them trapping when NV1=1), which injects the UNDEF.
+            m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc,
+                   reason="HCR_EL2.NV set by L0; UNDEFINED at EL2 with E2H=0: L0 injects UNDEF")
+            self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
+            return 1
         if act == "native":
             return None
-        rw = "w" if write else "r"
         if act == "trap":
-            if row.group == "el12":
-                # With HCR_EL2.E2H=0 the _EL12/_EL02 encodings are UNDEFINED at EL2.
-                m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc,
-                       reason="HCR_EL2.NV set by L0; UNDEFINED at EL2 with E2H=0: L0 injects UNDEF")
-                self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
-                return 1
             why = ", ".join(f"{t} set by L0" for t in reasons) or "trapped under this mode's policy"
             m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc, reason=why)
         else:
@@ -401,8 +405,6 @@ class VirtualEL2:
             return self.get(name) | 1          # SRE is RAO: system-register interface only
         if name == "CNTHP_TVAL_EL2":
             return (self.get("CNTHP_CVAL_EL2") - self.m.icount()) & 0xFFFF_FFFF
-        if row.group == "el12" and row.alias:
-            return self.get(row.alias)
         return self.get(name)
 
     def write(self, row: sysregs.SysReg, value: int, pc: int | None = None) -> None:
