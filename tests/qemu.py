@@ -62,7 +62,8 @@ def qemu_command(images: list[Path], *, el2: bool = False, semihosting: bool = T
     qemu = binary or qemu_binary()
     if qemu is None:
         raise FileNotFoundError("qemu-system-aarch64 not found (set NEVE_QEMU or install qemu-system-arm)")
-    machine = "virt,virtualization=on,gic-version=3" if el2 else "virt"
+    # neve's board has a GICv3 in every mode, so QEMU gets one too.
+    machine = "virt,virtualization=on,gic-version=3" if el2 else "virt,gic-version=3"
     cmd = [qemu, "-M", machine, "-cpu", "max", "-m", "128M",
            "-nographic", "-monitor", "none", "-serial", "stdio", "-no-reboot"]
     if semihosting:
