@@ -1,0 +1,137 @@
+"""`neve bench`: the paper's hypercall row, its outputs, and deterministic counts.
+
+Runs `neve bench --quick --benchmarks hypercall` twice in child processes (the
+command line as a user types it) and checks the JSON schema, that the trap counts
+come out of execution (vm 1, v8.3 132, neve 15, nv2 22 per hypercall), that two runs
+give identical counts, that the CSV has the same rows and that the PNG is a PNG.
+Host times are only checked for type, never for value.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = Path(os.environ.get("NEVE_BENCH_IMAGES", ROOT / "images"))   # override for local runs
+
+EXPECTED_TRAPS = {"vm": 1, "v8.3": 132, "neve": 15, "nv2": 22}
+PAPER = {"vm": 2729, "v8.3": 422720, "neve": 92385}
+
+# What must not change between two runs (everything except host time).
+COUNT_KEYS = ("benchmark", "mode", "ops", "traps_per_op", "traps_per_op_min", "traps_per_op_max",
+              "emulated_per_op", "switches_per_op", "page_accesses_per_op", "redirects_per_op",
+              "instructions_per_op", "by_class", "by_register", "modeled_cycles", "ratio_to_vm", "instructions")
+
+pytestmark = pytest.mark.skipif(
+    not all((IMAGES / n).exists() for n in ("hypercall.elf", "kvmlike.elf")), reason="images not built")
+
+
+def _bench(tmp: Path, tag: str) -> tuple[dict, Path, Path]:
+    js, cs, png = tmp / f"{tag}.json", tmp / f"{tag}.csv", tmp / f"{tag}.png"
+    p = subprocess.run([sys.executable, "-m", "neve", "bench", "--quick", "--benchmarks", "hypercall",
+                        "--images", str(IMAGES), "--json", str(js), "--csv", str(cs), "--png", str(png), "--no-progress"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return json.loads(js.read_text()), cs, png
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    pytest.importorskip("matplotlib")
+    tmp = tmp_path_factory.mktemp("bench")
+    return _bench(tmp, "a"), _bench(tmp, "b")
+
+
+def _rows(doc: dict) -> dict[str, dict]:
+    return {r["mode"]: r for r in doc["rows"] if r["benchmark"] == "hypercall"}
+
+
+def test_schema(two_runs):
+    (doc, _, _), _ = two_runs
+    assert set(doc) >= {"rows", "skipped", "errors", "cost_model", "host"}
+    assert doc["errors"] == []
+    rows = _rows(doc)
+    assert set(rows) == set(EXPECTED_TRAPS)
+    for mode, r in rows.items():
+        for k in ("benchmark", "mode", "ops", "traps_per_op", "modeled_cycles", "by_class", "by_register",
+                  "ratio_to_vm", "paper_cycles", "host_seconds"):
+            assert k in r, (mode, k)
+        assert isinstance(r["ops"], int) and r["ops"] == 32
+        assert isinstance(r["modeled_cycles"], int)
+        assert isinstance(r["host_seconds"], float)
+        assert r["deterministic"] is True
+        assert all(isinstance(v, int) for v in r["by_class"].values())
+        assert all(isinstance(v, int) for v in r["by_register"].values())
+        assert r["paper_cycles"] == PAPER.get(mode)
+
+
+def test_counts_come_from_execution(two_runs):
+    (doc, _, _), _ = two_runs
+    rows = _rows(doc)
+    for mode, n in EXPECTED_TRAPS.items():
+        r = rows[mode]
+        assert type(r["traps_per_op"]) is int and r["traps_per_op"] == n, mode
+        assert r["traps_per_op_min"] == r["traps_per_op_max"] == n, mode
+        assert sum(r["by_class"].values()) == n
+        assert sum(r["by_register"].values()) == n
+    assert rows["vm"]["by_class"] == {"hvc": 1}
+    assert rows["v8.3"]["by_class"] == {"eret": 2, "hvc": 2, "sysreg": 128}
+    # NEVE and NV2 turn the remaining accesses into page accesses / redirects.
+    assert rows["v8.3"]["page_accesses_per_op"] == 0
+    assert rows["neve"]["page_accesses_per_op"] > 0 and rows["nv2"]["page_accesses_per_op"] > 0
+    for mode in ("v8.3", "neve", "nv2"):
+        assert rows[mode]["switches_per_op"] == 4        # L2 -> vEL2 -> vEL1 host -> vEL2 -> L2
+
+
+def test_cost_model_reproduces_calibration(two_runs):
+    (doc, _, _), _ = two_runs
+    cm = doc["cost_model"]
+    assert cm["warnings"] == []
+    assert set(cm["parameters"]) >= {"C_trap", "C_emul", "C_switch", "C_page", "C_insn"}
+    assert all(v >= 0 for v in cm["parameters"].values())
+    rows = _rows(doc)
+    for mode, cycles in PAPER.items():
+        assert abs(rows[mode]["modeled_cycles"] - cycles) <= 1, mode
+    # nv2 is a prediction: between NEVE and v8.3.
+    assert PAPER["neve"] < rows["nv2"]["modeled_cycles"] < PAPER["v8.3"]
+    assert rows["vm"]["ratio_to_vm"] == 1.0
+
+
+def test_counts_are_deterministic(two_runs):
+    (a, _, _), (b, _, _) = two_runs
+    ra, rb = _rows(a), _rows(b)
+    for mode in EXPECTED_TRAPS:
+        assert {k: ra[mode][k] for k in COUNT_KEYS} == {k: rb[mode][k] for k in COUNT_KEYS}, mode
+    assert a["cost_model"]["parameters"] == b["cost_model"]["parameters"]
+
+
+def test_csv_has_the_same_rows(two_runs):
+    (doc, cs, _), _ = two_runs
+    with open(cs, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["benchmark"], r["mode"]) for r in rows] == [(r["benchmark"], r["mode"]) for r in doc["rows"]]
+    for r, j in zip(rows, doc["rows"]):
+        assert int(r["ops"]) == j["ops"]
+        assert float(r["traps_per_op"]) == j["traps_per_op"]
+        assert int(r["modeled_cycles"]) == j["modeled_cycles"]
+        assert json.loads(r["by_register"]) == j["by_register"]
+
+
+def test_png_is_a_png(two_runs):
+    (_, _, png), _ = two_runs
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+
+
+def test_bad_options_are_refused():
+    for argv in (["--benchmarks", "nosuch"], ["--modes", "v9"], ["--cost", "C_trap=5"]):
+        p = subprocess.run([sys.executable, "-m", "neve", "bench", *argv], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 2, (argv, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
