@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 
-from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM
+from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_INSN
 from unicorn import arm64_const as A
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
@@ -54,6 +54,48 @@ def _calibrate() -> int:
     raise RuntimeError("cannot locate Unicorn's instruction counter (unexpected Unicorn build)")
 
 
+_SKIPS: dict[tuple, bool] = {}
+_probe_uc: Uc | None = None
+_PROBE_BASE = 0x1000
+
+
+def _probe_hook(uc, reg, cp, _):
+    return 1
+
+
+def uc_translator_skips(key: tuple, write: bool, el: int) -> bool:
+    """Probe, once per (encoding, direction, EL), what Unicorn's translator does when
+    the MRS/MSR/SYS hook returns 1: skip the instruction (True), or end the block
+    with the access still pending (False, e.g. *_EL2 registers at EL1, or encodings
+    this Unicorn build does not implement, like the GICv3 ICC_* registers)."""
+    k = (key, write, el)
+    v = _SKIPS.get(k)
+    if v is not None:
+        return v
+    global _probe_uc
+    if _probe_uc is None:
+        _probe_uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        _probe_uc.mem_map(_PROBE_BASE, 0x1000)
+        _probe_uc.cpr_write(3, 4, 1, 1, 0, 1 << 31)   # HCR_EL2.RW
+        for ins in (A.UC_ARM64_INS_MRS, A.UC_ARM64_INS_MSR, A.UC_ARM64_INS_SYS, A.UC_ARM64_INS_SYSL):
+            _probe_uc.hook_add(UC_HOOK_INSN, _probe_hook, None, 1, 0, ins)
+    uc = _probe_uc
+    op0, op1, crn, crm, op2 = key
+    word = (0xD5000000 | (0 if write else 1 << 21) | (op0 << 19) | (op1 << 16) | (crn << 12) | (crm << 8)
+            | (op2 << 5) | 31)
+    uc.mem_write(_PROBE_BASE, word.to_bytes(4, "little") + bytes.fromhex("1f2003d5"))
+    uc.ctl_remove_cache(_PROBE_BASE, _PROBE_BASE + 8)
+    uc.reg_write(A.UC_ARM64_REG_PSTATE, 0x3C5 if el else 0x3C0)
+    uc.cpr_write(3, 3, 13, 0, 3, 0)                    # rebuild cached EL flags
+    try:
+        uc.emu_start(_PROBE_BASE, 0, count=1)
+        v = uc.reg_read(A.UC_ARM64_REG_PC) != _PROBE_BASE
+    except UcError:
+        v = False
+    _SKIPS[k] = v
+    return v
+
+
 class CPU:
     def __init__(self) -> None:
         global _COUNTER_OFFSET
@@ -70,6 +112,7 @@ class CPU:
         # HCR_EL2: RW (EL1 is AArch64), TWI (WFI arrives as UDEF so L0 sees it).
         self.cpr_write(3, 4, 1, 1, 0, (1 << 31) | (1 << 13))
         self._buffers: list = []
+        self._stopped_at: int | None = None
 
     # --- memory --------------------------------------------------------------------
     def map_ram(self, base: int, size: int) -> mmap.mmap:
@@ -89,14 +132,47 @@ class CPU:
         Raises UcError after the executed count has been accounted."""
         self._counter.value = 0
         self.slice_count = count
+        self._stopped_at = None
         try:
             self.uc.emu_start(pc, 0, timeout=timeout_us, count=count)
         finally:
             c = self._counter.value
             done = count if c > count else c
+            if self._stopped_at is not None:
+                done = min(done, self._stopped_at)
+                self._stopped_at = None
             self.base_icount += done
             self._counter.value = 0
         return done
+
+    # --- finishing an emulated MRS/MSR/SYS -----------------------------------------
+    # Unicorn calls the MRS/MSR/SYS hook before its own access check.  When the hook
+    # returns 1 for an encoding Unicorn itself can access at the current EL, Unicorn
+    # skips the instruction and carries on in the same translation block; for one it
+    # cannot access it ends the block with an UNDEF and the hook must move PC on
+    # itself.  Writing PC in the first case makes Unicorn leave the block only after
+    # the *next* instruction's counting hook ran, which would count that instruction
+    # twice; so the machine finishes every emulated access through these methods.
+
+    def uc_accessible(self, key: tuple, write: bool) -> bool:
+        """Does Unicorn's translator treat this MRS/MSR/SYS as accessible at the
+        current EL (so that a hook returning 1 skips it by itself)?"""
+        el = self.el()
+        return uc_translator_skips(key, write, el)
+
+    def skip_hooked(self, pc: int, key: tuple, write: bool) -> int:
+        """The hooked instruction at `pc` was emulated; continue after it."""
+        if not self.uc_accessible(key, write):
+            self.pc = pc + 4
+        return 1
+
+    def redirected(self, accessible: bool) -> int:
+        """The hook moved PC elsewhere (an exception entry).  `accessible` is
+        uc_accessible() of the instruction, computed before the redirection."""
+        if accessible:
+            self._stopped_at = self._counter.value
+            self.uc.emu_stop()
+        return 1
 
     # --- registers -----------------------------------------------------------------
     def x(self, n: int) -> int:

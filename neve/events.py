@@ -25,7 +25,8 @@ MMIO = "mmio"
 WFX = "wfx"
 SEMIHOSTING = "semihosting"
 SYS = "sys"          # other SYS-space operations (DC set/way, ...)
-TRAP_CLASSES = (SYSREG, ERET, HVC, SMC, TLBI, AT, ABORT, MMIO, WFX, SEMIHOSTING, SYS)
+IRQ = "irq"          # a physical interrupt (timer, GIC maintenance) taken to L0 while a guest runs
+TRAP_CLASSES = (SYSREG, ERET, HVC, SMC, TLBI, AT, ABORT, MMIO, WFX, SEMIHOSTING, SYS, IRQ)
 
 
 @dataclass

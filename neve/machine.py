@@ -43,7 +43,10 @@ VEC_SYNC, VEC_IRQ, VEC_FIQ, VEC_SERROR = 0x000, 0x080, 0x100, 0x180
 # ICC_SRE_EL2.Enable clear (ICC_SRE_EL1 trapped).
 VM_CONTROLS = {"HCR_EL2": sysregs.ctrl_bit("HCR_EL2", "RW") | sysregs.ctrl_bit("HCR_EL2", "TACR")
                | sysregs.ctrl_bit("HCR_EL2", "TSC") | sysregs.ctrl_bit("HCR_EL2", "TWI")
-               | sysregs.ctrl_bit("HCR_EL2", "VM"),
+               | sysregs.ctrl_bit("HCR_EL2", "VM")
+               # Physical IRQs/FIQs go to L0; the VM's ICC_* accesses reach the virtual
+               # CPU interface and only ICC_SGI*R trap (neve/interrupts.py).
+               | sysregs.ctrl_bit("HCR_EL2", "IMO") | sysregs.ctrl_bit("HCR_EL2", "FMO"),
                "CNTHCTL_EL2": sysregs.ctrl_bit("CNTHCTL_EL2", "EL1PCTEN"),
                "ICC_SRE_EL2": sysregs.ctrl_bit("ICC_SRE_EL2", "SRE")}
 
@@ -119,6 +122,9 @@ class Machine:
             from neve.vel2 import VirtualEL2
             self.vel2 = VirtualEL2(self, mode, policy)
             self.vel2.reset()
+        # GICv3, generic timers and deterministic time: neve/interrupts.py.
+        from neve.interrupts import Interrupts
+        self.irq = Interrupts(self)
 
     # --- set-up --------------------------------------------------------------------
     def add_device(self, dev) -> None:
@@ -239,8 +245,12 @@ class Machine:
                     self.result = Result("timeout", 124, f"timeout of {self.timeout}s reached at PC {self.where(cpu.pc)}")
                     break
                 timeout_us = max(1, int(left_s * 1e6))
+            self._pending = None    # left by a probe outside a run: not for this one
             try:
+                self._hook_error = None
                 cpu.run(cpu.pc, budget, timeout_us)
+                if self._hook_error is not None:
+                    raise self._hook_error
             except _Stop as s:
                 self.result = s.result
             except NeveError as e:
@@ -328,11 +338,12 @@ class Machine:
         if kind == "wfi":
             if self.vel2 is not None and self.vel2.route_wfx(pc, insn):
                 return
-            # L0 traps WFI (HCR_EL2.TWI).  Nothing but L0 can wake the CPU and no
-            # interrupt source is modelled yet, so WFI completes at once, which the
-            # architecture permits (a WFI wake-up event may occur at any time).
+            # L0 traps WFI (HCR_EL2.TWI).  With nothing pending, L0 skips time to the
+            # next timer deadline (neve/interrupts.py); WFI then completes, and the
+            # interrupt, if unmasked, is taken with ELR pointing after the WFI.
             self.trap(ev.WFX, "WFI", pc=pc, insn=insn, reason="HCR_EL2.TWI set by L0")
             self.cpu.pc = pc + 4
+            self.irq.wfi()
             return
         if kind in ("eret", "eretaa", "eretab") and self.vel2 is not None and self.vel2.active:
             self.vel2.eret(pc, insn)
@@ -424,6 +435,9 @@ class Machine:
         if kind == "eret-net":
             self.vel2.eret(None, None)
             return
+        if kind == "call":          # an action left by a hook (neve/stage2.py: a refused TLB fill)
+            p[1]()
+            return
         from neve import faults
         faults.external_abort(self, *p[1:])
 
@@ -441,17 +455,19 @@ class Machine:
                 if r is not None:
                     return r
             return self._sysreg_el1(reg, key, write, value)
-        except (_Stop, NeveError):
-            raise
+        except (_Stop, NeveError) as e:
+            return self._hook_raise(e)
         except Exception as e:  # never let a hook die silently inside Unicorn
-            raise GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}")
+            return self._hook_raise(GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}"))
 
     def timer_read(self, key: tuple) -> int | None:
-        """Deterministic generic-timer reads: the counter is the instruction count."""
+        """Deterministic generic-timer reads: the counter is the instruction count plus
+        the ticks skipped in WFI (neve/devices/timer.py)."""
         if key in (_KEY_CNTVCT, _KEY_CNTVCTSS):
-            return self.icount() - (self.vel2.cntvoff() if self.vel2 is not None else 0)
+            return (self.irq.counter.now() - (self.vel2.cntvoff() if self.vel2 is not None else 0)) \
+                & 0xFFFF_FFFF_FFFF_FFFF
         if key in (_KEY_CNTPCT, _KEY_CNTPCTSS):
-            return self.icount()
+            return self.irq.counter.now()
         if key == _KEY_CNTFRQ:
             return CNTFRQ
         return None
@@ -463,8 +479,10 @@ class Machine:
             v = self.timer_read(key)
             if v is not None:
                 cpu.uc.reg_write(reg, v)
-                cpu.pc = cpu.pc + 4
-                return 1
+                return cpu.skip_hooked(cpu.pc, key, write)
+        r = self.irq.sysreg(reg, key, write, value)    # timers, ICC_*/ICV_*, ISR_EL1
+        if r is not None:
+            return r
         row = sysregs.BY_KEY.get(key)
         if row is None or not row.traps:
             return 0
@@ -480,7 +498,14 @@ class Machine:
             cpu.cpr_write(*key, value)
         else:
             cpu.uc.reg_write(reg, cpu.cpr_read(*key))
-        cpu.pc = pc + 4
+        return cpu.skip_hooked(pc, key, write)
+
+    def _hook_raise(self, e: Exception) -> int:
+        """From an MRS/MSR/SYS hook, which must return an int to Unicorn (raising
+        through it makes ctypes print a traceback): stop the CPU and let run()
+        raise `e` once emu_start has returned."""
+        self._hook_error = e
+        self.cpu.uc.emu_stop()
         return 1
 
     def _hook_sys(self, uc, reg, cp, _) -> int:
@@ -490,10 +515,10 @@ class Machine:
                 if r is not None:
                     return r
             return 0
-        except (_Stop, NeveError):
-            raise
+        except (_Stop, NeveError) as e:
+            return self._hook_raise(e)
         except Exception as e:
-            raise GuestError(f"internal error emulating a SYS instruction at PC {self.cpu.pc:#x}: {e!r}")
+            return self._hook_raise(GuestError(f"internal error emulating a SYS instruction at PC {self.cpu.pc:#x}: {e!r}"))
 
 
 def spsr_from_pstate(ps: int) -> int:

@@ -535,7 +535,9 @@ def l0_controls(mode: str) -> dict[str, int]:
     TVM/TRVM/TACR/TDA/TCPAC unnecessary.  neve: as nv2 without TPM (the paper's L0 did
     not trap the PMU).  In every mode L0 also leaves vEL2 the access real EL2 has to the
     physical counter/timer and ICC_SRE_EL1 (CNTHCTL_EL2.{EL1PCTEN,EL1PCEN},
-    ICC_SRE_EL2.{SRE,Enable}); those enables trap when *clear*.
+    ICC_SRE_EL2.{SRE,Enable}); those enables trap when *clear*.  And, as for any VM, L0
+    routes physical interrupts to itself (HCR_EL2.{IMO,FMO}): L1's ICC_* accesses reach
+    L0's virtual CPU interface for L1 and only ICC_SGI*R trap (neve/interrupts.py).
     """
     common = {
         "CNTHCTL_EL2": _bits("CNTHCTL_EL2", "EL1PCTEN", "EL1PCEN"),
@@ -544,21 +546,21 @@ def l0_controls(mode: str) -> dict[str, int]:
     }
     if mode == "v8.3":
         return {
-            "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "TVM", "TRVM", "TACR", "RW"),
+            "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "TVM", "TRVM", "TACR", "RW", "IMO", "FMO"),
             "CPTR_EL2": _bits("CPTR_EL2", "TCPAC"),
             "MDCR_EL2": _bits("MDCR_EL2", "TDA", "TPM"),
             **common,
         }
     if mode == "nv2":
         return {
-            "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "NV2", "RW"),
+            "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "NV2", "RW", "IMO", "FMO"),
             "CPTR_EL2": 0,
             "MDCR_EL2": _bits("MDCR_EL2", "TPM"),
             **common,
         }
     if mode == "neve":
         return {
-            "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "NV2", "RW"),
+            "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "NV2", "RW", "IMO", "FMO"),
             "CPTR_EL2": 0,
             "MDCR_EL2": 0,
             **common,

@@ -47,10 +47,10 @@ for _b in ("VM", "FMO", "IMO", "AMO", "TWI", "TWE", "TID1", "TID2", "TID3", "TSC
            "TPCP", "TPU", "TTLB", "TVM", "TRVM", "TDZ", "TERR", "TEA", "TLOR"):
     GUEST_HCR_MASK |= _HCR[_b]
 
-VIRTUAL_CONTROLS = ("HCR_EL2", "CPTR_EL2", "MDCR_EL2", "CNTHCTL_EL2", "ICH_HCR_EL2")
+VIRTUAL_CONTROLS = ("HCR_EL2", "CPTR_EL2", "MDCR_EL2", "CNTHCTL_EL2", "ICH_HCR_EL2", "ICC_SRE_EL2")
 
 # GIC virtual interface as L1 sees it: 4 list registers, 5 priority/preemption bits.
-ICH_VTR_VALUE = (4 << 29) | (4 << 26) | (1 << 21) | (4 - 1)
+ICH_VTR_VALUE = 0x90B8_0003   # as QEMU 10 reports it; the emulation is neve/devices/gic.py
 NUM_LRS = 4
 
 
@@ -104,6 +104,9 @@ class VirtualEL2:
                      and any(self.vel2_action.get((r.key, w), (None, "native"))[1] != "native" for w in (False, True))]
         self._eret_hooked: set[int] = set()
         self._guest_at_exit: str | None = None
+        # Shadow stage 2 for the nested VM and L1's own EL2 stage 1 (neve/stage2.py).
+        from neve.stage2 import ShadowStage2
+        self.s2 = ShadowStage2(m, self)
 
     # --- storage ---------------------------------------------------------------------
     def get(self, name: str) -> int:
@@ -142,7 +145,11 @@ class VirtualEL2:
         self.active = True
         self._load_shadow()
         cpu.set_pstate(M_EL1H | PSTATE_DAIF)
-        self.scan_erets(RAM_BASE, self.m.ram_size)
+        # RAM outside the loaded images is zero, so only they can hold an ERET now;
+        # code written later is scanned when the guest does its IC maintenance.
+        for im in self.m.images:
+            for seg in im.segments:
+                self.scan_erets(seg.paddr, seg.memsz)
 
     # --- shadow EL1 registers ----------------------------------------------------------
     def _shadow_sctlr(self) -> int:
@@ -164,6 +171,7 @@ class VirtualEL2:
         cpu.cpr_write(3, 0, 4, 0, 1, ERET_NET)                        # ELR_EL1
         cpu.cpr_write(3, 0, 4, 0, 0, M_EL1H | PSTATE_DAIF)            # SPSR_EL1
         cpu.flush_tlb()
+        self.s2.sync()
 
     def _refresh_regime(self) -> None:
         if self.active:
@@ -175,6 +183,7 @@ class VirtualEL2:
             tfp = (self.get("CPTR_EL2") >> 10) & 1
             cpu.cpr_write(3, 0, 1, 0, 2, 0 if tfp else (3 << 20))
             cpu.flush_tlb()
+            self.s2.sync()
 
     # --- world switches ------------------------------------------------------------------
     def guest_id(self) -> str:
@@ -194,8 +203,6 @@ class VirtualEL2:
                 raise Unsupported(f"ERET to EL1 with HCR_EL2.{bit}=1 (VHE guest hypervisors)", pc_of_eret)
         if hcr & (_HCR["NV"] | _HCR["NV2"]):
             raise Unsupported("ERET to EL1 with HCR_EL2.NV set (recursive nesting)", pc_of_eret)
-        if hcr & _HCR["VM"]:
-            raise Unsupported("stage-2 translation for the nested VM (HCR_EL2.VM=1)", pc_of_eret)
         self.sp_el2 = cpu.sp_el(1)
         for r in self.swap:
             cpu.cpr_write(*r.key, self.get(r.name))
@@ -204,6 +211,10 @@ class VirtualEL2:
         cpu.pc = elr
         self.active = False
         cpu.flush_tlb()
+        self.s2.sync()              # HCR_EL2.VM: the shadow stage 2 (neve/stage2.py)
+        irq = getattr(self.m, "irq", None)
+        if irq is not None:
+            irq.on_enter_el1()      # L1's ICH_* state -> the shadow list registers (neve/interrupts.py)
         gid = self.guest_id()
         self.m.bus.publish(ev.Switch(cpu.icount(), "vEL2", "EL0" if (spsr >> 2) & 3 == 0 else "EL1", elr,
                                      "ERET"))
@@ -213,6 +224,9 @@ class VirtualEL2:
                      hpfar: int | None = None, why: str = "") -> None:
         """A virtual exception from L1's EL1/EL0 into vEL2 (lower-EL AArch64 vector)."""
         cpu = self.cpu
+        irq = getattr(self.m, "irq", None)
+        if irq is not None:
+            irq.on_exit_to_vel2()   # the shadow list registers -> L1's ICH_* view (neve/interrupts.py)
         ps = cpu.pstate()
         src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
         for r in self.swap:
@@ -356,8 +370,7 @@ class VirtualEL2:
         pc = cpu.pc
         if key == (3, 0, 4, 2, 2) and not write:          # CurrentEL reads EL2 under NV
             cpu.uc.reg_write(reg, 2 << 2)
-            cpu.pc = pc + 4
-            return 1
+            return cpu.skip_hooked(pc, key, write)
         ent = self.vel2_action.get((key, write))
         if ent is None:
             if key[1] in (4, 5, 6) or sysregs.BY_KEY.get(key) is not None:
@@ -373,8 +386,9 @@ class VirtualEL2:
             # leaves them trapping when NV1=1), which injects the UNDEF.
             m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc,
                    reason="HCR_EL2.NV set by L0; UNDEFINED at EL2 with E2H=0: L0 injects UNDEF")
+            acc = cpu.uc_accessible(key, write)
             self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
-            return 1
+            return cpu.redirected(acc)
         if act == "native":
             return None
         if act == "trap":
@@ -388,34 +402,24 @@ class VirtualEL2:
         else:
             v = self.read(row)
             cpu.uc.reg_write(reg, v)
-            if act == "trap" and m.bus.wants(ev.Trap):
-                pass
-        cpu.pc = pc + 4
-        return 1
+        return cpu.skip_hooked(pc, key, write)
 
     def read(self, row: sysregs.SysReg) -> int:
         name = row.name
-        if name == "ICH_VTR_EL2":
-            return ICH_VTR_VALUE
-        if name == "ICH_ELRSR_EL2":
-            return sum(1 << n for n in range(NUM_LRS) if not (self.get(f"ICH_LR{n}_EL2") >> 62) & 3)
-        if name in ("ICH_EISR_EL2", "ICH_MISR_EL2"):
-            return 0
+        irq = getattr(self.m, "irq", None)
+        v = irq.vel2_read(name) if irq is not None else None   # ICH_VTR/MISR/EISR/ELRSR, CNTHP_*
+        if v is not None:
+            return v
         if name == "ICC_SRE_EL2":
             return self.get(name) | 1          # SRE is RAO: system-register interface only
-        if name == "CNTHP_TVAL_EL2":
-            return (self.get("CNTHP_CVAL_EL2") - self.m.icount()) & 0xFFFF_FFFF
         return self.get(name)
 
     def write(self, row: sysregs.SysReg, value: int, pc: int | None = None) -> None:
         name = row.name
         if row.access == "ro":
             return
-        if name == "CNTHP_TVAL_EL2":
-            v = value & 0xFFFF_FFFF
-            if v & 0x8000_0000:
-                v -= 1 << 32
-            self.set("CNTHP_CVAL_EL2", self.m.icount() + v)
+        irq = getattr(self.m, "irq", None)
+        if irq is not None and irq.vel2_write(name, value):   # ICH_*, CNTHP_*, CNTVOFF_EL2, ICC_SGI*R
             return
         self.set(name, value)
         if name in ("SCTLR_EL2", "TTBR0_EL2", "TCR_EL2", "MAIR_EL2", "CPTR_EL2"):
@@ -441,8 +445,9 @@ class VirtualEL2:
         m.trap(ev.SYSREG, row.name, "w" if write else "r", value if write else None, pc=pc, insn=insn,
                forwarded=True, reason=", ".join(f"{t} set by L1" for t in reasons) + ": forwarded to vEL2")
         iss = decode.sysreg_iss(*key, rt, not write)
+        acc = cpu.uc_accessible(key, write)
         self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=row.name)
-        return 1
+        return cpu.redirected(acc)
 
     # --- SYS instructions (TLBI, AT, DC, IC) -------------------------------------------------
     def sys(self, reg: int, cp) -> int | None:
@@ -466,21 +471,20 @@ class VirtualEL2:
             if name.startswith("TLBI") and self.get("HCR_EL2") & _HCR["TTLB"]:
                 m.trap(ev.TLBI, name, pc=pc, insn=insn, forwarded=True, reason="HCR_EL2.TTLB set by L1")
                 iss = decode.sys_iss(1, cp.op1, cp.crn, cp.crm, cp.op2, insn & 0x1F, False)
+                acc = cpu.uc_accessible((1, cp.op1, cp.crn, cp.crm, cp.op2), True)
                 self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=name)
-                return 1
+                return cpu.redirected(acc)
             return None
         if cp.op1 in (4, 6) or (name.startswith("AT S12") or name.startswith("AT S1E2")):
             if name.startswith("TLBI"):
                 m.trap(ev.TLBI, name, pc=pc, insn=insn,
                        reason="HCR_EL2.NV set by L0: EL2 and stage-2 TLB maintenance traps")
-                cpu.flush_tlb()
-                cpu.pc = pc + 4
-                return 1
+                self.s2.tlbi(name, cpu.x(insn & 0x1F))
+                return cpu.skip_hooked(pc, (1, cp.op1, cp.crn, cp.crm, cp.op2), True)
             if name.startswith("AT"):
                 m.trap(ev.AT, name, pc=pc, insn=insn, reason="HCR_EL2.NV set by L0: AT S1E2*/S12E* traps")
                 self._emulate_at(name, cpu.x(insn & 0x1F), pc)
-                cpu.pc = pc + 4
-                return 1
+                return cpu.skip_hooked(pc, (1, cp.op1, cp.crn, cp.crm, cp.op2), True)
             raise Unsupported(f"{name} at vEL2", pc)
         return None
 

@@ -1,0 +1,429 @@
+"""Interrupts and time as L0 provides them: the guest's GICv3 and generic timers,
+interrupt delivery, WFI, and the shadow list registers of a nested VM.
+
+Who owns what
+-------------
+L0 emulates one GICv3 (neve/devices/gic.py) and one timer bank per CPU
+(neve/devices/timer.py) for the guest it runs directly: the VM kernel in vm mode, the
+guest hypervisor L1 in the nested modes.  In the nested modes these are *L1's*
+"physical" GIC and timers: L1's EL1 physical and virtual timers (PPIs 30, 27), its EL2
+hyp timer (PPI 26, CNTHP_*, always trapped and emulated by L0), the UART..., and the
+maintenance interrupt (PPI 25) of L1's virtual CPU interface.  Interrupts reach L1
+through L0's own virtual interface for L1: L1's ICC_*_EL1 accesses (at vEL2, or from
+its host-kernel part at EL1) read the `CpuInterface` of that GIC, without trapping, as
+a VM's ICC_* accesses reach the ICV_* registers on hardware (L0 runs its VM with
+HCR_EL2.IMO/FMO set).  Only ICC_SGI*R trap (HCR_EL2.IMO/FMO: the register table's
+condition), as on KVM; in vm mode the same holds for the VM kernel (VM_CONTROLS).
+
+Shadow list registers
+---------------------
+L1 programs ICH_HCR_EL2/ICH_VMCR_EL2/ICH_LR<n>_EL2/ICH_AP<m>R<n>_EL2 for its nested VM
+(L2): trapped and stored by L0 in v8.3, written to the VNCR/NEVE page in nv2/neve (the
+`VirtualEL2` storage either way).  When L1 enters L2 (emulated ERET), L0 loads them
+into the list registers it runs L2 with (`shadow`, a `VirtualInterface`), so L2's
+ICC_IAR1/EOIR1/... with L1's HCR_EL2.IMO set are ICV_* accesses against those LRs and
+cost no trap.  When L2 exits to vEL2, L0 writes the resulting state (LR pending ->
+active -> invalid, EOIcount, VMCR, APRs) back to L1's view; ICH_MISR/EISR/ELRSR_EL2
+reads (always trapped) are computed from that view.  L1's maintenance interrupt is
+asserted while ICH_HCR_EL2.En and ICH_MISR_EL2 != 0, computed from the shadow while L2
+runs and from L1's view while vEL2 runs.  An LR with HW = 1 deactivates its pINTID in
+L1's GIC when L2 deactivates the virtual interrupt.
+
+Delivery
+--------
+After any change (an MMIO/ICC/timer access, a world switch, a timer deadline) the
+machine's run loop calls `tick`, which updates the timer lines and the maintenance
+line and takes an interrupt if one can be taken:
+* vm mode, or vEL2: the GIC's IRQ/FIQ signal, when PSTATE.I/F allow, at the current
+  vector (`take_el1`, or `take_current` at vEL2) with offset 0x80/0x100;
+* L2 (or L1's host kernel) running: a signal of L1's GIC is taken to vEL2 (IRQ exit,
+  lower-EL vector + 0x80) when L1's HCR_EL2.IMO/FMO (or TGE) is set, whatever L2's
+  PSTATE.I; otherwise at L2's own EL1 when its PSTATE allows.  Then a virtual
+  interrupt from the shadow LRs (or HCR_EL2.VI/VF) is taken at L2's EL1 vector when
+  L1's HCR_EL2.IMO/FMO is set and L2's PSTATE.I/F allow.
+Unicorn does not report `msr daifclr` (op0 = 0), so while an interrupt is signalled
+but masked the machine runs in slices of MASKED_SLICE instructions and checks again.
+
+Traps
+-----
+A timer or maintenance line rising while a guest runs is a physical interrupt taken
+to L0: one `irq` trap event (while L0 already runs -- in WFI, or during an ERET it
+emulates -- it costs nothing extra).  L0 then injects it; its forwarding to vEL2
+appears as a world switch, not as a second trap.  ICV accesses by L2, timer accesses
+the hardware serves (CNTV_*), and interrupt entries cost no trap.
+
+WFI: when L0 traps a WFI (HCR_EL2.TWI) and no interrupt would wake the CPU, the counter
+skips to the next timer deadline (neve/devices/timer.py); when nothing at all can
+wake it, WFI completes at once (a spurious wake-up, which the architecture permits).
+"""
+from __future__ import annotations
+
+from neve import decode, events as ev, sysregs
+from neve.devices.gic import (GICv3, Distributor, Redistributors, VirtualInterface, ICH_VTR_VALUE,
+                              PPI_MAINTENANCE, mask_lr, mask_vmcr, ICH_HCR_WRITABLE)
+from neve.devices.timer import Counter, DictRegs, TimerBank
+
+VEC_IRQ, VEC_FIQ = 0x080, 0x100
+PSTATE_I, PSTATE_F = 1 << 7, 1 << 6
+MASKED_SLICE = 256
+
+_HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in ("IMO", "FMO", "TGE", "VI", "VF")}
+_KEY_ISR_EL1 = (3, 0, 12, 1, 0)
+
+# ICC_* registers by their name without prefix/suffix, and which HCR_EL2 routing bit
+# turns an EL1 access into an ICV_* access (GICv3 spec 8.2; QEMU icv_access()).
+_GROUP0 = {"IAR0", "EOIR0", "HPPIR0", "BPR0", "IGRPEN0", "AP0R0", "AP0R1", "AP0R2", "AP0R3"}
+_COMMON = {"CTLR", "DIR", "PMR", "RPR"}
+
+
+def _icv_flag(short: str) -> int:
+    if short in _GROUP0:
+        return _HCR["FMO"]
+    if short in _COMMON:
+        return _HCR["IMO"] | _HCR["FMO"]
+    return _HCR["IMO"]
+
+
+# Encodings the dispatcher emulates: the EL0/EL1 timer registers and ICC_*_EL1.
+_KEYS: dict[tuple, tuple[str, str]] = {}
+for _r in sysregs.REGISTERS:
+    if _r.group == "gic" and _r.name.startswith("ICC_") and _r.name.endswith("_EL1"):
+        _KEYS[_r.key] = ("icc", _r.name[4:-4])
+    elif _r.name in ("CNTP_CTL_EL0", "CNTP_CVAL_EL0", "CNTP_TVAL_EL0",
+                     "CNTV_CTL_EL0", "CNTV_CVAL_EL0", "CNTV_TVAL_EL0"):
+        _KEYS[_r.key] = ("timer", _r.name)
+_KEYS[_KEY_ISR_EL1] = ("isr", "ISR_EL1")
+
+_ICH_STORED = set(VirtualInterface.NAMES)
+VEL2_READS = {"ICH_VTR_EL2", "ICH_MISR_EL2", "ICH_EISR_EL2", "ICH_ELRSR_EL2", "ICC_SRE_EL2",
+              "CNTHP_CTL_EL2", "CNTHP_CVAL_EL2", "CNTHP_TVAL_EL2"}
+VEL2_WRITES = _ICH_STORED | {"CNTHP_CTL_EL2", "CNTHP_CVAL_EL2", "CNTHP_TVAL_EL2", "CNTVOFF_EL2",
+                             "ICC_SRE_EL2", "ICC_SGI1R_EL1", "ICC_ASGI1R_EL1", "ICC_SGI0R_EL1"}
+# ICC_SRE_EL2 of L1's hyp interface: SRE, DFB, DIB and Enable are RAO/WI (as QEMU: the
+# system-register interface is always enabled), so L1 never traps its guests' ICC_SRE_EL1.
+ICC_SRE_EL2_VALUE = 0xF
+
+
+class Interrupts:
+    """The machine's interrupt and time subsystem (a clock of the run loop)."""
+
+    def __init__(self, m) -> None:
+        from neve.machine import VM_CONTROLS
+        self.m = m
+        self.vm_controls = VM_CONTROLS            # L0's controls while a VM (or L1's EL1) runs
+        self.counter = Counter(m.icount)
+        nested = m.vel2 is not None
+        self.gic = GICv3(1, [m.cpu.cpr_read(3, 0, 0, 0, 5)])
+        self.gic.on_change = self.kick
+        self.timers = TimerBank(self.counter, m.vel2 if nested else DictRegs(), self._cntvoff, hyp=nested)
+        self.shadow = VirtualInterface()          # the LRs L0 runs the nested VM with
+        self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(0, pintid)
+        self.maintenance_line = False
+        self.masked = False                       # a signal is pending but PSTATE masks it
+        self._retry_at = 0                        # ... then check again at this icount
+        self._dirty = True
+        self._in_tick = False
+        if nested:
+            m.vel2.set("ICC_SRE_EL2", ICC_SRE_EL2_VALUE)
+        self.dist = Distributor(self.gic)
+        self.redist = Redistributors(self.gic)
+        m.add_device(self.dist)
+        m.add_device(self.redist)
+        m.add_clock(self)
+        self._hook_daifclr(m)
+
+    # --- unmasking: Unicorn does not report `msr daifclr` (op0 = 0) ---------------------
+    def _hook_daifclr(self, m) -> None:
+        """Hook every `msr daifclr, #imm` with I or F in the loaded images so that an
+        interrupt pending while masked is taken right after the instruction that
+        unmasks it, as on hardware (other unmasking -- ERET, code written at run time --
+        is caught by the MASKED_SLICE re-check)."""
+        from unicorn import UC_HOOK_CODE
+        from neve.platform import RAM_BASE
+        words = [(0xD50340FF | (crm << 8)).to_bytes(4, "little") for crm in range(16) if crm & 3]
+        uc = m.cpu.uc
+        seen = set()
+        for im in m.images:
+            for seg in im.segments:
+                lo = seg.paddr - RAM_BASE
+                hi = lo + len(seg.data)
+                for w in words:
+                    i = m.ram.find(w, lo, hi)
+                    while i != -1:
+                        if i % 4 == 0 and i not in seen:
+                            seen.add(i)
+                            a = RAM_BASE + i
+                            uc.hook_add(UC_HOOK_CODE, self._on_daifclr, None, a, a)
+                        i = m.ram.find(w, i + 1, hi)
+
+    def _on_daifclr(self, uc, addr: int, size: int, _) -> None:
+        if not self.masked:
+            return
+        cpu = self.m.cpu
+        insn = cpu.read_insn(addr)
+        if insn is None or (insn & 0xFFFFF0FF) != 0xD50340FF:
+            return
+        crm = (insn >> 8) & 0xF
+        cpu.set_pstate(cpu.pstate() & ~(crm << 6))      # execute it here ...
+        cpu.pc = addr + 4
+        self._in_tick = True
+        try:
+            self.deliver()                               # ... and take the interrupt after it
+        finally:
+            self._in_tick = False
+            if self.masked:
+                self._retry_at = self.m.icount() + MASKED_SLICE
+
+    def _cntvoff(self) -> int:
+        return self.m.vel2.cntvoff() if self.m.vel2 is not None else 0
+
+    # --- the run loop's clock protocol -------------------------------------------------
+    def kick(self, mmio: bool = False) -> None:
+        """Something changed: end the slice so the run loop re-evaluates (`tick`).
+
+        From a hook that has already moved PC past the instruction (MRS/MSR, WFI,
+        ERET), emu_stop() ends the slice there.  Inside an MMIO write callback,
+        emu_stop() alone would abandon the store and re-execute it; for a single-register
+        store without writeback L0 completes it by stepping PC past it first, and for
+        other forms (pairs, writeback) re-evaluation waits for the slice to end."""
+        if self._in_tick:
+            return
+        self._dirty = True
+        cpu = self.m.cpu
+        if mmio:
+            pc = cpu.pc
+            insn = cpu.read_insn(pc)
+            d = decode.decode_ldst(insn) if insn is not None else None
+            if d is None or not d.write or d.read or d.writeback or d.nregs != 1 or d.exclusive:
+                return
+            cpu.pc = pc + 4
+        cpu.uc.emu_stop()
+
+    def next_event(self, icount: int) -> int | None:
+        if self._dirty or self.timers.stale():
+            return icount
+        t = self.timers.next_deadline()
+        best = self.counter.to_icount(t) if t is not None else None
+        if self.masked:
+            s = self._retry_at
+            best = s if best is None or s < best else best
+        return best
+
+    def tick(self, icount: int) -> None:
+        self._in_tick = True
+        try:
+            self.update()
+            self.deliver()
+        finally:
+            self._in_tick = False
+            self._dirty = False
+            if self.masked:
+                self._retry_at = self.m.icount() + MASKED_SLICE
+
+    # --- lines -------------------------------------------------------------------------
+    def _vif_now(self) -> VirtualInterface | None:
+        vel2 = self.m.vel2
+        if vel2 is None:
+            return None
+        return VirtualInterface.from_regs(vel2.get) if vel2.active else self.shadow
+
+    def update(self, in_l0: bool = False) -> None:
+        """Recompute timer and maintenance lines; a rising line while a guest runs is
+        a physical interrupt taken to L0 (an `irq` trap)."""
+        for t, level in self.timers.update():
+            self.gic.set_ppi(0, t.ppi, level)
+            if level and not in_l0:
+                self._irq_trap(f"{t.name} timer", t.ppi)
+        vif = self._vif_now()
+        if vif is not None:
+            level = vif.maintenance()
+            if level != self.maintenance_line:
+                self.maintenance_line = level
+                self.gic.set_ppi(0, PPI_MAINTENANCE, level)
+                if level and not in_l0 and not self.m.vel2.active:
+                    self._irq_trap("GIC maintenance", PPI_MAINTENANCE)
+
+    def _irq_trap(self, what: str, intid: int) -> None:
+        self.m.trap(ev.IRQ, f"IRQ {intid}",
+                    reason=f"{what} interrupt (INTID {intid}) while the guest runs: a physical interrupt, "
+                           f"routed to EL2 by HCR_EL2.IMO set by L0, which injects it into the guest's GIC")
+
+    # --- delivery ----------------------------------------------------------------------
+    def deliver(self) -> None:
+        m, cpu, vel2 = self.m, self.m.cpu, self.m.vel2
+        ps = cpu.pstate()
+        sig = self.gic.cpu[0].signal()
+        self.masked = False
+        if vel2 is None or vel2.active:
+            if sig is None:
+                return
+            kind, mask = (VEC_IRQ, PSTATE_I) if sig == "irq" else (VEC_FIQ, PSTATE_F)
+            if ps & mask:
+                self.masked = True
+                return
+            if vel2 is None:
+                m.take_el1(0, cpu.pc, None, kind)
+            else:
+                vel2.take_current(0, cpu.pc, None, kind)
+            return
+        hcr = vel2.get("HCR_EL2")
+        if sig is not None:
+            kind, mask, route = ((VEC_IRQ, PSTATE_I, _HCR["IMO"]) if sig == "irq"
+                                 else (VEC_FIQ, PSTATE_F, _HCR["FMO"]))
+            if hcr & (route | _HCR["TGE"]):
+                vel2.exit_to_vel2(0, cpu.pc, kind=kind, why="IRQ" if sig == "irq" else "FIQ")
+                return
+            if not ps & mask:
+                m.take_el1(0, cpu.pc, None, kind)
+                return
+            self.masked = True
+        vsig = self.shadow.signal()
+        for s, kind, mask, route, force in (("irq", VEC_IRQ, PSTATE_I, _HCR["IMO"], _HCR["VI"]),
+                                            ("fiq", VEC_FIQ, PSTATE_F, _HCR["FMO"], _HCR["VF"])):
+            if hcr & route and (vsig == s or hcr & force):
+                if ps & mask:
+                    self.masked = True
+                    continue
+                m.take_el1(0, cpu.pc, None, kind)
+                return
+
+    def wake_event(self) -> bool:
+        """Would an interrupt wake a WFI now (PSTATE masks do not matter)?"""
+        if self.gic.cpu[0].signal() is not None:
+            return True
+        vel2 = self.m.vel2
+        if vel2 is not None and not vel2.active:
+            hcr = vel2.get("HCR_EL2")
+            vsig = self.shadow.signal()
+            if hcr & _HCR["IMO"] and (vsig == "irq" or hcr & _HCR["VI"]):
+                return True
+            if hcr & _HCR["FMO"] and (vsig == "fiq" or hcr & _HCR["VF"]):
+                return True
+        return False
+
+    def wfi(self) -> int:
+        """L0 handles a trapped WFI: returns the counter ticks skipped (0 if an
+        interrupt is already pending or no timer can ever wake the CPU)."""
+        self.update(in_l0=True)
+        skipped = 0
+        if not self.wake_event():
+            d = self.timers.next_deadline()
+            if d is not None:
+                skipped = self.counter.skip_to(d)
+                self.update(in_l0=True)
+        self.kick()
+        return skipped
+
+    # --- world switches (called by VirtualEL2) ----------------------------------------------
+    def on_enter_el1(self) -> None:
+        """L1 enters its EL1 context: load its ICH_* state into the shadow LRs."""
+        self.shadow.load(self.m.vel2.get)
+        self.update(in_l0=True)
+        self.kick()
+
+    def on_exit_to_vel2(self) -> None:
+        """Back to vEL2: write the shadow LR state back to L1's view."""
+        self.shadow.store(self.m.vel2.set)
+        self.kick()
+
+    # --- system registers reaching L0 from (hardware) EL1/EL0 ----------------------------
+    def sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
+        ent = _KEYS.get(key)
+        if ent is None:
+            return None
+        kind, name = ent
+        m, cpu, vel2 = self.m, self.m.cpu, self.m.vel2
+        pc = cpu.pc
+        row = sysregs.BY_KEY.get(key)
+        if row is not None and row.traps:
+            ctrls = vel2.controls if vel2 is not None and vel2.active else self.vm_controls
+            reasons = row.trap_reasons(write, ctrls)
+            if reasons:
+                m.trap(ev.SYSREG, row.name, "w" if write else "r", value if write else None, pc=pc,
+                       reason=", ".join(f"{t} set by L0" for t in reasons))
+        v = 0
+        if kind == "timer":
+            if write:
+                self.timers.write(name, value)
+                self.kick()
+            else:
+                v = self.timers.read(name)
+        elif kind == "icc":
+            target = self._icc_target(name)
+            if write:
+                target.write(name, value)
+                self.kick()
+            else:
+                v = target.read(name)
+                if name.startswith("IAR"):
+                    self.kick()
+        else:   # ISR_EL1
+            v = self._isr()
+        if not write:
+            cpu.uc.reg_write(reg, v)
+        return cpu.skip_hooked(pc, key, write)
+
+    def _icc_target(self, short: str):
+        vel2 = self.m.vel2
+        if vel2 is not None and not vel2.active and vel2.get("HCR_EL2") & _icv_flag(short):
+            return self.shadow
+        return self.gic.cpu[0]
+
+    def _isr(self) -> int:
+        vel2 = self.m.vel2
+        sig = self.gic.cpu[0].signal()
+        i, f = sig == "irq", sig == "fiq"
+        if vel2 is not None and not vel2.active:
+            hcr = vel2.get("HCR_EL2")
+            vsig = self.shadow.signal()
+            if hcr & _HCR["IMO"]:
+                i = vsig == "irq" or bool(hcr & _HCR["VI"])
+            if hcr & _HCR["FMO"]:
+                f = vsig == "fiq" or bool(hcr & _HCR["VF"])
+        return (PSTATE_I if i else 0) | (PSTATE_F if f else 0)
+
+    # --- L1's EL2 registers the emulation computes (called by VirtualEL2.read/write) -------
+    def vel2_read(self, name: str) -> int | None:
+        if name not in VEL2_READS:
+            return None
+        if name == "ICH_VTR_EL2":
+            return ICH_VTR_VALUE
+        if name == "ICC_SRE_EL2":
+            return ICC_SRE_EL2_VALUE
+        if name.startswith("CNTHP_"):
+            return self.timers.read(name)
+        vif = VirtualInterface.from_regs(self.m.vel2.get)
+        if name == "ICH_MISR_EL2":
+            return vif.misr()
+        if name == "ICH_EISR_EL2":
+            return vif.eisr()
+        return vif.elrsr()
+
+    def vel2_write(self, name: str, value: int) -> bool:
+        if name not in VEL2_WRITES:
+            return False
+        vel2 = self.m.vel2
+        if name.startswith("CNTHP_"):
+            self.timers.write(name, value)
+        elif name == "ICC_SRE_EL2":
+            vel2.set(name, ICC_SRE_EL2_VALUE)
+        elif name.startswith("ICC_SGI") or name == "ICC_ASGI1R_EL1":
+            self.gic.send_sgi(0, value, 0 if name == "ICC_SGI0R_EL1" else 1)
+        elif name.startswith("ICH_LR"):
+            vel2.set(name, mask_lr(value))
+        elif name == "ICH_VMCR_EL2":
+            vel2.set(name, mask_vmcr(value))
+        elif name == "ICH_HCR_EL2":
+            vel2.set(name, value & ICH_HCR_WRITABLE)
+        elif name.startswith("ICH_AP"):
+            vel2.set(name, value & 0xFFFF_FFFF)
+        else:                                   # CNTVOFF_EL2
+            vel2.set(name, value)
+        self.kick()
+        return True
+
+    def state(self) -> dict:
+        return {"counter": self.counter.now(), "skipped": self.counter.skipped,
+                "timers": {n: {"ctl": t.regs.get(t.ctl_name), "cval": t.regs.get(t.cval_name), "line": t.line}
+                           for n, t in self.timers.timers.items()},
+                "gic": self.gic.state(), "maintenance": self.maintenance_line}

@@ -1,0 +1,494 @@
+"""Shadow stage 2: the nested VM's memory as L1's stage 2 composed with L0's map of L1.
+
+When L1 (the guest hypervisor at virtual EL2) ERETs to EL1 with its virtual
+HCR_EL2.VM set, the addresses L2 (its nested VM) produces are IPAs of L1's stage 2
+(VTTBR_EL2/VTCR_EL2 as L1 set them), and the PAs those give are L1's "physical"
+addresses, which L0 maps identically onto the RAM it gave L1 (RAM_BASE ..
+RAM_BASE + ram_size) and onto the devices it emulates for L1.  Nothing else exists
+for L1: L0's private state (the NEVE/VNCR page, these shadow tables, the emulator's
+memory) is not in guest memory at all.
+
+How it runs on Unicorn
+----------------------
+Unicorn has two TLB modes.  Under UC_TLB_CPU (the default) QEMU's own walker
+translates with the hardware EL1 registers: right for the VM, for L1's vEL2 with its
+MMU off, and for what L1 runs at EL1 without stage 2.  While L2 runs with VM=1, and
+while vEL2 runs with SCTLR_EL2.M=1, neve switches to UC_TLB_VIRTUAL: every miss of
+Unicorn's (1 KiB-page) TLB calls `_fill`, which walks the regime in Python with
+neve/mmu.py and returns the PA and the permissions.
+
+* L2 (VM=1): stage 1 with L2's EL1 registers (in the hardware while it runs); every
+  table-walk IPA and the output IPA go through the shadow stage 2: a cache, per VMID,
+  of L1's stage-2 leaf entries (the block or page, S2AP, XN, MemAttr), filled lazily
+  on first use by walking L1's tables (which must lie in L1's RAM), then checked
+  against L0's map of L1.  A refused fill surfaces from `emu_start` as UcError
+  UC_ERR_EXCEPTION with PC on the faulting instruction (no UC_HOOK_INTR call); the
+  hook leaves a pending action that the machine's run loop performs:
+    - a stage-1 fault: to L2's own EL1 vectors, as faults.py does for the VM;
+    - a stage-2 fault (translation, access flag, permission, address size, external
+      abort on the stage-2 walk, also on a stage-1 walk: S1PTW): forwarded to vEL2 as
+      EC 0x24/0x20 with the ISV syndrome, FAR_EL2 and HPFAR_EL2 (one "abort" trap);
+    - an IPA that L1's stage 2 maps to a PA outside L1's RAM and outside every device
+      L0 emulates (isolation): L0's own stage 2 of L1 has nothing there, so, as on
+      QEMU's virt board for an unbacked PA, the access ends in a synchronous external
+      abort (DFSC/IFSC 0x10) taken by the offender: to L2's EL1, or to vEL2 when L1
+      set HCR_EL2.TEA (Arm ARM: TEA routes synchronous external aborts to EL2).
+      A stage-1 walk of L2 that reaches such a PA is an external abort on the walk
+      (FSC 0x14 + level) at L2's EL1.  An L1 stage-2 *table* outside L1's RAM gives a
+      stage-2 external abort on the walk, forwarded to vEL2.
+* vEL2 with SCTLR_EL2.M=1: the EL2 regime (mmu.Stage1Regime.el2: AP[1] RES1, bit 54
+  is XN, no PXN/UXN, no ASID) instead of QEMU's EL1 reading of the same descriptors.
+  A fault is taken at vEL2 (EC 0x25/0x21).  The ERET safety net (ELR_EL1 = ERET_NET)
+  is recognised here: a fetch there from vEL2 is L1's native ERET.
+
+Invalidation
+------------
+Unicorn's TLB is flushed on every world switch already (vel2.py), so it never holds
+L2's combined entries while L1 runs; what persists is the shadow.  Shadow entries are
+dropped exactly when L1 says:
+* TLBI IPAS2E1/IPAS2LE1 (IS/OS/nXS): the leaves of the current VMID covering that IPA;
+  TLBI RIPAS2(L)E1: those covering the range;
+* TLBI VMALLS12E1 (IS/OS): everything of the current VMID;
+* TLBI ALLE1 (IS/OS): every VMID;
+* VTTBR_EL2/VTCR_EL2: a VMID's entries are tagged with the table base and the VTCR
+  format they came from; entering L2 with a different base or format for that VMID
+  drops them (a write of the same value, as KVM does on every world switch, keeps
+  them).  HCR_EL2.VM=0 does not use the shadow; entries a later VM=1 finds were
+  built from the same base/format and not invalidated since, which the architecture
+  allows a TLB to keep.
+* TLBI ALLE2/VAE2/VALE2 (and ranges): L1's own EL2 regime; Unicorn has no by-page
+  flush, so its whole TLB is flushed (it holds only vEL2 entries at that point).
+Every drop is counted in `counters`.
+
+Not modelled: hardware access-flag/dirty updates (none), FEAT_XNX, stage-2 MemAttr
+effects on alignment (Device memory is not alignment-checked), FEAT_LPA.
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
+from unicorn import UC_TLB_CPU, UC_TLB_VIRTUAL
+
+from neve import decode, events as ev, mmu
+from neve.platform import RAM_BASE
+
+HCR_VM = 1 << 0
+HCR_TEA = 1 << 37
+FSC_EXTERNAL = 0x10
+
+_PAGE = 1024                      # Unicorn's TLB page (TARGET_PAGE_BITS = 10 on AArch64)
+
+
+class _S1WalkAbort(Exception):
+    """Raised by the stage-1 walker's read64 when the descriptor's IPA faults at stage 2."""
+
+    def __init__(self, fault: mmu.Fault):
+        self.fault = fault
+
+
+class Leaf:
+    """One cached L1 stage-2 leaf (a page or block)."""
+
+    __slots__ = ("pa", "size", "r", "w", "x", "attrs", "level")
+
+    def __init__(self, pa: int, size: int, r: bool, w: bool, x: bool, attrs: int, level: int):
+        self.pa, self.size, self.r, self.w, self.x, self.attrs, self.level = pa, size, r, w, x, attrs, level
+
+
+class VmidShadow:
+    """The shadow stage 2 of one VMID: leaves by block size (shift) and index."""
+
+    def __init__(self, vmid: int, baddr: int, vtcr: int):
+        self.vmid, self.baddr, self.vtcr = vmid, baddr, vtcr
+        self.by_shift: dict[int, dict[int, Leaf]] = {}
+
+    def lookup(self, ipa: int) -> Leaf | None:
+        for shift, d in self.by_shift.items():
+            leaf = d.get(ipa >> shift)
+            if leaf is not None:
+                return leaf
+        return None
+
+    def insert(self, ipa: int, leaf: Leaf) -> None:
+        shift = leaf.size.bit_length() - 1
+        self.by_shift.setdefault(shift, {})[ipa >> shift] = leaf
+
+    def drop_range(self, lo: int, hi: int) -> int:
+        """Drop every leaf overlapping [lo, hi); returns how many."""
+        n = 0
+        for shift, d in self.by_shift.items():
+            first, last = lo >> shift, (hi - 1) >> shift
+            if last - first < len(d):
+                for i in range(first, last + 1):
+                    if d.pop(i, None) is not None:
+                        n += 1
+            else:
+                for i in [i for i in d if first <= i <= last]:
+                    del d[i]
+                    n += 1
+        return n
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.by_shift.values())
+
+
+def vmid_of(vttbr: int, vtcr: int) -> int:
+    return (vttbr >> 48) & (0xFFFF if (vtcr >> 19) & 1 else 0xFF)
+
+
+def tlbi_kind(name: str) -> str:
+    """'TLBI IPAS2E1ISNXS' -> 'IPAS2E1'."""
+    n = name[5:] if name.startswith("TLBI ") else name
+    if n.endswith("NXS"):
+        n = n[:-3]
+    if n.endswith("IS") or n.endswith("OS"):
+        n = n[:-2]
+    return n
+
+
+def _range_tlbi(xt: int, default_gb: int = 12) -> tuple[int, int]:
+    """Address range [lo, hi) of a FEAT_TLBIRANGE operand (BaseADDR in granule units)."""
+    tg = (xt >> 46) & 3
+    gb = {1: 12, 2: 14, 3: 16}.get(tg, default_gb)
+    scale = (xt >> 44) & 3
+    num = (xt >> 39) & 0x1F
+    base = (xt & ((1 << 37) - 1)) << gb
+    pages = (num + 1) << (5 * scale + 1)
+    return base, base + (pages << gb)
+
+
+class ShadowStage2:
+    def __init__(self, m, v) -> None:
+        self.m, self.v, self.cpu = m, v, m.cpu
+        self.vmids: dict[int, VmidShadow] = {}
+        self.regime: str | None = None        # None (UC_TLB_CPU), "s2" (L2, VM=1), "el2" (vEL2, MMU on)
+        self.cur: VmidShadow | None = None    # the shadow in use while L2 runs
+        self._vtcr = self._vttbr = 0
+        self.counters: Counter[str] = Counter()
+        self._depth = 0
+        self._ram_end = RAM_BASE + m.ram_size
+        m.cpu.uc.hook_add(UC_HOOK_TLB_FILL, self._fill)
+
+    # --- L0's map of L1 --------------------------------------------------------------
+    def l0_backed(self, pa: int) -> bool:
+        """Does L0 give L1 something at this physical address (RAM or an emulated device)?"""
+        if RAM_BASE <= pa < self._ram_end:
+            return True
+        return any(d.base <= pa < d.base + d.size for d in self.m.devices)
+
+    def _ram64(self, pa: int) -> int:
+        """Read a descriptor of L1's physical memory: RAM only (L0's map of L1)."""
+        if not (RAM_BASE <= pa and pa + 8 <= self._ram_end):
+            raise mmu.ExternalAbort(pa)
+        o = pa - RAM_BASE
+        return int.from_bytes(self.m.ram[o:o + 8], "little")
+
+    # --- TLB mode ---------------------------------------------------------------------
+    def sync(self) -> None:
+        """After a world switch or a change of L1's EL2 regime: choose the TLB mode.
+        The caller has just flushed Unicorn's TLB."""
+        v = self.v
+        if v.active:
+            want = "el2" if v.get("SCTLR_EL2") & 1 else None
+        else:
+            want = "s2" if v.get("HCR_EL2") & HCR_VM else None
+            if want:
+                self.cur = self.context(v.get("VTTBR_EL2"), v.get("VTCR_EL2"))
+        if want != self.regime:
+            self.cpu.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL if want else UC_TLB_CPU)
+            self.cpu.flush_tlb()
+            self.counters["tlb_mode_switches"] += 1
+            self.regime = want
+
+    def context(self, vttbr: int, vtcr: int) -> VmidShadow:
+        """The shadow of VTTBR_EL2's VMID, valid for this table base and format."""
+        self._vttbr, self._vtcr = vttbr, vtcr
+        vmid = vmid_of(vttbr, vtcr)
+        baddr = vttbr & 0xFFFF_FFFF_FFFE
+        fmt = vtcr & 0xFFFFF
+        sh = self.vmids.get(vmid)
+        if sh is None or sh.baddr != baddr or sh.vtcr != fmt:
+            if sh is not None and len(sh):
+                self.counters["vmid_flushes"] += 1
+            sh = self.vmids[vmid] = VmidShadow(vmid, baddr, fmt)
+        return sh
+
+    # --- stage 2 ------------------------------------------------------------------------
+    def translate_ipa(self, ipa: int, write: bool = False, execute: bool = False,
+                      s1ptw: bool = False, va: int | None = None):
+        """IPA -> PA through the shadow (filling it from L1's tables on a miss).
+        Returns (pa, leaf) or an mmu.Fault (stage 2)."""
+        sh = self.cur
+        leaf = sh.lookup(ipa)
+        if leaf is None:
+            self.counters["s2_walks"] += 1
+            t = mmu.walk_stage2(self._ram64, self._vtcr, self._vttbr, ipa, write=write and not s1ptw,
+                                execute=execute and not s1ptw, s1ptw=s1ptw)
+            if isinstance(t, mmu.Fault):
+                return mmu.Fault(t.kind, t.level, 2, s1ptw, ipa, va, write, execute)
+            leaf = Leaf(t.pa & ~(t.block_size - 1), t.block_size, t.readable, t.writable, t.executable,
+                        t.attrs, t.level)
+            sh.insert(ipa, leaf)
+        else:
+            self.counters["s2_hits"] += 1
+        ok = leaf.r if s1ptw or not (write or execute) else (leaf.x if execute else leaf.w)
+        if not ok:
+            return mmu.Fault("permission", leaf.level, 2, s1ptw, ipa, va, write, execute)
+        return leaf.pa | (ipa & (leaf.size - 1)), leaf
+
+    def _s1_desc_read(self, ipa: int) -> int:
+        r = self.translate_ipa(ipa, s1ptw=True)
+        if isinstance(r, mmu.Fault):
+            raise _S1WalkAbort(r)
+        return self._ram64(r[0])
+
+    def _l2_regime(self) -> mmu.Stage1Regime:
+        c = self.cpu
+        return mmu.Stage1Regime.el10(c.cpr_read(3, 0, 1, 0, 0), c.cpr_read(3, 0, 2, 0, 2), c.cpr_read(3, 0, 2, 0, 0),
+                                     c.cpr_read(3, 0, 2, 0, 1), c.cpr_read(3, 0, 10, 2, 0))
+
+    def translate_l2(self, va: int, write: bool = False, execute: bool = False, el: int = 1):
+        """L2's VA -> (PA, readable, writable, executable) through its stage 1 and the
+        shadow stage 2, or an mmu.Fault (stage 1 or 2), or ("external", ipa, pa, s1walk)."""
+        try:
+            t = mmu.walk_stage1(self._s1_desc_read, self._l2_regime(), va, write=write, execute=execute, el=el)
+        except _S1WalkAbort as a:
+            f = a.fault
+            return mmu.Fault(f.kind, f.level, 2, True, f.ipa, va, write, execute)
+        if isinstance(t, mmu.Fault):
+            return t
+        r = self.translate_ipa(t.pa, write, execute, va=va)
+        if isinstance(r, mmu.Fault):
+            return r
+        pa, leaf = r
+        if not self.l0_backed(pa):
+            return ("external", t.pa, pa)
+        return pa, t.readable and leaf.r, t.writable and leaf.w, t.executable and leaf.x
+
+    def translate_el2(self, va: int, write: bool = False, execute: bool = False):
+        v = self.v
+        regime = mmu.Stage1Regime.el2(v.get("SCTLR_EL2"), v.get("TCR_EL2"), v.get("TTBR0_EL2"), v.get("MAIR_EL2"))
+        return mmu.walk_stage1(self._ram64, regime, va, write=write, execute=execute, el=2)
+
+    # --- the TLB fill hook ---------------------------------------------------------------
+    def _fill(self, uc, va: int, typ: int, entry, _) -> bool:
+        self._depth += 1
+        try:
+            self.counters["fills"] += 1
+            execute = typ == UC_MEM_FETCH
+            write = typ == UC_MEM_WRITE
+            if self.regime == "s2":
+                el = (self.cpu.pstate() >> 2) & 3
+                if el == 1 and not execute and self._unprivileged_insn():
+                    el = 0
+                r = self.translate_l2(va, write, execute, el)
+                if isinstance(r, tuple) and len(r) == 4:
+                    pa, rd, wr, ex = r
+                    entry.paddr = pa & ~(_PAGE - 1)
+                    entry.perms = (UC_PROT_READ if rd else 0) | (UC_PROT_WRITE if wr else 0) | (UC_PROT_EXEC if ex else 0)
+                    return True
+                self._defer(self._l2_fault, r, va, write, execute, el)
+                return False
+            if self.regime == "el2":
+                from neve.vel2 import ERET_NET
+                if execute and va == ERET_NET & ~(_PAGE - 1):
+                    if self._depth == 1:
+                        self.m._pending = ("eret-net", ERET_NET)
+                    return False
+                t = self.translate_el2(va, write, execute)
+                if isinstance(t, mmu.Translation):
+                    entry.paddr = t.pa & ~(_PAGE - 1)
+                    entry.perms = ((UC_PROT_READ if t.readable else 0) | (UC_PROT_WRITE if t.writable else 0)
+                                   | (UC_PROT_EXEC if t.executable else 0))
+                    return True
+                self._defer(self._el2_fault, t, va, write, execute)
+                return False
+            # Not in a shadowed regime (should not be reached): flat.
+            entry.paddr = va & ~(_PAGE - 1)
+            entry.perms = UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC
+            return True
+        except Exception as e:  # never let the hook die inside Unicorn
+            from neve.errors import GuestError
+            err = GuestError(f"internal error in the shadow stage-2 TLB fill for VA {va:#x}: {e!r}")
+
+            def fail():
+                raise err
+            self.m._pending = ("call", fail)
+            return False
+        finally:
+            self._depth -= 1
+
+    def _defer(self, fn, *args) -> None:
+        if self._depth == 1:      # not a probe nested in another fill
+            self.m._pending = ("call", lambda: fn(*args))
+
+    def _unprivileged_insn(self) -> bool:
+        """Is the instruction at PC an LDTR/STTR (EL1 access checked as EL0)?  Unicorn
+        gives the hook no MMU index, so look: the code page is in the TLB (it is being
+        executed); a miss re-enters this hook as a probe, which sets nothing pending."""
+        insn = self.cpu.read_insn(self.cpu.pc)
+        return insn is not None and insn & 0x3F20_0C00 == 0x3800_0800
+
+    def _insn_at(self, pc: int) -> int | None:
+        """The instruction word at L2's or vEL2's PC, read through the Python walk (never
+        through Unicorn, so it is safe inside the TLB-fill hook)."""
+        if self.regime == "s2":
+            r = self.translate_l2(pc, execute=True, el=(self.cpu.pstate() >> 2) & 3)
+            if not (isinstance(r, tuple) and len(r) == 4):
+                return None
+            pa = r[0]
+        elif self.regime == "el2":
+            t = self.translate_el2(pc, execute=True)
+            if not isinstance(t, mmu.Translation):
+                return None
+            pa = t.pa
+        else:
+            return self.cpu.read_insn(pc)
+        if not (RAM_BASE <= pa and pa + 4 <= self._ram_end):
+            return None
+        o = pa - RAM_BASE
+        return int.from_bytes(self.m.ram[o:o + 4], "little")
+
+    # --- faults ---------------------------------------------------------------------------
+    def _access(self, va_page: int, execute: bool):
+        """(exact VA, instruction word, decoded LdSt) of the access that missed."""
+        pc = self.cpu.pc
+        if execute:
+            va = pc if pc & ~(_PAGE - 1) == va_page else va_page
+            return va, None, None
+        insn = self._insn_at(pc)
+        ld = decode.decode_ldst(insn) if insn is not None else None
+        va = va_page
+        if ld is not None:
+            cpu = self.cpu
+            try:
+                a = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc)
+            except Exception:
+                a = None
+            if a is not None and (a & ~(_PAGE - 1) == va_page or (a + ld.size * ld.nregs - 1) & ~(_PAGE - 1) == va_page):
+                va = a if a & ~(_PAGE - 1) == va_page else va_page
+        return va, insn, ld
+
+    def _l2_fault(self, r, va_page: int, write: bool, execute: bool, el: int) -> None:
+        m, v, cpu = self.m, self.v, self.cpu
+        pc = cpu.pc
+        va, insn, ld = self._access(va_page, execute)
+        if isinstance(r, mmu.Fault) and r.stage == 1:
+            # L2's own stage-1 fault: the hardware takes it to L2's EL1, L0 is not involved.
+            self.counters["stage1_faults"] += 1
+            same = (cpu.pstate() >> 2) & 3 != 0
+            if execute:
+                m.deliver_sync(decode.esr(decode.EC_IABT_CUR if same else decode.EC_IABT_LOW, r.fsc), pc, va)
+            else:
+                iss = decode.data_abort_iss(ld, fsc=r.fsc, with_syndrome=False)
+                m.deliver_sync(decode.esr(decode.EC_DABT_CUR if same else decode.EC_DABT_LOW, iss), pc, va)
+            return
+        if isinstance(r, mmu.Fault):
+            # A stage-2 fault of L1's tables: forwarded to vEL2.
+            self.counters["stage2_faults"] += 1
+            kind = "instruction" if execute else "data"
+            if execute:
+                iss = r.fsc | (int(r.s1ptw) << 7)
+                esr = decode.esr(decode.EC_IABT_LOW, iss)
+            else:
+                iss = decode.data_abort_iss(ld, fsc=r.fsc, s1ptw=r.s1ptw, with_syndrome=True)
+                esr = decode.esr(decode.EC_DABT_LOW, iss)
+            rw = "" if execute else ("w" if write else "r")
+            m.trap(ev.ABORT, f"stage-2 {kind} abort", rw, r.ipa, pc=pc, insn=insn, forwarded=True,
+                   reason=f"{mmu.describe(r)} in L1's stage 2 (HCR_EL2.VM set by L1): forwarded to vEL2")
+            v.exit_to_vel2(esr, pc, far=va, hpfar=r.hpfar, why=f"stage-2 {kind} abort")
+            return
+        # ("external", ipa, pa): L1's stage 2 points outside what L0 gave L1.
+        _, ipa, pa = r
+        self.counters["external_aborts"] += 1
+        rw = "" if execute else ("w" if write else "r")
+        to_vel2 = bool(v.get("HCR_EL2") & HCR_TEA)
+        m.trap(ev.ABORT, "external abort (outside L1's memory)", rw, pa, pc=pc, insn=insn, forwarded=to_vel2,
+               reason=f"IPA {ipa:#x} maps to PA {pa:#x} in L1's stage 2, which L0's stage 2 of L1 does not map: "
+                      f"synchronous external abort" + (" routed to vEL2 by HCR_EL2.TEA" if to_vel2 else " to L2"))
+        if execute:
+            iss = FSC_EXTERNAL
+        elif ld is not None:
+            iss = decode.data_abort_iss(ld, fsc=FSC_EXTERNAL, with_syndrome=False)
+        else:
+            iss = (int(write) << 6) | FSC_EXTERNAL
+        if to_vel2:
+            ec = decode.EC_IABT_LOW if execute else decode.EC_DABT_LOW
+            v.exit_to_vel2(decode.esr(ec, iss), pc, far=va, hpfar=(ipa >> 12 & ((1 << 40) - 1)) << 4,
+                           why="external abort")
+            return
+        same = (cpu.pstate() >> 2) & 3 != 0
+        if execute:
+            ec = decode.EC_IABT_CUR if same else decode.EC_IABT_LOW
+        else:
+            ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
+        m.take_el1(decode.esr(ec, iss), pc, va)
+
+    def _el2_fault(self, t, va_page: int, write: bool, execute: bool) -> None:
+        """A fault of L1's own EL2 stage 1: taken at vEL2 (EC 0x21/0x25)."""
+        cpu = self.cpu
+        pc = cpu.pc
+        va, insn, ld = self._access(va_page, execute)
+        self.counters["el2_faults"] += 1
+        if execute:
+            self.v.take_current(decode.esr(decode.EC_IABT_CUR, t.fsc), pc, va)
+        else:
+            iss = decode.data_abort_iss(ld, fsc=t.fsc, with_syndrome=False)
+            self.v.take_current(decode.esr(decode.EC_DABT_CUR, iss), pc, va)
+
+    # --- TLB maintenance ---------------------------------------------------------------------
+    def tlbi(self, name: str, xt: int) -> None:
+        """An EL2/stage-2 TLBI L1 executed at vEL2 (trapped by L0)."""
+        kind = tlbi_kind(name)
+        c = self.counters
+        if kind in ("IPAS2E1", "IPAS2LE1", "RIPAS2E1", "RIPAS2LE1"):
+            sh = self._current_vmid_shadow()
+            if kind.startswith("R"):
+                lo, hi = _range_tlbi(xt, 12)
+            else:
+                lo = (xt & ((1 << 36) - 1)) << 12
+                hi = lo + 4096
+            c["tlbi_ipa"] += 1
+            if sh is not None:
+                c["ipa_drops"] += sh.drop_range(lo, hi)
+            return
+        if kind == "VMALLS12E1":
+            sh = self._current_vmid_shadow()
+            c["tlbi_vmalls12e1"] += 1
+            if sh is not None and len(sh):
+                c["vmid_flushes"] += 1
+                sh.by_shift.clear()
+            # Stage 1 of the current VMID: while vEL2 runs Unicorn's TLB holds no L2 entry.
+            return
+        if kind == "ALLE1":
+            c["tlbi_alle1"] += 1
+            if any(len(s) for s in self.vmids.values()):
+                c["all_flushes"] += 1
+            self.vmids.clear()
+            return
+        # EL2 regime (ALLE2, VAE2, VALE2, RVAE2, RVALE2) or anything unknown: Unicorn
+        # cannot flush by page; its TLB holds only vEL2 entries now.
+        c["tlbi_el2"] += 1
+        c["tlb_flushes"] += 1
+        self.cpu.flush_tlb()
+
+    def _current_vmid_shadow(self) -> VmidShadow | None:
+        vttbr, vtcr = self.v.get("VTTBR_EL2"), self.v.get("VTCR_EL2")
+        return self.vmids.get(vmid_of(vttbr, vtcr))
+
+    # --- figures ------------------------------------------------------------------------------
+    def entries(self) -> int:
+        return sum(len(s) for s in self.vmids.values())
+
+    def memory_bytes(self) -> int:
+        """Host memory held by the shadow tables (dicts and leaf objects)."""
+        n = sys.getsizeof(self.vmids)
+        for s in self.vmids.values():
+            n += sys.getsizeof(s) + sys.getsizeof(s.by_shift)
+            for d in s.by_shift.values():
+                n += sys.getsizeof(d)
+                for k, leaf in d.items():
+                    n += sys.getsizeof(k) + sys.getsizeof(leaf)
+        return n
