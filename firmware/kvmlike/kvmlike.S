@@ -68,6 +68,26 @@
  * Non-trapping under ARMv8.3 NV (native EL0/EL1 registers): CSSELR_EL1,
  * CNTKCTL_EL1, PAR_EL1, TPIDR_EL0, TPIDRRO_EL0, TPIDR_EL1, SP_EL0 (x4 each =
  * 28), CNTV_CTL_EL0 x3, CNTV_CVAL_EL0 x2 -> 33 native; 165 - 33 = 132 traps.
+ *
+ * Issue 6 (vgic_hyp.S): with a live list register the exit path adds 6+
+ * accesses after row 45 (ICH_ELRSR R, [ICH_MISR R, [ICH_EISR R]], ICH_HCR W,
+ * ICH_VTR R, per live LR: [ICH_LR<n> R] ICH_LR<n> W, ICH_AP0R0 R, ICH_AP1R0 R
+ * with 5 priority bits) and the entry path 3+ after row 128 (ICH_HCR W,
+ * ICH_AP0R0 W, ICH_AP1R0 W, ICH_LR<n> W per live LR).  With none live, as
+ * on the hypercall path, both calls return without any access.
+ *
+ * One MMIO round trip (issue 4: the guest runs behind stage 2, HCR_EL2.VM,
+ * and the PL011 is not in it): the same path with three differences.
+ *   1        L2: ldr/str to the UART -> stage-2 data abort (instead of HVC)
+ *   3        el1_sync does NOT read VTTBR_EL2 (EC is not HVC64)
+ *   8a, 8b   __populate_fault_info: mrs FAR_EL2, mrs HPFAR_EL2 after row 8
+ *            (a permission fault would use AT S1E1R + PAR_EL1 instead of
+ *            HPFAR_EL2, as __translate_far_to_hpfar; never the case here)
+ * The host kernel (b) emulates the access from the syndrome in C, touching
+ * no system register (a store to UARTDR becomes its own store to the UART).
+ * Totals: 166 instructions; ARMv8.3 NV traps 132 - 1 + 2 = 133 (+1 for the
+ * host's own UART store on a guest write); FEAT_NV2 traps 22 + 1 (HPFAR_EL2
+ * has no VNCR slot; FAR_EL2 is redirected to FAR_EL1) = 23.
  * ---------------------------------------------------------------------------
  */
 #include "kvmlike.h"
@@ -272,6 +292,21 @@ _start:
     msr     ich_hcr_el2, xzr
     msr     ich_vmcr_el2, xzr
     msr     vttbr_el2, xzr
+    /* __init_stage2_translation (issue 4): VTCR_EL2 for every guest */
+    mrs     x0, id_aa64mmfr0_el1
+    and     x0, x0, #7                      /* PARange */
+    mov     x1, #PARANGE_48
+    cmp     x0, x1
+    csel    x0, x1, x0, hi
+    lsl     x0, x0, #VTCR_EL2_PS_SHIFT
+    mov_imm x1, VTCR_EL2_FLAGS
+    orr     x0, x0, x1
+    mrs     x1, id_aa64mmfr1_el1
+    ubfx    x1, x1, #4, #4                  /* VMIDBits */
+    cmp     x1, #VMIDBITS_16
+    b.ne    7f
+    orr     x0, x0, #VTCR_EL2_VS_16BIT
+7:  msr     vtcr_el2, x0
     mrs     x0, midr_el1
     msr     vpidr_el2, x0
     mrs     x0, mpidr_el1
@@ -527,10 +562,10 @@ __kvm_vcpu_run:
     orr     x0, x0, x1
     msr     hcr_el2, x0                     /* 126 */
     mrs     x0, ich_vtr_el2                 /* 127 __vgic_v3_restore_state */
-    ldr     x1, [x19, #VCPU_USED_LRS]
-    cbnz    x1, hyp_lrs_unsupported         /* list registers never used */
     ldr     x1, [x19, #VCPU_VGIC_VMCR]
     msr     ich_vmcr_el2, x1                /* 128 */
+    mov     x1, x19                         /* issue 6: live LRs (vgic_hyp.S); */
+    bl      __vgic_v3_restore_lrs           /* no access when none is live */
     mrs     x0, icc_sre_el2                 /* 129 */
     bic     x0, x0, #ICC_SRE_EL2_ENABLE
     msr     icc_sre_el2, x0                 /* 130 */
@@ -559,6 +594,7 @@ __kvm_vcpu_run:
     sysreg_restore_common_state x21
 
     /* Jump in the fire! */
+.Lagain:
     mov     x0, x19
     mov     x1, x20
     bl      __guest_enter                   /* row 165: eret */
@@ -569,15 +605,33 @@ __kvm_vcpu_run:
     b.ne    2f
     mrs     x0, esr_el2                     /* 8 */
     str     x0, [x19, #VCPU_FAULT_ESR]
-    lsr     x0, x0, #ESR_ELx_EC_SHIFT
-    cmp     x0, #ESR_ELx_EC_DABT_LOW
+    lsr     x1, x0, #ESR_ELx_EC_SHIFT
+    cmp     x1, #ESR_ELx_EC_DABT_LOW
     b.eq    3f
-    cmp     x0, #ESR_ELx_EC_IABT_LOW
+    cmp     x1, #ESR_ELx_EC_IABT_LOW
     b.ne    2f
-3:  mrs     x0, far_el2                     /* aborts only, not on the path */
-    str     x0, [x19, #VCPU_FAULT_FAR]
-    mrs     x0, hpfar_el2
-    str     x0, [x19, #VCPU_FAULT_HPFAR]
+    /* ---- stage-2 aborts (issue 4); never on the hypercall path ---- */
+3:  mrs     x1, far_el2                     /* 8a: FAR_EL2 */
+    /* HPFAR_EL2 is not valid for a permission fault that is not on a
+     * stage-1 walk: resolve the IPA with AT, as __translate_far_to_hpfar.
+     * (Erratum 834220 is not worked around: no affected CPU here.) */
+    tbnz    x0, #ESR_ELx_S1PTW_SHIFT, 5f
+    and     x2, x0, #ESR_ELx_FSC_TYPE
+    cmp     x2, #FSC_PERM
+    b.ne    5f
+    mrs     x3, par_el1
+    at      s1e1r, x1
+    isb
+    mrs     x2, par_el1
+    msr     par_el1, x3
+    tbnz    x2, #0, .Lagain                 /* AT failed: back to the guest */
+    ubfx    x2, x2, #12, #36                /* PAR.PA -> HPFAR.FIPA */
+    lsl     x2, x2, #4
+    b       6f
+5:  mrs     x2, hpfar_el2                   /* 8b: HPFAR_EL2 */
+6:  str     x1, [x19, #VCPU_FAULT_FAR]
+    str     x2, [x19, #VCPU_FAULT_HPFAR]
+    /* ---- end of stage-2 aborts ---- */
 2:
     /* fp_enabled = __fpsimd_enabled_nvhe(): row 9 */
     mrs     x0, cptr_el2                    /* 9 */
@@ -608,6 +662,8 @@ __kvm_vcpu_run:
     /* __vgic_save_state -> __vgic_v3_save_state: rows 45-47 */
     mrs     x0, ich_vmcr_el2                /* 45 */
     str     x0, [x19, #VCPU_VGIC_VMCR]
+    mov     x0, x19                         /* issue 6: live LRs (vgic_hyp.S); */
+    bl      __vgic_v3_save_lrs              /* no access when none was live */
     mrs     x0, icc_sre_el2                 /* 46 */
     orr     x0, x0, #ICC_SRE_EL2_ENABLE
     msr     icc_sre_el2, x0                 /* 47 */

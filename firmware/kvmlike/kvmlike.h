@@ -77,6 +77,7 @@
 #define ARM_EXIT_WITH_SERROR_BIT    31
 
 /* Architectural constants */
+#define HCR_VM          (UL(1) << 0)      /* stage 2 for the guest (issue 4) */
 #define HCR_FMO         (UL(1) << 3)
 #define HCR_IMO         (UL(1) << 4)
 #define HCR_AMO         (UL(1) << 5)
@@ -93,7 +94,7 @@
 #define HCR_VSE         (UL(1) << 8)
 #define HCR_RW          (UL(1) << 31)
 #define HCR_HOST_NVHE_FLAGS HCR_RW
-#define HCR_GUEST_FLAGS (HCR_TSC | HCR_TSW | HCR_TWE | HCR_TWI | HCR_BSU_IS | HCR_FB | \
+#define HCR_GUEST_FLAGS (HCR_TSC | HCR_TSW | HCR_TWE | HCR_TWI | HCR_VM | HCR_BSU_IS | HCR_FB | \
                          HCR_TACR | HCR_AMO | HCR_SWIO | HCR_TIDCP | HCR_RW)
 
 #define CPTR_EL2_DEFAULT    0x33ff
@@ -137,5 +138,41 @@
 #define SMCCC_RET_NOT_SUPPORTED         (-1L)
 
 #define GUEST_ENTRY         0x44000000
+
+/* ---- stage 2 and MMIO emulation (issue 4) -------------------------------
+ * VTCR_EL2 as KVM v4.10's __init_stage2_translation for 4 KiB pages: 40-bit
+ * IPA (T0SZ 24), walk from level 1 with two concatenated tables (an 8 KiB
+ * pgd, VTTBR_X = 13), inner-shareable write-back walks; PS from
+ * ID_AA64MMFR0_EL1.PARange (at most 48 bits), VS from ID_AA64MMFR1_EL1. */
+#define VTCR_EL2_RES1       (UL(1) << 31)
+#define VTCR_EL2_VS_16BIT   (UL(1) << 19)
+#define VTCR_EL2_PS_SHIFT   16
+#define VTCR_EL2_SH0_INNER  (UL(3) << 12)
+#define VTCR_EL2_ORGN0_WBWA (UL(1) << 10)
+#define VTCR_EL2_IRGN0_WBWA (UL(1) << 8)
+#define VTCR_EL2_SL0_LVL1   (UL(1) << 6)
+#define VTCR_EL2_T0SZ_40B   24
+#define VTCR_EL2_FLAGS      (VTCR_EL2_RES1 | VTCR_EL2_SH0_INNER | VTCR_EL2_ORGN0_WBWA | \
+                             VTCR_EL2_IRGN0_WBWA | VTCR_EL2_SL0_LVL1 | VTCR_EL2_T0SZ_40B)
+#define PARANGE_48          5
+#define VMIDBITS_16         2
+
+#define ESR_ELx_S1PTW_SHIFT 7
+#define ESR_ELx_ISV         (UL(1) << 24)
+#define ESR_ELx_SAS_SHIFT   22
+#define ESR_ELx_SSE         (UL(1) << 21)
+#define ESR_ELx_SRT_SHIFT   16
+#define ESR_ELx_SF          (UL(1) << 15)
+#define ESR_ELx_WNR         (UL(1) << 6)
+#define ESR_ELx_FSC_TYPE    0x3c
+#define FSC_FAULT           0x04    /* translation */
+#define FSC_ACCESS          0x08    /* access flag */
+#define FSC_PERM            0x0c    /* permission */
+
+#define GUEST_RAM_BASE      0x44000000
+#define GUEST_RAM_SIZE      0x04000000
+#define PL011_BASE_ADDR     0x09000000
+#define PL011_SIZE          0x1000
+/* ---- end of stage 2 and MMIO emulation ------------------------------------ */
 
 #endif
