@@ -66,6 +66,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds of host time (exit 124)")
     p.add_argument("--stats", metavar="FILE.json", help="write run statistics (schema in the README)")
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per trap")
+    p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace-event timeline of the world "
+                   "switches (opens in Perfetto; see neve/timeline.py)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="ELF64 AArch64 images")
 
 
@@ -132,6 +134,9 @@ def cmd_run(args) -> int:
 
     m = build_machine(args, uart)
     tracer = TraceWriter(args.trace, m) if args.trace else None
+    if args.timeline:
+        from neve.timeline import Timeline
+        timeline = Timeline(m)
     if args.stats:
         try:
             open(args.stats, "a").close()
@@ -141,6 +146,8 @@ def cmd_run(args) -> int:
     out.flush()
     if tracer:
         tracer.close()
+    if args.timeline:
+        timeline.write(args.timeline)
     if res.reason not in ("system-off", "system-reset", "semihosting-exit"):
         print(f"neve: {res.message}", file=sys.stderr)
     if args.stats:
@@ -157,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     add_run_options(pr)
     from neve import bench
     bench.add_parser(sub)
+    from neve import debugger, gdbstub
+    debugger.add_parser(sub, add_run_options)
+    gdbstub.add_parser(sub, add_run_options)
     try:
         args = p.parse_args(argv)
         if args.cmd is None:

@@ -1,0 +1,163 @@
+"""`neve debug`: scripted sessions (the debugger is a cmd.Cmd with injectable stdout;
+the command line runs -ex/--commands scripts without a terminal).
+
+The guest is tinyhyp, a small guest hypervisor not written for neve
+(firmware/tinyhyp/tinyhyp.S): at _start+0x5c it writes HCR_EL2 = RW|TSC with
+`msr S3_4_C1_C1_0, x0`; its first ERET is the one ending its own SVC handler
+(el2_sync+0x60).
+"""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from neve import cli, elf
+from neve.debugger import Debugger
+from neve.machine import Machine
+
+ROOT = Path(__file__).resolve().parent.parent
+TINYHYP = str(ROOT / "images" / "tinyhyp.elf")
+HYPERCALL = str(ROOT / "images" / "hypercall.elf")
+
+
+def session(script: list[str], mode: str = "v8.3", images=(TINYHYP,)):
+    holder = []
+    m = Machine([elf.load(p) for p in images], mode=mode, uart_out=lambda b: holder[0].uart(b))
+    out = io.StringIO()
+    d = Debugger(m, stdout=out, echo=True)
+    holder.append(d)
+    d.run_script(script)
+    return m, d, out.getvalue()
+
+
+def test_breaks_on_hcr_el2_write_and_first_eret_with_reasons():
+    m, d, out = session(["break trap HCR_EL2", "break trap eret", "continue", "continue"])
+    assert d.errors == 0
+    hcr, eret = out.split("(neve) continue")[1:3]
+    # The HCR_EL2 write: instruction with symbol+offset, level, class, register, value, why.
+    assert "trap" in hcr and "class sysreg" in hcr
+    assert "0x4000005c <_start+0x5c>: msr hcr_el2, x0" in hcr
+    assert "from   vEL2 (hardware EL1)" in hcr
+    assert "HCR_EL2" in hcr and "write" in hcr and "0x80080000" in hcr
+    assert "why    HCR_EL2.NV set by L0" in hcr
+    assert "=> 0x40000060 <_start+0x60>: isb" in hcr
+    # The first ERET: in tinyhyp's own SVC handler, at vEL2.
+    assert "class eret" in eret
+    assert "<el2_sync+0x60>: eret" in eret
+    assert "from   vEL2 (hardware EL1)" in eret
+    assert "why    HCR_EL2.NV set by L0: ERET at EL1 traps to EL2" in eret
+    assert "=> 0x40000074 <svc_returns_here>" in eret       # where the emulated ERET returned
+    # Guest output so far came out whole, line by line, before the stop report.
+    assert "tinyhyp: el2 sync: ESR_EL2=0x000000005600002a" in eret
+
+
+def test_inspection_commands_after_a_stop():
+    m, d, out = session(["break trap eret", "continue", "stepi", "x/4i", "regs", "sysregs vel2",
+                         "sysregs nested", "sysregs shadow", "x/4x _start", "traps", "gic"])
+    assert d.errors == 0
+    assert "=> 0x40000078 <svc_returns_here+0x4>: b.ne #0x40000110 <fail>" in out      # stepi
+    assert re.search(r"=> 0x40000078 <svc_returns_here\+0x4>: b\.ne .*\n   0x4000007c <svc_returns_here\+0x8>", out)
+    assert "bl #0x40000800 <puts>" in out                                            # x/4i with symbols
+    assert "x20 0000000000000001" in out                                            # regs
+    assert "pstate 0x600003c9  EL2h" in out and "level vEL2" in out
+    assert re.search(r"HCR_EL2 +0x0000000080080000", out)                           # sysregs vel2
+    assert re.search(r"VBAR_EL2 +0x0000000040001000", out)
+    assert re.search(r"ESR_EL2 +0x000000005600002a", out)
+    assert re.search(r"ELR_EL1 +0x000000000ffff000 +carries ELR_EL2", out)          # shadow
+    assert "0x40000000 <_start>:  0xd5034fdf" in out                               # x/4x
+    assert re.search(r"eret +1\n", out) and "HCR_EL2:w 1" in out                    # traps
+    assert "ICH_LR3_EL2" in out and "ICH_LR4_EL2" not in out                        # 4 LRs (ICH_VTR_EL2)
+
+
+def test_page_in_nv2_mode():
+    m, d, out = session(["break trap hvc", "continue", "page"], mode="nv2")
+    assert d.errors == 0
+    assert "VNCR page (FEAT_NV2)" in out
+    assert re.search(r"\+0x078  HCR_EL2 +0x0000000080080000", out)
+    assert re.search(r"\+0x110  SCTLR_EL1 +0x0000000030d00800", out)
+    assert "HVC #0x11" in out and "L0 forwards it to vEL2" in out
+
+
+def test_page_refused_outside_neve_and_nv2():
+    m, d, out = session(["page"])
+    assert d.errors == 1 and "no NEVE/VNCR page in v8.3 mode" in out
+
+
+def test_address_breakpoint_switch_and_hypercall():
+    m, d, out = session(["break guest_sync", "break switch", "break hypercall", "continue", "continue", "continue"])
+    assert d.errors == 0
+    stops = out.split("(neve) continue")[1:]
+    assert "switch vEL2 -> EL1 (ERET)" in stops[0] and "=> 0x400019ec <guest>" in stops[0]
+    assert "hypercall begin by nested-VM" in stops[1] and "switch EL1 -> vEL2 (HVC #0x11)" in stops[1]
+    assert "breakpoint 1 at 0x4000181c <guest_sync>" in stops[2]
+    assert "=> 0x4000181c <guest_sync>: sub sp, sp, #0x140" in stops[2]
+
+
+def test_breakpoints_do_not_disturb_the_run():
+    """Same guest output, traps and instruction count with and without stops; an MMIO
+    trap breakpoint does not replay the UART store."""
+    plain = Machine([elf.load(TINYHYP)], mode="v8.3", uart_out=lambda b: None)
+    plain.run()
+    m, d, out = session(["break trap mmio", "break el2_sync", "break guest_sync"] + ["continue"] * 400
+                        + ["delete", "continue"])
+    assert m.result.reason == "system-off"
+    assert m.transcript == plain.transcript
+    assert m.stats.total == plain.stats.total
+    # Stopping right after an emulated MRS avoids the one-instruction overcount Unicorn
+    # makes when the TB continues after it, so allow that much.
+    assert abs(m.icount() - plain.icount()) <= 8
+
+
+def test_unknown_commands_and_bad_addresses_are_errors():
+    m, d, out = session(["frobnicate", "break nosuchsymbol", "x/4q 0", "stepi 0"])
+    assert d.errors == 4
+    assert "unknown command 'frobnicate'" in out and "no symbol 'nosuchsymbol'" in out
+
+
+def test_continue_to_exit_then_refuses():
+    m, d, out = session(["continue", "continue"], mode="vm", images=(HYPERCALL,))
+    assert "guest exited: system-off (status 0)" in out
+    assert "the guest has exited" in out
+    assert "hypercall: 32 calls, all returned NOT_SUPPORTED" in out
+
+
+def test_command_line_ex_and_commands_file(tmp_path, capsys):
+    script = tmp_path / "cmds"
+    script.write_text("# comment\nbreak trap HCR_EL2\ncontinue\n")
+    rc = cli.main(["debug", "--mode", "v8.3", "--commands", str(script), "-ex", "regs", "-ex", "quit",
+                   "-ex", "sysregs vel2", TINYHYP])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert out.index("(neve) break trap HCR_EL2") < out.index("(neve) continue") < out.index("(neve) regs")
+    assert "why    HCR_EL2.NV set by L0" in out
+    assert "(neve) sysregs" not in out                   # quit ended the script
+
+
+def test_command_line_uart_to_file_and_error_status(tmp_path, capsys):
+    uart = tmp_path / "uart.txt"
+    rc = cli.main(["debug", "--mode", "v8.3", "--uart", str(uart), "-ex", "continue", "-ex", "bogus", TINYHYP])
+    out = capsys.readouterr().out
+    assert rc == 1                                        # a command failed
+    assert "guest exited: system-off" in out and "tinyhyp: hello" not in out
+    assert uart.read_text().startswith("tinyhyp: hello\n")
+
+
+def test_interactive_session_from_injected_stdin():
+    m = Machine([elf.load(TINYHYP)], mode="v8.3", uart_out=lambda b: None)
+    out = io.StringIO()
+    d = Debugger(m, stdin=io.StringIO("break trap eret\ncontinue\nquit\n"), stdout=out)
+    d.cmdloop()
+    assert "(neve) " in out.getvalue() and "class eret" in out.getvalue()
+
+
+@pytest.mark.parametrize("spec,ok", [("eret", True), ("ERET", True), ("HCR_EL2:w", True), ("HCR_EL2:r", False),
+                                     ("hvc", False), ("sysreg", True), ("", True)])
+def test_trap_spec_matching(spec, ok):
+    from neve import events as ev
+    from neve.debugger import trap_matches
+    t = ev.Trap(1, 1, 0, "vEL2", 1, ev.SYSREG if "HCR" in spec or spec in ("sysreg", "") else ev.ERET,
+                "HCR_EL2" if "HCR" in spec or spec in ("sysreg", "") else "ERET", "w")
+    assert trap_matches(spec, t) is ok
