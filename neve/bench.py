@@ -299,22 +299,48 @@ register(Benchmark(
     pending="the stage-2 issue (firmware/mmio)",
 ))
 
+def trap_to_symbol_window(match: Callable[[ev.Trap], bool], end: str) -> Window:
+    """One operation = from a trap of the benchmark guest that `match` accepts (e.g.
+    the physical interrupt of its expiring timer) until the guest reaches symbol `end`
+    (e.g. the exception return of its interrupt handler)."""
+    def window(machine, rec: OpRecorder) -> None:
+        from unicorn import UC_HOOK_CODE
+        if end not in machine.symbols.by_name:
+            raise RuntimeError(f"trap_to_symbol_window: no symbol {end!r} in the images")
+        b = machine.symbols.by_name[end]
+
+        def on_trap(t: ev.Trap) -> None:
+            if rec.open or t.level == "vEL2" or not match(t):
+                return
+            if machine.vel2 is not None and machine.vel2.guest_id() != "nested-VM":
+                return
+            rec.begin()
+            rec._trap(t)            # the opening trap was published before begin()
+
+        def on_end(uc, addr, size, _) -> None:
+            if rec.open:
+                rec.end()
+        machine.bus.subscribe(ev.Trap, on_trap)
+        machine.cpu.uc.hook_add(UC_HOOK_CODE, on_end, None, b, b)
+    return window
+
+
 register(Benchmark(
     name="virtual-eoi",
-    operation="one EOI of a virtual interrupt by the (nested) VM",
+    operation="the (nested) VM handling one virtual interrupt: IRQ vector entry, ICC_IAR1_EL1 acknowledge, "
+              "ICC_EOIR1_EL1 EOI, until its exception return (virteoi.elf)",
     vm_images=("virteoi.elf",),
     nested_images=("kvmlike.elf", "virteoi.elf"),
-    window=None,
-    pending="the timer/GIC issue (issue 6): images/virteoi.elf, and a window (e.g. symbol_window)",
+    window=symbol_window("irq_entry", "irq_return"),
 ))
 
 register(Benchmark(
     name="timer-interrupt",
-    operation="one virtual timer interrupt of the (nested) VM, handled end to end",
+    operation="one virtual timer interrupt handled end to end: from the physical interrupt of the VM's expiring "
+              "virtual timer (a trap to L0) until the VM's handler returns (vtimer.elf)",
     vm_images=("vtimer.elf",),
     nested_images=("kvmlike.elf", "vtimer.elf"),
-    window=None,
-    pending="the timer/GIC issue (issue 6): images/vtimer.elf, and a window (e.g. symbol_window)",
+    window=trap_to_symbol_window(lambda t: t.cls == ev.IRQ, "irq_return"),
 ))
 
 

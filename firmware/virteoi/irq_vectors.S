@@ -58,6 +58,8 @@ irq_entry:
     ldp     x16, x17, [sp, #128]
     ldp     x18, x30, [sp, #144]
     add     sp, sp, #160
+    .global irq_return
+irq_return:                     /* the handler's exception return (neve bench's window end) */
     eret
 
 bad_vector:
