@@ -135,3 +135,47 @@ def test_bad_options_are_refused():
                            text=True, timeout=60)
         assert p.returncode == 2, (argv, p.stderr)
         assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
+
+
+@pytest.fixture(scope="module")
+def device_and_irq_rows(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench-io-irq")
+    out = tmp / "b.json"
+    p = subprocess.run([sys.executable, "-m", "neve", "bench", "--quick", "--no-progress",
+                        "--benchmarks", "device-io,virtual-eoi,timer-interrupt", "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    return {(r["benchmark"], r["mode"]): r for r in rows if "traps_per_op" in r}
+
+
+def test_virtual_eoi_costs_no_trap(device_and_irq_rows):
+    """Shadow list registers: the nested VM acknowledges and EOIs a virtual interrupt
+    without a single trap, in every mode (issue 6)."""
+    for mode in ("vm", "v8.3", "neve", "nv2"):
+        r = device_and_irq_rows[("virtual-eoi", mode)]
+        assert r["ops"] >= 16 and r["traps_per_op"] == 0, (mode, r)
+
+
+def test_device_io_traps_per_access(device_and_irq_rows):
+    """One MMIO read: one trap for the VM; nested, the forwarded stage-2 abort plus
+    L1's world switch (the hypercall path with FAR/HPFAR reads and no VTTBR read)."""
+    rows = device_and_irq_rows
+    assert rows[("device-io", "vm")]["traps_per_op"] == 1
+    assert rows[("device-io", "vm")]["by_class"] == {"mmio": 1}
+    assert rows[("device-io", "v8.3")]["traps_per_op"] == 133
+    assert rows[("device-io", "nv2")]["traps_per_op"] == 23
+    assert rows[("device-io", "neve")]["traps_per_op"] == 16
+    for mode in ("v8.3", "neve", "nv2"):
+        assert rows[("device-io", mode)]["by_class"]["abort"] == 1
+
+
+def test_timer_interrupt_rows(device_and_irq_rows):
+    rows = device_and_irq_rows
+    assert rows[("timer-interrupt", "vm")]["traps_per_op"] == 1
+    assert rows[("timer-interrupt", "vm")]["by_class"] == {"irq": 1}
+    for mode in ("v8.3", "neve", "nv2"):
+        r = rows[("timer-interrupt", mode)]
+        assert r["ops"] == 10 and r["by_class"]["irq"] >= 1 and r["by_class"]["eret"] == 2
+    assert rows[("timer-interrupt", "v8.3")]["traps_per_op"] > rows[("timer-interrupt", "nv2")]["traps_per_op"] \
+        > rows[("timer-interrupt", "neve")]["traps_per_op"]
