@@ -87,6 +87,11 @@ def load(path: str | os.PathLike) -> Image:
         raise BadInput(f"{p}: no program headers")
     if e_phentsize != 56 or e_phoff + e_phnum * 56 > len(raw):
         raise BadInput(f"{p}: truncated ELF (program headers end past the file)")
+    e_shoff, = struct.unpack_from("<Q", raw, 40)
+    e_shentsize, e_shnum = struct.unpack_from("<HH", raw, 58)
+    if e_shoff and e_shoff + e_shnum * e_shentsize > len(raw):
+        raise BadInput(f"{p}: truncated ELF (section headers end at {e_shoff + e_shnum * e_shentsize:#x}, "
+                       f"file has {len(raw):#x})")
     # Program headers are checked here; lief then gives the segments and symbols.
     for i in range(e_phnum):
         p_type, _flags, off, _va, _pa, filesz, memsz = struct.unpack_from("<IIQQQQQ", raw, e_phoff + i * 56)

@@ -1,0 +1,503 @@
+"""The `neve run` command line: bad input, budgets, the stats JSON, the trace JSONL,
+determinism and unsupported guest actions.
+
+Every test runs `python -m neve run` in a subprocess, exactly as a user would, and
+writes only under its own tmp_path (the suite runs in parallel with pytest-xdist).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "images"
+CROSS = os.environ.get("CROSS_COMPILE", "aarch64-linux-gnu-")
+
+EXIT_BAD_INPUT = 2
+EXIT_BUDGET = 124
+EXIT_UNSUPPORTED = 125
+
+
+def image(name: str) -> Path:
+    p = IMAGES / f"{name}.elf"
+    assert p.is_file(), f"{p} missing: run tools/build_firmware.py"
+    return p
+
+
+def neve(*args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `python -m neve ARGS...` from the repository root; bytes out."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return subprocess.run([sys.executable, "-m", "neve", *map(str, args)], cwd=ROOT, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+
+
+def one_line_error(r: subprocess.CompletedProcess) -> str:
+    """Check that stderr is exactly one line starting with 'neve: ', no traceback."""
+    err = r.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in err, err
+    assert err.endswith("\n"), repr(err)
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("neve: "), err
+    return lines[0]
+
+
+def assert_bad_input(r: subprocess.CompletedProcess, *words: str) -> str:
+    line = one_line_error(r)
+    assert r.returncode == EXIT_BAD_INPUT, (r.returncode, line)
+    assert r.stdout == b"", r.stdout
+    for w in words:
+        assert w.lower() in line.lower(), (w, line)
+    return line
+
+
+def need_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} not found, and CI is set")
+        pytest.skip(f"{name} not found")
+    return path
+
+
+def assemble(tmp_path: Path, name: str, source: str, base: int) -> Path:
+    """Assemble and link a tiny image (one segment at `base`, entry _start)."""
+    as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
+    src, obj, out = tmp_path / f"{name}.S", tmp_path / f"{name}.o", tmp_path / f"{name}.elf"
+    src.write_text(source)
+    subprocess.run([as_, str(src), "-o", str(obj)], check=True)
+    subprocess.run([ld, "-n", "--build-id=none", f"-Ttext={base:#x}", "-e", "_start", str(obj), "-o", str(out)],
+                   check=True)
+    return out
+
+
+def patched_copy(tmp_path: Path, src: Path, name: str, patches: list[tuple[int, str, int]]) -> Path:
+    data = bytearray(src.read_bytes())
+    for off, fmt, value in patches:
+        struct.pack_into(fmt, data, off, value)
+    out = tmp_path / name
+    out.write_bytes(bytes(data))
+    return out
+
+
+def first_load_phdr(data: bytes) -> int:
+    """File offset of the first PT_LOAD program header of an ELF64 LE image."""
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        if struct.unpack_from("<I", data, phoff + i * phentsize)[0] == 1:
+            return phoff + i * phentsize
+    raise AssertionError("no PT_LOAD")
+
+
+# --- bad input: one line, exit 2, no traceback --------------------------------------------
+
+def test_missing_file(tmp_path):
+    assert_bad_input(neve("run", tmp_path / "nope.elf"), "nope.elf")
+
+
+def test_directory(tmp_path):
+    assert_bad_input(neve("run", tmp_path), "directory")
+
+
+def test_not_an_elf(tmp_path):
+    p = tmp_path / "readme.txt"
+    p.write_text("this is not an ELF image\n")
+    assert_bad_input(neve("run", p), "not an ELF")
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.elf"
+    p.write_bytes(b"")
+    assert_bad_input(neve("run", p), "not an ELF")
+
+
+def _x86_64_header() -> bytes:
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    return ident + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0x401000, 64, 0, 0, 64, 56, 1, 64, 0, 0) + \
+        struct.pack("<IIQQQQQQ", 1, 5, 0, 0x400000, 0x400000, 0x1000, 0x1000, 0x1000) + bytes(0x1000)
+
+
+def test_x86_64_elf_crafted(tmp_path):
+    p = tmp_path / "x86.elf"
+    p.write_bytes(_x86_64_header())
+    assert_bad_input(neve("run", p), "x86-64", "not AArch64")
+
+
+def test_x86_64_elf_from_host_cc(tmp_path):
+    cc = need_tool("cc")
+    (tmp_path / "main.c").write_text("int main(void) { return 0; }\n")
+    out = tmp_path / "hostprog"
+    subprocess.run([cc, str(tmp_path / "main.c"), "-o", str(out)], check=True)
+    if out.read_bytes()[18] != 62:
+        pytest.skip("the host compiler does not produce x86-64")
+    assert_bad_input(neve("run", out), "x86-64")
+
+
+def test_32bit_elf(tmp_path):
+    # A well-formed ELF32 ARM executable header with one PT_LOAD.
+    ident = b"\x7fELF" + bytes([1, 1, 1]) + bytes(9)
+    ehdr = ident + struct.pack("<HHIIIIIHHHHHH", 2, 40, 1, 0x40000000, 52, 0, 0x05000000, 52, 32, 1, 40, 0, 0)
+    phdr = struct.pack("<IIIIIIII", 1, 0x1000, 0x40000000, 0x40000000, 4, 4, 5, 0x1000)
+    data = ehdr + phdr
+    data += bytes(0x1000 - len(data)) + b"\xfe\xff\xff\xea"   # b .
+    p = tmp_path / "arm32.elf"
+    p.write_bytes(data)
+    assert_bad_input(neve("run", p), "32-bit")
+
+
+def test_big_endian_elf_patched(tmp_path):
+    p = patched_copy(tmp_path, image("hello"), "be.elf", [(5, "B", 2)])  # EI_DATA = ELFDATA2MSB
+    assert_bad_input(neve("run", p), "big-endian")
+
+
+@pytest.mark.toolchain
+def test_big_endian_elf_built(tmp_path):
+    as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
+    (tmp_path / "be.S").write_text(".globl _start\n_start: b .\n")
+    r = subprocess.run([as_, "-EB", str(tmp_path / "be.S"), "-o", str(tmp_path / "be.o")], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("assembler cannot produce big-endian objects")
+    subprocess.run([ld, "-EB", "-n", "-Ttext=0x40000000", str(tmp_path / "be.o"), "-o", str(tmp_path / "be.elf")],
+                   check=True)
+    assert (tmp_path / "be.elf").read_bytes()[5] == 2
+    assert_bad_input(neve("run", tmp_path / "be.elf"), "big-endian")
+
+
+@pytest.mark.parametrize("cut", ["ident", "header", "phdrs", "segment", "tail"])
+def test_truncated(tmp_path, cut):
+    data = image("hello").read_bytes()
+    ph = first_load_phdr(data)
+    seg_off, seg_filesz = struct.unpack_from("<Q", data, ph + 8)[0], struct.unpack_from("<Q", data, ph + 32)[0]
+    n = {"ident": 10, "header": 40, "phdrs": ph + 20, "segment": seg_off + seg_filesz // 2,
+         "tail": len(data) - 6}[cut]
+    p = tmp_path / "cut.elf"
+    p.write_bytes(data[:n])
+    line = assert_bad_input(neve("run", p))
+    assert "truncated" in line or "not an ELF" in line, line
+
+
+def test_segment_outside_ram(tmp_path):
+    data = image("hello").read_bytes()
+    ph = first_load_phdr(data)
+    # vaddr/paddr and entry moved to 0x50000000, past the end of the 128 MiB of RAM.
+    p = patched_copy(tmp_path, image("hello"), "high.elf",
+                     [(ph + 16, "<Q", 0x50000000), (ph + 24, "<Q", 0x50000000), (24, "<Q", 0x50000000)])
+    assert_bad_input(neve("run", p), "outside RAM", "0x50000000")
+
+
+def test_segment_past_smaller_ram(tmp_path):
+    """hello sits at 0x44000000, beyond 32 MiB of RAM."""
+    assert_bad_input(neve("run", "--ram", "32M", image("hello")), "outside RAM")
+
+
+@pytest.mark.toolchain
+def test_segment_below_ram(tmp_path):
+    p = assemble(tmp_path, "low", ".globl _start\n_start: b .\n", 0x30000000)
+    assert_bad_input(neve("run", p), "0x30000000")
+
+
+@pytest.mark.toolchain
+def test_segment_overlapping_uart(tmp_path):
+    p = assemble(tmp_path, "atuart", ".globl _start\n_start: b .\n", 0x09000000)
+    assert_bad_input(neve("run", p), "0x9000000", "overlaps")
+
+
+@pytest.mark.toolchain
+def test_segment_overlapping_gic(tmp_path):
+    p = assemble(tmp_path, "atgic", ".globl _start\n_start: b .\n", 0x08000000)
+    assert_bad_input(neve("run", p), "overlaps")
+
+
+def test_entry_outside_segments(tmp_path):
+    p = patched_copy(tmp_path, image("hello"), "entry.elf", [(24, "<Q", 0x47000000)])
+    assert_bad_input(neve("run", p), "entry", "0x47000000")
+
+
+def test_second_image_bad(tmp_path):
+    """Extra images (loaders) are checked like the first."""
+    assert_bad_input(neve("run", image("hello"), tmp_path / "missing.elf"), "missing.elf")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--mode", "bogus"], ["bogus"]),
+    (["--max-insns", "-1"], ["--max-insns"]),
+    (["--max-insns", "0"], ["--max-insns"]),
+    (["--max-insns", "many"], ["--max-insns"]),
+    (["--timeout", "-3"], ["--timeout"]),
+    (["--timeout", "soon"], ["--timeout"]),
+    (["--ram", "3"], ["--ram"]),
+    (["--ram", "12x"], ["--ram"]),
+    (["--ram", "4G"], ["--ram"]),
+    (["--frobnicate"], ["--frobnicate"]),
+])
+def test_bad_options(args, words):
+    assert_bad_input(neve("run", *args, image("hello")), *words)
+
+
+def test_no_image():
+    assert_bad_input(neve("run"))
+
+
+def test_no_command():
+    r = neve()
+    assert r.returncode == EXIT_BAD_INPUT
+    assert "Traceback" not in r.stderr.decode()
+    assert r.stdout == b""
+
+
+def test_unwritable_stats(tmp_path):
+    assert_bad_input(neve("run", "--stats", tmp_path / "no" / "such" / "dir.json", image("hello")), "--stats")
+
+
+def test_unwritable_trace(tmp_path):
+    assert_bad_input(neve("run", "--trace", tmp_path / "no" / "such" / "dir.jsonl", image("hello")), "--trace")
+
+
+# --- budgets --------------------------------------------------------------------------------
+
+def test_max_insns_stops_spin(tmp_path):
+    stats = tmp_path / "s.json"
+    r = neve("run", "--max-insns", "200000", "--stats", stats, image("spin"))
+    line = one_line_error(r)
+    assert r.returncode == EXIT_BUDGET, line
+    assert r.stdout == b"spin: looping forever\n"
+    assert re.search(r"PC 0x[0-9a-f]+", line), line
+    assert "200000" in line
+    doc = json.loads(stats.read_text())
+    assert doc["exit"] == {"reason": "budget", "status": EXIT_BUDGET}
+    assert doc["instructions"] == 200000
+
+
+def test_max_insns_exact_count_is_deterministic(tmp_path):
+    a = neve("run", "--max-insns", "12345", image("spin"))
+    b = neve("run", "--max-insns", "12345", image("spin"))
+    assert a.returncode == b.returncode == EXIT_BUDGET
+    assert a.stderr == b.stderr
+
+
+def test_timeout_stops_spin(tmp_path):
+    stats = tmp_path / "s.json"
+    r = neve("run", "--timeout", "0.5", "--stats", stats, image("spin"))
+    line = one_line_error(r)
+    assert r.returncode == EXIT_BUDGET, line
+    assert "timeout" in line and re.search(r"PC 0x[0-9a-f]+", line), line
+    assert r.stdout == b"spin: looping forever\n"
+    doc = json.loads(stats.read_text())
+    assert doc["exit"]["status"] == EXIT_BUDGET
+    assert doc["instructions"] > 0
+
+
+def test_budget_large_enough_does_not_interfere():
+    r = neve("run", "--max-insns", "10000000", image("hello"))
+    assert r.returncode == 0 and r.stderr == b""
+    assert r.stdout.startswith(b"hello: neve test kernel running at EL1\n")
+
+
+# --- the stats JSON --------------------------------------------------------------------------
+
+TRAP_CLASSES = {"sysreg", "eret", "hvc", "smc", "tlbi", "at", "abort", "mmio", "wfx", "semihosting", "sys"}
+
+
+def check_stats_schema(doc: dict) -> None:
+    """The documented --stats schema (fields may be added, none removed)."""
+    assert isinstance(doc["mode"], str) and doc["mode"] in ("vm", "v8.3", "neve", "nv2")
+    assert isinstance(doc["exit"]["reason"], str) and doc["exit"]["reason"]
+    assert isinstance(doc["exit"]["status"], int)
+    assert isinstance(doc["instructions"], int) and doc["instructions"] > 0
+    traps = doc["traps"]
+    assert isinstance(traps["total"], int) and traps["total"] >= 0
+    for k in ("by_class", "by_register"):
+        assert isinstance(traps[k], dict)
+        for name, n in traps[k].items():
+            assert isinstance(name, str) and name
+            assert isinstance(n, int) and n > 0, (k, name, n)
+    assert set(traps["by_class"]) <= TRAP_CLASSES, traps["by_class"]
+    assert traps["total"] == sum(traps["by_class"].values())
+    assert traps["total"] == sum(traps["by_register"].values())
+    hc = doc["hypercalls"]
+    assert isinstance(hc["count"], int) and hc["count"] >= 0
+    tpc = hc["traps_per_call"]
+    assert isinstance(tpc["min"], int) and isinstance(tpc["max"], int)
+    assert isinstance(tpc["median"], (int, float)) and not isinstance(tpc["median"], bool)
+    if hc["count"]:
+        assert 1 <= tpc["min"] <= tpc["median"] <= tpc["max"]
+    else:
+        assert tpc == {"min": 0, "median": 0, "max": 0}
+
+
+def run_stats(tmp_path: Path, *images, mode: str = "vm") -> tuple[subprocess.CompletedProcess, dict]:
+    stats = tmp_path / f"stats-{mode}.json"
+    r = neve("run", "--mode", mode, "--stats", stats, *images)
+    doc = json.loads(stats.read_text())
+    check_stats_schema(doc)
+    assert doc["mode"] == mode
+    assert doc["exit"]["status"] == r.returncode
+    return r, doc
+
+
+@pytest.mark.parametrize("name, status, reason", [
+    ("hello", 0, "system-off"), ("exceptions", 0, "system-off"), ("hypercall", 0, "system-off"),
+    ("plainkernel", 0, "system-off"), ("semihost", 3, "semihosting-exit"),
+])
+def test_stats_schema_vm(tmp_path, name, status, reason):
+    r, doc = run_stats(tmp_path, image(name))
+    assert r.returncode == status
+    assert doc["exit"] == {"reason": reason, "status": status}
+
+
+def test_stats_vm_hypercall_meaning(tmp_path):
+    r, doc = run_stats(tmp_path, image("hypercall"))
+    assert r.returncode == 0
+    hc = doc["hypercalls"]
+    assert hc["count"] == 32
+    assert hc["traps_per_call"] == {"min": 1, "median": 1, "max": 1}
+    traps = doc["traps"]
+    # 32 calls plus the PSCI SYSTEM_OFF that ends the run (its HVC traps, it never returns).
+    assert traps["by_class"]["hvc"] == 33
+    # Every UART byte is one MMIO store to the PL011 data register.
+    assert traps["by_register"]["UART.DR"] == len(r.stdout)
+    assert traps["by_class"]["mmio"] >= len(r.stdout)
+    assert set(traps["by_class"]) == {"hvc", "mmio"}
+
+
+def test_stats_vm_hello_meaning(tmp_path):
+    r, doc = run_stats(tmp_path, image("hello"))
+    # PSCI VERSION and SYSTEM_OFF: two HVCs, one hypercall that returned.
+    assert doc["traps"]["by_class"]["hvc"] == 2
+    assert doc["hypercalls"]["count"] == 1
+    assert doc["traps"]["by_register"]["UART.DR"] == len(r.stdout)
+
+
+def test_stats_semihosting_counted(tmp_path):
+    r, doc = run_stats(tmp_path, image("semihost"))
+    assert r.returncode == 3
+    assert doc["traps"]["by_class"]["semihosting"] >= 3   # WRITE0, WRITEC, EXIT
+
+
+@pytest.mark.parametrize("mode", ["v8.3", "neve", "nv2"])
+def test_stats_schema_nested(tmp_path, mode):
+    r, doc = run_stats(tmp_path, image("kvmlike"), image("hypercall"), mode=mode)
+    assert r.returncode == 0
+    assert doc["exit"] == {"reason": "system-off", "status": 0}
+    assert doc["hypercalls"]["count"] == 32
+
+
+# --- the trace JSONL --------------------------------------------------------------------------
+
+TRACE_KEYS = {"seq", "icount", "pc", "level", "real_el", "class", "name", "rw", "value", "insn", "disasm", "reason"}
+HEX = re.compile(r"0x[0-9a-f]+")
+
+
+@pytest.mark.parametrize("images, mode", [
+    (("hypercall",), "vm"),
+    (("exceptions",), "vm"),
+    (("kvmlike", "hypercall"), "v8.3"),
+    (("tinyhyp",), "nv2"),
+])
+def test_trace(tmp_path, images, mode):
+    trace, stats = tmp_path / "t.jsonl", tmp_path / "s.json"
+    r = neve("run", "--mode", mode, "--trace", trace, "--stats", stats, *(image(i) for i in images))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(stats.read_text())
+    text = trace.read_text()
+    assert text.endswith("\n")
+    recs = [json.loads(line) for line in text.splitlines()]
+    assert len(recs) == doc["traps"]["total"]
+    by_class: dict[str, int] = {}
+    prev_seq, prev_icount = 0, 0
+    for rec in recs:
+        assert isinstance(rec, dict)
+        assert TRACE_KEYS <= set(rec), TRACE_KEYS - set(rec)
+        assert isinstance(rec["seq"], int) and rec["seq"] > prev_seq
+        assert isinstance(rec["icount"], int) and rec["icount"] >= prev_icount
+        prev_seq, prev_icount = rec["seq"], rec["icount"]
+        assert rec["pc"] is None or HEX.fullmatch(rec["pc"])
+        assert rec["level"] in ("EL0", "EL1", "vEL2")
+        assert rec["real_el"] in (0, 1)
+        assert rec["class"] in TRAP_CLASSES
+        assert isinstance(rec["name"], str) and rec["name"]
+        assert rec["rw"] in (None, "r", "w")
+        assert rec["value"] is None or HEX.fullmatch(rec["value"])
+        assert rec["insn"] is None or re.fullmatch(r"0x[0-9a-f]{8}", rec["insn"])
+        assert rec["disasm"] is None or isinstance(rec["disasm"], str)
+        assert isinstance(rec["reason"], str)
+        if rec["class"] in ("sysreg", "eret", "hvc", "smc"):
+            assert rec["insn"] is not None and rec["disasm"], rec
+        if rec["class"] == "sysreg":
+            assert rec["rw"] in ("r", "w")
+            assert rec["disasm"].split()[0] in ("mrs", "msr"), rec
+        by_class[rec["class"]] = by_class.get(rec["class"], 0) + 1
+    assert by_class == doc["traps"]["by_class"]
+    if mode == "vm":
+        assert {r_["level"] for r_ in recs} <= {"EL1", "EL0"}
+    else:
+        assert "vEL2" in {r_["level"] for r_ in recs}
+        erets = [r_ for r_ in recs if r_["class"] == "eret"]
+        assert erets and all(e["level"] == "vEL2" and e["disasm"].startswith("eret") for e in erets)
+
+
+# --- determinism ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("images, mode", [
+    (("plainkernel",), "vm"),
+    (("semihost",), "vm"),
+    (("kvmlike", "hypercall"), "v8.3"),
+    (("kvmlike", "hypercall"), "nv2"),
+    (("tinyhyp",), "neve"),
+    (("nv2probe",), "v8.3"),
+])
+def test_deterministic(tmp_path, images, mode):
+    runs = []
+    for i in range(2):
+        d = tmp_path / f"run{i}"
+        d.mkdir()
+        r = neve("run", "--mode", mode, "--stats", d / "s.json", "--trace", d / "t.jsonl",
+                 *(image(n) for n in images))
+        runs.append((r.returncode, r.stdout, r.stderr, (d / "s.json").read_bytes(), (d / "t.jsonl").read_bytes()))
+    assert runs[0][1], "no transcript"
+    for k, what in enumerate(("status", "transcript", "stderr", "stats JSON", "trace")):
+        assert runs[0][k] == runs[1][k], f"{what} differs between two runs"
+
+
+# --- unsupported guest actions ----------------------------------------------------------------
+
+UNKNOWN_EL2_MSR = """
+        .globl  _start
+_start: ldr     x28, =0x09000000
+        mov     w0, #'u'
+        strb    w0, [x28]
+        mov     w0, #'\\n'
+        strb    w0, [x28]
+        mov     x0, #1
+        b       1f
+        .org    0x40
+1:      msr     S3_4_C15_C15_7, x0      // at 0x40000040
+        b       .
+        .ltorg
+"""
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("mode", ["v8.3", "neve", "nv2"])
+def test_unsupported_el2_register(tmp_path, mode):
+    p = assemble(tmp_path, "unk", UNKNOWN_EL2_MSR, 0x40000000)
+    stats = tmp_path / "s.json"
+    r = neve("run", "--mode", mode, "--stats", stats, p)
+    line = one_line_error(r)
+    assert r.returncode == EXIT_UNSUPPORTED, line
+    assert "unsupported" in line.lower()
+    assert "0x40000040" in line, line       # the PC of the MSR
+    assert "S3_4_C15_C15_7" in line.upper(), line
+    assert r.stdout == b"u\n"
+    doc = json.loads(stats.read_text())
+    assert doc["exit"] == {"reason": "unsupported", "status": EXIT_UNSUPPORTED}
