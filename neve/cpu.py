@@ -106,7 +106,6 @@ class CPU:
         self._counter = ctypes.c_uint64.from_address(self._uch + _COUNTER_OFFSET)
         self.base_icount = 0      # instructions executed by completed emu_start calls
         self.slice_count = 0      # the count limit of the running emu_start
-        uc = self.uc
         # Non-secure, EL2 present with HVC enabled, lower levels AArch64.
         self.cpr_write(3, 6, 1, 1, 0, (1 << 0) | (1 << 8) | (1 << 10))
         # HCR_EL2: RW (EL1 is AArch64), TWI (WFI arrives as UDEF so L0 sees it).

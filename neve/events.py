@@ -10,7 +10,7 @@ Levels are named from the guest's point of view:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 # Trap classes.

@@ -526,9 +526,9 @@ class GdbServer:
         if word in MONITOR_COMMANDS:
             self.monitor.onecmd(line)
         else:
-            self.monitor_out.write(f"neve monitor commands: traps, break trap [CLASS|REGISTER], break hypercall, "
-                                   f"break switch, break (list), delete [N], sysregs [vel2|shadow|nested|all], "
-                                   f"page, gic, regs, x/Ni ADDR\n")
+            self.monitor_out.write("neve monitor commands: traps, break trap [CLASS|REGISTER], break hypercall, "
+                                   "break switch, break (list), delete [N], sysregs [vel2|shadow|nested|all], "
+                                   "page, gic, regs, x/Ni ADDR\n")
         out = self.monitor_out.getvalue()
         if out:
             data = out.encode()

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_MEM_UNMAPPED, UC_HOOK_CODE
-from unicorn import UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED
+from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_MEM_UNMAPPED
+from unicorn import UC_MEM_FETCH_UNMAPPED
 from unicorn import arm64_const as A
 
 from neve import decode, elf, events as ev, psci, semihost, sysregs
@@ -321,7 +321,7 @@ class Machine:
             insn = cpu.read_insn(pc)
             k = decode.classify(insn) if insn is not None else None
             if k is None or k.kind != "brk":
-                raise Unsupported(f"breakpoint exception without a BRK instruction", pc)
+                raise Unsupported("breakpoint exception without a BRK instruction", pc)
             self.deliver_sync(decode.esr(decode.EC_BRK64, k.imm), pc)
             return
         if intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):

@@ -5,7 +5,8 @@ value, access (rw/ro/wo), which group it belongs to, the architected trap condit
 that send an access made *at EL1* to EL2, its FEAT_NV2 VNCR page offset, and how the
 NEVE design classifies it.  Decode, trap routing for every mode, the VNCR page layout,
 the debugger's register view and the GDB target description all read this table; a
-mode is a policy over it (see neve/modes.py), not a list of call sites.
+mode is a policy over it (`l0_controls`, `vel2_access`, and neve/policy.py for user
+policies), not a list of call sites.
 
 Trap conditions are rows of ``Trap(ctrl, bit, rw)``: "an access of kind `rw` traps to
 EL2 when bit `bit` of control register `ctrl` is set" (or, with ``when_clear=True``, when
@@ -21,7 +22,7 @@ trap) and L1's virtual ones (which decide what is forwarded to virtual EL2).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 # --- control-register bit positions (Arm ARM names) --------------------------------

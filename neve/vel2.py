@@ -22,7 +22,7 @@ from __future__ import annotations
 from unicorn import UC_HOOK_CODE
 
 from neve import decode, events as ev, sysregs
-from neve.cpu import M_EL1H, M_EL1T, PSTATE_DAIF
+from neve.cpu import M_EL1H, PSTATE_DAIF
 from neve.errors import Unsupported
 from neve.platform import RAM_BASE
 
