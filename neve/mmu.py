@@ -292,6 +292,24 @@ def _check_access(t: Translation, write: bool, execute: bool) -> bool:
     return t.readable
 
 
+
+def _descriptor(read64, pa: int, level: int, gb: int, oasize: int, fault):
+    """Read the descriptor at `pa` and make the checks every walk makes: valid, a
+    block only at a level the granule allows, output address inside `oasize` bits.
+    Returns (descriptor, is_table), or the Fault that `fault(kind, level)` builds."""
+    try:
+        desc = read64(pa) & ((1 << 64) - 1)
+    except ExternalAbort:
+        return fault("external", level)
+    if not desc & 1 or (level == 3 and desc & 3 == 1):
+        return fault("translation", level)
+    is_table = level < 3 and desc & 3 == 3
+    if not is_table and level < 3 and level not in _BLOCK_LEVELS[gb]:
+        return fault("translation", level)
+    if _bits(desc, 47, oasize) if oasize < 48 else 0:
+        return fault("address_size", level)
+    return desc, is_table
+
 def walk_stage1(
     read64: Callable[[int], int],
     regime: Stage1Regime,
@@ -393,18 +411,10 @@ def walk_stage1(
             desc_pa = r.pa
         else:
             desc_pa = desc_addr
-        try:
-            desc = read64(desc_pa) & ((1 << 64) - 1)
-        except ExternalAbort:
-            return fault("external", level)
-
-        if not desc & 1 or (level == 3 and desc & 3 == 1):
-            return fault("translation", level)
-        is_table = level < 3 and desc & 3 == 3
-        if not is_table and level < 3 and level not in _BLOCK_LEVELS[gb]:
-            return fault("translation", level)
-        if _bits(desc, 47, oasize) if oasize < 48 else 0:
-            return fault("address_size", level)
+        r = _descriptor(read64, desc_pa, level, gb, oasize, fault)
+        if isinstance(r, Fault):
+            return r
+        desc, is_table = r
         if is_table:
             if not rp.hpd:
                 ap_table |= _bits(desc, 62, 61) if not regime.is_el2 else ((desc >> 62) & 1) << 1
@@ -507,17 +517,10 @@ def walk_stage2(
         lsb = _level_lsb(level, gb)
         nbits = start_bits if level == start else stride
         index = (ipa >> lsb) & ((1 << nbits) - 1)
-        try:
-            desc = read64(table | (index << 3)) & ((1 << 64) - 1)
-        except ExternalAbort:
-            return fault("external", level)
-        if not desc & 1 or (level == 3 and desc & 3 == 1):
-            return fault("translation", level)
-        is_table = level < 3 and desc & 3 == 3
-        if not is_table and level < 3 and level not in _BLOCK_LEVELS[gb]:
-            return fault("translation", level)
-        if _bits(desc, 47, oasize) if oasize < 48 else 0:
-            return fault("address_size", level)
+        r = _descriptor(read64, table | (index << 3), level, gb, oasize, fault)
+        if isinstance(r, Fault):
+            return r
+        desc, is_table = r
         if is_table:
             table = desc & _MASK48 & ~((1 << gb) - 1)
             level += 1
