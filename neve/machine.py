@@ -247,25 +247,20 @@ class Machine:
                 timeout_us = max(1, int(left_s * 1e6))
             self._pending = None    # left by a probe outside a run: not for this one
             try:
-                self._hook_error = None
-                cpu.run(cpu.pc, budget, timeout_us)
-                if self._hook_error is not None:
-                    raise self._hook_error
+                try:
+                    self._hook_error = None
+                    cpu.run(cpu.pc, budget, timeout_us)
+                    if self._hook_error is not None:
+                        raise self._hook_error
+                except UcError as e:
+                    if self._pending is None:
+                        raise GuestError(f"emulation error at PC {self.where(cpu.pc)}: {e}") from None
+                    pending, self._pending = self._pending, None
+                    self._deliver_pending(pending)
             except _Stop as s:
                 self.result = s.result
             except NeveError as e:
                 self.result = Result(e.reason, e.exit_code, e.message)
-            except UcError as e:
-                if self._pending is not None:
-                    pending, self._pending = self._pending, None
-                    try:
-                        self._deliver_pending(pending)
-                    except _Stop as s:
-                        self.result = s.result
-                    except NeveError as e2:
-                        self.result = Result(e2.reason, e2.exit_code, e2.message)
-                else:
-                    self.result = Result("guest-error", 126, f"emulation error at PC {self.where(cpu.pc)}: {e}")
             if self.result is None and self._pause_reason is not None:
                 self.result = Result("paused", 0, self._pause_reason)
                 self._pause_reason = None
@@ -464,8 +459,7 @@ class Machine:
         """Deterministic generic-timer reads: the counter is the instruction count plus
         the ticks skipped in WFI (neve/devices/timer.py)."""
         if key in (_KEY_CNTVCT, _KEY_CNTVCTSS):
-            return (self.irq.counter.now() - (self.vel2.cntvoff() if self.vel2 is not None else 0)) \
-                & 0xFFFF_FFFF_FFFF_FFFF
+            return self.irq.timers.timers["CNTV"].count(self.irq.counter.now())   # CNTPCT - CNTVOFF
         if key in (_KEY_CNTPCT, _KEY_CNTPCTSS):
             return self.irq.counter.now()
         if key == _KEY_CNTFRQ:
