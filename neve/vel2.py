@@ -103,7 +103,6 @@ class VirtualEL2:
                      if r.group == "el1" and r.name != "SP_EL1"
                      and any(self.vel2_action.get((r.key, w), (None, "native"))[1] != "native" for w in (False, True))]
         self._eret_hooked: set[int] = set()
-        self._guest_at_exit: str | None = None
         # Shadow stage 2 for the nested VM and L1's own EL2 stage 1 (neve/stage2.py).
         from neve.stage2 import ShadowStage2
         self.s2 = ShadowStage2(m, self)
@@ -160,30 +159,28 @@ class VirtualEL2:
         cpu = self.cpu
         for r in self.swap:
             cpu.cpr_write(*r.key, 0)
+        cpu.cpr_write(3, 0, 12, 0, 0, self.get("VBAR_EL2"))           # VBAR_EL1 (informative)
+        cpu.cpr_write(3, 0, 4, 0, 1, ERET_NET)                        # ELR_EL1
+        cpu.cpr_write(3, 0, 4, 0, 0, M_EL1H | PSTATE_DAIF)            # SPSR_EL1
+        self._write_regime()
+
+    def _refresh_regime(self) -> None:
+        """After L1 wrote one of the registers behind vEL2's regime: takes effect now."""
+        if self.active:
+            self._write_regime()
+
+    def _write_regime(self) -> None:
+        """vEL2's own translation regime and FP enable, adapted into the EL1 registers."""
+        cpu = self.cpu
         cpu.cpr_write(3, 0, 1, 0, 0, self._shadow_sctlr())            # SCTLR_EL1
         cpu.cpr_write(3, 0, 2, 0, 0, self.get("TTBR0_EL2"))           # TTBR0_EL1
         cpu.cpr_write(3, 0, 2, 0, 2, el2_tcr_to_el1(self.get("TCR_EL2")))  # TCR_EL1
         cpu.cpr_write(3, 0, 10, 2, 0, self.get("MAIR_EL2"))           # MAIR_EL1
-        cpu.cpr_write(3, 0, 12, 0, 0, self.get("VBAR_EL2"))           # VBAR_EL1 (informative)
         # EL2 FP/SIMD is controlled by CPTR_EL2.TFP; the EL1 equivalent is CPACR_EL1.FPEN.
         tfp = (self.get("CPTR_EL2") >> 10) & 1
         cpu.cpr_write(3, 0, 1, 0, 2, 0 if tfp else (3 << 20))         # CPACR_EL1
-        cpu.cpr_write(3, 0, 4, 0, 1, ERET_NET)                        # ELR_EL1
-        cpu.cpr_write(3, 0, 4, 0, 0, M_EL1H | PSTATE_DAIF)            # SPSR_EL1
         cpu.flush_tlb()
         self.s2.sync()
-
-    def _refresh_regime(self) -> None:
-        if self.active:
-            cpu = self.cpu
-            cpu.cpr_write(3, 0, 1, 0, 0, self._shadow_sctlr())
-            cpu.cpr_write(3, 0, 2, 0, 0, self.get("TTBR0_EL2"))
-            cpu.cpr_write(3, 0, 2, 0, 2, el2_tcr_to_el1(self.get("TCR_EL2")))
-            cpu.cpr_write(3, 0, 10, 2, 0, self.get("MAIR_EL2"))
-            tfp = (self.get("CPTR_EL2") >> 10) & 1
-            cpu.cpr_write(3, 0, 1, 0, 2, 0 if tfp else (3 << 20))
-            cpu.flush_tlb()
-            self.s2.sync()
 
     # --- world switches ------------------------------------------------------------------
     def guest_id(self) -> str:
