@@ -47,11 +47,11 @@ def external_abort(m, access: int, addr: int, pc: int, level: str) -> None:
     write = access == UC_MEM_WRITE_UNMAPPED
     va = addr
     if ld is not None:
-        va = _va_of(m, ld, pc)
-        # FAR holds the faulting address; for an access that straddles into the
-        # unbacked region that is the first unbacked byte's page, keep it simple:
-        if not (va <= addr < va + ld.size * ld.nregs):
-            va = addr
+        # FAR is the VA of the first byte with nothing behind it.  Unicorn reports
+        # that byte's *physical* address; its page offset (the same in VA and PA)
+        # places it inside the decoded access, which may straddle a page boundary.
+        start = _va_of(m, ld, pc)
+        va = start + ((addr - start) & 0xFFF)
     m.trap(ev.ABORT, f"{'write' if write else 'read'} of unbacked PA", "w" if write else "r", addr, pc=pc,
            insn=insn, reason="stage-2 fault in L0's tables: no memory at this physical address")
     ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
