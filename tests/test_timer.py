@@ -155,18 +155,24 @@ _start:
     mov x0, #1
     msr cntv_ctl_el0, x0
     isb
-    msr daifclr, #2
-2:  wfi
+    // Test the count with IRQs masked, then WFI: a tick that becomes pending between
+    // the test and the WFI still wakes it (PSTATE.I does not matter to WFI) and is
+    // taken at the ISB after unmasking.  Unmasked, the third tick could be taken just
+    // before the WFI, which would then wait for ever (it did on QEMU, 1 run in 40).
+2:  msr daifset, #2
     ldr x0, =count
     ldr w1, [x0]
     cmp w1, #3
-    b.lt 2b
-    msr daifset, #2
-    adr x0, msg_done
+    b.ge 3f
+    wfi
+    msr daifclr, #2
+    isb
+    b 2b
+3:  adr x0, msg_done
     bl puts
     ldr x0, =0x84000008
     hvc #0
-3:  b 3b
+6:  b 6b
 
 irq_handler:
     stp x0, x1, [sp, #-16]!
