@@ -22,6 +22,7 @@ from unicorn import arm64_const as A
 from neve import decode, elf, events as ev, psci, semihost, sysregs
 from neve.cpu import CPU, M_EL1H, PSTATE_DAIF
 from neve.devices.pl011 import PL011
+from neve.devices.timer import CNTFRQ
 from neve.errors import BadInput, GuestError, NeveError, Unsupported
 from neve.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
 from neve.stats import Stats
@@ -49,9 +50,6 @@ VM_CONTROLS = {"HCR_EL2": sysregs.ctrl_bit("HCR_EL2", "RW") | sysregs.ctrl_bit("
                | sysregs.ctrl_bit("HCR_EL2", "IMO") | sysregs.ctrl_bit("HCR_EL2", "FMO"),
                "CNTHCTL_EL2": sysregs.ctrl_bit("CNTHCTL_EL2", "EL1PCTEN"),
                "ICC_SRE_EL2": sysregs.ctrl_bit("ICC_SRE_EL2", "SRE")}
-
-# Counter frequency of neve's deterministic time base: one tick per instruction.
-CNTFRQ = 100_000_000
 
 _KEY_CURRENTEL = (3, 0, 4, 2, 2)
 _KEY_CNTVCT = (3, 3, 14, 0, 2)

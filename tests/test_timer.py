@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from neve.devices.timer import (CTL_ENABLE, CTL_IMASK, CTL_ISTATUS, Counter, DictRegs, TimerBank,
+from neve.devices.timer import (CNTFRQ, CTL_ENABLE, CTL_IMASK, CTL_ISTATUS, Counter, DictRegs, TimerBank,
                                 PPI_HYP_TIMER, PPI_PHYS_TIMER, PPI_VIRT_TIMER)
 
 try:
@@ -314,7 +314,7 @@ _start:
     data = bytes(m.ram[0x0410_0000:0x0410_0010])       # 0x44100000 - RAM_BASE
     delta = int.from_bytes(data[:8], "little")
     assert delta == 1 + 2 * 100 + 1              # mov, 100 x (subs, b.ne), mrs: one tick per instruction
-    assert int.from_bytes(data[8:], "little") == 100_000_000
+    assert int.from_bytes(data[8:], "little") == CNTFRQ
 
 
 @pytest.mark.qemu
@@ -325,3 +325,50 @@ def test_vm_timer_matches_qemu(vmtimer):
     out, status = run_qemu([vmtimer], semihosting=False)
     assert status == 0
     assert out == EXPECTED
+
+
+# CNTFRQ_EL0 as the guest sees it, printed in hex; PSCI SYSTEM_OFF over HVC at EL1 and
+# over SMC at EL2, so the same image runs in vm mode and at (virtual) EL2.
+CNTFRQ_KERNEL = r"""
+    .text
+    .global _start
+_start:
+    ldr x1, =0x09000000
+    mrs x0, cntfrq_el0
+    mov x2, #64
+1:  sub x2, x2, #4
+    lsr x3, x0, x2
+    and x3, x3, #0xf
+    add x4, x3, #'0'
+    add x5, x3, #('a' - 10)
+    cmp x3, #10
+    csel x4, x5, x4, ge
+    strb w4, [x1]
+    cbnz x2, 1b
+    mov w4, #10
+    strb w4, [x1]
+    ldr x0, =0x84000008
+    mrs x2, CurrentEL
+    cmp x2, #(2 << 2)
+    b.eq 2f
+    hvc #0
+2:  smc #0
+3:  b 3b
+"""
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("mode", ["vm", "v8.3", "neve", "nv2"])
+def test_cntfrq_is_qemus(tmp_path, mode):
+    """The guest reads QEMU 10's counter frequency, at EL1 and at virtual EL2."""
+    elf = assemble(tmp_path, "cntfrq", CNTFRQ_KERNEL)
+    out = bytearray()
+    from neve import elf as elfmod
+    from neve.machine import Machine
+    m = Machine([elfmod.load(str(elf))], mode=mode, max_insns=10_000, uart_out=out.extend)
+    r = m.run()
+    assert r.reason == "system-off"
+    assert bytes(out) == b"%016x\n" % CNTFRQ
+    if qemu_binary() is not None:
+        q, status = run_qemu([elf], el2=mode != "vm", semihosting=False)
+        assert (status, q) == (0, bytes(out))

@@ -5,9 +5,9 @@ the ticks skipped while the CPU slept in WFI: ``Counter.now() = icount + skipped
 Both terms are functions of the guest's execution only, so the same image gives the
 same counter values, timer interrupts and transcript on every run.  Nothing reads
 the host clock: every counter and timer register access is intercepted (Unicorn's own
-timer registers are never used).  CNTFRQ_EL0 reports CNTFRQ (100 MHz: one tick per
-instruction is an approximation of a 100 MHz counter on a CPU retiring one
-instruction per 10 ns).
+timer registers are never used).  CNTFRQ_EL0 reports CNTFRQ, 1 GHz, what QEMU 10
+reports for `-cpu max` on the `virt` board: one tick per instruction approximates a
+CPU retiring one instruction per nanosecond.
 
 WFI.  When the CPU waits for an interrupt and none is pending, L0 skips time: the
 counter jumps to the next timer deadline (``Counter.skip_to``), i.e. the skipped ticks
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-CNTFRQ = 100_000_000
+CNTFRQ = 1_000_000_000              # Hz, as QEMU 10's virt with -cpu max
 
 CTL_ENABLE = 1 << 0
 CTL_IMASK = 1 << 1
