@@ -125,6 +125,7 @@ class TraceWriter:
 
 def cmd_run(args) -> int:
     from neve import stats as st
+    from neve.devices.timer import CNTFRQ
     out = sys.stdout.buffer
 
     def uart(b: bytes) -> None:
@@ -153,7 +154,9 @@ def cmd_run(args) -> int:
     if args.stats:
         extra = {"policy": m.policy.describe()} if m.policy is not None else None
         st.write(args.stats, st.document(mode=m.mode, exit_reason=res.reason, status=res.status,
-                                         instructions=m.icount(), stats=m.stats, extra=extra))
+                                         instructions=m.icount(), stats=m.stats,
+                                         counter=m.irq.counter.now(), wfi_skipped=m.irq.counter.skipped,
+                                         frequency=CNTFRQ, extra=extra))
     return res.status
 
 

@@ -78,7 +78,11 @@ def register_key(t: ev.Trap) -> str:
 
 
 def document(*, mode: str, exit_reason: str, status: int, instructions: int, stats: Stats,
+             counter: int = 0, wfi_skipped: int = 0, frequency: int = 0,
              extra: dict | None = None) -> dict:
+    """The --stats document.  `counter` is the system counter at the end of the run
+    (instructions plus `wfi_skipped`, the ticks skipped in WFI) and `frequency` its
+    rate, CNTFRQ_EL0."""
     cls, reg = stats.median_call_breakdown()
     doc = {
         "schema": 1,
@@ -92,6 +96,7 @@ def document(*, mode: str, exit_reason: str, status: int, instructions: int, sta
         },
         "hypercalls": stats.hypercall_summary() | {"median_call": {"by_class": cls, "by_register": reg}},
         "page_accesses": stats.page_accesses,
+        "virtual_time": {"counter": counter, "wfi_skipped": wfi_skipped, "frequency_hz": frequency},
     }
     if extra:
         doc.update(extra)

@@ -333,6 +333,9 @@ def check_stats_schema(doc: dict) -> None:
         assert 1 <= tpc["min"] <= tpc["median"] <= tpc["max"]
     else:
         assert tpc == {"min": 0, "median": 0, "max": 0}
+    vt = doc["virtual_time"]
+    assert vt["frequency_hz"] == 1_000_000_000
+    assert vt["counter"] == doc["instructions"] + vt["wfi_skipped"] and vt["wfi_skipped"] >= 0
 
 
 def run_stats(tmp_path: Path, *images, mode: str = "vm") -> tuple[subprocess.CompletedProcess, dict]:
@@ -382,6 +385,16 @@ def test_stats_semihosting_counted(tmp_path):
     r, doc = run_stats(tmp_path, image("semihost"))
     assert r.returncode == 3
     assert doc["traps"]["by_class"]["semihosting"] >= 3   # WRITE0, WRITEC, EXIT
+
+
+def test_stats_virtual_time_counts_wfi_sleep(tmp_path):
+    # timer waits in WFI for each of its timer interrupts: the counter runs ahead of the
+    # instructions by the ticks skipped, the same on every run.
+    docs = [run_stats(tmp_path, image("timer"))[1] for _ in range(2)]
+    assert docs[0]["virtual_time"] == docs[1]["virtual_time"]
+    assert docs[0]["virtual_time"]["wfi_skipped"] > 0
+    _, hello = run_stats(tmp_path, image("hello"))
+    assert hello["virtual_time"]["wfi_skipped"] == 0
 
 
 @pytest.mark.parametrize("mode", ["v8.3", "neve", "nv2"])
