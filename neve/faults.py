@@ -79,6 +79,20 @@ def read64_phys(m):
     return rd
 
 
+def fetch_from_device(m, pc: int, pa: int | None = None) -> None:
+    """Instruction fetch from a device region (Unicorn refuses it, as an abort or as a
+    fetch-protection error): raises Unsupported naming the device, or returns if the
+    address (stage 1 of the running regime) is in no device region."""
+    if pa is None:
+        t = mmu.walk_stage1(read64_phys(m), stage1_regime(m), pc, execute=True, el=m.cpu.el())
+        if isinstance(t, mmu.Fault):
+            return
+        pa = t.pa
+    dev = m.device_at(pa)
+    if dev is not None:
+        raise Unsupported(f"instruction fetch from the QEMU virt {dev} at address {pa:#x}", pc)
+
+
 def mmu_abort(m, prefetch: bool, pc: int) -> None:
     """A fault raised by the hardware's own stage-1 walk of the running regime."""
     cpu = m.cpu
@@ -88,6 +102,7 @@ def mmu_abort(m, prefetch: bool, pc: int) -> None:
     if prefetch:
         t = mmu.walk_stage1(read64_phys(m), regime, pc, execute=True, el=el)
         if not isinstance(t, mmu.Fault):
+            fetch_from_device(m, pc, t.pa)
             raise Unsupported("instruction abort that the page tables do not explain", pc)
         ec = decode.EC_IABT_CUR if same else decode.EC_IABT_LOW
         m.deliver_sync(decode.esr(ec, t.fsc), pc, pc)

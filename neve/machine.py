@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_MEM_UNMAPPED
-from unicorn import UC_MEM_FETCH_UNMAPPED
+from unicorn import UC_ERR_FETCH_PROT, UC_MEM_FETCH_UNMAPPED
 from unicorn import arm64_const as A
 
 from neve import decode, elf, events as ev, psci, semihost, sysregs
@@ -144,13 +144,17 @@ class Machine:
         for s in im.segments:
             lo, hi = s.paddr, s.paddr + s.memsz
             if not (RAM_BASE <= lo and hi <= end_ram):
-                dev = unmodelled_device(lo) or next((d.name for d in self.devices if d.base <= lo < d.base + d.size), None)
+                dev = self.device_at(lo)
                 where = f"overlaps the {dev}" if dev else "is outside RAM"
                 raise BadInput(f"{im.path}: segment {lo:#x}-{hi:#x} {where} "
                                f"(RAM is {RAM_BASE:#x}-{end_ram:#x})")
             off = lo - RAM_BASE
             self.ram[off:off + len(s.data)] = s.data
             self.ram[off + len(s.data):off + s.memsz] = bytes(s.memsz - len(s.data))
+
+    def device_at(self, pa: int) -> str | None:
+        """The device of the QEMU virt map at a physical address, modelled or not."""
+        return unmodelled_device(pa) or next((d.name for d in self.devices if d.base <= pa < d.base + d.size), None)
 
     def _uart_write(self, b: bytes) -> None:
         self.transcript += b
@@ -251,6 +255,9 @@ class Machine:
                     if self._hook_error is not None:
                         raise self._hook_error
                 except UcError as e:
+                    if self._pending is None and e.errno == UC_ERR_FETCH_PROT:
+                        from neve import faults
+                        faults.fetch_from_device(self, cpu.pc)
                     if self._pending is None:
                         raise GuestError(f"emulation error at PC {self.where(cpu.pc)}: {e}") from None
                     pending, self._pending = self._pending, None
@@ -443,6 +450,9 @@ class Machine:
 
     def _sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int:
         try:
+            row = sysregs.BY_KEY.get(key)
+            if row is not None and row.access != "rw" and write == (row.access == "ro"):
+                return self._wrong_direction(row, key, write)
             if self.vel2 is not None:
                 r = self.vel2.sysreg(reg, key, write, value)
                 if r is not None:
@@ -452,6 +462,19 @@ class Machine:
             return self._hook_raise(e)
         except Exception as e:  # never let a hook die silently inside Unicorn
             return self._hook_raise(GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}"))
+
+    def _wrong_direction(self, row, key: tuple, write: bool) -> int:
+        """MSR to a read-only register or MRS of a write-only one: an unallocated
+        encoding, UNDEFINED at every level (no trap applies), as on QEMU."""
+        cpu = self.cpu
+        pc = cpu.pc
+        if row.name == "CNTFRQ_EL0":
+            # Writable at the highest implemented EL (QEMU lets its EL1 or EL2 guest
+            # write it); neve's counter frequency is fixed.
+            raise Unsupported("MSR CNTFRQ_EL0 (the counter frequency is fixed at 1 GHz)", pc)
+        acc = cpu.uc_accessible(key, write)
+        self.deliver_sync(decode.esr(decode.EC_UNKNOWN, 0), pc)
+        return cpu.redirected(acc)
 
     def timer_read(self, key: tuple) -> int | None:
         """Deterministic generic-timer reads: the counter is the instruction count plus

@@ -375,6 +375,8 @@ REGISTERS: tuple[SysReg, ...] = (
     _r("ICC_EOIR1_EL1", 3, 0, 12, 12, 1, "gic", access="wo", traps=_TALL1, doc="Group-1 end of interrupt (TALL1)"),
     _r("ICC_HPPIR1_EL1", 3, 0, 12, 12, 2, "gic", access="ro", traps=_TALL1, doc="Group-1 highest pending (TALL1)"),
     _r("ICC_BPR1_EL1", 3, 0, 12, 12, 3, "gic", traps=_TALL1, doc="Group-1 binary point (TALL1)"),
+    _r("ISR_EL1", 3, 0, 12, 1, 0, "gic", access="ro",
+       doc="Interrupt status: pending IRQ/FIQ (virtual ones when HCR_EL2.IMO/FMO route them)"),
     _r("ICC_CTLR_EL1", 3, 0, 12, 12, 4, "gic", traps=_TC, doc="CPU interface control (TC)"),
     _r("ICC_SRE_EL1", 3, 0, 12, 12, 5, "gic", traps=(Trap("ICC_SRE_EL2", "Enable", when_clear=True),),
        doc="System-register enable, EL1; traps when ICC_SRE_EL2.Enable == 0"),

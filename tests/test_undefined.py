@@ -1,0 +1,143 @@
+"""System-register accesses in the wrong direction, and fetches from device memory.
+
+An MSR to a read-only register (ID registers, ICC_IAR1_EL1, ISR_EL1, ICH_VTR_EL2,
+CurrentEL) or an MRS of a write-only one (ICC_EOIR1_EL1) is an unallocated encoding:
+UNDEFINED at the level that executes it, with no trap to any hypervisor.  The kernel
+below runs at EL1 (vm mode) or at (virtual) EL2, executes one such access, and prints
+"U" and the ESR of the exception it took, or "N" if none; QEMU is the reference.
+
+Unicorn refuses to execute from device memory; neve stops with `unsupported` naming
+the device instead of an emulation error.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_cli import EXIT_UNSUPPORTED, assemble, one_line_error
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from qemu import qemu_binary, run_qemu  # noqa: E402
+
+KERNEL = r"""
+    .global _start
+_start:
+    ldr     x1, =0x09000000
+    adr     x0, vectors
+    mrs     x2, CurrentEL
+    cmp     x2, #(2 << 2)
+    b.eq    1f
+    msr     vbar_el1, x0
+    b       2f
+1:  msr     vbar_el2, x0
+2:  isb
+    mov     x0, #5
+    ACCESS
+    mov     w4, #'N'
+    strb    w4, [x1]
+    b       off
+
+sync:                                   /* print "U" and ESR_ELx in hex */
+    mov     w4, #'U'
+    strb    w4, [x1]
+    mrs     x2, CurrentEL
+    cmp     x2, #(2 << 2)
+    b.eq    3f
+    mrs     x0, esr_el1
+    b       4f
+3:  mrs     x0, esr_el2
+4:  mov     x2, #32
+5:  sub     x2, x2, #4
+    lsr     x3, x0, x2
+    and     x3, x3, #0xf
+    add     x4, x3, #'0'
+    add     x5, x3, #('a' - 10)
+    cmp     x3, #10
+    csel    x4, x5, x4, ge
+    strb    w4, [x1]
+    cbnz    x2, 5b
+off:
+    mov     w4, #10
+    strb    w4, [x1]
+    ldr     x0, =0x84000008             /* PSCI SYSTEM_OFF: HVC at EL1, SMC at EL2 */
+    mrs     x2, CurrentEL
+    cmp     x2, #(2 << 2)
+    b.eq    6f
+    hvc     #0
+6:  smc     #0
+7:  b       7b
+
+    .balign 2048
+vectors:
+    .rept 4
+    b       .
+    .balign 128
+    .endr
+    b       sync                        /* current EL, SPx, synchronous */
+    .balign 128
+    .rept 11
+    b       .
+    .balign 128
+    .endr
+"""
+
+UNDEF = b"U02000000\n"          # EC 0 (unknown reason), IL 1
+
+ACCESSES = {
+    "msr ID_AA64MMFR0_EL1": ("msr S3_0_C0_C7_0, x0", UNDEF),
+    "msr ICC_IAR1_EL1": ("msr S3_0_C12_C12_0, x0", UNDEF),
+    "mrs ICC_EOIR1_EL1": ("mrs x0, S3_0_C12_C12_1", UNDEF),
+    "msr ISR_EL1": ("msr S3_0_C12_C1_0, x0", UNDEF),
+    "msr ICH_VTR_EL2": ("msr S3_4_C12_C11_1, x0", UNDEF),
+    "msr CurrentEL": ("msr S3_0_C4_C2_2, x0", UNDEF),
+    "mrs ISR_EL1": ("mrs x0, S3_0_C12_C1_0", b"N\n"),      # the allowed direction
+}
+
+
+def run_neve(img: Path, mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "neve", "run", "--mode", mode, "--max-insns", "100000",
+                           str(img)], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("undef")
+    return {what: assemble(tmp, f"undef{i}", KERNEL.replace("ACCESS", insn), 0x40080000)
+            for i, (what, (insn, _)) in enumerate(ACCESSES.items())}
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("mode", ["vm", "v8.3", "neve", "nv2"])
+@pytest.mark.parametrize("what", list(ACCESSES))
+def test_wrong_direction_is_undefined_as_on_qemu(images, what, mode):
+    img = images[what]
+    r = run_neve(img, mode)
+    expected = ACCESSES[what][1]
+    assert (r.returncode, r.stdout) == (0, expected), r.stderr
+    if qemu_binary() is not None:
+        assert run_qemu([img], el2=mode != "vm", semihosting=False) == (expected, 0)
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("mode", ["vm", "nv2"])
+def test_cntfrq_write_is_unsupported(tmp_path, mode):
+    # QEMU lets the highest EL write CNTFRQ_EL0; neve's frequency is fixed, so it says so.
+    img = assemble(tmp_path, "cntfrq", KERNEL.replace("ACCESS", "msr cntfrq_el0, x0"), 0x40080000)
+    r = run_neve(img, mode)
+    line = one_line_error(r)
+    assert r.returncode == EXIT_UNSUPPORTED
+    assert line.startswith("neve: unsupported: MSR CNTFRQ_EL0") and "PC 0x4008" in line, line
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("target, device", [(0x0900_0000, "UART"), (0x0800_0000, "GICv3 distributor"),
+                                            (0x0, "flash"), (0x1000, "flash")])
+def test_fetch_from_a_device_is_unsupported(tmp_path, target, device):
+    img = assemble(tmp_path, "fetch", f".global _start\n_start:\n    ldr x30, ={target:#x}\n    ret\n", 0x40080000)
+    r = run_neve(img, "vm")
+    line = one_line_error(r)
+    assert r.returncode == EXIT_UNSUPPORTED, line
+    assert line.startswith("neve: unsupported:") and device in line and f"PC {target:#x}" in line, line
