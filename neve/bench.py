@@ -947,6 +947,8 @@ def cmd_bench(args) -> int:
     if reps < 1:
         raise BadInput("--reps must be at least 1")
     images_dir = Path(args.images)
+    if not images_dir.is_dir():
+        raise BadInput(f"--images {args.images}: no such directory")
     fixed = dict(FIXED_DEFAULTS)
     for kv in args.cost:
         k, _, v = kv.partition("=")
@@ -959,11 +961,8 @@ def cmd_bench(args) -> int:
             raise BadInput(f"--cost {kv}: not a number") from None
     policy = None
     if args.policy:
-        if Path(args.policy).exists():
-            from neve import policy as pol_mod
-            policy = pol_mod.load(args.policy)
-        else:
-            err.print(f"neve bench: --policy {args.policy}: no such file, ignored")
+        from neve import policy as pol_mod
+        policy = pol_mod.load(args.policy)          # a missing or invalid policy: BadInput
     for path in (args.json, args.csv, args.png):
         if path:
             try:

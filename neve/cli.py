@@ -138,11 +138,12 @@ def cmd_run(args) -> int:
     if args.timeline:
         from neve.timeline import Timeline
         timeline = Timeline(m)
-    if args.stats:
-        try:
-            open(args.stats, "a").close()
-        except OSError as e:
-            raise BadInput(f"--stats {args.stats}: {e.strerror}") from None
+    for opt, path in (("--stats", args.stats), ("--timeline", args.timeline)):
+        if path:
+            try:
+                open(path, "a").close()
+            except OSError as e:
+                raise BadInput(f"{opt} {path}: {e.strerror}") from None
     res = m.run()
     out.flush()
     if tracer:

@@ -130,7 +130,8 @@ def test_png_is_a_png(two_runs):
 
 
 def test_bad_options_are_refused():
-    for argv in (["--benchmarks", "nosuch"], ["--modes", "v9"], ["--cost", "C_trap=5"]):
+    for argv in (["--benchmarks", "nosuch"], ["--modes", "v9"], ["--cost", "C_trap=5"],
+                 ["--images", str(ROOT / "no-such-dir")], ["--policy", str(ROOT / "no-such-policy.toml")]):
         p = subprocess.run([sys.executable, "-m", "neve", "bench", *argv], cwd=ROOT, capture_output=True,
                            text=True, timeout=60)
         assert p.returncode == 2, (argv, p.stderr)

@@ -259,6 +259,11 @@ def test_unwritable_stats(tmp_path):
     assert_bad_input(neve("run", "--stats", tmp_path / "no" / "such" / "dir.json", image("hello")), "--stats")
 
 
+def test_unwritable_timeline(tmp_path):
+    # refused before the guest runs: nothing on stdout
+    assert_bad_input(neve("run", "--timeline", tmp_path / "no" / "such" / "t.json", image("hello")), "--timeline")
+
+
 def test_unwritable_trace(tmp_path):
     assert_bad_input(neve("run", "--trace", tmp_path / "no" / "such" / "dir.jsonl", image("hello")), "--trace")
 
