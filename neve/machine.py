@@ -51,6 +51,9 @@ VM_CONTROLS = {"HCR_EL2": sysregs.ctrl_bit("HCR_EL2", "RW") | sysregs.ctrl_bit("
                "CNTHCTL_EL2": sysregs.ctrl_bit("CNTHCTL_EL2", "EL1PCTEN"),
                "ICC_SRE_EL2": sysregs.ctrl_bit("ICC_SRE_EL2", "SRE")}
 
+# (encoding, is-a-write) of the MSRs to read-only registers and MRSs of write-only ones.
+_WRONG_DIRECTION = frozenset((r.key, r.access == "ro") for r in sysregs.REGISTERS if r.access != "rw")
+
 _KEY_CURRENTEL = (3, 0, 4, 2, 2)
 _KEY_CNTVCT = (3, 3, 14, 0, 2)
 _KEY_CNTPCT = (3, 3, 14, 0, 1)
@@ -450,9 +453,8 @@ class Machine:
 
     def _sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int:
         try:
-            row = sysregs.BY_KEY.get(key)
-            if row is not None and row.access != "rw" and write == (row.access == "ro"):
-                return self._wrong_direction(row, key, write)
+            if (key, write) in _WRONG_DIRECTION:
+                return self._wrong_direction(key, write)
             if self.vel2 is not None:
                 r = self.vel2.sysreg(reg, key, write, value)
                 if r is not None:
@@ -463,12 +465,12 @@ class Machine:
         except Exception as e:  # never let a hook die silently inside Unicorn
             return self._hook_raise(GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}"))
 
-    def _wrong_direction(self, row, key: tuple, write: bool) -> int:
+    def _wrong_direction(self, key: tuple, write: bool) -> int:
         """MSR to a read-only register or MRS of a write-only one: an unallocated
         encoding, UNDEFINED at every level (no trap applies), as on QEMU."""
         cpu = self.cpu
         pc = cpu.pc
-        if row.name == "CNTFRQ_EL0":
+        if key == _KEY_CNTFRQ:
             # Writable at the highest implemented EL (QEMU lets its EL1 or EL2 guest
             # write it); neve's counter frequency is fixed.
             raise Unsupported("MSR CNTFRQ_EL0 (the counter frequency is fixed at 1 GHz)", pc)

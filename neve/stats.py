@@ -78,8 +78,7 @@ def register_key(t: ev.Trap) -> str:
 
 
 def document(*, mode: str, exit_reason: str, status: int, instructions: int, stats: Stats,
-             counter: int = 0, wfi_skipped: int = 0, frequency: int = 0,
-             extra: dict | None = None) -> dict:
+             counter: int, wfi_skipped: int, frequency: int, extra: dict | None = None) -> dict:
     """The --stats document.  `counter` is the system counter at the end of the run
     (instructions plus `wfi_skipped`, the ticks skipped in WFI) and `frequency` its
     rate, CNTFRQ_EL0."""
