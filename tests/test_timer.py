@@ -17,8 +17,10 @@ from neve.devices.timer import (CNTFRQ, CTL_ENABLE, CTL_IMASK, CTL_ISTATUS, Coun
                                 PPI_HYP_TIMER, PPI_PHYS_TIMER, PPI_VIRT_TIMER)
 
 try:
+    from tests.guest_asm import MACROS
     from tests.qemu import qemu_binary, run_qemu
 except ImportError:  # tests/ is not a package
+    from guest_asm import MACROS
     from qemu import qemu_binary, run_qemu
 
 AS = "aarch64-linux-gnu-as"
@@ -329,31 +331,16 @@ def test_vm_timer_matches_qemu(vmtimer):
 
 # CNTFRQ_EL0 as the guest sees it, printed in hex; PSCI SYSTEM_OFF over HVC at EL1 and
 # over SMC at EL2, so the same image runs in vm mode and at (virtual) EL2.
-CNTFRQ_KERNEL = r"""
+CNTFRQ_KERNEL = MACROS + r"""
     .text
     .global _start
 _start:
     ldr x1, =0x09000000
     mrs x0, cntfrq_el0
-    mov x2, #64
-1:  sub x2, x2, #4
-    lsr x3, x0, x2
-    and x3, x3, #0xf
-    add x4, x3, #'0'
-    add x5, x3, #('a' - 10)
-    cmp x3, #10
-    csel x4, x5, x4, ge
-    strb w4, [x1]
-    cbnz x2, 1b
+    put_hex_x0 64
     mov w4, #10
     strb w4, [x1]
-    ldr x0, =0x84000008
-    mrs x2, CurrentEL
-    cmp x2, #(2 << 2)
-    b.eq 2f
-    hvc #0
-2:  smc #0
-3:  b 3b
+    system_off_any_el
 """
 
 

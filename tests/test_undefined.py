@@ -20,9 +20,10 @@ import pytest
 from test_cli import EXIT_UNSUPPORTED, assemble, one_line_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from guest_asm import MACROS  # noqa: E402
 from qemu import qemu_binary, run_qemu  # noqa: E402
 
-KERNEL = r"""
+KERNEL = MACROS + r"""
     .global _start
 _start:
     ldr     x1, =0x09000000
@@ -49,26 +50,11 @@ sync:                                   /* print "U" and ESR_ELx in hex */
     mrs     x0, esr_el1
     b       4f
 3:  mrs     x0, esr_el2
-4:  mov     x2, #32
-5:  sub     x2, x2, #4
-    lsr     x3, x0, x2
-    and     x3, x3, #0xf
-    add     x4, x3, #'0'
-    add     x5, x3, #('a' - 10)
-    cmp     x3, #10
-    csel    x4, x5, x4, ge
-    strb    w4, [x1]
-    cbnz    x2, 5b
+4:  put_hex_x0 32
 off:
     mov     w4, #10
     strb    w4, [x1]
-    ldr     x0, =0x84000008             /* PSCI SYSTEM_OFF: HVC at EL1, SMC at EL2 */
-    mrs     x2, CurrentEL
-    cmp     x2, #(2 << 2)
-    b.eq    6f
-    hvc     #0
-6:  smc     #0
-7:  b       7b
+    system_off_any_el
 
     .balign 2048
 vectors:
