@@ -41,10 +41,7 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from tests.qemu import QemuResult, QemuTimeout, qemu_binary, run_qemu_full
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from qemu import QemuResult, QemuTimeout, qemu_binary, run_qemu_full
+from neve.qemu import QemuResult, QemuTimeout, qemu_binary, run_qemu_full
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "images"

@@ -17,7 +17,7 @@ import pytest
 from test_cli import assemble
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from qemu import qemu_binary, run_qemu  # noqa: E402
+from neve.qemu import qemu_binary, run_qemu
 
 KERNEL = r"""
     .global _start

@@ -13,11 +13,11 @@ import pytest
 from neve.devices import gic as G
 from neve.devices.gic import Distributor, GICv3, Redistributors, VirtualInterface
 
+from neve.qemu import qemu_binary, run_qemu
+
 try:
-    from tests.qemu import qemu_binary, run_qemu
     from tests.test_timer import assemble, run_neve
 except ImportError:  # tests/ is not a package
-    from qemu import qemu_binary, run_qemu
     from test_timer import assemble, run_neve
 
 SGI_BASE = 0x10000

@@ -16,10 +16,7 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from tests.qemu import QemuTimeout, qemu_binary, run_qemu, run_qemu_full
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from qemu import QemuTimeout, qemu_binary, run_qemu, run_qemu_full
+from neve.qemu import QemuTimeout, qemu_binary, run_qemu, run_qemu_full
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "images"

@@ -16,12 +16,12 @@ import pytest
 from neve.devices.timer import (CNTFRQ, CTL_ENABLE, CTL_IMASK, CTL_ISTATUS, Counter, DictRegs, TimerBank,
                                 PPI_HYP_TIMER, PPI_PHYS_TIMER, PPI_VIRT_TIMER)
 
+from neve.qemu import qemu_binary, run_qemu
+
 try:
     from tests.guest_asm import MACROS
-    from tests.qemu import qemu_binary, run_qemu
 except ImportError:  # tests/ is not a package
     from guest_asm import MACROS
-    from qemu import qemu_binary, run_qemu
 
 AS = "aarch64-linux-gnu-as"
 LD = "aarch64-linux-gnu-ld"

@@ -21,7 +21,7 @@ from test_cli import EXIT_UNSUPPORTED, assemble, one_line_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from guest_asm import MACROS  # noqa: E402
-from qemu import qemu_binary, run_qemu  # noqa: E402
+from neve.qemu import qemu_binary, run_qemu
 
 KERNEL = MACROS + r"""
     .global _start

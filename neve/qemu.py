@@ -1,6 +1,7 @@
-"""Run images on QEMU's `virt` board, the ground truth for differential tests.
+"""Run images on QEMU's `virt` board, the ground truth for the differential tests
+and for `neve fuzz`.
 
-    from tests.qemu import qemu_binary, run_qemu
+    from neve.qemu import qemu_binary, run_qemu
     out, status = run_qemu([Path("images/hello.elf")])
 
 The first image is given to `-kernel` (QEMU loads its ELF segments and starts the CPU
@@ -14,6 +15,9 @@ console output (SYS_WRITE0, SYS_WRITEC) goes to QEMU's stderr, not to the UART; 
 ``run_qemu_full`` to see it.  The exit status is QEMU's: 0 after PSCI SYSTEM_OFF (and,
 because of ``-no-reboot``, after SYSTEM_RESET), or the code given to semihosting
 SYS_EXIT / SYS_EXIT_EXTENDED.
+
+The CPU is QEMU's `max` unless ``cpu=`` names another model (the fuzzer compares
+with ``cortex-a72``, the model whose ID registers neve reports).
 
 The QEMU binary is $NEVE_QEMU if set, else qemu-system-aarch64 on PATH.
 """
@@ -55,7 +59,7 @@ def qemu_binary() -> str | None:
 
 
 def qemu_command(images: list[Path], *, el2: bool = False, semihosting: bool = True,
-                 binary: str | None = None) -> list[str]:
+                 binary: str | None = None, cpu: str = "max") -> list[str]:
     """The QEMU command line run_qemu uses (handy for reproducing a run by hand)."""
     if not images:
         raise ValueError("run_qemu: no images")
@@ -64,7 +68,7 @@ def qemu_command(images: list[Path], *, el2: bool = False, semihosting: bool = T
         raise FileNotFoundError("qemu-system-aarch64 not found (set NEVE_QEMU or install qemu-system-arm)")
     # neve's board has a GICv3 in every mode, so QEMU gets one too.
     machine = "virt,virtualization=on,gic-version=3" if el2 else "virt,gic-version=3"
-    cmd = [qemu, "-M", machine, "-cpu", "max", "-m", "128M",
+    cmd = [qemu, "-M", machine, "-cpu", cpu, "-m", "128M",
            "-nographic", "-monitor", "none", "-serial", "stdio", "-no-reboot"]
     if semihosting:
         cmd.append("-semihosting")
@@ -79,7 +83,7 @@ def qemu_command(images: list[Path], *, el2: bool = False, semihosting: bool = T
 
 
 def run_qemu_full(images: list[Path], *, el2: bool = False, semihosting: bool = True,
-                  timeout: float = 60) -> QemuResult:
+                  timeout: float = 60, cpu: str = "max") -> QemuResult:
     """Run QEMU and return UART output, stderr and exit status.
 
     Raises QemuTimeout (carrying the partial output) if QEMU is still running after
@@ -87,7 +91,7 @@ def run_qemu_full(images: list[Path], *, el2: bool = False, semihosting: bool = 
     for p in images:
         if not Path(p).is_file():
             raise FileNotFoundError(p)
-    cmd = qemu_command(list(images), el2=el2, semihosting=semihosting)
+    cmd = qemu_command(list(images), el2=el2, semihosting=semihosting, cpu=cpu)
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=timeout, check=False)
