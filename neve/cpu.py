@@ -18,10 +18,12 @@ from __future__ import annotations
 import ctypes
 import mmap
 
-from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_INSN
+from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import arm64_const as A
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
+
+from neve.decode import sysreg_word
 
 _uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _uclib.uc_vmem_read.restype = ctypes.c_int
@@ -80,9 +82,7 @@ def uc_translator_skips(key: tuple, write: bool, el: int) -> bool:
         for ins in (A.UC_ARM64_INS_MRS, A.UC_ARM64_INS_MSR, A.UC_ARM64_INS_SYS, A.UC_ARM64_INS_SYSL):
             _probe_uc.hook_add(UC_HOOK_INSN, _probe_hook, None, 1, 0, ins)
     uc = _probe_uc
-    op0, op1, crn, crm, op2 = key
-    word = (0xD5000000 | (0 if write else 1 << 21) | (op0 << 19) | (op1 << 16) | (crn << 12) | (crm << 8)
-            | (op2 << 5) | 31)
+    word = sysreg_word(*key, 31, not write)
     uc.mem_write(_PROBE_BASE, word.to_bytes(4, "little") + bytes.fromhex("1f2003d5"))
     uc.ctl_remove_cache(_PROBE_BASE, _PROBE_BASE + 8)
     uc.reg_write(A.UC_ARM64_REG_PSTATE, 0x3C5 if el else 0x3C0)
@@ -93,6 +93,47 @@ def uc_translator_skips(key: tuple, write: bool, el: int) -> bool:
     except UcError:
         v = False
     _SKIPS[k] = v
+    return v
+
+
+_IMPLEMENTED: dict[tuple, bool] = {}
+
+
+def _udef_hook(uc, intno, probe):
+    probe.append(intno)
+    uc.emu_stop()
+
+
+def uc_implements(word: int, el: int, fp: bool = False) -> bool:
+    """Does the CPU model (Unicorn's Cortex-A72) execute this instruction word at
+    `el` (1 or 2) without an UNDEFINED exception?  Probed once per (word, EL) in a
+    fresh Unicorn without hooks, which, unlike neve's CPU, can run at EL2.  It tells
+    an encoding the model does not have (UNDEFINED, as on QEMU's cortex-a72) from
+    one neve has not emulated.  With `fp`, the probe runs with FP/SIMD enabled
+    (CPACR_EL1.FPEN = 0b11): an FP instruction that still UNDEFs is unallocated,
+    not an FP access trap.  For MRS/MSR/SYS the register transferred (Rt) does
+    not matter and is replaced by XZR."""
+    sysreg = word & 0xFFC0_0000 == 0xD500_0000
+    k = ((word & ~0x1F) | 31 if sysreg else word, el, fp)
+    v = _IMPLEMENTED.get(k)
+    if v is not None:
+        return v
+    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+    uc.mem_map(0, _PROBE_BASE + 0x1000)                # the code, and page 0 for Xt = XZR
+    uc.cpr_write(3, 4, 1, 1, 0, 1 << 31)               # HCR_EL2.RW
+    if fp:
+        uc.cpr_write(3, 0, 1, 0, 2, 3 << 20)           # CPACR_EL1.FPEN
+    ints: list[int] = []
+    uc.hook_add(UC_HOOK_INTR, _udef_hook, ints)
+    uc.mem_write(_PROBE_BASE, k[0].to_bytes(4, "little") + bytes.fromhex("1f2003d5"))
+    uc.reg_write(A.UC_ARM64_REG_PSTATE, 0x3C9 if el == 2 else 0x3C5)
+    uc.cpr_write(3, 3, 13, 0, 3, 0)                    # rebuild cached EL flags
+    try:
+        uc.emu_start(_PROBE_BASE, 0, count=1)
+    except UcError:
+        pass                                            # executed, and faulted on memory
+    v = 1 not in ints                                   # EXCP_UDEF
+    _IMPLEMENTED[k] = v
     return v
 
 
@@ -112,6 +153,7 @@ class CPU:
         self.cpr_write(3, 4, 1, 1, 0, (1 << 31) | (1 << 13))
         self._buffers: list = []
         self._stopped_at: int | None = None
+        self._redirect_pc: int | None = None
 
     # --- memory --------------------------------------------------------------------
     def map_ram(self, base: int, size: int) -> mmap.mmap:
@@ -132,6 +174,7 @@ class CPU:
         self._counter.value = 0
         self.slice_count = count
         self._stopped_at = None
+        self._redirect_pc = None
         try:
             self.uc.emu_start(pc, 0, timeout=timeout_us, count=count)
         finally:
@@ -140,6 +183,12 @@ class CPU:
             if self._stopped_at is not None:
                 done = min(done, self._stopped_at)
                 self._stopped_at = None
+            if self._redirect_pc is not None:
+                # The block went on to the next instruction's counting hook, which
+                # stopped it there and left PC on that instruction: the exception
+                # entry's PC is the one that stands.
+                self.pc = self._redirect_pc
+                self._redirect_pc = None
             self.base_icount += done
             self._counter.value = 0
         return done
@@ -167,9 +216,16 @@ class CPU:
 
     def redirected(self, accessible: bool) -> int:
         """The hook moved PC elsewhere (an exception entry).  `accessible` is
-        uc_accessible() of the instruction, computed before the redirection."""
+        uc_accessible() of the instruction, computed before the redirection.
+
+        For an encoding Unicorn treats as accessible, returning 1 skips it and the
+        translation block carries on: the PC written by the hook is not seen, and
+        the block stops at the next instruction's counting hook (emu_stop), with PC
+        on that instruction.  The exception's PC is put back once emu_start returns
+        (`run`), and that next instruction, counted but not executed, is not counted."""
         if accessible:
             self._stopped_at = self._counter.value
+            self._redirect_pc = self.pc
             self.uc.emu_stop()
         return 1
 

@@ -76,7 +76,7 @@ def view_rows(m) -> list[sysregs.SysReg]:
 
 def _nested_rows(m) -> set[str]:
     v = m.vel2
-    return set() if v is None else {r.name for r in v.swap} | {"SP_EL1"}
+    return set() if v is None else v.context
 
 
 def sysreg_value(m, row: sysregs.SysReg) -> int | None:

@@ -947,6 +947,12 @@ def sysreg_iss(op0: int, op1: int, crn: int, crm: int, op2: int, rt: int,
             | (rt & 31) << 5 | (crm & 15) << 1 | (1 if read else 0))
 
 
+def sysreg_word(op0: int, op1: int, crn: int, crm: int, op2: int, rt: int, read: bool) -> int:
+    """The instruction word of MRS (read) / MSR (register) Xt, or SYS/SYSL for op0 = 1."""
+    return (0xD5000000 | (1 << 21 if read else 0) | (op0 & 3) << 19 | (op1 & 7) << 16 | (crn & 15) << 12
+            | (crm & 15) << 8 | (op2 & 7) << 5 | (rt & 31))
+
+
 def sys_iss(op1: int, crn: int, crm: int, op2: int, rt: int, read: bool = False) -> int:
     """EC 0x18 ISS for SYS (read=False) / SYSL (read=True): op0 = 0b01."""
     return sysreg_iss(1, op1, crn, crm, op2, rt, read)

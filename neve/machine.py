@@ -20,7 +20,7 @@ from unicorn import UC_ERR_FETCH_PROT, UC_MEM_FETCH_UNMAPPED
 from unicorn import arm64_const as A
 
 from neve import decode, elf, events as ev, psci, semihost, sysregs
-from neve.cpu import CPU, M_EL1H, PSTATE_DAIF
+from neve.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
 from neve.devices.pl011 import PL011
 from neve.devices.timer import CNTFRQ
 from neve.errors import BadInput, GuestError, NeveError, Unsupported
@@ -351,10 +351,17 @@ class Machine:
         if kind in ("eret", "eretaa", "eretab") and self.vel2 is not None and self.vel2.active:
             self.vel2.eret(pc, insn)
             return
-        if kind in ("mrs", "msr", "sys", "sysl") and self.vel2 is not None and self.vel2.active:
+        if kind in ("mrs", "msr", "sys", "sysl") and self.vel2 is not None and self.vel2.active \
+                and uc_implements(insn, 2):
+            # UNDEFINED at EL1, where vEL2 runs, but the CPU model has it at EL2.
             raise Unsupported(f"{decode.disasm(insn, pc)} at vEL2", pc)
-        if kind == "fp":
-            self.deliver_sync(decode.esr(decode.EC_FP, 0x1E00000), pc)
+        if kind == "fp" and uc_implements(insn, 1, fp=True):
+            # An FP/SIMD instruction the CPU would execute with FP enabled: an access
+            # trap (CPACR_EL1.FPEN, or CPTR_EL2.TFP: neve/vel2.py); an unallocated one
+            # is UNDEFINED.
+            if self.vel2 is not None and self.vel2.route_fp(pc, insn):
+                return
+            self.deliver_sync(decode.esr(decode.EC_FP, decode.fp_iss()), pc)
             return
         self.deliver_sync(decode.esr(decode.EC_UNKNOWN, 0), pc)
 

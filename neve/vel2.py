@@ -22,7 +22,7 @@ from __future__ import annotations
 from unicorn import UC_HOOK_CODE
 
 from neve import decode, events as ev, sysregs
-from neve.cpu import M_EL1H, PSTATE_DAIF
+from neve.cpu import M_EL1H, PSTATE_DAIF, uc_implements
 from neve.errors import Unsupported
 from neve.platform import RAM_BASE
 
@@ -40,6 +40,8 @@ SCTLR_EL1_RES1 = 0x30D0_0800
 SCTLR_EL2_TO_EL1 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19) | (1 << 25)
 
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in sysregs.CTRL_BITS["HCR_EL2"]}
+CPTR_TFP = sysregs.ctrl_bit("CPTR_EL2", "TFP")
+_KEY_CPTR_EL2 = sysregs.BY_NAME["CPTR_EL2"].key
 
 # HCR_EL2 controls whose presence marks an EL1 context as a guest L1 virtualizes.
 GUEST_HCR_MASK = 0
@@ -100,8 +102,13 @@ class VirtualEL2:
         # EL1 registers that the hardware swaps on a world switch: those whose
         # access at vEL2 does not reach the hardware register in this mode.
         self.swap = [r for r in sysregs.REGISTERS
-                     if r.group == "el1" and r.name != "SP_EL1"
+                     if r.group in ("el1", "debug") and r.access == "rw" and r.name != "SP_EL1"
                      and any(self.vel2_action.get((r.key, w), (None, "native"))[1] != "native" for w in (False, True))]
+        # The registers L0 keeps for the nested context while vEL2 runs: those it swaps,
+        # SP_EL1, and those this mode backs with the page (the timers' under NV2).  A
+        # trapped access to any other non-EL2 register (the PMU, debug status...) is
+        # made on the one register the hardware has.
+        self.context = {r.name for r in self.swap} | {"SP_EL1"} | set(self.offsets)
         self._eret_hooked: set[int] = set()
         # Shadow stage 2 for the nested VM and L1's own EL2 stage 1 (neve/stage2.py).
         from neve.stage2 import ShadowStage2
@@ -204,6 +211,9 @@ class VirtualEL2:
         for r in self.swap:
             cpu.cpr_write(*r.key, self.get(r.name))
         cpu.set_sp_el(1, self.get("SP_EL1"))
+        # L1's CPTR_EL2.TFP applies to its EL1/EL0 code: the hardware raises the trap
+        # and route_fp sends it to vEL2.
+        cpu.cpr_write(*_KEY_CPTR_EL2, self.get("CPTR_EL2") & CPTR_TFP)
         cpu.set_pstate(spsr & 0xFFFF_FFFF)
         cpu.pc = elr
         self.active = False
@@ -229,6 +239,7 @@ class VirtualEL2:
         for r in self.swap:
             self.set(r.name, cpu.cpr_read(*r.key))
         self.set("SP_EL1", cpu.sp_el(1))
+        cpu.cpr_write(*_KEY_CPTR_EL2, 0)
         self.active = True
         self._load_shadow()
         cpu.set_pstate(M_EL1H | PSTATE_DAIF)
@@ -350,9 +361,21 @@ class VirtualEL2:
             return False
         if self.get("HCR_EL2") & _HCR["TWI"]:
             self.m.trap(ev.WFX, "WFI", pc=pc, insn=insn, forwarded=True, reason="HCR_EL2.TWI set by L1")
-            self.exit_to_vel2(decode.esr(decode.EC_WFX, decode.wfx_iss(insn)), pc, why="WFI")
+            self.exit_to_vel2(decode.esr(decode.EC_WFX, decode.wfx_iss("wfi")), pc, why="WFI")
             return True
         return False
+
+    def route_fp(self, pc: int, insn: int) -> bool:
+        """An FP/SIMD access trap of the EL1 code: to vEL2 when L1's CPTR_EL2.TFP traps
+        it and the code's own CPACR_EL1.FPEN (the higher priority, to EL1) does not."""
+        if self.active or not self.get("CPTR_EL2") & CPTR_TFP:
+            return False
+        fpen = (self.cpu.cpr_read(3, 0, 1, 0, 2) >> 20) & 3
+        if fpen != 3 and not (fpen == 1 and self.cpu.el() == 1):
+            return False
+        self.m.trap(ev.SYSREG, "FP/SIMD", pc=pc, insn=insn, forwarded=True, reason="CPTR_EL2.TFP set by L1")
+        self.exit_to_vel2(decode.esr(decode.EC_FP, decode.fp_iss()), pc, why="FP access")
+        return True
 
     # --- system registers --------------------------------------------------------------------
     def sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
@@ -370,8 +393,13 @@ class VirtualEL2:
             return cpu.skip_hooked(pc, key, write)
         ent = self.vel2_action.get((key, write))
         if ent is None:
-            if key[1] in (4, 5, 6) or sysregs.BY_KEY.get(key) is not None:
+            if key[1] in (4, 5, 6):
                 insn = cpu.read_insn(pc)
+                if insn is not None and not uc_implements(insn, 2):
+                    # Not a register of the CPU model at EL2: UNDEFINED.
+                    acc = cpu.uc_accessible(key, write)
+                    self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
+                    return cpu.redirected(acc)
                 raise Unsupported(f"{'MSR' if write else 'MRS'} {sysregs.enc_name(*key)} "
                                   f"({decode.disasm(insn, pc) if insn is not None else '?'}) at vEL2", pc)
             return None
@@ -409,7 +437,11 @@ class VirtualEL2:
             return v
         if name == "ICC_SRE_EL2":
             return self.get(name) | 1          # SRE is RAO: system-register interface only
-        return self.get(name)
+        if row.group in ("el2", "el12") or name in self.context:
+            return self.get(name)
+        if uc_implements(decode.sysreg_word(*row.key, 0, True), 1):
+            return self.cpu.cpr_read(*row.key)
+        return self.regs.get(name, row.reset)  # a register the CPU model lacks (e.g. MDCCSR_EL0)
 
     def write(self, row: sysregs.SysReg, value: int, pc: int | None = None) -> None:
         name = row.name
@@ -417,6 +449,12 @@ class VirtualEL2:
             return
         irq = getattr(self.m, "irq", None)
         if irq is not None and irq.vel2_write(name, value):   # ICH_*, CNTHP_*, CNTVOFF_EL2, ICC_SGI*R
+            return
+        if row.group not in ("el2", "el12") and name not in self.context:
+            if uc_implements(decode.sysreg_word(*row.key, 0, False), 1):
+                self.cpu.cpr_write(*row.key, value)
+            else:
+                self.regs[name] = value
             return
         self.set(name, value)
         if name in ("SCTLR_EL2", "TTBR0_EL2", "TCR_EL2", "MAIR_EL2", "CPTR_EL2"):
@@ -467,7 +505,7 @@ class VirtualEL2:
         if not self.active:
             if name.startswith("TLBI") and self.get("HCR_EL2") & _HCR["TTLB"]:
                 m.trap(ev.TLBI, name, pc=pc, insn=insn, forwarded=True, reason="HCR_EL2.TTLB set by L1")
-                iss = decode.sys_iss(1, cp.op1, cp.crn, cp.crm, cp.op2, insn & 0x1F, False)
+                iss = decode.sys_iss(cp.op1, cp.crn, cp.crm, cp.op2, insn & 0x1F, False)
                 acc = cpu.uc_accessible((1, cp.op1, cp.crn, cp.crm, cp.op2), True)
                 self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=name)
                 return cpu.redirected(acc)
