@@ -97,42 +97,49 @@ def uc_translator_skips(key: tuple, write: bool, el: int) -> bool:
 
 
 _IMPLEMENTED: dict[tuple, bool] = {}
+_impl_uc: Uc | None = None
+_impl_ints: list[int] = []
 
 
-def _udef_hook(uc, intno, probe):
-    probe.append(intno)
+def _udef_hook(uc, intno, ints):
+    ints.append(intno)
     uc.emu_stop()
 
 
 def uc_implements(word: int, el: int, fp: bool = False) -> bool:
     """Does the CPU model (Unicorn's Cortex-A72) execute this instruction word at
     `el` (1 or 2) without an UNDEFINED exception?  Probed once per (word, EL) in a
-    fresh Unicorn without hooks, which, unlike neve's CPU, can run at EL2.  It tells
-    an encoding the model does not have (UNDEFINED, as on QEMU's cortex-a72) from
-    one neve has not emulated.  With `fp`, the probe runs with FP/SIMD enabled
-    (CPACR_EL1.FPEN = 0b11): an FP instruction that still UNDEFs is unallocated,
-    not an FP access trap.  For MRS/MSR/SYS the register transferred (Rt) does
-    not matter and is replaced by XZR."""
+    Unicorn of its own without MRS/MSR hooks, which, unlike neve's CPU, can run at
+    EL2.  It tells an encoding the model does not have (UNDEFINED, as on QEMU's
+    cortex-a72) from one neve has not emulated.  With `fp`, the probe runs with
+    FP/SIMD enabled (CPACR_EL1.FPEN = 0b11): an FP instruction that still UNDEFs is
+    unallocated, not an FP access trap.  For MRS/MSR/SYS the register transferred
+    (Rt) does not matter and is replaced by XZR."""
+    global _impl_uc
     sysreg = word & 0xFFC0_0000 == 0xD500_0000
     k = ((word & ~0x1F) | 31 if sysreg else word, el, fp)
     v = _IMPLEMENTED.get(k)
     if v is not None:
         return v
-    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
-    uc.mem_map(0, _PROBE_BASE + 0x1000)                # the code, and page 0 for Xt = XZR
+    uc = _impl_uc
+    if uc is None:
+        uc = _impl_uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        uc.mem_map(0, _PROBE_BASE + 0x1000)            # the code, and page 0 for Xt = XZR
+        uc.hook_add(UC_HOOK_INTR, _udef_hook, _impl_ints)
+    # What an earlier probe (an MSR of zero) may have changed, set again.
     uc.cpr_write(3, 4, 1, 1, 0, 1 << 31)               # HCR_EL2.RW
-    if fp:
-        uc.cpr_write(3, 0, 1, 0, 2, 3 << 20)           # CPACR_EL1.FPEN
-    ints: list[int] = []
-    uc.hook_add(UC_HOOK_INTR, _udef_hook, ints)
+    uc.cpr_write(3, 0, 1, 0, 2, 3 << 20 if fp else 0)  # CPACR_EL1.FPEN
+    uc.cpr_write(3, 4, 1, 1, 2, 0)                     # CPTR_EL2
     uc.mem_write(_PROBE_BASE, k[0].to_bytes(4, "little") + bytes.fromhex("1f2003d5"))
+    uc.ctl_remove_cache(_PROBE_BASE, _PROBE_BASE + 8)
     uc.reg_write(A.UC_ARM64_REG_PSTATE, 0x3C9 if el == 2 else 0x3C5)
     uc.cpr_write(3, 3, 13, 0, 3, 0)                    # rebuild cached EL flags
+    _impl_ints.clear()
     try:
         uc.emu_start(_PROBE_BASE, 0, count=1)
     except UcError:
         pass                                            # executed, and faulted on memory
-    v = 1 not in ints                                   # EXCP_UDEF
+    v = 1 not in _impl_ints                             # EXCP_UDEF
     _IMPLEMENTED[k] = v
     return v
 
@@ -151,6 +158,9 @@ class CPU:
         self.cpr_write(3, 6, 1, 1, 0, (1 << 0) | (1 << 8) | (1 << 10))
         # HCR_EL2: RW (EL1 is AArch64), TWI (WFI arrives as UDEF so L0 sees it).
         self.cpr_write(3, 4, 1, 1, 0, (1 << 31) | (1 << 13))
+        # CPACR_EL1 resets to 0 (FP/SIMD trapped at EL1 and EL0) as on QEMU; Unicorn
+        # resets it with FP enabled.
+        self.cpr_write(3, 0, 1, 0, 2, 0)
         self._buffers: list = []
         self._stopped_at: int | None = None
         self._redirect_pc: int | None = None

@@ -41,3 +41,12 @@ class Unsupported(NeveError):
 class GuestError(NeveError):
     exit_code = EXIT_GUEST_ERROR
     reason = "guest-error"
+
+
+class Wedged(GuestError):
+    """The guest stopped itself for good: a WFI that nothing can ever wake, the only
+    CPU turned off.  QEMU would wait for ever; neve says so and stops."""
+
+    def __init__(self, what: str, pc: int | None = None):
+        where = f" at PC {pc:#x}" if pc is not None else ""
+        super().__init__(f"guest wedged: {what}{where}")

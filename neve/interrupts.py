@@ -53,12 +53,14 @@ appears as a world switch, not as a second trap.  ICV accesses by L2, timer acce
 the hardware serves (CNTV_*), and interrupt entries cost no trap.
 
 WFI: when L0 traps a WFI (HCR_EL2.TWI) and no interrupt would wake the CPU, the counter
-skips to the next timer deadline (neve/devices/timer.py); when nothing at all can
-wake it, WFI completes at once (a spurious wake-up, which the architecture permits).
+skips to the next timer deadline (neve/devices/timer.py), and on until one would; when
+nothing at all can ever wake it, the run stops with "guest wedged" (exit 126), where
+QEMU would wait for ever.
 """
 from __future__ import annotations
 
 from neve import decode, events as ev, sysregs
+from neve.errors import Wedged
 from neve.devices.gic import (GICv3, Distributor, Redistributors, VirtualInterface, ICH_VTR_VALUE,
                               PPI_MAINTENANCE, mask_lr, mask_vmcr, ICH_HCR_WRITABLE)
 from neve.devices.timer import Counter, DictRegs, TimerBank
@@ -301,16 +303,19 @@ class Interrupts:
                 return True
         return False
 
-    def wfi(self) -> int:
-        """L0 handles a trapped WFI: returns the counter ticks skipped (0 if an
-        interrupt is already pending or no timer can ever wake the CPU)."""
+    def wfi(self, pc: int) -> int:
+        """L0 handles a trapped WFI: the counter skips from timer deadline to timer
+        deadline until an interrupt would wake the CPU; returns the ticks skipped.
+        When no interrupt can ever wake it (no timer left to fire, nothing pending),
+        the guest is wedged: QEMU would wait for ever, neve stops (exit 126)."""
         self.update(in_l0=True)
         skipped = 0
-        if not self.wake_event():
+        while not self.wake_event():
             d = self.timers.next_deadline()
-            if d is not None:
-                skipped = self.counter.skip_to(d)
-                self.update(in_l0=True)
+            if d is None:
+                raise Wedged("WFI with no interrupt that can ever wake the CPU", pc)
+            skipped += self.counter.skip_to(d)
+            self.update(in_l0=True)
         self.kick()
         return skipped
 

@@ -23,7 +23,7 @@ from neve import decode, elf, events as ev, psci, semihost, sysregs
 from neve.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
 from neve.devices.pl011 import PL011
 from neve.devices.timer import CNTFRQ
-from neve.errors import BadInput, GuestError, NeveError, Unsupported
+from neve.errors import BadInput, GuestError, NeveError, Unsupported, Wedged
 from neve.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
 from neve.stats import Stats
 
@@ -277,10 +277,11 @@ class Machine:
         return self.result
 
     # --- exception entry (hardware EL1, the guest's own vectors) -------------------------
-    def take_el1(self, esr: int, elr: int, far: int | None = None, kind: int = VEC_SYNC) -> None:
-        """Architectural exception entry to EL1 (the VM's, or the nested VM's, own EL1)."""
+    def take_el1(self, esr: int, elr: int, far: int | None = None, kind: int = VEC_SYNC, spsr_or: int = 0) -> None:
+        """Architectural exception entry to EL1 (the VM's, or the nested VM's, own EL1).
+        `spsr_or`: PSTATE bits the saved SPSR has that the hardware PSTATE does not hold."""
         cpu = self.cpu
-        ps = cpu.pstate()
+        ps = cpu.pstate() | spsr_or
         el = (ps >> 2) & 3
         off = VEC_LOWER_A64 if el == 0 else (VEC_CUR_SPX if ps & 1 else VEC_CUR_SP0)
         if kind == VEC_SYNC:
@@ -346,7 +347,7 @@ class Machine:
             # interrupt, if unmasked, is taken with ELR pointing after the WFI.
             self.trap(ev.WFX, "WFI", pc=pc, insn=insn, reason="HCR_EL2.TWI set by L0")
             self.cpu.pc = pc + 4
-            self.irq.wfi()
+            self.irq.wfi(pc)
             return
         if kind in ("eret", "eretaa", "eretab") and self.vel2 is not None and self.vel2.active:
             self.vel2.eret(pc, insn)
@@ -408,19 +409,30 @@ class Machine:
     def _on_smc(self, imm: int, insn_pc: int, insn: int | None) -> None:
         if self.vel2 is not None and self.vel2.on_smc(imm, insn_pc, insn):
             return
-        self._psci_call(ev.SMC, f"SMC #{imm:#x}", insn_pc, insn, "HCR_EL2.TSC set by L0" if self.vel2 is None
-                        else "SMC to the firmware (EL3), emulated by L0")
+        if self.vel2 is None:
+            # vm mode: the VM's firmware conduit is HVC and nothing answers an SMC
+            # (QEMU's virt board without EL2/EL3 makes it UNDEFINED; KVM traps it with
+            # HCR_EL2.TSC and injects an UNDEF).
+            self.trap(ev.SMC, f"SMC #{imm:#x}", value=self.cpu.x(0), pc=insn_pc, insn=insn,
+                      reason="HCR_EL2.TSC set by L0, which injects UNDEF: the VM's PSCI conduit is HVC")
+            self.take_el1(decode.esr(decode.EC_UNKNOWN, 0), insn_pc)
+            return
+        self._psci_call(ev.SMC, f"SMC #{imm:#x}", insn_pc, insn, "SMC to the firmware (EL3), emulated by L0")
 
     def _psci_call(self, cls: str, name: str, insn_pc: int, insn: int | None, reason: str) -> None:
         cpu = self.cpu
-        fid = cpu.x(0)
-        self.trap(cls, name, value=fid, pc=insn_pc, insn=insn,
-                  reason=f"{reason}; {psci.NAMES.get(fid & 0xFFFFFFFF, 'SMCCC call')} x0={fid:#x}")
-        res, shutdown = psci.call(fid, cpu.x(1))
-        if shutdown:
-            self.stop(shutdown, 0, f"PSCI {shutdown}")
+        x = [cpu.x(i) for i in range(4)]
+        self.trap(cls, name, value=x[0], pc=insn_pc, insn=insn,
+                  reason=f"{reason}; {psci.NAMES.get(x[0], 'SMCCC call')} x0={x[0]:#x}")
+        res, action = psci.call(x, cpu.cpr_read(3, 0, 0, 0, 5) & psci.MPIDR_AFFINITY)
+        if action in ("system-off", "system-reset"):
+            self.stop(action, 0, f"PSCI {action}")
+        if action == "cpu-off":
+            raise Wedged("PSCI CPU_OFF of the only CPU: nothing can run any more", insn_pc)
         cpu.set_x(0, res)
         cpu.pc = insn_pc + 4
+        if action == "suspend":          # CPU_SUSPEND: a WFI, as QEMU's PSCI does it
+            self.irq.wfi(insn_pc)
 
     def _on_mmu_abort(self, prefetch: bool, pc: int) -> None:
         from neve import faults
@@ -514,15 +526,10 @@ class Machine:
         if not reasons:
             return 0
         # Trapped by L0 (e.g. ACTLR_EL1 with HCR_EL2.TACR): L0 emulates it as KVM
-        # does, against the hardware register.
-        pc = cpu.pc
-        self.trap(ev.SYSREG, row.name, "w" if write else "r", value if write else None, pc=pc,
+        # does, against the hardware register: counted, then executed by the CPU.
+        self.trap(ev.SYSREG, row.name, "w" if write else "r", value if write else None, pc=cpu.pc,
                   reason=", ".join(f"{t} set by L0" for t in reasons))
-        if write:
-            cpu.cpr_write(*key, value)
-        else:
-            cpu.uc.reg_write(reg, cpu.cpr_read(*key))
-        return cpu.skip_hooked(pc, key, write)
+        return 0
 
     def _hook_raise(self, e: Exception) -> int:
         """From an MRS/MSR/SYS hook, which must return an int to Unicorn (raising

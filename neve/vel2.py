@@ -34,6 +34,10 @@ ERET_WORDS = {0xD69F03E0: "ERET", 0xD69F0BFF: "ERETAA", 0xD69F0FFF: "ERETAB"}
 _ERET_BYTES = [w.to_bytes(4, "little") for w in ERET_WORDS]
 
 VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
+# PSTATE bits an exception return restores on the CPU model (ARMv8.0: no PAN, UAO,
+# DIT, SSBS, BTI or MTE): NZCV, SS, IL, DAIF and M.
+PSTATE_IL = 1 << 20
+PSTATE_RESTORED = 0xF000_0000 | 1 << 21 | PSTATE_IL | 0x3C0 | 0x1F
 SCTLR_EL1_RES1 = 0x30D0_0800
 # SCTLR_EL2 bits that carry over to SCTLR_EL1 when L0 runs vEL2 on EL1:
 # M, A, C, SA, I, WXN, EE.
@@ -109,6 +113,7 @@ class VirtualEL2:
         # trapped access to any other non-EL2 register (the PMU, debug status...) is
         # made on the one register the hardware has.
         self.context = {r.name for r in self.swap} | {"SP_EL1"} | set(self.offsets)
+        self._hardware: dict[str, bool] = {}
         self._eret_hooked: set[int] = set()
         # Shadow stage 2 for the nested VM and L1's own EL2 stage 1 (neve/stage2.py).
         from neve.stage2 import ShadowStage2
@@ -255,10 +260,12 @@ class VirtualEL2:
         cpu.pc = (self.get("VBAR_EL2") & ~0x7FF) + VEC_LOWER_A64 + kind
         self.m.bus.publish(ev.Switch(cpu.icount(), src, "vEL2", cpu.pc, why))
 
-    def take_current(self, esr: int, elr: int, far: int | None = None, kind: int = 0) -> None:
-        """An exception taken at vEL2 to vEL2 (hardware: EL1 to EL1, no L0 involved)."""
+    def take_current(self, esr: int, elr: int, far: int | None = None, kind: int = 0, spsr_or: int = 0) -> None:
+        """An exception taken at vEL2 to vEL2 (hardware: EL1 to EL1, no L0 involved).
+        `spsr_or`: PSTATE bits the saved SPSR has that the hardware PSTATE does not
+        hold (IL after an illegal exception return)."""
         cpu = self.cpu
-        ps = cpu.pstate()
+        ps = cpu.pstate() | spsr_or
         off = VEC_CUR_SPX if ps & 1 else VEC_CUR_SP0
         if kind == 0:
             self.set("ESR_EL2", esr)
@@ -283,15 +290,53 @@ class VirtualEL2:
                     + ("" if pc is not None else " (caught by the ERET safety net: PC unknown)"))
         spsr = self.get("SPSR_EL2")
         elr = self.get("ELR_EL2")
+        cpu = self.cpu
         mfield = spsr & 0x1F
+        why = self._illegal_return(spsr)
+        if why == "aarch32":
+            raise Unsupported(f"{name} to AArch32 state (SPSR_EL2.M={mfield:#x})", pc)
+        if why:
+            # Illegal exception return: PSTATE.EL, SP and nRW stay, IL is set, PC is
+            # ELR, and the next instruction takes an Illegal Execution state exception.
+            cpu.set_pstate((spsr & PSTATE_RESTORED & ~0x1F) | (cpu.pstate() & 0x1F))
+            self.take_current(decode.esr(decode.EC_ILLEGAL, 0), elr, spsr_or=PSTATE_IL)
+            return
+        il = spsr & PSTATE_IL
+        spsr &= PSTATE_RESTORED & ~PSTATE_IL
         if mfield in (0x9, 0x8):           # EL2h / EL2t: stay at vEL2
-            self.cpu.set_pstate((spsr & ~0x1F & 0xFFFF_FFFF) | (mfield - 4))
-            self.cpu.pc = elr
+            cpu.set_pstate(spsr & ~0x1F | (mfield - 4))
+            cpu.pc = elr
+            if il:
+                self.take_current(decode.esr(decode.EC_ILLEGAL, 0), elr, spsr_or=PSTATE_IL)
             return
-        if mfield in (0x5, 0x4, 0x0):      # EL1h / EL1t / EL0t
-            self.enter_el1(spsr, elr, pc)
-            return
-        raise Unsupported(f"{name} to SPSR_EL2.M={mfield:#x} (AArch32 or EL3: illegal exception return)", pc)
+        self.enter_el1(spsr, elr, pc)      # EL1h / EL1t / EL0t
+        if il:
+            self.m.take_el1(decode.esr(decode.EC_ILLEGAL, 0), elr, spsr_or=PSTATE_IL)
+
+    def _illegal_return(self, spsr: int) -> str:
+        """Why an ERET from EL2 to this SPSR is an illegal exception return (the Arm
+        ARM's IllegalExceptionReturn()), "aarch32" for a legal return to AArch32 state,
+        or "" for a legal return to AArch64."""
+        m = spsr & 0x1F
+        hcr = self.get("HCR_EL2")
+        if m & 0x10:
+            mode = m & 0xF
+            el = {0x0: 0, 0x1: 1, 0x2: 1, 0x3: 1, 0x7: 1, 0xB: 1, 0xF: 1, 0xA: 2}.get(mode)
+            if el is None or el == 2:
+                return "AArch32 mode"
+            if el == 1 and (hcr & _HCR["RW"] or hcr & _HCR["TGE"]):
+                return "AArch32 EL1 while HCR_EL2.RW=1"
+            return "aarch32"
+        el = m >> 2
+        if m & 2 or (el == 0 and m & 1):
+            return "reserved M"
+        if el == 3:
+            return "EL3 is not implemented"
+        if el == 1 and hcr & _HCR["TGE"]:
+            return "EL1 with HCR_EL2.TGE=1"
+        if el < 2 and not hcr & _HCR["RW"]:
+            return "AArch64 EL1/EL0 while HCR_EL2.RW=0"
+        return ""
 
     def is_eret_net(self, addr: int) -> bool:
         return self.active and addr == ERET_NET
@@ -419,6 +464,8 @@ class VirtualEL2:
         if act == "trap":
             why = ", ".join(f"{t} set by L0" for t in reasons) or "trapped under this mode's policy"
             m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc, reason=why)
+            if self.is_hardware(row):
+                return 0
         else:
             off = self.offsets.get(row.name, -1)
             m.bus.publish(ev.PageAccess(cpu.icount(), pc, row.name, rw, value if write else self.read(row), off, act))
@@ -429,6 +476,17 @@ class VirtualEL2:
             cpu.uc.reg_write(reg, v)
         return cpu.skip_hooked(pc, key, write)
 
+    def is_hardware(self, row: sysregs.SysReg) -> bool:
+        """A register outside the nested context that the CPU model implements: a
+        trapped access is counted, then executed by the CPU itself, which applies
+        the register's own write mask."""
+        hw = self._hardware.get(row.name)
+        if hw is None:
+            hw = self._hardware[row.name] = (
+                row.group not in ("el2", "el12") and row.name not in self.context
+                and uc_implements(decode.sysreg_word(*row.key, 0, row.access == "ro"), 1))
+        return hw
+
     def read(self, row: sysregs.SysReg) -> int:
         name = row.name
         irq = getattr(self.m, "irq", None)
@@ -437,10 +495,10 @@ class VirtualEL2:
             return v
         if name == "ICC_SRE_EL2":
             return self.get(name) | 1          # SRE is RAO: system-register interface only
+        if self.is_hardware(row):
+            return self.cpu.cpr_read(*row.key)
         if row.group in ("el2", "el12") or name in self.context:
             return self.get(name)
-        if uc_implements(decode.sysreg_word(*row.key, 0, True), 1):
-            return self.cpu.cpr_read(*row.key)
         return self.regs.get(name, row.reset)  # a register the CPU model lacks (e.g. MDCCSR_EL0)
 
     def write(self, row: sysregs.SysReg, value: int, pc: int | None = None) -> None:
@@ -450,11 +508,11 @@ class VirtualEL2:
         irq = getattr(self.m, "irq", None)
         if irq is not None and irq.vel2_write(name, value):   # ICH_*, CNTHP_*, CNTVOFF_EL2, ICC_SGI*R
             return
+        if self.is_hardware(row):
+            self.cpu.cpr_write(*row.key, value)
+            return
         if row.group not in ("el2", "el12") and name not in self.context:
-            if uc_implements(decode.sysreg_word(*row.key, 0, False), 1):
-                self.cpu.cpr_write(*row.key, value)
-            else:
-                self.regs[name] = value
+            self.regs[name] = value              # a register the CPU model lacks
             return
         self.set(name, value)
         if name in ("SCTLR_EL2", "TTBR0_EL2", "TCR_EL2", "MAIR_EL2", "CPTR_EL2"):
