@@ -59,7 +59,7 @@ QEMU would wait for ever.
 """
 from __future__ import annotations
 
-from neve import decode, events as ev, sysregs
+from neve import decode, events as ev, model, sysregs
 from neve.errors import Wedged
 from neve.devices.gic import (GICv3, Distributor, Redistributors, VirtualInterface, ICH_VTR_VALUE,
                               PPI_MAINTENANCE, mask_lr, mask_vmcr, ICH_HCR_WRITABLE)
@@ -89,6 +89,8 @@ def _icv_flag(short: str) -> int:
 # Encodings the dispatcher emulates: the EL0/EL1 timer registers and ICC_*_EL1.
 _KEYS: dict[tuple, tuple[str, str]] = {}
 for _r in sysregs.REGISTERS:
+    if not model.implemented(_r):
+        continue                                 # UNDEFINED, as the CPU model lacks it
     if _r.group == "gic" and _r.name.startswith("ICC_") and _r.name.endswith("_EL1"):
         _KEYS[_r.key] = ("icc", _r.name[4:-4])
     elif _r.name in ("CNTP_CTL_EL0", "CNTP_CVAL_EL0", "CNTP_TVAL_EL0",

@@ -19,7 +19,7 @@ from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_MEM_UNMAPPED
 from unicorn import UC_ERR_FETCH_PROT, UC_MEM_FETCH_UNMAPPED
 from unicorn import arm64_const as A
 
-from neve import decode, elf, events as ev, psci, semihost, sysregs
+from neve import decode, elf, events as ev, model, psci, semihost, sysregs
 from neve.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
 from neve.devices.pl011 import PL011
 from neve.devices.timer import CNTFRQ
@@ -55,6 +55,7 @@ VM_CONTROLS = {"HCR_EL2": sysregs.ctrl_bit("HCR_EL2", "RW") | sysregs.ctrl_bit("
 _WRONG_DIRECTION = frozenset((r.key, r.access == "ro") for r in sysregs.REGISTERS if r.access != "rw")
 
 _KEY_CURRENTEL = (3, 0, 4, 2, 2)
+_KEY_CSSELR = sysregs.BY_NAME["CSSELR_EL1"].key
 _KEY_CNTVCT = (3, 3, 14, 0, 2)
 _KEY_CNTPCT = (3, 3, 14, 0, 1)
 _KEY_CNTFRQ = (3, 3, 14, 0, 0)
@@ -111,6 +112,7 @@ class Machine:
         self._deadline: float | None = None
         self._pending: tuple | None = None     # a fault recorded by the unmapped hook
         self._hypercall_guest: str | None = None
+        self.owned: dict[str, int] = {}       # registers neve keeps for the CPU model (model.OWNED)
         self.vel2 = None
         uc = self.cpu.uc
         uc.hook_add(UC_HOOK_INTR, self._hook_intr)
@@ -509,7 +511,10 @@ class Machine:
         return None
 
     def _sysreg_el1(self, reg: int, key: tuple, write: bool, value: int) -> int:
-        """An access from (hardware) EL1/EL0 with L0 as the only hypervisor."""
+        """An access the CPU serves at (hardware) EL1/EL0: by the VM, the nested VM, or
+        vEL2's own native ones.  L0's trap controls for a VM (VM_CONTROLS) count a trap
+        where they apply; then the access is made as the CPU model (neve/model.py) makes
+        it: by Unicorn, or by neve where the model says Unicorn differs."""
         cpu = self.cpu
         if not write:
             v = self.timer_read(key)
@@ -520,16 +525,40 @@ class Machine:
         if r is not None:
             return r
         row = sysregs.BY_KEY.get(key)
-        if row is None or not row.traps:
+        if row is None:
             return 0
-        reasons = row.trap_reasons(write, VM_CONTROLS)
-        if not reasons:
+        reasons = row.trap_reasons(write, VM_CONTROLS) if row.traps and not self.level == "vEL2" else None
+        if reasons:
+            # Trapped by L0 (e.g. ACTLR_EL1 with HCR_EL2.TACR): L0 emulates it as KVM
+            # does, against the hardware register.
+            self.trap(ev.SYSREG, row.name, "w" if write else "r", value if write else None, pc=cpu.pc,
+                      reason=", ".join(f"{t} set by L0" for t in reasons))
+        return self._model_access(reg, row, write, value)
+
+    def _model_access(self, reg: int, row: sysregs.SysReg, write: bool, value: int) -> int:
+        """Make the access as the CPU model does; 0 lets Unicorn execute it."""
+        cpu = self.cpu
+        owned = model.OWNED.get(row.name)
+        if owned is not None:                           # a register neve keeps for the CPU
+            reset, wmask = owned
+            if write:
+                old = self.owned.get(row.name, reset)
+                self.owned[row.name] = (old & ~wmask) | (value & wmask)
+            else:
+                cpu.uc.reg_write(reg, self.owned.get(row.name, reset))
+            return cpu.skip_hooked(cpu.pc, row.key, write)
+        if not write:
+            v = model.id_value(row.name, self.vel2 is not None, cpu.cpr_read(*_KEY_CSSELR))
+            if v is None:
+                return 0
+            cpu.uc.reg_write(reg, v)
+            return cpu.skip_hooked(cpu.pc, row.key, write)
+        if row.wmask == sysregs.ALL64:
             return 0
-        # Trapped by L0 (e.g. ACTLR_EL1 with HCR_EL2.TACR): L0 emulates it as KVM
-        # does, against the hardware register: counted, then executed by the CPU.
-        self.trap(ev.SYSREG, row.name, "w" if write else "r", value if write else None, pc=cpu.pc,
-                  reason=", ".join(f"{t} set by L0" for t in reasons))
-        return 0
+        # Bits the model does not implement (RES0, RAZ/WI): written as the model would.
+        cpu.cpr_write(*row.key, (cpu.cpr_read(*row.key) & ~row.wmask) | (value & row.wmask))
+        cpu.flush_tlb()
+        return cpu.skip_hooked(cpu.pc, row.key, write)
 
     def _hook_raise(self, e: Exception) -> int:
         """From an MRS/MSR/SYS hook, which must return an int to Unicorn (raising

@@ -91,6 +91,13 @@ NEVE_TRAP = "trap"         # effect is immediate or cannot be deferred: still tr
 NEVE_NATIVE = "native"     # not intercepted by NEVE: traps only if L0's own controls say so
 
 
+ALL64 = 0xFFFF_FFFF_FFFF_FFFF
+# SCTLR_ELx without FEAT_MTE: TCF0, TCF, ATA0, ATA, ITFSB (bits [43:37]) are RES0.
+SCTLR_WMASK = ALL64 & ~(0x7F << 37)
+RAZ_WI = 0
+VBAR_WMASK = ALL64 & ~0x1F
+
+
 @dataclass(frozen=True)
 class SysReg:
     name: str
@@ -110,6 +117,8 @@ class SysReg:
     shadow: str | None = None      # EL2 register -> EL1 register that carries it while vEL2 runs
     alias: str | None = None       # _EL12/_EL02 encoding -> the register it accesses
     doc: str = ""                  # one line: what it is / why classified so
+    wmask: int = ALL64             # bits a write changes (QEMU 10's cortex-a72): RAZ/WI is 0
+    feature: str | None = None     # the architecture feature the register needs ("vhe", "nv2")
 
     @property
     def key(self) -> tuple[int, int, int, int, int]:
@@ -157,23 +166,23 @@ def _r(*a, **k) -> SysReg:
     return SysReg(*a, **k)
 
 
-def _el1(name, op1, crn, crm, op2, traps, vncr, doc, *, reset=0, group="el1"):
+def _el1(name, op1, crn, crm, op2, traps, vncr, doc, *, reset=0, group="el1", wmask=ALL64):
     """An EL1 register that a hypervisor context-switches: NV2-backed and a NEVE VM register."""
     return SysReg(name, 3, op1, crn, crm, op2, group, reset=reset, traps=traps, vncr=vncr,
-                  nv2=NV2_MEM, neve=NEVE_VM, doc=doc)
+                  nv2=NV2_MEM, neve=NEVE_VM, doc=doc, wmask=wmask)
 
 
-def _el2_hyp(name, crn, crm, op2, twin, doc, *, nv2=NV2_TRAP, reset=0):
+def _el2_hyp(name, crn, crm, op2, twin, doc, *, nv2=NV2_TRAP, reset=0, wmask=ALL64, feature=None):
     """An EL2 register that controls virtual EL2's own execution: carried by its EL1 twin
     while vEL2 runs (shadow) and redirected there by NEVE."""
     return SysReg(name, 3, 4, crn, crm, op2, "el2", reset=reset, traps=_NV, nv2=nv2,
-                  redirect=twin, neve=NEVE_HYP, shadow=twin, doc=doc)
+                  redirect=twin, neve=NEVE_HYP, shadow=twin, doc=doc, wmask=wmask, feature=feature)
 
 
-def _el2_vm(name, crn, crm, op2, vncr, doc):
+def _el2_vm(name, crn, crm, op2, vncr, doc, *, wmask=ALL64, feature=None):
     """An EL2 register that only configures the nested VM: VNCR-backed, NEVE VM register."""
     return SysReg(name, 3, 4, crn, crm, op2, "el2", traps=_NV, vncr=vncr, nv2=NV2_MEM,
-                  neve=NEVE_VM, doc=doc)
+                  neve=NEVE_VM, doc=doc, wmask=wmask, feature=feature)
 
 
 # Registers whose _EL1/_EL0 encoding has a VNCR slot (the _EL12/_EL02 alias is the VM's
@@ -202,21 +211,23 @@ def _el12(name, op2_enc, target, doc):
 REGISTERS: tuple[SysReg, ...] = (
     # ---- EL1 registers a hypervisor saves and restores ----------------------------
     _el1("SCTLR_EL1", 0, 1, 0, 0, _TVM, 0x110, "System control, EL1&0 regime (TVM/TRVM)",
-         reset=SCTLR_EL1_RESET_QEMU_MAX),
-    _el1("ACTLR_EL1", 0, 1, 0, 1, _TACR, 0x118, "Auxiliary control, IMPLEMENTATION DEFINED (TACR)"),
+         reset=SCTLR_EL1_RESET_QEMU_MAX, wmask=SCTLR_WMASK),
+    _el1("ACTLR_EL1", 0, 1, 0, 1, _TACR, 0x118, "Auxiliary control, IMPLEMENTATION DEFINED (TACR); RAZ/WI",
+         wmask=RAZ_WI),
     _el1("CPACR_EL1", 0, 1, 0, 2, _TCPAC, 0x100, "FP/SIMD/SVE access control for EL1/EL0 (CPTR_EL2.TCPAC)"),
     _el1("TTBR0_EL1", 0, 2, 0, 0, _TVM, 0x200, "Stage-1 translation table base 0 (TVM/TRVM)"),
     _el1("TTBR1_EL1", 0, 2, 0, 1, _TVM, 0x210, "Stage-1 translation table base 1 (TVM/TRVM)"),
     _el1("TCR_EL1", 0, 2, 0, 2, _TVM, 0x120, "Translation control, EL1&0 regime (TVM/TRVM)"),
     _el1("SPSR_EL1", 0, 4, 0, 0, _NV1, 0x160, "Saved PSTATE on exception to EL1 (traps with NV1)"),
     _el1("ELR_EL1", 0, 4, 0, 1, _NV1, 0x230, "Exception link register, EL1 (traps with NV1)"),
-    _el1("AFSR0_EL1", 0, 5, 1, 0, _TVM, 0x128, "Auxiliary fault status 0 (TVM/TRVM)"),
-    _el1("AFSR1_EL1", 0, 5, 1, 1, _TVM, 0x130, "Auxiliary fault status 1 (TVM/TRVM)"),
+    _el1("AFSR0_EL1", 0, 5, 1, 0, _TVM, 0x128, "Auxiliary fault status 0 (TVM/TRVM); RAZ/WI", wmask=RAZ_WI),
+    _el1("AFSR1_EL1", 0, 5, 1, 1, _TVM, 0x130, "Auxiliary fault status 1 (TVM/TRVM); RAZ/WI", wmask=RAZ_WI),
     _el1("ESR_EL1", 0, 5, 2, 0, _TVM, 0x138, "Exception syndrome, EL1 (TVM/TRVM)"),
     _el1("FAR_EL1", 0, 6, 0, 0, _TVM, 0x220, "Fault address, EL1 (TVM/TRVM)"),
     _el1("MAIR_EL1", 0, 10, 2, 0, _TVM, 0x140, "Memory attribute indirection (TVM/TRVM)"),
-    _el1("AMAIR_EL1", 0, 10, 3, 0, _TVM, 0x148, "Auxiliary memory attribute indirection (TVM/TRVM)"),
-    _el1("VBAR_EL1", 0, 12, 0, 0, _NV1, 0x250, "Vector base, EL1 (traps with NV1)"),
+    _el1("AMAIR_EL1", 0, 10, 3, 0, _TVM, 0x148, "Auxiliary memory attribute indirection (TVM/TRVM); RAZ/WI",
+         wmask=RAZ_WI),
+    _el1("VBAR_EL1", 0, 12, 0, 0, _NV1, 0x250, "Vector base, EL1 (traps with NV1)", wmask=VBAR_WMASK),
     _el1("CONTEXTIDR_EL1", 0, 13, 0, 1, _TVM, 0x108, "Context ID, EL1 (TVM/TRVM)"),
     _r("SP_EL1", 3, 4, 4, 1, 0, "el1", traps=_NV, vncr=0x240, nv2=NV2_MEM, neve=NEVE_VM,
        doc="EL1 stack pointer; op1=4 encoding, traps with NV"),
@@ -243,38 +254,43 @@ REGISTERS: tuple[SysReg, ...] = (
     _el2_vm("VPIDR_EL2", 0, 0, 0, 0x088, "Value MIDR_EL1 reads at EL1; reset filled from MIDR by the emulator"),
     _el2_vm("VMPIDR_EL2", 0, 0, 5, 0x050, "Value MPIDR_EL1 reads at EL1; reset filled from MPIDR by the emulator"),
     _el2_hyp("SCTLR_EL2", 1, 0, 0, "SCTLR_EL1", "EL2 system control; vEL2 runs with it adapted into SCTLR_EL1",
-             reset=SCTLR_EL2_RES1),
-    _el2_hyp("ACTLR_EL2", 1, 0, 1, "ACTLR_EL1", "EL2 auxiliary control (IMPLEMENTATION DEFINED)"),
-    _el2_vm("HCR_EL2", 1, 1, 0, 0x078, "Hypervisor configuration: only shapes the VM's execution, applied at ERET"),
+             wmask=SCTLR_WMASK),
+    _el2_hyp("ACTLR_EL2", 1, 0, 1, "ACTLR_EL1", "EL2 auxiliary control (IMPLEMENTATION DEFINED); RAZ/WI",
+             wmask=RAZ_WI),
+    _el2_vm("HCR_EL2", 1, 1, 0, 0x078, "Hypervisor configuration: only shapes the VM's execution, applied at ERET; "
+            "ARMv8.0 has bits [33:0]", wmask=(1 << 34) - 1),
     _r("MDCR_EL2", 3, 4, 1, 1, 1, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
        doc="NEVE trap: HPMN/HPME/HPMD change PMU counting while vEL2 itself runs, so writes take effect immediately"),
     _r("CPTR_EL2", 3, 4, 1, 1, 2, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
        doc="NEVE trap: non-VHE TFP/TZ/TTA also trap EL2's own FP/SVE/trace at once; CPACR_EL1 layout differs, no redirect"),
     _el2_vm("HSTR_EL2", 1, 1, 3, 0x080, "Traps EL1/EL0 AArch32 CP15 accesses: VM configuration"),
-    _r("HACR_EL2", 3, 4, 1, 1, 7, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
-       doc="IMPLEMENTATION DEFINED trap controls: effect unknown and no VNCR slot, so it traps"),
+    _r("HACR_EL2", 3, 4, 1, 1, 7, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, wmask=RAZ_WI,
+       doc="IMPLEMENTATION DEFINED trap controls: effect unknown and no VNCR slot, so it traps; RAZ/WI"),
     _el2_hyp("TTBR0_EL2", 2, 0, 0, "TTBR0_EL1", "EL2 stage-1 table base: vEL2's own translation"),
-    _el2_hyp("TTBR1_EL2", 2, 0, 1, "TTBR1_EL1", "EL2 stage-1 table base 1 (VHE, E2H=1): vEL2's own translation"),
+    _el2_hyp("TTBR1_EL2", 2, 0, 1, "TTBR1_EL1", "EL2 stage-1 table base 1 (VHE, E2H=1): vEL2's own translation",
+             feature="vhe"),
     _el2_hyp("TCR_EL2", 2, 0, 2, "TCR_EL1", "EL2 translation control (layout adapted to TCR_EL1): vEL2's own translation"),
     _el2_vm("VTTBR_EL2", 2, 1, 0, 0x020, "Stage-2 table base and VMID of the nested VM"),
     _el2_vm("VTCR_EL2", 2, 1, 2, 0x040, "Stage-2 translation control of the nested VM"),
-    _el2_vm("VNCR_EL2", 2, 2, 0, 0x0B0, "FEAT_NV2 page base (BADDR); a VM-side value for a nested NV2 guest"),
+    _el2_vm("VNCR_EL2", 2, 2, 0, 0x0B0, "FEAT_NV2 page base (BADDR); a VM-side value for a nested NV2 guest",
+            feature="nv2"),
     _el2_hyp("SPSR_EL2", 4, 0, 0, "SPSR_EL1", "Saved PSTATE on exception to EL2", nv2=NV2_REDIRECT),
     _el2_hyp("ELR_EL2", 4, 0, 1, "ELR_EL1", "Exception link register, EL2", nv2=NV2_REDIRECT),
-    _el2_hyp("AFSR0_EL2", 5, 1, 0, "AFSR0_EL1", "Auxiliary fault status 0, EL2"),
-    _el2_hyp("AFSR1_EL2", 5, 1, 1, "AFSR1_EL1", "Auxiliary fault status 1, EL2"),
+    _el2_hyp("AFSR0_EL2", 5, 1, 0, "AFSR0_EL1", "Auxiliary fault status 0, EL2; RAZ/WI", wmask=RAZ_WI),
+    _el2_hyp("AFSR1_EL2", 5, 1, 1, "AFSR1_EL1", "Auxiliary fault status 1, EL2; RAZ/WI", wmask=RAZ_WI),
     _el2_hyp("ESR_EL2", 5, 2, 0, "ESR_EL1", "Exception syndrome, EL2", nv2=NV2_REDIRECT),
     _el2_hyp("FAR_EL2", 6, 0, 0, "FAR_EL1", "Fault address, EL2", nv2=NV2_REDIRECT),
     _r("HPFAR_EL2", 3, 4, 6, 0, 4, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
        doc="Faulting IPA of a stage-2 abort: no EL1 twin and no VNCR slot, so it traps (only read on stage-2 exits)"),
     _el2_hyp("MAIR_EL2", 10, 2, 0, "MAIR_EL1", "EL2 memory attributes: vEL2's own translation"),
-    _el2_hyp("AMAIR_EL2", 10, 3, 0, "AMAIR_EL1", "EL2 auxiliary memory attributes"),
-    _el2_hyp("VBAR_EL2", 12, 0, 0, "VBAR_EL1", "EL2 vector base: where vEL2 takes its exceptions"),
-    _el2_hyp("CONTEXTIDR_EL2", 13, 0, 1, "CONTEXTIDR_EL1", "EL2 context ID (VHE)"),
+    _el2_hyp("AMAIR_EL2", 10, 3, 0, "AMAIR_EL1", "EL2 auxiliary memory attributes; RAZ/WI", wmask=RAZ_WI),
+    _el2_hyp("VBAR_EL2", 12, 0, 0, "VBAR_EL1", "EL2 vector base: where vEL2 takes its exceptions",
+             wmask=VBAR_WMASK),
+    _el2_hyp("CONTEXTIDR_EL2", 13, 0, 1, "CONTEXTIDR_EL1", "EL2 context ID (VHE)", feature="vhe"),
     _el2_vm("TPIDR_EL2", 13, 0, 2, 0x090,
             "EL2 software thread ID: no architectural effect, a page slot suffices (TPIDR_EL1 is in native use)"),
     _el2_vm("CNTVOFF_EL2", 14, 0, 3, 0x060, "Virtual counter offset of the nested VM"),
-    _r("CNTHCTL_EL2", 3, 4, 14, 1, 0, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
+    _r("CNTHCTL_EL2", 3, 4, 14, 1, 0, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, wmask=0xFFF, reset=0x3,
        doc="NEVE trap: EVNTEN/EVNTI drive the event stream vEL2 itself sees; its EL1 analogue CNTKCTL_EL1 is in native use"),
     _r("CNTHP_TVAL_EL2", 3, 4, 14, 2, 0, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
        doc="EL2 physical timer value: arms vEL2's own timer immediately"),
@@ -282,11 +298,11 @@ REGISTERS: tuple[SysReg, ...] = (
        doc="EL2 physical timer control: vEL2's own timer, immediate effect"),
     _r("CNTHP_CVAL_EL2", 3, 4, 14, 2, 2, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
        doc="EL2 physical timer compare value: vEL2's own timer, immediate effect"),
-    _r("CNTHV_TVAL_EL2", 3, 4, 14, 3, 0, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
+    _r("CNTHV_TVAL_EL2", 3, 4, 14, 3, 0, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, feature="vhe",
        doc="EL2 virtual timer value (VHE): vEL2's own timer, immediate effect"),
-    _r("CNTHV_CTL_EL2", 3, 4, 14, 3, 1, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
+    _r("CNTHV_CTL_EL2", 3, 4, 14, 3, 1, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, feature="vhe",
        doc="EL2 virtual timer control (VHE): vEL2's own timer, immediate effect"),
-    _r("CNTHV_CVAL_EL2", 3, 4, 14, 3, 2, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
+    _r("CNTHV_CVAL_EL2", 3, 4, 14, 3, 2, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, feature="vhe",
        doc="EL2 virtual timer compare value (VHE): vEL2's own timer, immediate effect"),
     # GICv3 hypervisor interface.
     _el2_hyp("ICC_SRE_EL2", 12, 9, 5, "ICC_SRE_EL1",

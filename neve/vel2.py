@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from unicorn import UC_HOOK_CODE
 
-from neve import decode, events as ev, sysregs
+from neve import decode, events as ev, model, sysregs
 from neve.cpu import M_EL1H, PSTATE_DAIF, uc_implements
 from neve.errors import Unsupported
 from neve.platform import RAM_BASE
@@ -207,9 +207,10 @@ class VirtualEL2:
     def enter_el1(self, spsr: int, elr: int, pc_of_eret: int | None) -> None:
         cpu = self.cpu
         hcr = self.get("HCR_EL2")
-        for bit in ("E2H", "TGE"):
-            if hcr & _HCR[bit]:
-                raise Unsupported(f"ERET to EL1 with HCR_EL2.{bit}=1 (VHE guest hypervisors)", pc_of_eret)
+        if hcr & _HCR["E2H"]:
+            raise Unsupported("ERET to EL1/EL0 with HCR_EL2.E2H=1 (VHE guest hypervisors)", pc_of_eret)
+        if hcr & _HCR["TGE"]:             # to EL1 it is an illegal return (eret() above)
+            raise Unsupported("ERET to EL0 with HCR_EL2.TGE=1 (a host's EL0 under a non-VHE EL2)", pc_of_eret)
         if hcr & (_HCR["NV"] | _HCR["NV2"]):
             raise Unsupported("ERET to EL1 with HCR_EL2.NV set (recursive nesting)", pc_of_eret)
         self.sp_el2 = cpu.sp_el(1)
@@ -450,12 +451,15 @@ class VirtualEL2:
             return None
         row, act, reasons = ent
         rw = "w" if write else "r"
-        if row.group == "el12":
+        if row.group == "el12" or not model.implemented(row):
             # With HCR_EL2.E2H=0 (the only setting neve emulates) the _EL12/_EL02
-            # encodings are UNDEFINED at EL2.  At EL1 under NV they trap to L0 (FEAT_NV2
-            # leaves them trapping when NV1=1), which injects the UNDEF.
+            # encodings are UNDEFINED at EL2, and so is a register the CPU model lacks
+            # (neve/model.py).  At EL1 under NV they trap to L0 (FEAT_NV2 leaves them
+            # trapping when NV1=1), which injects the UNDEF.
+            why = ("UNDEFINED at EL2 with E2H=0" if row.group == "el12"
+                   else f"{row.name} is not implemented by the {model.NAME} model")
             m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc,
-                   reason="HCR_EL2.NV set by L0; UNDEFINED at EL2 with E2H=0: L0 injects UNDEF")
+                   reason=f"HCR_EL2.NV set by L0; {why}: L0 injects UNDEF")
             acc = cpu.uc_accessible(key, write)
             self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
             return cpu.redirected(acc)
@@ -511,16 +515,16 @@ class VirtualEL2:
         if self.is_hardware(row):
             self.cpu.cpr_write(*row.key, value)
             return
+        if row.wmask != sysregs.ALL64:           # RES0, RAZ/WI bits (the table's write mask)
+            old = self.get(name) if row.group in ("el2", "el12") or name in self.context \
+                else self.regs.get(name, row.reset)
+            value = (old & ~row.wmask) | (value & row.wmask)
         if row.group not in ("el2", "el12") and name not in self.context:
             self.regs[name] = value              # a register the CPU model lacks
             return
         self.set(name, value)
         if name in ("SCTLR_EL2", "TTBR0_EL2", "TCR_EL2", "MAIR_EL2", "CPTR_EL2"):
             self._refresh_regime()
-        elif name == "HCR_EL2":
-            for bit in ("E2H", "TGE"):
-                if value & _HCR[bit]:
-                    raise Unsupported(f"HCR_EL2.{bit}=1 (VHE guest hypervisors are not emulated)", pc)
 
     def _el1_sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
         """An access made by what L1 runs at EL1/EL0: forwarded to vEL2 when one of
