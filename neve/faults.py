@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from unicorn import UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED
 
-from neve import decode, events as ev, mmu
+from neve import align, decode, events as ev, mmu
 from neve.errors import Unsupported
 
 FSC_EXTERNAL = 0x10
@@ -51,6 +51,9 @@ def external_abort(m, access: int, addr: int, pc: int, level: str) -> None:
         # that byte's *physical* address; its page offset (the same in VA and PA)
         # places it inside the decoded access, which may straddle a page boundary.
         start = _va_of(m, ld, pc)
+        if align.misaligned(m, ld, start):           # checked before the access is made
+            align.fault(m, ld, start, pc)
+            return
         va = start + ((addr - start) & 0xFFF)
     m.trap(ev.ABORT, f"{'write' if write else 'read'} of unbacked PA", "w" if write else "r", addr, pc=pc,
            insn=insn, reason="stage-2 fault in L0's tables: no memory at this physical address")
@@ -112,6 +115,9 @@ def mmu_abort(m, prefetch: bool, pc: int) -> None:
         raise Unsupported(f"data abort on an instruction neve cannot decode ({insn:#010x})" if insn is not None
                           else "data abort with an unreadable instruction", pc)
     va = _va_of(m, ld, pc)
+    if align.misaligned(m, ld, va):                  # before translation, as QEMU orders them
+        align.fault(m, ld, va, pc)
+        return
     ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
     t = mmu.walk_stage1(read64_phys(m), regime, va, write=ld.write, el=el)
     if isinstance(t, mmu.Fault):

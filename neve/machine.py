@@ -20,6 +20,7 @@ from unicorn import UC_ERR_FETCH_PROT, UC_MEM_FETCH_UNMAPPED
 from unicorn import arm64_const as A
 
 from neve import decode, elf, events as ev, model, psci, semihost, sysregs
+from neve.align import DeviceAlignment
 from neve.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
 from neve.devices.pl011 import PL011
 from neve.devices.timer import CNTFRQ
@@ -101,6 +102,7 @@ class Machine:
         self.bus = ev.Bus()
         self.stats = Stats(self.bus)
         self.cpu = CPU()
+        self.align = DeviceAlignment(self)
         self.ram = self.cpu.map_ram(RAM_BASE, ram_size)
         self.devices = []
         self.add_device(PL011(UART_BASE, self._uart_write))
@@ -128,17 +130,22 @@ class Machine:
         # GICv3, generic timers and deterministic time: neve/interrupts.py.
         from neve.interrupts import Interrupts
         self.irq = Interrupts(self)
+        self.align.sync()
 
     # --- set-up --------------------------------------------------------------------
     def add_device(self, dev) -> None:
         self.devices.append(dev)
 
         def rd(uc, off, size, _):
+            if self.align.pending is not None:      # an alignment fault: no access
+                return 0
             v = dev.read(off, size)
             self.trap(ev.MMIO, dev.reg_name(off), "r", v)
             return v
 
         def wr(uc, off, size, value, _):
+            if self.align.pending is not None:
+                return
             self.trap(ev.MMIO, dev.reg_name(off), "w", value)
             dev.write(off, size, value)
 
@@ -259,6 +266,8 @@ class Machine:
                     cpu.run(cpu.pc, budget, timeout_us)
                     if self._hook_error is not None:
                         raise self._hook_error
+                    if self.align.pending is not None:
+                        self.align.deliver()
                 except UcError as e:
                     if self._pending is None and e.errno == UC_ERR_FETCH_PROT:
                         from neve import faults
@@ -558,6 +567,7 @@ class Machine:
         # Bits the model does not implement (RES0, RAZ/WI): written as the model would.
         cpu.cpr_write(*row.key, (cpu.cpr_read(*row.key) & ~row.wmask) | (value & row.wmask))
         cpu.flush_tlb()
+        self.align.sync()                               # SCTLR_EL1.M
         return cpu.skip_hooked(cpu.pc, row.key, write)
 
     def _hook_raise(self, e: Exception) -> int:

@@ -71,7 +71,7 @@ from collections import Counter
 from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 from unicorn import UC_TLB_CPU, UC_TLB_VIRTUAL
 
-from neve import decode, events as ev, mmu
+from neve import align, decode, events as ev, mmu
 from neve.platform import RAM_BASE
 
 HCR_VM = 1 << 0
@@ -375,6 +375,11 @@ class ShadowStage2:
         m, v, cpu = self.m, self.v, self.cpu
         pc = cpu.pc
         va, insn, ld = self._access(va_page, execute)
+        if not execute and ld is not None:
+            start = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc)
+            if align.misaligned(m, ld, start):   # L2's own alignment fault comes first
+                align.fault(m, ld, start, pc)
+                return
         if isinstance(r, mmu.Fault) and r.stage == 1:
             # L2's own stage-1 fault: the hardware takes it to L2's EL1, L0 is not involved.
             self.counters["stage1_faults"] += 1

@@ -193,6 +193,7 @@ class VirtualEL2:
         cpu.cpr_write(3, 0, 1, 0, 2, 0 if tfp else (3 << 20))         # CPACR_EL1
         cpu.flush_tlb()
         self.s2.sync()
+        self.m.align.sync()
 
     # --- world switches ------------------------------------------------------------------
     def guest_id(self) -> str:
@@ -225,6 +226,7 @@ class VirtualEL2:
         self.active = False
         cpu.flush_tlb()
         self.s2.sync()              # HCR_EL2.VM: the shadow stage 2 (neve/stage2.py)
+        self.m.align.sync()         # SCTLR_EL1.M, HCR_EL2.DC
         irq = getattr(self.m, "irq", None)
         if irq is not None:
             irq.on_enter_el1()      # L1's ICH_* state -> the shadow list registers (neve/interrupts.py)

@@ -1,0 +1,115 @@
+"""Alignment faults that Unicorn does not raise.
+
+The architecture requires an aligned address for every access to Device memory, and
+for load/store exclusive and load-acquire/store-release whatever the memory type.
+With the MMU off (SCTLR_EL1.M = 0 for the EL1&0 regime without HCR_EL2.DC, or
+SCTLR_EL2.M = 0 at virtual EL2) every data access is to Device memory, so an
+unaligned LDR takes an alignment fault (DFSC 0x21) before anything is accessed.
+Unicorn's AArch64 has no Device-memory alignment check (and ignores SCTLR.A), so:
+
+* while the running regime has its MMU off, a Unicorn memory hook (about 0.4 us per
+  access) checks every data access; the first unaligned one of an instruction
+  records the registers and, for stores, the bytes the instruction is about to
+  overwrite, and stops the CPU after that instruction (a memory hook cannot cancel
+  the access; MMIO callbacks see the pending fault and do nothing);
+* `deliver` then puts memory and registers back and takes the alignment fault, as
+  if the access had never been made;
+* in the abort paths (faults.py, stage2.py), an access that must be aligned and is
+  not takes the alignment fault in preference to a translation, address size or
+  external abort, as QEMU orders them.
+
+With the MMU on, Device mappings (MAIR) are not alignment-checked: a known limit.
+"""
+from __future__ import annotations
+
+from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE
+from unicorn import arm64_const as A
+
+from neve import decode
+
+FSC_ALIGNMENT = 0x21
+_HCR_DC = 1 << 12
+_KEY_SCTLR_EL1 = (3, 0, 1, 0, 0)
+_X = [getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
+_Q = [getattr(A, f"UC_ARM64_REG_Q{i}") for i in range(32)]
+
+
+def device_regime(m) -> bool:
+    """Are the running code's data accesses to Device memory (its MMU is off)?"""
+    v = m.vel2
+    if v is not None and v.active:
+        return not v.get("SCTLR_EL2") & 1
+    if m.cpu.cpr_read(*_KEY_SCTLR_EL1) & 1:
+        return False
+    return not (v is not None and v.get("HCR_EL2") & _HCR_DC)
+
+
+def must_align(m, ld: decode.LdSt) -> bool:
+    """Does this access fault when unaligned?  Exclusives and acquire/release always;
+    every access when the regime's MMU is off."""
+    return ld.exclusive or ld.acqrel or ld.rmw or device_regime(m)
+
+
+def misaligned(m, ld: decode.LdSt | None, va: int) -> bool:
+    return ld is not None and not ld.cm and va % ld.size != 0 and must_align(m, ld)
+
+
+def fault(m, ld: decode.LdSt, va: int, pc: int) -> None:
+    """Take the alignment fault of `ld` at `va`, at the level the running code's
+    synchronous exceptions go to."""
+    ec = decode.EC_DABT_CUR if m.cpu.el() != 0 else decode.EC_DABT_LOW
+    iss = decode.data_abort_iss(ld, fsc=FSC_ALIGNMENT, with_syndrome=False)
+    m.deliver_sync(decode.esr(ec, iss), pc, va)
+
+
+class DeviceAlignment:
+    def __init__(self, m) -> None:
+        self.m = m
+        self._hook = None
+        self.pending: dict | None = None
+
+    def sync(self) -> None:
+        """After the regime may have changed: check accesses while the MMU is off."""
+        want = device_regime(self.m)
+        uc = self.m.cpu.uc
+        if want and self._hook is None:
+            self._hook = uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._access)
+        elif not want and self._hook is not None:
+            uc.hook_del(self._hook)
+            self._hook = None
+
+    def _access(self, uc, access: int, addr: int, size: int, value: int, _) -> None:
+        if not addr & (size - 1) and self.pending is None:
+            return
+        p = self.pending
+        if p is None:
+            cpu = self.m.cpu
+            p = self.pending = {"pc": cpu.pc, "x": [uc.reg_read(r) for r in _X], "sp": cpu.sp,
+                                "q": [uc.reg_read(r) for r in _Q], "undo": []}
+            cpu._stopped_at = cpu._counter.value      # counted once: it is attempted
+            uc.emu_stop()
+        if access == UC_MEM_WRITE:
+            p["undo"].append((addr, bytes(uc.mem_read(addr, size))))
+
+    def deliver(self) -> None:
+        """Undo what the faulting instruction did and take the alignment fault."""
+        p, self.pending = self.pending, None
+        m = self.m
+        uc = m.cpu.uc
+        for addr, old in reversed(p["undo"]):
+            uc.mem_write(addr, old)
+        for r, v in zip(_X, p["x"]):
+            uc.reg_write(r, v)
+        for r, v in zip(_Q, p["q"]):
+            uc.reg_write(r, v)
+        m.cpu.sp = p["sp"]
+        pc = p["pc"]
+        m.cpu.pc = pc
+        insn = m.cpu.read_insn(pc)
+        ld = decode.decode_ldst(insn) if insn is not None else None
+        if ld is None:
+            from neve.errors import Unsupported
+            raise Unsupported("an unaligned access to Device memory by an instruction neve cannot decode", pc)
+        cpu = m.cpu
+        va = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc)
+        fault(m, ld, va, pc)
