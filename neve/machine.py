@@ -21,6 +21,7 @@ from unicorn import arm64_const as A
 
 from neve import decode, elf, events as ev, model, psci, semihost, sysregs
 from neve.align import DeviceAlignment
+from neve.fptrap import FPTraps
 from neve.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
 from neve.devices.pl011 import PL011
 from neve.devices.timer import CNTFRQ
@@ -57,6 +58,9 @@ _WRONG_DIRECTION = frozenset((r.key, r.access == "ro") for r in sysregs.REGISTER
 
 _KEY_CURRENTEL = (3, 0, 4, 2, 2)
 _KEY_CSSELR = sysregs.BY_NAME["CSSELR_EL1"].key
+# Registers behind what neve checks beside Unicorn (neve/align.py, neve/fptrap.py):
+# a write to them is made by neve, which then follows the change.
+_REGIME_ROWS = frozenset(("SCTLR_EL1", "CPACR_EL1"))
 _KEY_CNTVCT = (3, 3, 14, 0, 2)
 _KEY_CNTPCT = (3, 3, 14, 0, 1)
 _KEY_CNTFRQ = (3, 3, 14, 0, 0)
@@ -103,6 +107,7 @@ class Machine:
         self.stats = Stats(self.bus)
         self.cpu = CPU()
         self.align = DeviceAlignment(self)
+        self.fp = FPTraps(self)
         self.ram = self.cpu.map_ram(RAM_BASE, ram_size)
         self.devices = []
         self.add_device(PL011(UART_BASE, self._uart_write))
@@ -130,7 +135,7 @@ class Machine:
         # GICv3, generic timers and deterministic time: neve/interrupts.py.
         from neve.interrupts import Interrupts
         self.irq = Interrupts(self)
-        self.align.sync()
+        self.regime_changed()
 
     # --- set-up --------------------------------------------------------------------
     def add_device(self, dev) -> None:
@@ -260,6 +265,7 @@ class Machine:
                     break
                 timeout_us = max(1, int(left_s * 1e6))
             self._pending = None    # left by a probe outside a run: not for this one
+            budget = self.fp.budget(cpu.pc, budget)
             try:
                 try:
                     self._hook_error = None
@@ -268,6 +274,7 @@ class Machine:
                         raise self._hook_error
                     if self.align.pending is not None:
                         self.align.deliver()
+                    self.fp.after_slice()
                 except UcError as e:
                     if self._pending is None and e.errno == UC_ERR_FETCH_PROT:
                         from neve import faults
@@ -367,14 +374,6 @@ class Machine:
                 and uc_implements(insn, 2):
             # UNDEFINED at EL1, where vEL2 runs, but the CPU model has it at EL2.
             raise Unsupported(f"{decode.disasm(insn, pc)} at vEL2", pc)
-        if kind == "fp" and uc_implements(insn, 1, fp=True):
-            # An FP/SIMD instruction the CPU would execute with FP enabled: an access
-            # trap (CPACR_EL1.FPEN, or CPTR_EL2.TFP: neve/vel2.py); an unallocated one
-            # is UNDEFINED.
-            if self.vel2 is not None and self.vel2.route_fp(pc, insn):
-                return
-            self.deliver_sync(decode.esr(decode.EC_FP, decode.fp_iss()), pc)
-            return
         self.deliver_sync(decode.esr(decode.EC_UNKNOWN, 0), pc)
 
     def _semihosting(self, pc: int, insn: int) -> None:
@@ -536,6 +535,10 @@ class Machine:
         row = sysregs.BY_KEY.get(key)
         if row is None:
             return 0
+        if row.name in ("FPCR", "FPSR"):               # FP access traps (neve/fptrap.py)
+            acc = cpu.uc_accessible(key, write)
+            if self.fp.take(cpu.pc):
+                return cpu.redirected(acc)
         reasons = row.trap_reasons(write, VM_CONTROLS) if row.traps and not self.level == "vEL2" else None
         if reasons:
             # Trapped by L0 (e.g. ACTLR_EL1 with HCR_EL2.TACR): L0 emulates it as KVM
@@ -556,19 +559,28 @@ class Machine:
             else:
                 cpu.uc.reg_write(reg, self.owned.get(row.name, reset))
             return cpu.skip_hooked(cpu.pc, row.key, write)
+        if not cpu.uc_accessible(row.key, write):
+            return 0                                    # UNDEFINED here: Unicorn raises it
         if not write:
             v = model.id_value(row.name, self.vel2 is not None, cpu.cpr_read(*_KEY_CSSELR))
             if v is None:
                 return 0
             cpu.uc.reg_write(reg, v)
             return cpu.skip_hooked(cpu.pc, row.key, write)
-        if row.wmask == sysregs.ALL64:
+        if row.wmask == sysregs.ALL64 and row.name not in _REGIME_ROWS:
             return 0
-        # Bits the model does not implement (RES0, RAZ/WI): written as the model would.
+        # Bits the model does not implement (RES0, RAZ/WI) are written as the model
+        # would; a register behind the regime neve keeps track of is written here.
         cpu.cpr_write(*row.key, (cpu.cpr_read(*row.key) & ~row.wmask) | (value & row.wmask))
         cpu.flush_tlb()
-        self.align.sync()                               # SCTLR_EL1.M
+        self.regime_changed()
         return cpu.skip_hooked(cpu.pc, row.key, write)
+
+    def regime_changed(self) -> None:
+        """SCTLR_EL1, CPACR_EL1, a world switch, vEL2's own regime: what neve checks
+        beside Unicorn (Device alignment, FP access traps) follows."""
+        self.align.sync()
+        self.fp.sync()
 
     def _hook_raise(self, e: Exception) -> int:
         """From an MRS/MSR/SYS hook, which must return an int to Unicorn (raising
@@ -580,6 +592,8 @@ class Machine:
 
     def _hook_sys(self, uc, reg, cp, _) -> int:
         try:
+            if cp.op1 == 3 and cp.crn == 7 and cp.crm == 5 or cp.op1 == 0 and cp.crn == 7 and cp.crm in (1, 5):
+                self.fp.code_changed()                  # IC IVAU / IALLU / IALLUIS
             if self.vel2 is not None:
                 r = self.vel2.sys(reg, cp)
                 if r is not None:

@@ -44,8 +44,6 @@ SCTLR_EL1_RES1 = 0x30D0_0800
 SCTLR_EL2_TO_EL1 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19) | (1 << 25)
 
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in sysregs.CTRL_BITS["HCR_EL2"]}
-CPTR_TFP = sysregs.ctrl_bit("CPTR_EL2", "TFP")
-_KEY_CPTR_EL2 = sysregs.BY_NAME["CPTR_EL2"].key
 
 # HCR_EL2 controls whose presence marks an EL1 context as a guest L1 virtualizes.
 GUEST_HCR_MASK = 0
@@ -193,7 +191,7 @@ class VirtualEL2:
         cpu.cpr_write(3, 0, 1, 0, 2, 0 if tfp else (3 << 20))         # CPACR_EL1
         cpu.flush_tlb()
         self.s2.sync()
-        self.m.align.sync()
+        self.m.regime_changed()
 
     # --- world switches ------------------------------------------------------------------
     def guest_id(self) -> str:
@@ -218,15 +216,12 @@ class VirtualEL2:
         for r in self.swap:
             cpu.cpr_write(*r.key, self.get(r.name))
         cpu.set_sp_el(1, self.get("SP_EL1"))
-        # L1's CPTR_EL2.TFP applies to its EL1/EL0 code: the hardware raises the trap
-        # and route_fp sends it to vEL2.
-        cpu.cpr_write(*_KEY_CPTR_EL2, self.get("CPTR_EL2") & CPTR_TFP)
         cpu.set_pstate(spsr & 0xFFFF_FFFF)
         cpu.pc = elr
         self.active = False
         cpu.flush_tlb()
         self.s2.sync()              # HCR_EL2.VM: the shadow stage 2 (neve/stage2.py)
-        self.m.align.sync()         # SCTLR_EL1.M, HCR_EL2.DC
+        self.m.regime_changed()     # SCTLR_EL1.M, HCR_EL2.DC, CPACR_EL1, CPTR_EL2
         irq = getattr(self.m, "irq", None)
         if irq is not None:
             irq.on_enter_el1()      # L1's ICH_* state -> the shadow list registers (neve/interrupts.py)
@@ -247,7 +242,6 @@ class VirtualEL2:
         for r in self.swap:
             self.set(r.name, cpu.cpr_read(*r.key))
         self.set("SP_EL1", cpu.sp_el(1))
-        cpu.cpr_write(*_KEY_CPTR_EL2, 0)
         self.active = True
         self._load_shadow()
         cpu.set_pstate(M_EL1H | PSTATE_DAIF)
@@ -412,18 +406,6 @@ class VirtualEL2:
             self.exit_to_vel2(decode.esr(decode.EC_WFX, decode.wfx_iss("wfi")), pc, why="WFI")
             return True
         return False
-
-    def route_fp(self, pc: int, insn: int) -> bool:
-        """An FP/SIMD access trap of the EL1 code: to vEL2 when L1's CPTR_EL2.TFP traps
-        it and the code's own CPACR_EL1.FPEN (the higher priority, to EL1) does not."""
-        if self.active or not self.get("CPTR_EL2") & CPTR_TFP:
-            return False
-        fpen = (self.cpu.cpr_read(3, 0, 1, 0, 2) >> 20) & 3
-        if fpen != 3 and not (fpen == 1 and self.cpu.el() == 1):
-            return False
-        self.m.trap(ev.SYSREG, "FP/SIMD", pc=pc, insn=insn, forwarded=True, reason="CPTR_EL2.TFP set by L1")
-        self.exit_to_vel2(decode.esr(decode.EC_FP, decode.fp_iss()), pc, why="FP access")
-        return True
 
     # --- system registers --------------------------------------------------------------------
     def sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:

@@ -1,0 +1,137 @@
+"""FP/SIMD access traps, which Unicorn never raises.
+
+Unicorn builds QEMU with `fp_exception_el()` returning 0: CPACR_EL1.FPEN and
+CPTR_EL2.TFP are stored but never trap.  A guest that runs with FP disabled and
+relies on the trap (a hypervisor switching FP state lazily with CPTR_EL2.TFP, as
+KVM does; a kernel restoring a task's FP registers on first use) would run on with
+someone else's FP registers.  neve raises the traps itself:
+
+* `route()`: where an FP/SIMD access of the running code goes now: to EL1
+  (CPACR_EL1.FPEN 0b00/0b10, or 0b01 at EL0), to vEL2 (L1's CPTR_EL2.TFP, for what
+  L1 runs at EL1/EL0), to vEL2 itself (CPTR_EL2.TFP while vEL2 runs), or nowhere;
+* while it could go somewhere (`sync`, after CPACR_EL1/CPTR_EL2 changes and world
+  switches), a block hook looks at each translation block before it runs: the
+  allocated FP/SIMD instructions in it are found once per block (decode.classify,
+  and cpu.uc_implements for allocation) and cached; when there is one and FP traps
+  at the current EL, the CPU stops at the block's start, runs exactly up to that
+  instruction (the hook held off), and takes the trap (EC 0x07) there;
+* MRS/MSR of FPCR/FPSR trap the same way (neve/machine.py).
+With FP enabled nothing is hooked, so the cost is paid only while FP is disabled.
+"""
+from __future__ import annotations
+
+from unicorn import UC_HOOK_BLOCK
+
+from neve import decode, events as ev
+from neve.cpu import uc_implements
+
+_KEY_CPACR = (3, 0, 1, 0, 2)
+CPTR_TFP = 1 << 10
+
+
+class FPTraps:
+    def __init__(self, m) -> None:
+        self.m = m
+        self._hook = None
+        self._blocks: dict[tuple[int, int], tuple[int, ...]] = {}
+        self.pending: int | None = None      # the FP instruction to stop at
+        self.until: int | None = None        # running up to it, hook held off
+
+    # --- where a trap goes ---------------------------------------------------------
+    def _could_trap(self) -> bool:
+        v = self.m.vel2
+        if v is not None and v.get("CPTR_EL2") & CPTR_TFP:
+            return True
+        if v is not None and v.active:
+            return False
+        return (self.m.cpu.cpr_read(*_KEY_CPACR) >> 20) & 3 != 3
+
+    def route(self) -> str | None:
+        """"el1", "vel2" (forwarded from L1's EL1/EL0 code), "vel2-self", or None."""
+        m = self.m
+        v = m.vel2
+        if v is not None and v.active:
+            return "vel2-self" if v.get("CPTR_EL2") & CPTR_TFP else None
+        fpen = (m.cpu.cpr_read(*_KEY_CPACR) >> 20) & 3
+        if fpen in (0, 2) or (fpen == 1 and m.cpu.el() == 0):
+            return "el1"
+        if v is not None and v.get("CPTR_EL2") & CPTR_TFP:
+            return "vel2"
+        return None
+
+    def sync(self) -> None:
+        want = self._could_trap()
+        uc = self.m.cpu.uc
+        if want and self._hook is None:
+            self._hook = uc.hook_add(UC_HOOK_BLOCK, self._block)
+        elif not want and self._hook is not None:
+            uc.hook_del(self._hook)
+            self._hook = None
+
+    def code_changed(self) -> None:
+        """The guest did instruction-cache maintenance: forget what blocks held."""
+        self._blocks.clear()
+
+    # --- finding FP instructions -------------------------------------------------------
+    def _fp_in(self, addr: int, size: int) -> tuple[int, ...]:
+        key = (addr, size)
+        hit = self._blocks.get(key)
+        if hit is None:
+            raw = self.m.cpu.read_virt(addr, size, 4) or b""
+            hit = tuple(addr + i for i in range(0, len(raw) - 3, 4)
+                        if is_fp(int.from_bytes(raw[i:i + 4], "little")))
+            self._blocks[key] = hit
+        return hit
+
+    def _block(self, uc, addr: int, size: int, _) -> None:
+        if self.until is not None:
+            return
+        fps = self._fp_in(addr, size)
+        if not fps or self.route() is None:
+            return
+        cpu = self.m.cpu
+        self.pending = fps[0]
+        cpu._stopped_at = cpu._counter.value     # the block's first instruction is not run
+        uc.emu_stop()
+
+    # --- the run loop's part -------------------------------------------------------------
+    def budget(self, pc: int, budget: int) -> int:
+        """After a stop at a block's start: run exactly up to the FP instruction."""
+        if self.pending is not None and pc != self.pending:
+            self.until, self.pending = self.pending, None
+        if self.until is not None:
+            return max(1, min(budget, (self.until - pc) // 4))
+        return budget
+
+    def after_slice(self) -> None:
+        pc = self.m.cpu.pc
+        if self.until is not None:
+            target, self.until = self.until, None
+            if pc == target:
+                self.pending = target
+            # otherwise something else happened on the way (an exception): go on
+        if self.pending is not None and pc == self.pending:
+            self.pending = None
+            self.take(pc)
+
+    def take(self, pc: int, insn: int | None = None) -> bool:
+        """Take the FP access trap of the instruction at `pc` if FP traps now."""
+        where = self.route()
+        if where is None:
+            return False
+        m = self.m
+        esr = decode.esr(decode.EC_FP, decode.fp_iss())
+        if where == "vel2":
+            m.trap(ev.SYSREG, "FP/SIMD", pc=pc, insn=insn, forwarded=True, reason="CPTR_EL2.TFP set by L1")
+            m.vel2.exit_to_vel2(esr, pc, why="FP access")
+        elif where == "vel2-self":
+            m.vel2.take_current(esr, pc)
+        else:
+            m.take_el1(esr, pc)
+        return True
+
+
+def is_fp(word: int) -> bool:
+    """An FP/SIMD instruction the CPU model allocates (so an access trap, not UNDEF)."""
+    k = decode.classify(word)
+    return k.kind == "fp" and uc_implements(word, 1, fp=True)
