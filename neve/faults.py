@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from unicorn import UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED
 
-from neve import align, decode, events as ev, mmu
+from neve import align, decode, events as ev, mmu, model
 from neve.errors import Unsupported
 
 FSC_EXTERNAL = 0x10
@@ -70,7 +70,7 @@ def stage1_regime(m):
     cpu = m.cpu
     return mmu.Stage1Regime.el10(cpu.cpr_read(3, 0, 1, 0, 0), cpu.cpr_read(3, 0, 2, 0, 2),
                                  cpu.cpr_read(3, 0, 2, 0, 0), cpu.cpr_read(3, 0, 2, 0, 1),
-                                 cpu.cpr_read(3, 0, 10, 2, 0))
+                                 cpu.cpr_read(3, 0, 10, 2, 0), pamax=model.PA_BITS)
 
 
 def read64_phys(m):

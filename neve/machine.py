@@ -19,7 +19,7 @@ from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_MEM_UNMAPPED
 from unicorn import UC_ERR_FETCH_PROT, UC_MEM_FETCH_UNMAPPED
 from unicorn import arm64_const as A
 
-from neve import decode, elf, events as ev, model, psci, semihost, sysregs
+from neve import at, decode, elf, events as ev, model, psci, semihost, sysregs
 from neve.align import DeviceAlignment
 from neve.fptrap import FPTraps
 from neve.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
@@ -582,6 +582,30 @@ class Machine:
         self.align.sync()
         self.fp.sync()
 
+    def _at(self, op: tuple, cp) -> int:
+        """AT: emulated by neve at every level (neve/at.py)."""
+        cpu = self.cpu
+        pc = cpu.pc
+        key = (1, cp.op1, cp.crn, cp.crm, cp.op2)
+        vel2 = self.vel2 is not None and self.vel2.active
+        insn = cpu.read_insn(pc)
+        if insn is None:
+            return 0
+        if not vel2 and (cpu.el() == 0 or cp.op1 != 0):
+            return 0                                    # UNDEFINED at EL0, and EL2 forms at EL1
+        acc = cpu.uc_accessible(key, True)
+        if vel2:
+            if not uc_implements(insn, 2):
+                self.vel2.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
+                return cpu.redirected(acc)
+            name = at.OPS[op][0]
+            self.trap(ev.AT, f"AT {name}", pc=pc, insn=insn,
+                      reason="HCR_EL2.NV set by L0: AT S1E2*/S12E* trap" if cp.op1 == 4 else
+                      "HCR_EL2.AT set by L0: AT S1E1*/S1E0* of the nested context trap")
+        if at.execute(self, op, cpu.x(insn & 0x1F), pc, insn):
+            return cpu.redirected(acc)
+        return cpu.skip_hooked(pc, key, True)
+
     def _hook_raise(self, e: Exception) -> int:
         """From an MRS/MSR/SYS hook, which must return an int to Unicorn (raising
         through it makes ctypes print a traceback): stop the CPU and let run()
@@ -594,6 +618,9 @@ class Machine:
         try:
             if cp.op1 == 3 and cp.crn == 7 and cp.crm == 5 or cp.op1 == 0 and cp.crn == 7 and cp.crm in (1, 5):
                 self.fp.code_changed()                  # IC IVAU / IALLU / IALLUIS
+            op = (cp.op1, cp.crm, cp.op2)
+            if cp.crn == 7 and op in at.OPS:
+                return self._at(op, cp)
             if self.vel2 is not None:
                 r = self.vel2.sys(reg, cp)
                 if r is not None:

@@ -25,6 +25,7 @@ from neve.devices.gic import NUM_LRS, PREBITS, PRIBITS
 
 NAME = "cortex-a72"
 FEATURES: frozenset[str] = frozenset()     # ARMv8.0: no "vhe", no "nv2"
+PA_BITS = 44                               # ID_AA64MMFR0_EL1.PARange = 0b0100
 
 # Active-priority registers per group: 2^(bits - 5) of them (GICv3 spec).
 NUM_ICH_APRS = 1 << (PREBITS - 5)

@@ -71,7 +71,7 @@ from collections import Counter
 from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 from unicorn import UC_TLB_CPU, UC_TLB_VIRTUAL
 
-from neve import align, decode, events as ev, mmu
+from neve import align, decode, events as ev, mmu, model
 from neve.platform import RAM_BASE
 
 HCR_VM = 1 << 0
@@ -225,7 +225,7 @@ class ShadowStage2:
         if leaf is None:
             self.counters["s2_walks"] += 1
             t = mmu.walk_stage2(self._ram64, self._vtcr, self._vttbr, ipa, write=write and not s1ptw,
-                                execute=execute and not s1ptw, s1ptw=s1ptw)
+                                execute=execute and not s1ptw, s1ptw=s1ptw, pamax=model.PA_BITS)
             if isinstance(t, mmu.Fault):
                 return mmu.Fault(t.kind, t.level, 2, s1ptw, ipa, va, write, execute)
             leaf = Leaf(t.pa & ~(t.block_size - 1), t.block_size, t.readable, t.writable, t.executable,
@@ -247,7 +247,7 @@ class ShadowStage2:
     def _l2_regime(self) -> mmu.Stage1Regime:
         c = self.cpu
         return mmu.Stage1Regime.el10(c.cpr_read(3, 0, 1, 0, 0), c.cpr_read(3, 0, 2, 0, 2), c.cpr_read(3, 0, 2, 0, 0),
-                                     c.cpr_read(3, 0, 2, 0, 1), c.cpr_read(3, 0, 10, 2, 0))
+                                     c.cpr_read(3, 0, 2, 0, 1), c.cpr_read(3, 0, 10, 2, 0), pamax=model.PA_BITS)
 
     def translate_l2(self, va: int, write: bool = False, execute: bool = False, el: int = 1):
         """L2's VA -> (PA, readable, writable, executable) through its stage 1 and the
@@ -269,7 +269,8 @@ class ShadowStage2:
 
     def translate_el2(self, va: int, write: bool = False, execute: bool = False):
         v = self.v
-        regime = mmu.Stage1Regime.el2(v.get("SCTLR_EL2"), v.get("TCR_EL2"), v.get("TTBR0_EL2"), v.get("MAIR_EL2"))
+        regime = mmu.Stage1Regime.el2(v.get("SCTLR_EL2"), v.get("TCR_EL2"), v.get("TTBR0_EL2"), v.get("MAIR_EL2"),
+                                      pamax=model.PA_BITS)
         return mmu.walk_stage1(self._ram64, regime, va, write=write, execute=execute, el=2)
 
     # --- the TLB fill hook ---------------------------------------------------------------

@@ -448,6 +448,25 @@ REGISTERS: tuple[SysReg, ...] = (
     _r("DCZID_EL0", 3, 3, 0, 0, 7, "id", access="ro", doc="DC ZVA block size; never trapped (HCR_EL2.TDZ only sets DZP)"),
 )
 
+# SYS instructions (cache and TLB maintenance) executed at EL1/EL0 that an HCR_EL2 bit
+# traps to EL2 (EC 0x18), by the name decode.sys_name() gives them (ARMv8.0 forms).
+SYS_TRAPS: dict[str, Trap] = {
+    **{f"DC {op}": Trap("HCR_EL2", "TSW") for op in ("ISW", "CSW", "CISW")},
+    **{f"DC {op}": Trap("HCR_EL2", "TPCP") for op in ("IVAC", "CVAC", "CIVAC")},
+    **{op: Trap("HCR_EL2", "TPU") for op in ("IC IVAU", "IC IALLU", "IC IALLUIS", "DC CVAU")},
+    "DC ZVA": Trap("HCR_EL2", "TDZ"),
+    **{f"TLBI {op}{s}": Trap("HCR_EL2", "TTLB") for op in ("VMALLE1", "VAE1", "ASIDE1", "VAAE1", "VALE1", "VAALE1")
+       for s in ("", "IS")},
+}
+# HCR_EL2.TIDCP traps EL1 accesses to the IMPLEMENTATION DEFINED system-register space
+# (op0 = 3, CRn = 11 or 15), whether or not the CPU implements the encoding.
+TIDCP = Trap("HCR_EL2", "TIDCP")
+
+
+def impdef(key: tuple) -> bool:
+    return key[0] == 3 and key[2] in (11, 15)
+
+
 BY_NAME: dict[str, SysReg] = {r.name: r for r in REGISTERS}
 BY_KEY: dict[tuple[int, int, int, int, int], SysReg] = {r.key: r for r in REGISTERS}
 

@@ -514,16 +514,20 @@ class VirtualEL2:
         """An access made by what L1 runs at EL1/EL0: forwarded to vEL2 when one of
         L1's own trap controls says so."""
         row = sysregs.BY_KEY.get(key)
-        if row is None or not row.traps or row.group in ("el2", "el12"):
+        if sysregs.impdef(key) and sysregs.TIDCP.holds(self.vcontrols()):
+            reasons = [sysregs.TIDCP]
+        elif row is None or not row.traps or row.group in ("el2", "el12"):
             return None
-        reasons = row.trap_reasons(write, self.vcontrols())
+        else:
+            reasons = row.trap_reasons(write, self.vcontrols())
         if not reasons:
             return None
         m, cpu = self.m, self.cpu
         pc = cpu.pc
         insn = cpu.read_insn(pc)
         rt = (insn or 0) & 0x1F
-        m.trap(ev.SYSREG, row.name, "w" if write else "r", value if write else None, pc=pc, insn=insn,
+        m.trap(ev.SYSREG, row.name if row else sysregs.enc_name(*key), "w" if write else "r",
+               value if write else None, pc=pc, insn=insn,
                forwarded=True, reason=", ".join(f"{t} set by L1" for t in reasons) + ": forwarded to vEL2")
         iss = decode.sysreg_iss(*key, rt, not write)
         acc = cpu.uc_accessible(key, write)
@@ -547,42 +551,31 @@ class VirtualEL2:
                     self.scan_erets(pa, 64)
             else:
                 self.scan_erets(RAM_BASE, m.ram_size)
-            return None
+        key = (1, cp.op1, cp.crn, cp.crm, cp.op2)
         if not self.active:
-            if name.startswith("TLBI") and self.get("HCR_EL2") & _HCR["TTLB"]:
-                m.trap(ev.TLBI, name, pc=pc, insn=insn, forwarded=True, reason="HCR_EL2.TTLB set by L1")
-                iss = decode.sys_iss(cp.op1, cp.crn, cp.crm, cp.op2, insn & 0x1F, False)
-                acc = cpu.uc_accessible((1, cp.op1, cp.crn, cp.crm, cp.op2), True)
-                self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=name)
+            # A cache or TLB maintenance instruction of L1's EL1/EL0 code that one of
+            # L1's HCR_EL2 bits traps (sysregs.SYS_TRAPS); one the CPU model lacks
+            # UNDEFs first (Unicorn raises it).
+            t = sysregs.SYS_TRAPS.get(name)
+            if t is None or not t.holds(self.vcontrols()) or insn is None or not uc_implements(insn, 1):
+                return None
+            cls = ev.TLBI if name.startswith("TLBI") else ev.SYSREG
+            m.trap(cls, name, pc=pc, insn=insn, forwarded=True, reason=f"{t} set by L1")
+            iss = decode.sys_iss(cp.op1, cp.crn, cp.crm, cp.op2, insn & 0x1F, False)
+            acc = cpu.uc_accessible(key, True)
+            self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=name)
+            return cpu.redirected(acc)
+        if cp.op1 in (4, 6):
+            if insn is None or not uc_implements(insn, 2):
+                # Not an instruction of the CPU model at EL2 (TLBI range/OS/nXS forms,
+                # EL3 maintenance): UNDEFINED.
+                acc = cpu.uc_accessible(key, True)
+                self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
                 return cpu.redirected(acc)
-            return None
-        if cp.op1 in (4, 6) or (name.startswith("AT S12") or name.startswith("AT S1E2")):
             if name.startswith("TLBI"):
                 m.trap(ev.TLBI, name, pc=pc, insn=insn,
                        reason="HCR_EL2.NV set by L0: EL2 and stage-2 TLB maintenance traps")
                 self.s2.tlbi(name, cpu.x(insn & 0x1F))
-                return cpu.skip_hooked(pc, (1, cp.op1, cp.crn, cp.crm, cp.op2), True)
-            if name.startswith("AT"):
-                m.trap(ev.AT, name, pc=pc, insn=insn, reason="HCR_EL2.NV set by L0: AT S1E2*/S12E* traps")
-                self._emulate_at(name, cpu.x(insn & 0x1F), pc)
-                return cpu.skip_hooked(pc, (1, cp.op1, cp.crn, cp.crm, cp.op2), True)
+                return cpu.skip_hooked(pc, key, True)
             raise Unsupported(f"{name} at vEL2", pc)
         return None
-
-    def _emulate_at(self, name: str, va: int, pc: int) -> None:
-        from neve import faults, mmu
-        rd = faults.read64_phys(self.m)
-        write = name.endswith("W")
-        if name.startswith("AT S1E2"):
-            regime = mmu.Stage1Regime.el2(self.get("SCTLR_EL2"), self.get("TCR_EL2"), self.get("TTBR0_EL2"),
-                                          self.get("MAIR_EL2"))
-            t = mmu.walk_stage1(rd, regime, va, write=write, el=2)
-        else:
-            regime = mmu.Stage1Regime.el10(self.get("SCTLR_EL1"), self.get("TCR_EL1"), self.get("TTBR0_EL1"),
-                                           self.get("TTBR1_EL1"), self.get("MAIR_EL1"))
-            t = mmu.walk_stage1(rd, regime, va, write=write, el=0 if "E0" in name else 1)
-        if isinstance(t, mmu.Fault):
-            par = 1 | (t.fsc << 1) | (int(t.s1ptw) << 8) | (int(t.stage == 2) << 9)
-        else:
-            par = (t.pa & 0xFFFF_FFFF_F000) | (t.attrs << 56) | (3 << 7) | (1 << 11)
-        self.cpu.cpr_write(3, 0, 7, 4, 0, par)   # PAR_EL1

@@ -54,6 +54,7 @@ GICD_CTLR_DS = 1 << 6
 # GICD_TYPER as QEMU 10 virt reports it: No1N, A3V, IDbits = 15, LPIS, NMI, ITLinesNumber.
 GICD_TYPER_VALUE = (1 << 25) | (1 << 24) | (0xF << 19) | (1 << 17) | (1 << 9) | (NUM_IRQS // 32 - 2)
 GIC_IIDR = 0x43B               # Arm, r0p0 (as a GIC-500)
+GICR_CTLR_ENABLE_LPIS = 1 << 0
 GICR_CTLR_CES = 1 << 1
 GICR_WAKER_PROCESSOR_SLEEP = 1 << 1
 GICR_WAKER_CHILDREN_ASLEEP = 1 << 2
@@ -155,6 +156,7 @@ class GICv3:
         self.irouter = [0] * NUM_IRQS
         self.waker = [GICR_WAKER_PROCESSOR_SLEEP | GICR_WAKER_CHILDREN_ASLEEP] * ncpus
         self.gicr_ctlr = [GICR_CTLR_CES] * ncpus
+        self.lpi_base = [[0, 0] for _ in range(ncpus)]     # GICR_PROPBASER, GICR_PENDBASER
         self.cpu = [CpuInterface(self, i) for i in range(ncpus)]
         self.on_change = None     # callback: some CPU's signals may have changed
 
@@ -820,7 +822,22 @@ class Distributor(Device):
     def reg_name(self, off: int) -> str:
         return f"GICD.{_dist_name(off)}"
 
+    @staticmethod
+    def _size_ok(off: int, size: int) -> bool:
+        """The access sizes a register takes, as QEMU's GICv3: 32-bit for all, bytes
+        for IPRIORITYR (ITARGETSR, [CS]PENDSGIR: RAZ/WI), 64-bit for IROUTER<n> only.
+        Any other access is RAZ/WI."""
+        if size == 4:
+            return off % 4 == 0
+        if size == 1:
+            return 0x400 <= off < 0x800
+        if size == 8:
+            return 0x6000 <= off < 0x8000 and off % 8 == 0
+        return False
+
     def read(self, off: int, size: int) -> int:
+        if not self._size_ok(off, size):
+            return 0
         g = self.gic
         if 0x6100 <= off < 0x6000 + 8 * NUM_IRQS:          # IROUTER<n>, n >= 32
             r = g.irouter[(off - 0x6000) // 8]
@@ -855,6 +872,8 @@ class Distributor(Device):
         return _sub_read(v, off, size) if size < 4 else v
 
     def write(self, off: int, size: int, value: int) -> None:
+        if not self._size_ok(off, size):
+            return
         g = self.gic
         if 0x6100 <= off < 0x6000 + 8 * NUM_IRQS:
             i = (off - 0x6000) // 8
@@ -919,11 +938,28 @@ class Redistributors(Device):
         cpu, o = divmod(off, 0x20000)
         return f"GICR{cpu}.{_redist_name(o)}"
 
+    @staticmethod
+    def _size_ok(o: int, size: int) -> bool:
+        """As QEMU's GICv3 redistributor: 32-bit for all, 64-bit for TYPER, PROPBASER
+        and PENDBASER, bytes for the SGI frame's IPRIORITYR; anything else RAZ/WI."""
+        if size == 4:
+            return o % 4 == 0
+        if size == 8:
+            return o in (0x008, 0x070, 0x078)
+        if size == 1:
+            return 0x10400 <= o < 0x10420
+        return False
+
     def read(self, off: int, size: int) -> int:
         g = self.gic
         cpu, o = divmod(off, 0x20000)
+        if not self._size_ok(o, size):
+            return 0
         reg = o & ~3
         if o < 0x10000:
+            if reg in (0x070, 0x074, 0x078, 0x07C):          # PROPBASER, PENDBASER: kept, no LPIs
+                r = g.lpi_base[cpu][reg >> 3 & 1]
+                return r if size == 8 else (r >> 32 if reg & 4 else r & 0xFFFF_FFFF)
             if reg == 0x000:
                 v = g.gicr_ctlr[cpu]
             elif reg == 0x004:
@@ -965,8 +1001,25 @@ class Redistributors(Device):
     def write(self, off: int, size: int, value: int) -> None:
         g = self.gic
         cpu, o = divmod(off, 0x20000)
+        if not self._size_ok(o, size):
+            return
         reg = o & ~3
         if o < 0x10000:
+            if reg in (0x070, 0x074, 0x078, 0x07C):
+                i = reg >> 3 & 1
+                r = g.lpi_base[cpu][i]
+                if size == 8:
+                    r = value
+                elif reg & 4:
+                    r = (r & 0xFFFF_FFFF) | (value & 0xFFFF_FFFF) << 32
+                else:
+                    r = (r & ~0xFFFF_FFFF) | (value & 0xFFFF_FFFF)
+                g.lpi_base[cpu][i] = r
+                return
+            if reg == 0x000:
+                # EnableLPIs is kept (CES is RO); LPIs need the ITS, which neve lacks.
+                g.gicr_ctlr[cpu] = (g.gicr_ctlr[cpu] & ~GICR_CTLR_ENABLE_LPIS) | (value & GICR_CTLR_ENABLE_LPIS)
+                return
             if reg == 0x014:
                 # Only ProcessorSleep is writable; ChildrenAsleep follows it at once.
                 ps = value & GICR_WAKER_PROCESSOR_SLEEP
