@@ -130,11 +130,12 @@ def translate(m, op: tuple, va: int) -> tuple[str, object]:
         return _result(t, t, at_vel2)
     cpu = m.cpu
     g = v.get if at_vel2 else (lambda n: cpu.cpr_read(*_EL1_KEYS[n]))
-    regime = mmu.Stage1Regime.el10(g("SCTLR_EL1"), g("TCR_EL1"), g("TTBR0_EL1"), g("TTBR1_EL1"), g("MAIR_EL1"),
-                                   pamax=model.PA_BITS)
     hcr = v.get("HCR_EL2") if v is not None else 0
+    # HCR_EL2.DC: stage 1 behaves as disabled (Normal Write-Back), and VM as 1.
+    regime = mmu.Stage1Regime.el10(g("SCTLR_EL1") & ~(1 if hcr & HCR_DC else 0), g("TCR_EL1"), g("TTBR0_EL1"),
+                                   g("TTBR1_EL1"), g("MAIR_EL1"), pamax=model.PA_BITS)
     s2 = (mmu.stage2_translator(read, v.get("VTCR_EL2"), v.get("VTTBR_EL2"), pamax=model.PA_BITS)
-          if hcr & HCR_VM else None)
+          if hcr & (HCR_VM | HCR_DC) else None)
     try:
         t = mmu.walk_stage1(_through(read, s2) if s2 is not None else read, regime, va, write=write, el=el)
     except _WalkFault as e:

@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     from neve import debugger, gdbstub
     debugger.add_parser(sub, add_run_options)
     gdbstub.add_parser(sub, add_run_options)
+    from neve.fuzz import cli as fuzz_cli
+    fuzz_cli.add_parser(sub)
     try:
         args = p.parse_args(argv)
         if args.cmd is None:

@@ -376,8 +376,7 @@ class GdbServer:
         for va, pa, k in pieces:
             uc.mem_write(pa, raw[done:done + k])
             uc.ctl_remove_cache(va, va + k)
-            if self.m.vel2 is not None:
-                self.m.vel2.scan_erets(pa & ~3, k + 4)
+            self.m.erets.scan(pa & ~3, k + 4)
             done += k
         return "OK"
 

@@ -63,6 +63,7 @@ from neve import decode, events as ev, model, sysregs
 from neve.errors import Wedged
 from neve.devices.gic import (GICv3, Distributor, Redistributors, VirtualInterface, ICH_VTR_VALUE,
                               PPI_MAINTENANCE, mask_lr, mask_vmcr, ICH_HCR_WRITABLE)
+from neve.devices.pmu import PMU, PPI_PMU
 from neve.devices.timer import Counter, DictRegs, TimerBank
 
 VEC_IRQ, VEC_FIQ = 0x080, 0x100
@@ -96,9 +97,13 @@ for _r in sysregs.REGISTERS:
     elif _r.name in ("CNTP_CTL_EL0", "CNTP_CVAL_EL0", "CNTP_TVAL_EL0",
                      "CNTV_CTL_EL0", "CNTV_CVAL_EL0", "CNTV_TVAL_EL0"):
         _KEYS[_r.key] = ("timer", _r.name)
+    elif _r.group == "pmu":
+        _KEYS[_r.key] = ("pmu", _r.name)
 _KEYS[_KEY_ISR_EL1] = ("isr", "ISR_EL1")
 
 _ICH_STORED = set(VirtualInterface.NAMES)
+_PMU_NAMES = frozenset(n for k, n in _KEYS.values() if k == "pmu")
+_SERVED = frozenset(n for _, n in _KEYS.values())
 VEL2_READS = {"ICH_VTR_EL2", "ICH_MISR_EL2", "ICH_EISR_EL2", "ICH_ELRSR_EL2", "ICC_SRE_EL2",
               "CNTHP_CTL_EL2", "CNTHP_CVAL_EL2", "CNTHP_TVAL_EL2"}
 VEL2_WRITES = _ICH_STORED | {"CNTHP_CTL_EL2", "CNTHP_CVAL_EL2", "CNTHP_TVAL_EL2", "CNTVOFF_EL2",
@@ -120,6 +125,7 @@ class Interrupts:
         self.gic = GICv3(1, [m.cpu.cpr_read(3, 0, 0, 0, 5)])
         self.gic.on_change = self.kick
         self.timers = TimerBank(self.counter, m.vel2 if nested else DictRegs(), self._cntvoff, hyp=nested)
+        self.pmu = PMU(m.icount, self._pmu_line)
         self.shadow = VirtualInterface()          # the LRs L0 runs the nested VM with
         self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(0, pintid)
         self.maintenance_line = False
@@ -355,6 +361,11 @@ class Interrupts:
                 self.kick()
             else:
                 v = self.timers.read(name)
+        elif kind == "pmu":
+            if write:
+                self.pmu.write(name, value)
+            else:
+                v = self.pmu.read(name, self._hpmn())
         elif kind == "icc":
             target = self._icc_target(name)
             if write:
@@ -369,6 +380,23 @@ class Interrupts:
         if not write:
             cpu.uc.reg_write(reg, v)
         return cpu.skip_hooked(pc, key, write)
+
+    def _hpmn(self) -> int | None:
+        """MDCR_EL2.HPMN for a PMCR_EL0.N read below L1's EL2; None at (v)EL2 or with no
+        EL2 (vm mode)."""
+        vel2 = self.m.vel2
+        if vel2 is None or vel2.active:
+            return None
+        return vel2.get("MDCR_EL2") & 0x1F
+
+    def _pmu_line(self, level: bool) -> None:
+        self.gic.set_ppi(0, PPI_PMU, level)
+        self.kick()
+
+    def serves(self, name: str) -> bool:
+        """Is this register one the interrupt/time subsystem emulates (timers, ICC_*,
+        the PMU)?"""
+        return name in _SERVED
 
     def _icc_target(self, short: str):
         vel2 = self.m.vel2
@@ -391,6 +419,8 @@ class Interrupts:
 
     # --- L1's EL2 registers the emulation computes (called by VirtualEL2.read/write) -------
     def vel2_read(self, name: str) -> int | None:
+        if name in _PMU_NAMES:
+            return self.pmu.read(name)            # at (v)EL2: PMCR_EL0.N is the full N
         if name not in VEL2_READS:
             return None
         if name == "ICH_VTR_EL2":
@@ -407,6 +437,9 @@ class Interrupts:
         return vif.elrsr()
 
     def vel2_write(self, name: str, value: int) -> bool:
+        if name in _PMU_NAMES:
+            self.pmu.write(name, value)
+            return True
         if name not in VEL2_WRITES:
             return False
         vel2 = self.m.vel2

@@ -21,6 +21,7 @@ from unicorn import arm64_const as A
 
 from neve import at, decode, elf, events as ev, model, psci, semihost, sysregs
 from neve.align import DeviceAlignment
+from neve.eret import EretHooks
 from neve.fptrap import FPTraps
 from neve.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
 from neve.devices.pl011 import PL011
@@ -35,6 +36,7 @@ NESTED_MODES = ("v8.3", "neve", "nv2")
 # Unicorn exception numbers (QEMU EXCP_*).
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_IRQ, EXCP_FIQ, EXCP_BKPT = 1, 2, 3, 4, 5, 6, 7
 EXCP_HVC, EXCP_HYP_TRAP, EXCP_SMC = 11, 12, 13
+PSTATE_IL = 1 << 20
 
 # Vector offsets.
 VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
@@ -108,6 +110,7 @@ class Machine:
         self.cpu = CPU()
         self.align = DeviceAlignment(self)
         self.fp = FPTraps(self)
+        self.erets = EretHooks(self)
         self.ram = self.cpu.map_ram(RAM_BASE, ram_size)
         self.devices = []
         self.add_device(PL011(UART_BASE, self._uart_write))
@@ -128,6 +131,11 @@ class Machine:
         uc.hook_add(UC_HOOK_INSN, self._hook_sys, None, 1, 0, A.UC_ARM64_INS_SYS)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
         self.cpu.pc = images[0].entry
+        # RAM outside the loaded images is zero, so only they can hold an ERET now;
+        # code written later is scanned when the guest does its IC maintenance.
+        for im in images:
+            for seg in im.segments:
+                self.erets.scan(seg.paddr, seg.memsz)
         if mode in NESTED_MODES:
             from neve.vel2 import VirtualEL2
             self.vel2 = VirtualEL2(self, mode, policy)
@@ -141,15 +149,43 @@ class Machine:
     def add_device(self, dev) -> None:
         self.devices.append(dev)
 
+        # Unicorn splits a 64-bit access to MMIO into two 32-bit ones.  A device whose
+        # registers care (dev.wide) gets it whole: the first half makes the access,
+        # the second takes the other 32 bits.
+        half: list = []
+
+        def wide(size: int) -> bool:
+            if size != 4 or not dev.wide:
+                return False
+            insn = self.cpu.read_insn(self.cpu.pc)
+            ld = decode.decode_ldst(insn) if insn is not None else None
+            return ld is not None and ld.size == 8
+
         def rd(uc, off, size, _):
             if self.align.pending is not None:      # an alignment fault: no access
                 return 0
+            if half and half[0][0] == off:
+                return half.pop()[1]
+            if wide(size):
+                v = dev.read(off, 8)
+                self.trap(ev.MMIO, dev.reg_name(off), "r", v)
+                half.append((off + 4, v >> 32))
+                return v & 0xFFFF_FFFF
             v = dev.read(off, size)
             self.trap(ev.MMIO, dev.reg_name(off), "r", v)
             return v
 
         def wr(uc, off, size, value, _):
             if self.align.pending is not None:
+                return
+            if half and half[0][0] == off:
+                lo = half.pop()[1]
+                value = lo | (value & 0xFFFF_FFFF) << 32
+                self.trap(ev.MMIO, dev.reg_name(off - 4), "w", value)
+                dev.write(off - 4, 8, value)
+                return
+            if wide(size):
+                half.append((off + 4, value & 0xFFFF_FFFF))
                 return
             self.trap(ev.MMIO, dev.reg_name(off), "w", value)
             dev.write(off, size, value)
@@ -352,6 +388,11 @@ class Machine:
         raise Unsupported(f"exception {intno} raised by the CPU", pc)
 
     def _on_udef(self, pc: int, insn: int | None) -> None:
+        if self.cpu.pstate() & PSTATE_IL:
+            # After an illegal exception return (Unicorn's own ERET at EL1), the next
+            # instruction takes an Illegal Execution state exception.
+            self.deliver_sync(decode.esr(decode.EC_ILLEGAL, 0), pc)
+            return
         k = decode.classify(insn) if insn is not None else None
         kind = k.kind if k else None
         if kind == "hlt" and k.imm == semihost.HLT_SEMIHOSTING:
@@ -484,6 +525,10 @@ class Machine:
         try:
             if (key, write) in _WRONG_DIRECTION:
                 return self._wrong_direction(key, write)
+            if self.cpu.el() == 0:
+                r = self._el0_access(key, write)
+                if r is not None:
+                    return r
             if self.vel2 is not None:
                 r = self.vel2.sysreg(reg, key, write, value)
                 if r is not None:
@@ -493,6 +538,35 @@ class Machine:
             return self._hook_raise(e)
         except Exception as e:  # never let a hook die silently inside Unicorn
             return self._hook_raise(GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}"))
+
+    def _el0_access(self, key: tuple, write: bool) -> int | None:
+        """An access at EL0 to a register of the table: UNDEFINED if EL0 has no access
+        to it at all, trapped to EL1 (EC 0x18) by its EL1 control (the `el0` column,
+        e.g. CNTKCTL_EL1.EL0PTEN), before any trap to EL2.  None: go on."""
+        row = sysregs.BY_KEY.get(key)
+        if row is None:
+            return None
+        cpu = self.cpu
+        pc = cpu.pc
+        if not row.el0_accessible or write and row.name in sysregs.EL0_READ_ONLY:
+            esr = decode.esr(decode.EC_UNKNOWN, 0)
+        elif row.el0:
+            ctrl = {t.ctrl: self._control(t.ctrl) for t in row.el0}
+            if not any(t.applies(write) and t.holds(ctrl) for t in row.el0):
+                return None
+            insn = cpu.read_insn(pc)
+            esr = decode.esr(decode.EC_SYS64, decode.sysreg_iss(*key, (insn or 0) & 0x1F, not write))
+        else:
+            return None
+        acc = cpu.uc_accessible(key, write)
+        self.take_el1(esr, pc)
+        return cpu.redirected(acc)
+
+    def _control(self, name: str) -> int:
+        """The value of an EL1/EL0 control register (PMUSERENR_EL0 is the PMU's)."""
+        if self.irq.serves(name):
+            return self.irq.pmu.get(name)
+        return self.cpu.cpr_read(*sysregs.BY_NAME[name].key)
 
     def _wrong_direction(self, key: tuple, write: bool) -> int:
         """MSR to a read-only register or MRS of a write-only one: an unallocated
@@ -562,7 +636,8 @@ class Machine:
         if not cpu.uc_accessible(row.key, write):
             return 0                                    # UNDEFINED here: Unicorn raises it
         if not write:
-            v = model.id_value(row.name, self.vel2 is not None, cpu.cpr_read(*_KEY_CSSELR))
+            hcr = self.vel2.get("HCR_EL2") if self.vel2 is not None and not self.vel2.active else 0
+            v = model.id_value(row.name, self.vel2 is not None, cpu.cpr_read(*_KEY_CSSELR), hcr)
             if v is None:
                 return 0
             cpu.uc.reg_write(reg, v)
@@ -581,6 +656,16 @@ class Machine:
         beside Unicorn (Device alignment, FP access traps) follows."""
         self.align.sync()
         self.fp.sync()
+
+    def _code_changed(self, cp) -> None:
+        """The guest did instruction-cache maintenance: code may have changed."""
+        self.fp.code_changed()
+        if cp.op1 == 3:                                 # IC IVAU: by VA (the code runs identity-mapped
+            va = self.cpu.x(self.cpu.read_insn(self.cpu.pc) & 0x1F) & ~63   # or MMU-off here)
+            if RAM_BASE <= va < RAM_BASE + self.ram_size:
+                self.erets.scan(va, 64)
+        else:
+            self.erets.scan(RAM_BASE, self.ram_size)
 
     def _at(self, op: tuple, cp) -> int:
         """AT: emulated by neve at every level (neve/at.py)."""
@@ -617,7 +702,7 @@ class Machine:
     def _hook_sys(self, uc, reg, cp, _) -> int:
         try:
             if cp.op1 == 3 and cp.crn == 7 and cp.crm == 5 or cp.op1 == 0 and cp.crn == 7 and cp.crm in (1, 5):
-                self.fp.code_changed()                  # IC IVAU / IALLU / IALLUIS
+                self._code_changed(cp)                  # IC IVAU / IALLU / IALLUIS
             op = (cp.op1, cp.crm, cp.op2)
             if cp.crn == 7 and op in at.OPS:
                 return self._at(op, cp)

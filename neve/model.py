@@ -13,6 +13,7 @@ EL2) against neve; `neve fuzz` compares the two on random kernels.
 * `id_value(name, ...)`: ID register values where QEMU 10 reports something else than
   Unicorn: ID_AA64PFR0_EL1 as the board has it (no EL3, EL2 only when the image
   starts at EL2, GIC system registers present), CCSIDR_EL1 of the L1 data cache.
+* The PMU is neve's (neve/devices/pmu.py): QEMU's A72 has 6 event counters.
 * `OWNED`: registers neve keeps itself because Unicorn lacks them or gets them wrong
   (reset value, writable bits): MDCCSR_EL0, OSDLR_EL1.
 The writable bits of every register are the table's `wmask` (neve/sysregs.py).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import re
 
 from neve.devices.gic import NUM_LRS, PREBITS, PRIBITS
+from neve.devices.pmu import N as PMU_COUNTERS
 
 NAME = "cortex-a72"
 FEATURES: frozenset[str] = frozenset()     # ARMv8.0: no "vhe", no "nv2"
@@ -34,12 +36,16 @@ NUM_ICC_APRS = 1 << (PRIBITS - 5)
 _LR = re.compile(r"ICH_LR(\d+)_EL2$")
 _ICH_APR = re.compile(r"ICH_AP[01]R(\d)_EL2$")
 _ICC_APR = re.compile(r"ICC_AP[01]R(\d)_EL1$")
+_PMEV = re.compile(r"PMEV(?:CNTR|TYPER)(\d+)_EL0$")
 
 # ID_AA64PFR0_EL1 on QEMU's virt with cortex-a72: EL0/EL1 AArch64+AArch32 (0x22),
 # EL2 AArch64+AArch32 only with virtualization=on (0x200), no EL3, GIC = 1.
 PFR0_BASE = 0x0100_0022
 PFR0_EL2 = 0x200
 CCSIDR_L1D = 0x700F_E01A        # 32 KiB, 4 ways, 64-byte lines (QEMU 10)
+DCZID = 0x4                     # DC ZVA zeroes 64 bytes
+DCZID_DZP = 1 << 4
+HCR_TDZ = 1 << 28
 
 # name -> (reset value, writable bits)
 OWNED: dict[str, tuple[int, int]] = {
@@ -51,17 +57,20 @@ OWNED: dict[str, tuple[int, int]] = {
 def implemented(row) -> bool:
     if row.feature is not None and row.feature not in FEATURES:
         return False
-    for pat, n in ((_LR, NUM_LRS), (_ICH_APR, NUM_ICH_APRS), (_ICC_APR, NUM_ICC_APRS)):
+    for pat, n in ((_LR, NUM_LRS), (_ICH_APR, NUM_ICH_APRS), (_ICC_APR, NUM_ICC_APRS), (_PMEV, PMU_COUNTERS)):
         m = pat.match(row.name)
         if m:
             return int(m.group(1)) < n
     return True
 
 
-def id_value(name: str, el2: bool, csselr: int) -> int | None:
-    """The value this CPU reads for an ID register, where it is not Unicorn's."""
+def id_value(name: str, el2: bool, csselr: int, hcr: int = 0) -> int | None:
+    """The value this CPU reads for an ID register, where it is not Unicorn's.  `hcr`
+    is the HCR_EL2 in force for the code reading it (its guest hypervisor's)."""
     if name == "ID_AA64PFR0_EL1":
         return PFR0_BASE | (PFR0_EL2 if el2 else 0)
     if name == "CCSIDR_EL1" and csselr == 0:
         return CCSIDR_L1D
+    if name == "DCZID_EL0" and hcr & HCR_TDZ:
+        return DCZID | DCZID_DZP                # DC ZVA prohibited at EL1/EL0
     return None

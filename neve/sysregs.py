@@ -42,15 +42,35 @@ CTRL_BITS: dict[str, dict[str, int]] = {
     "CNTHCTL_EL2": {"EL1PCTEN": 0, "EL1PCEN": 1, "EVNTEN": 2},
     "ICH_HCR_EL2": {"En": 0, "TC": 10, "TALL0": 11, "TALL1": 12, "TDIR": 14},
     "ICC_SRE_EL2": {"SRE": 0, "DFB": 1, "DIB": 2, "Enable": 3},
+    # EL1 controls of EL0 accesses (the `el0` column).
+    "CNTKCTL_EL1": {"EL0PCTEN": 0, "EL0VCTEN": 1, "EVNTEN": 2, "EL0VTEN": 8, "EL0PTEN": 9},
+    "MDSCR_EL1": {"TDCC": 12},
+    "PMUSERENR_EL0": {"EN": 0, "SW": 1, "CR": 2, "ER": 3},
 }
 
 
 def ctrl_bit(ctrl: str, bit: str) -> int:
-    """The mask of `bit` in control register `ctrl`; KeyError names both if unknown."""
+    """The mask of `bit` in control register `ctrl` ("A|B": either); KeyError names both
+    if unknown."""
     try:
-        return 1 << CTRL_BITS[ctrl][bit]
+        return sum(1 << CTRL_BITS[ctrl][b] for b in bit.split("|"))
     except KeyError:
         raise KeyError(f"unknown control bit {ctrl}.{bit}") from None
+
+
+# Control bits that make others behave as 1 (Arm ARM): MDCR_EL2.TDE -> TDA, TDOSA, TDRA.
+_IMPLIED = {("MDCR_EL2", "TDE"): ("TDA", "TDOSA", "TDRA")}
+
+
+def effective_controls(ctrl: dict[str, int]) -> dict[str, int]:
+    """The control values as the trap conditions see them: a bit that forces others
+    to behave as 1 sets them."""
+    out = dict(ctrl)
+    for (reg, bit), implied in _IMPLIED.items():
+        if out.get(reg, 0) & ctrl_bit(reg, bit):
+            for b in implied:
+                out[reg] |= ctrl_bit(reg, b)
+    return out
 
 
 @dataclass(frozen=True)
@@ -119,6 +139,7 @@ class SysReg:
     doc: str = ""                  # one line: what it is / why classified so
     wmask: int = ALL64             # bits a write changes (QEMU 10's cortex-a72): RAZ/WI is 0
     feature: str | None = None     # the architecture feature the register needs ("vhe", "nv2")
+    el0: tuple[Trap, ...] = ()     # conditions under which an access *at EL0* traps to EL1
 
     @property
     def key(self) -> tuple[int, int, int, int, int]:
@@ -131,6 +152,11 @@ class SysReg:
     def trap_reasons(self, write: bool, ctrl: dict[str, int]) -> list[Trap]:
         """The trap conditions satisfied by `ctrl` (control register name -> value)."""
         return [t for t in self.traps if t.applies(write) and t.holds(ctrl)]
+
+    @property
+    def el0_accessible(self) -> bool:
+        """Can EL0 access it at all (subject to `el0`)?  Otherwise UNDEFINED at EL0."""
+        return self.name.endswith("_EL0") or self.name in ("NZCV", "DAIF", "FPCR", "FPSR")
 
 
 def enc_name(op0: int, op1: int, crn: int, crm: int, op2: int) -> str:
@@ -149,7 +175,14 @@ _TID3 = (Trap("HCR_EL2", "TID3", "r"),)
 _TDA = (Trap("MDCR_EL2", "TDA"),)
 _TDOSA = (Trap("MDCR_EL2", "TDOSA"),)
 _TPM = (Trap("MDCR_EL2", "TPM"),)
+_EN = (Trap("PMUSERENR_EL0", "EN", when_clear=True),)
+_EVCNTR = (Trap("PMUSERENR_EL0", "EN|ER", "r", when_clear=True), Trap("PMUSERENR_EL0", "EN", "w", when_clear=True))
 _EL1PCTEN = (Trap("CNTHCTL_EL2", "EL1PCTEN", "r", when_clear=True),)
+# EL0 accesses to the generic timer, by CNTKCTL_EL1 (to EL1).
+_EL0PCTEN = (Trap("CNTKCTL_EL1", "EL0PCTEN", when_clear=True),)
+_EL0VCTEN = (Trap("CNTKCTL_EL1", "EL0VCTEN", when_clear=True),)
+_EL0PTEN = (Trap("CNTKCTL_EL1", "EL0PTEN", when_clear=True),)
+_EL0VTEN = (Trap("CNTKCTL_EL1", "EL0VTEN", when_clear=True),)
 _EL1PCEN = (Trap("CNTHCTL_EL2", "EL1PCEN", when_clear=True),)
 # GICv3 virtual-interface traps (ICH_HCR_EL2): they apply to EL1 accesses that go to the
 # virtual CPU interface, i.e. with HCR_EL2.IMO/FMO set for the group concerned.
@@ -259,7 +292,7 @@ REGISTERS: tuple[SysReg, ...] = (
              wmask=RAZ_WI),
     _el2_vm("HCR_EL2", 1, 1, 0, 0x078, "Hypervisor configuration: only shapes the VM's execution, applied at ERET; "
             "ARMv8.0 has bits [33:0]", wmask=(1 << 34) - 1),
-    _r("MDCR_EL2", 3, 4, 1, 1, 1, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
+    _r("MDCR_EL2", 3, 4, 1, 1, 1, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, reset=6,
        doc="NEVE trap: HPMN/HPME/HPMD change PMU counting while vEL2 itself runs, so writes take effect immediately"),
     _r("CPTR_EL2", 3, 4, 1, 1, 2, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
        doc="NEVE trap: non-VHE TFP/TZ/TTA also trap EL2's own FP/SVE/trace at once; CPACR_EL1 layout differs, no redirect"),
@@ -350,22 +383,23 @@ REGISTERS: tuple[SysReg, ...] = (
 
     # ---- generic timer (non-VHE CNTHCTL_EL2 layout) --------------------------------
     _r("CNTFRQ_EL0", 3, 3, 14, 0, 0, "timer", access="ro",
+       el0=(Trap("CNTKCTL_EL1", "EL0PCTEN|EL0VCTEN", when_clear=True),),
        doc="Counter frequency; writable only at the highest EL, read-only at EL1"),
-    _r("CNTPCT_EL0", 3, 3, 14, 0, 1, "timer", access="ro", traps=_EL1PCTEN,
+    _r("CNTPCT_EL0", 3, 3, 14, 0, 1, "timer", access="ro", traps=_EL1PCTEN, el0=_EL0PCTEN,
        doc="Physical count; EL1/EL0 reads trap when CNTHCTL_EL2.EL1PCTEN == 0"),
-    _r("CNTVCT_EL0", 3, 3, 14, 0, 2, "timer", access="ro",
+    _r("CNTVCT_EL0", 3, 3, 14, 0, 2, "timer", access="ro", el0=_EL0VCTEN,
        doc="Virtual count (physical count - CNTVOFF_EL2); never trapped without FEAT_ECV"),
-    _r("CNTP_TVAL_EL0", 3, 3, 14, 2, 0, "timer", traps=_EL1PCEN,
+    _r("CNTP_TVAL_EL0", 3, 3, 14, 2, 0, "timer", traps=_EL1PCEN, el0=_EL0PTEN,
        doc="EL1 physical timer value (32-bit down-counting view of CVAL); trap when EL1PCEN == 0"),
-    _r("CNTP_CTL_EL0", 3, 3, 14, 2, 1, "timer", traps=_EL1PCEN, vncr=0x180, nv2=NV2_MEM,
+    _r("CNTP_CTL_EL0", 3, 3, 14, 2, 1, "timer", traps=_EL1PCEN, el0=_EL0PTEN, vncr=0x180, nv2=NV2_MEM,
        doc="EL1 physical timer control; trap when EL1PCEN == 0; NV2 with NV1=1 maps the _EL0 encoding"),
-    _r("CNTP_CVAL_EL0", 3, 3, 14, 2, 2, "timer", traps=_EL1PCEN, vncr=0x178, nv2=NV2_MEM,
+    _r("CNTP_CVAL_EL0", 3, 3, 14, 2, 2, "timer", traps=_EL1PCEN, el0=_EL0PTEN, vncr=0x178, nv2=NV2_MEM,
        doc="EL1 physical timer compare; trap when EL1PCEN == 0; NV2 with NV1=1 maps the _EL0 encoding"),
-    _r("CNTV_TVAL_EL0", 3, 3, 14, 3, 0, "timer",
+    _r("CNTV_TVAL_EL0", 3, 3, 14, 3, 0, "timer", el0=_EL0VTEN,
        doc="Virtual timer value (32-bit down-counting view of CVAL); never trapped"),
-    _r("CNTV_CTL_EL0", 3, 3, 14, 3, 1, "timer", vncr=0x170, nv2=NV2_MEM,
+    _r("CNTV_CTL_EL0", 3, 3, 14, 3, 1, "timer", el0=_EL0VTEN, vncr=0x170, nv2=NV2_MEM,
        doc="Virtual timer control; native under v8.3, VNCR-mapped under NV2 with NV1=1 (QEMU NV2_REDIR_NV1)"),
-    _r("CNTV_CVAL_EL0", 3, 3, 14, 3, 2, "timer", vncr=0x168, nv2=NV2_MEM,
+    _r("CNTV_CVAL_EL0", 3, 3, 14, 3, 2, "timer", el0=_EL0VTEN, vncr=0x168, nv2=NV2_MEM,
        doc="Virtual timer compare; native under v8.3, VNCR-mapped under NV2 with NV1=1 (QEMU NV2_REDIR_NV1)"),
 
     # ---- GICv3 CPU interface (ICC_*_EL1; ICV_* when HCR_EL2.IMO/FMO route to vGIC) --
@@ -399,23 +433,35 @@ REGISTERS: tuple[SysReg, ...] = (
     _r("ICC_IGRPEN0_EL1", 3, 0, 12, 12, 6, "gic", traps=_TALL0, doc="Group-0 enable (TALL0)"),
     _r("ICC_IGRPEN1_EL1", 3, 0, 12, 12, 7, "gic", traps=_TALL1, doc="Group-1 enable (TALL1)"),
 
-    # ---- PMU (MDCR_EL2.TPM; PMCR_EL0 also TPMCR) -----------------------------------
+    # ---- PMU (MDCR_EL2.TPM; PMCR_EL0 also TPMCR; EL0 access by PMUSERENR_EL0) --------
+    # The registers are neve's PMU (neve/devices/pmu.py).  `el0`: an EL0 access traps to
+    # EL1 unless PMUSERENR_EL0.EN, or for some the ER, SW or CR bit, allows it.
     _r("PMINTENSET_EL1", 3, 0, 9, 14, 1, "pmu", traps=_TPM, doc="Overflow interrupt enable set (TPM)"),
     _r("PMINTENCLR_EL1", 3, 0, 9, 14, 2, "pmu", traps=_TPM, doc="Overflow interrupt enable clear (TPM)"),
-    _r("PMCR_EL0", 3, 3, 9, 12, 0, "pmu", traps=_TPM + (Trap("MDCR_EL2", "TPMCR"),),
+    _r("PMCR_EL0", 3, 3, 9, 12, 0, "pmu", traps=_TPM + (Trap("MDCR_EL2", "TPMCR"),), el0=_EN,
        doc="PMU control (TPM, TPMCR)"),
-    _r("PMCNTENSET_EL0", 3, 3, 9, 12, 1, "pmu", traps=_TPM, doc="Counter enable set (TPM)"),
-    _r("PMCNTENCLR_EL0", 3, 3, 9, 12, 2, "pmu", traps=_TPM, doc="Counter enable clear (TPM)"),
-    _r("PMOVSCLR_EL0", 3, 3, 9, 12, 3, "pmu", traps=_TPM, doc="Overflow status clear (TPM)"),
-    _r("PMSELR_EL0", 3, 3, 9, 12, 5, "pmu", traps=_TPM, doc="Event counter select (TPM)"),
-    _r("PMCEID0_EL0", 3, 3, 9, 12, 6, "pmu", access="ro", traps=_TPM, doc="Common event ID 0 (TPM)"),
-    _r("PMCEID1_EL0", 3, 3, 9, 12, 7, "pmu", access="ro", traps=_TPM, doc="Common event ID 1 (TPM)"),
-    _r("PMCCNTR_EL0", 3, 3, 9, 13, 0, "pmu", traps=_TPM, doc="Cycle counter (TPM)"),
-    _r("PMXEVTYPER_EL0", 3, 3, 9, 13, 1, "pmu", traps=_TPM, doc="Selected event type (TPM)"),
-    _r("PMXEVCNTR_EL0", 3, 3, 9, 13, 2, "pmu", traps=_TPM, doc="Selected event counter (TPM)"),
-    _r("PMUSERENR_EL0", 3, 3, 9, 14, 0, "pmu", traps=_TPM, doc="EL0 PMU access enable (TPM)"),
-    _r("PMOVSSET_EL0", 3, 3, 9, 14, 3, "pmu", traps=_TPM, doc="Overflow status set (TPM)"),
-    _r("PMCCFILTR_EL0", 3, 3, 14, 15, 7, "pmu", traps=_TPM, doc="Cycle counter filter (TPM)"),
+    _r("PMCNTENSET_EL0", 3, 3, 9, 12, 1, "pmu", traps=_TPM, el0=_EN, doc="Counter enable set (TPM)"),
+    _r("PMCNTENCLR_EL0", 3, 3, 9, 12, 2, "pmu", traps=_TPM, el0=_EN, doc="Counter enable clear (TPM)"),
+    _r("PMOVSCLR_EL0", 3, 3, 9, 12, 3, "pmu", traps=_TPM, el0=_EN, doc="Overflow status clear (TPM)"),
+    _r("PMSWINC_EL0", 3, 3, 9, 12, 4, "pmu", access="wo", traps=_TPM,
+       el0=(Trap("PMUSERENR_EL0", "EN|SW", when_clear=True),), doc="Software increment (TPM; EL0 with EN or SW)"),
+    _r("PMSELR_EL0", 3, 3, 9, 12, 5, "pmu", traps=_TPM, el0=(Trap("PMUSERENR_EL0", "EN|ER", when_clear=True),),
+       doc="Event counter select (TPM; EL0 with EN or ER)"),
+    _r("PMCEID0_EL0", 3, 3, 9, 12, 6, "pmu", access="ro", traps=_TPM, el0=_EN, doc="Common event ID 0 (TPM)"),
+    _r("PMCEID1_EL0", 3, 3, 9, 12, 7, "pmu", access="ro", traps=_TPM, el0=_EN, doc="Common event ID 1 (TPM)"),
+    _r("PMCCNTR_EL0", 3, 3, 9, 13, 0, "pmu", traps=_TPM,
+       el0=(Trap("PMUSERENR_EL0", "EN|CR", "r", when_clear=True), Trap("PMUSERENR_EL0", "EN", "w", when_clear=True)),
+       doc="Cycle counter (TPM; EL0 reads with EN or CR)"),
+    _r("PMXEVTYPER_EL0", 3, 3, 9, 13, 1, "pmu", traps=_TPM, el0=_EN, doc="Selected event type (TPM)"),
+    _r("PMXEVCNTR_EL0", 3, 3, 9, 13, 2, "pmu", traps=_TPM, el0=_EVCNTR, doc="Selected event counter (TPM)"),
+    _r("PMUSERENR_EL0", 3, 3, 9, 14, 0, "pmu", traps=_TPM,
+       doc="EL0 PMU access enable (TPM); EL0 reads it, an EL0 write UNDEFs (EL0_READ_ONLY)"),
+    _r("PMOVSSET_EL0", 3, 3, 9, 14, 3, "pmu", traps=_TPM, el0=_EN, doc="Overflow status set (TPM)"),
+    *(_r(f"PMEVCNTR{n}_EL0", 3, 3, 14, 8 | n >> 3, n & 7, "pmu", traps=_TPM, el0=_EVCNTR,
+         doc=f"Event counter {n} (TPM; EL0 reads with EN or ER)") for n in range(31)),
+    *(_r(f"PMEVTYPER{n}_EL0", 3, 3, 14, 12 | n >> 3, n & 7, "pmu", traps=_TPM, el0=_EN,
+         doc=f"Event type of counter {n} (TPM)") for n in range(31)),
+    _r("PMCCFILTR_EL0", 3, 3, 14, 15, 7, "pmu", traps=_TPM, el0=_EN, doc="Cycle counter filter (TPM)"),
 
     # ---- debug --------------------------------------------------------------------
     _r("MDSCR_EL1", 2, 0, 0, 2, 2, "debug", traps=_TDA, vncr=0x158, nv2=NV2_MEM, neve=NEVE_VM,
@@ -425,6 +471,7 @@ REGISTERS: tuple[SysReg, ...] = (
        doc="OS lock status (TDOSA); OSLM=0b10 (lock implemented), unlocked"),
     _r("OSDLR_EL1", 2, 0, 1, 3, 4, "debug", traps=_TDOSA, doc="OS double lock (MDCR_EL2.TDOSA)"),
     _r("MDCCSR_EL0", 2, 3, 0, 1, 0, "debug", access="ro", traps=(Trap("MDCR_EL2", "TDA", "r"),),
+       el0=(Trap("MDSCR_EL1", "TDCC"),),
        doc="Debug comms channel status (MDCR_EL2.TDA)"),
 
     # ---- ID registers: values come from the CPU model ------------------------------
@@ -447,6 +494,9 @@ REGISTERS: tuple[SysReg, ...] = (
     _r("CTR_EL0", 3, 3, 0, 0, 1, "id", access="ro", traps=_TID2, doc="Cache type (TID2; SCTLR_EL1.UCT at EL0)"),
     _r("DCZID_EL0", 3, 3, 0, 0, 7, "id", access="ro", doc="DC ZVA block size; never trapped (HCR_EL2.TDZ only sets DZP)"),
 )
+
+# Registers EL0 may read but not write (a write at EL0 is UNDEFINED).
+EL0_READ_ONLY = frozenset({"PMUSERENR_EL0"})
 
 # SYS instructions (cache and TLB maintenance) executed at EL1/EL0 that an HCR_EL2 bit
 # traps to EL2 (EC 0x18), by the name decode.sys_name() gives them (ARMv8.0 forms).
@@ -519,7 +569,7 @@ def check_table(rows: Iterable[SysReg] = REGISTERS) -> list[str]:
             errors.append(f"{r.name}: bad nv2 class {r.nv2!r}")
         if r.neve not in (NEVE_VM, NEVE_HYP, NEVE_TRAP, NEVE_NATIVE):
             errors.append(f"{r.name}: bad neve class {r.neve!r}")
-        for t in r.traps:
+        for t in r.traps + r.el0:
             try:
                 ctrl_bit(t.ctrl, t.bit)
             except KeyError as e:

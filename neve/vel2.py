@@ -19,25 +19,18 @@ against L1's own virtual control registers.
 """
 from __future__ import annotations
 
-from unicorn import UC_HOOK_CODE
 
-from neve import decode, events as ev, model, sysregs
+from neve import decode, eret, events as ev, model, sysregs
 from neve.cpu import M_EL1H, PSTATE_DAIF, uc_implements
 from neve.errors import Unsupported
-from neve.platform import RAM_BASE
 
 # Hardware ELR_EL1 while vEL2 runs: an unbacked address, so a native ERET that no
 # code hook caught lands here and is still emulated (the "ERET safety net").
 ERET_NET = 0x0FFF_F000
 
-ERET_WORDS = {0xD69F03E0: "ERET", 0xD69F0BFF: "ERETAA", 0xD69F0FFF: "ERETAB"}
-_ERET_BYTES = [w.to_bytes(4, "little") for w in ERET_WORDS]
 
 VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
-# PSTATE bits an exception return restores on the CPU model (ARMv8.0: no PAN, UAO,
-# DIT, SSBS, BTI or MTE): NZCV, SS, IL, DAIF and M.
-PSTATE_IL = 1 << 20
-PSTATE_RESTORED = 0xF000_0000 | 1 << 21 | PSTATE_IL | 0x3C0 | 0x1F
+PSTATE_IL, PSTATE_RESTORED = eret.PSTATE_IL, eret.PSTATE_RESTORED
 SCTLR_EL1_RES1 = 0x30D0_0800
 # SCTLR_EL2 bits that carry over to SCTLR_EL1 when L0 runs vEL2 on EL1:
 # M, A, C, SA, I, WXN, EE.
@@ -112,7 +105,6 @@ class VirtualEL2:
         # made on the one register the hardware has.
         self.context = {r.name for r in self.swap} | {"SP_EL1"} | set(self.offsets)
         self._hardware: dict[str, bool] = {}
-        self._eret_hooked: set[int] = set()
         # Shadow stage 2 for the nested VM and L1's own EL2 stage 1 (neve/stage2.py).
         from neve.stage2 import ShadowStage2
         self.s2 = ShadowStage2(m, self)
@@ -133,7 +125,7 @@ class VirtualEL2:
             self.regs[name] = value
 
     def vcontrols(self) -> dict[str, int]:
-        return {n: self.get(n) for n in VIRTUAL_CONTROLS}
+        return sysregs.effective_controls({n: self.get(n) for n in VIRTUAL_CONTROLS})
 
     def cntvoff(self) -> int:
         return self.get("CNTVOFF_EL2")
@@ -154,11 +146,6 @@ class VirtualEL2:
         self.active = True
         self._load_shadow()
         cpu.set_pstate(M_EL1H | PSTATE_DAIF)
-        # RAM outside the loaded images is zero, so only they can hold an ERET now;
-        # code written later is scanned when the guest does its IC maintenance.
-        for im in self.m.images:
-            for seg in im.segments:
-                self.scan_erets(seg.paddr, seg.memsz)
 
     # --- shadow EL1 registers ----------------------------------------------------------
     def _shadow_sctlr(self) -> int:
@@ -282,14 +269,14 @@ class VirtualEL2:
 
     # --- ERET ----------------------------------------------------------------------------
     def eret(self, pc: int | None, insn: int | None) -> None:
-        name = ERET_WORDS.get(insn, "ERET") if insn is not None else "ERET"
+        name = eret.ERET_WORDS.get(insn, "ERET") if insn is not None else "ERET"
         self.m.trap(ev.ERET, name, pc=pc, insn=insn, reason="HCR_EL2.NV set by L0: ERET at EL1 traps to EL2"
                     + ("" if pc is not None else " (caught by the ERET safety net: PC unknown)"))
         spsr = self.get("SPSR_EL2")
         elr = self.get("ELR_EL2")
         cpu = self.cpu
         mfield = spsr & 0x1F
-        why = self._illegal_return(spsr)
+        why = eret.illegal_return(spsr, 2, self.get("HCR_EL2"))
         if why == "aarch32":
             raise Unsupported(f"{name} to AArch32 state (SPSR_EL2.M={mfield:#x})", pc)
         if why:
@@ -310,61 +297,8 @@ class VirtualEL2:
         if il:
             self.m.take_el1(decode.esr(decode.EC_ILLEGAL, 0), elr, spsr_or=PSTATE_IL)
 
-    def _illegal_return(self, spsr: int) -> str:
-        """Why an ERET from EL2 to this SPSR is an illegal exception return (the Arm
-        ARM's IllegalExceptionReturn()), "aarch32" for a legal return to AArch32 state,
-        or "" for a legal return to AArch64."""
-        m = spsr & 0x1F
-        hcr = self.get("HCR_EL2")
-        if m & 0x10:
-            mode = m & 0xF
-            el = {0x0: 0, 0x1: 1, 0x2: 1, 0x3: 1, 0x7: 1, 0xB: 1, 0xF: 1, 0xA: 2}.get(mode)
-            if el is None or el == 2:
-                return "AArch32 mode"
-            if el == 1 and (hcr & _HCR["RW"] or hcr & _HCR["TGE"]):
-                return "AArch32 EL1 while HCR_EL2.RW=1"
-            return "aarch32"
-        el = m >> 2
-        if m & 2 or (el == 0 and m & 1):
-            return "reserved M"
-        if el == 3:
-            return "EL3 is not implemented"
-        if el == 1 and hcr & _HCR["TGE"]:
-            return "EL1 with HCR_EL2.TGE=1"
-        if el < 2 and not hcr & _HCR["RW"]:
-            return "AArch64 EL1/EL0 while HCR_EL2.RW=0"
-        return ""
-
     def is_eret_net(self, addr: int) -> bool:
         return self.active and addr == ERET_NET
-
-    def scan_erets(self, base: int, size: int) -> None:
-        """Hook every ERET/ERETAA/ERETAB word in [base, base+size) of RAM so that an
-        ERET executed at vEL2 is caught before it runs (Unicorn has no ERET hook)."""
-        ram = self.m.ram
-        lo = base - RAM_BASE
-        hi = min(lo + size, len(ram))
-        uc = self.cpu.uc
-        new = []
-        for pat in _ERET_BYTES:
-            i = ram.find(pat, lo, hi)
-            while i != -1:
-                if i % 4 == 0:
-                    a = RAM_BASE + i
-                    if a not in self._eret_hooked:
-                        self._eret_hooked.add(a)
-                        uc.hook_add(UC_HOOK_CODE, self._hook_eret, None, a, a)
-                        new.append(a)
-                i = ram.find(pat, i + 1, hi)
-        for a in new:
-            uc.ctl_remove_cache(a, a + 4)
-
-    def _hook_eret(self, uc, addr: int, size: int, _) -> None:
-        if not self.active:
-            return
-        insn = self.cpu.read_insn(addr)
-        if insn in ERET_WORDS:
-            self.eret(addr, insn)
 
     # --- HVC / SMC / WFx -----------------------------------------------------------------
     def on_hvc(self, imm: int, insn_pc: int, insn: int | None) -> bool:
@@ -472,6 +406,7 @@ class VirtualEL2:
         if hw is None:
             hw = self._hardware[row.name] = (
                 row.group not in ("el2", "el12") and row.name not in self.context
+                and not self.m.irq.serves(row.name)
                 and uc_implements(decode.sysreg_word(*row.key, 0, row.access == "ro"), 1))
         return hw
 
@@ -526,12 +461,12 @@ class VirtualEL2:
         pc = cpu.pc
         insn = cpu.read_insn(pc)
         rt = (insn or 0) & 0x1F
-        m.trap(ev.SYSREG, row.name if row else sysregs.enc_name(*key), "w" if write else "r",
-               value if write else None, pc=pc, insn=insn,
+        name = row.name if row else sysregs.enc_name(*key)
+        m.trap(ev.SYSREG, name, "w" if write else "r", value if write else None, pc=pc, insn=insn,
                forwarded=True, reason=", ".join(f"{t} set by L1" for t in reasons) + ": forwarded to vEL2")
         iss = decode.sysreg_iss(*key, rt, not write)
         acc = cpu.uc_accessible(key, write)
-        self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=row.name)
+        self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=name)
         return cpu.redirected(acc)
 
     # --- SYS instructions (TLBI, AT, DC, IC) -------------------------------------------------
@@ -542,15 +477,6 @@ class VirtualEL2:
         k = decode.classify(insn) if insn is not None else None
         name = (k.name if k is not None and getattr(k, "name", None) else
                 f"SYS #{cp.op1}, C{cp.crn}, C{cp.crm}, #{cp.op2}")
-        if name.startswith("IC "):
-            # Code may have changed: hook any new ERET (the guest did its cache maintenance).
-            if "IVAU" in name:
-                va = cpu.x(insn & 0x1F) & ~63
-                pa = va  # instruction cache maintenance by VA; vEL2/EL1 code runs MMU-off or identity here
-                if RAM_BASE <= pa < RAM_BASE + m.ram_size:
-                    self.scan_erets(pa, 64)
-            else:
-                self.scan_erets(RAM_BASE, m.ram_size)
         key = (1, cp.op1, cp.crn, cp.crm, cp.op2)
         if not self.active:
             # A cache or TLB maintenance instruction of L1's EL1/EL0 code that one of

@@ -8,6 +8,7 @@ class Device:
     base = 0
     size = 0x1000
     registers: dict[int, str] = {}
+    wide = False        # has 64-bit registers: a 64-bit access reaches read/write whole
 
     def reg_name(self, off: int) -> str:
         return f"{self.name}.{self.registers.get(off, f'+{off:#x}')}"

@@ -813,6 +813,7 @@ def _sub_read(full: int, off: int, size: int) -> int:
 
 class Distributor(Device):
     name = "GICD"
+    wide = True
 
     def __init__(self, gic: GICv3, base: int = GICD_BASE) -> None:
         self.gic = gic
@@ -928,6 +929,7 @@ class Redistributors(Device):
     """One 128 KiB frame per CPU: RD_base, then SGI_base at +64 KiB."""
 
     name = "GICR"
+    wide = True
 
     def __init__(self, gic: GICv3, base: int = GICR_BASE) -> None:
         self.gic = gic

@@ -1,0 +1,104 @@
+"""ERET, which Unicorn has no hook for: every ERET/ERETAA/ERETAB word in guest RAM gets
+a code hook, so that neve sees each exception return before it runs.
+
+* At virtual EL2 the ERET is emulated (neve/vel2.py: it traps to L0 under FEAT_NV).
+* At EL1 (the VM's kernel, the nested VM's) Unicorn's own ERET is right, except that
+  it does not implement PSTATE.IL: after an illegal exception return, or a return
+  with SPSR.IL set, the next instruction must take an Illegal Execution state
+  exception (EC 0x0E), and Unicorn just runs on.  `el1` takes those here, before
+  the ERET executes; every other ERET runs natively.
+
+The images are scanned when loaded and RAM again when the guest does its
+instruction-cache maintenance (IC IVAU/IALLU), as it must after writing code.
+"""
+from __future__ import annotations
+
+from unicorn import UC_HOOK_CODE
+
+from neve import decode
+from neve.platform import RAM_BASE
+
+ERET_WORDS = {0xD69F03E0: "ERET", 0xD69F0BFF: "ERETAA", 0xD69F0FFF: "ERETAB"}
+_ERET_BYTES = [w.to_bytes(4, "little") for w in ERET_WORDS]
+PSTATE_IL = 1 << 20
+# PSTATE bits an exception return restores on the CPU model (ARMv8.0): NZCV, SS, IL, DAIF, M.
+PSTATE_RESTORED = 0xF000_0000 | 1 << 21 | PSTATE_IL | 0x3C0 | 0x1F
+_HCR_RW, _HCR_TGE = 1 << 31, 1 << 27
+
+
+class EretHooks:
+    def __init__(self, m) -> None:
+        self.m = m
+        self._hooked: set[int] = set()
+
+    def scan(self, base: int, size: int) -> None:
+        """Hook every ERET word in [base, base+size) of RAM."""
+        m = self.m
+        lo = max(0, base - RAM_BASE)
+        hi = min(base - RAM_BASE + size, len(m.ram))
+        uc = m.cpu.uc
+        new = []
+        for pat in _ERET_BYTES:
+            i = m.ram.find(pat, lo, hi)
+            while i != -1:
+                if i % 4 == 0 and RAM_BASE + i not in self._hooked:
+                    a = RAM_BASE + i
+                    self._hooked.add(a)
+                    uc.hook_add(UC_HOOK_CODE, self._hook, None, a, a)
+                    new.append(a)
+                i = m.ram.find(pat, i + 1, hi)
+        for a in new:
+            uc.ctl_remove_cache(a, a + 4)
+
+    def _hook(self, uc, addr: int, size: int, _) -> None:
+        m = self.m
+        insn = m.cpu.read_insn(addr)
+        if insn not in ERET_WORDS:
+            return
+        if m.vel2 is not None and m.vel2.active:
+            m.vel2.eret(addr, insn)
+        else:
+            self.el1(addr)
+
+    def el1(self, addr: int) -> None:
+        """An ERET at EL1: take the Illegal Execution state exception Unicorn would not."""
+        m = self.m
+        cpu = m.cpu
+        if (cpu.pstate() >> 2) & 3 != 1:
+            return                                  # EL0: UNDEFINED, Unicorn raises it
+        spsr = cpu.cpr_read(3, 0, 4, 0, 0)
+        elr = cpu.cpr_read(3, 0, 4, 0, 1)
+        hcr = m.vel2.get("HCR_EL2") if m.vel2 is not None else _HCR_RW
+        illegal = illegal_return(spsr, 1, hcr)
+        if illegal == "aarch32" or (not illegal and not spsr & PSTATE_IL):
+            return                                  # Unicorn's ERET is right
+        esr = decode.esr(decode.EC_ILLEGAL, 0)
+        if illegal:
+            # PSTATE.EL, SP and nRW stay; IL is set; PC = ELR; then the exception.
+            cpu.set_pstate((spsr & PSTATE_RESTORED & ~0x1F & ~PSTATE_IL) | (cpu.pstate() & 0x1F))
+        else:
+            cpu.set_pstate(spsr & PSTATE_RESTORED & ~PSTATE_IL)
+        m.take_el1(esr, elr, spsr_or=PSTATE_IL)
+
+
+def illegal_return(spsr: int, el_from: int, hcr: int) -> str:
+    """Why an exception return from `el_from` to `spsr` is illegal (the Arm ARM's
+    IllegalExceptionReturn()), "aarch32" for a legal return to AArch32 state, or ""."""
+    m = spsr & 0x1F
+    if m & 0x10:
+        el = {0x0: 0, 0x1: 1, 0x2: 1, 0x3: 1, 0x7: 1, 0xB: 1, 0xF: 1, 0xA: 2}.get(m & 0xF)
+        if el is None or el >= el_from and not (el == 0 and el_from == 0):
+            return "AArch32 mode"
+        if el == 1 and hcr & (_HCR_RW | _HCR_TGE):
+            return "AArch32 EL1 while HCR_EL2.RW=1"
+        return "aarch32"
+    el = m >> 2
+    if el > el_from:
+        return "to a higher EL"
+    if m & 2 or (el == 0 and m & 1):
+        return "reserved M"
+    if el == 1 and hcr & _HCR_TGE:
+        return "EL1 with HCR_EL2.TGE=1"
+    if el < 2 and not hcr & _HCR_RW:
+        return "AArch64 EL1/EL0 while HCR_EL2.RW=0"
+    return ""
