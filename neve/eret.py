@@ -1,25 +1,32 @@
-"""ERET, which Unicorn has no hook for: every ERET/ERETAA/ERETAB word in guest RAM gets
-a code hook, so that neve sees each exception return before it runs.
+"""Instructions Unicorn has no hook for, or executes unlike the architecture, found by
+scanning guest RAM and given a code hook each.
 
-* At virtual EL2 the ERET is emulated (neve/vel2.py: it traps to L0 under FEAT_NV).
-* At EL1 (the VM's kernel, the nested VM's) Unicorn's own ERET is right, except that
-  it does not implement PSTATE.IL: after an illegal exception return, or a return
-  with SPSR.IL set, the next instruction must take an Illegal Execution state
-  exception (EC 0x0E), and Unicorn just runs on.  `el1` takes those here, before
-  the ERET executes; every other ERET runs natively.
+* ERET/ERETAA/ERETAB: at virtual EL2 the ERET is emulated (neve/vel2.py: it traps to
+  L0 under FEAT_NV).  At EL1 (the VM's kernel, the nested VM's) Unicorn's own ERET is
+  right, except that it does not implement PSTATE.IL: after an illegal exception
+  return, or a return with SPSR.IL set, the next instruction must take an Illegal
+  Execution state exception (EC 0x0E), and Unicorn just runs on.  `el1` takes those
+  here, before the ERET executes; every other ERET runs natively.
+* LDAR (load-acquire): it requires an aligned address whatever the memory type, and
+  Unicorn does not check it (it does for LDXR/LDAXR and STLR).  A misaligned LDAR
+  takes the alignment fault here, before it runs.
 
 The images are scanned when loaded and RAM again when the guest does its
 instruction-cache maintenance (IC IVAU/IALLU), as it must after writing code.
 """
 from __future__ import annotations
 
+import re
+
 from unicorn import UC_HOOK_CODE
 
-from neve import decode
+from neve import align, decode
 from neve.platform import RAM_BASE
 
 ERET_WORDS = {0xD69F03E0: "ERET", 0xD69F0BFF: "ERETAA", 0xD69F0FFF: "ERETAB"}
 _ERET_BYTES = [w.to_bytes(4, "little") for w in ERET_WORDS]
+# LDAR{B,H,,} Rt, [Rn]: size:0b001000110111111111111:Rn:Rt, i.e. 0x08DFFC00 | size << 30.
+_LDAR = re.compile(rb".[\xfc-\xff]\xdf[\x08\x48\x88\xc8]", re.DOTALL)
 PSTATE_IL = 1 << 20
 # PSTATE bits an exception return restores on the CPU model (ARMv8.0): NZCV, SS, IL, DAIF, M.
 PSTATE_RESTORED = 0xF000_0000 | 1 << 21 | PSTATE_IL | 0x3C0 | 0x1F
@@ -32,25 +39,30 @@ class EretHooks:
         self._hooked: set[int] = set()
 
     def scan(self, base: int, size: int) -> None:
-        """Hook every ERET word in [base, base+size) of RAM."""
+        """Hook every ERET and LDAR word in [base, base+size) of RAM."""
         m = self.m
         lo = max(0, base - RAM_BASE)
         hi = min(base - RAM_BASE + size, len(m.ram))
         uc = m.cpu.uc
         new = []
+
+        def hook(i: int, fn) -> None:
+            a = RAM_BASE + i
+            if i % 4 == 0 and a not in self._hooked:
+                self._hooked.add(a)
+                uc.hook_add(UC_HOOK_CODE, fn, None, a, a)
+                new.append(a)
         for pat in _ERET_BYTES:
             i = m.ram.find(pat, lo, hi)
             while i != -1:
-                if i % 4 == 0 and RAM_BASE + i not in self._hooked:
-                    a = RAM_BASE + i
-                    self._hooked.add(a)
-                    uc.hook_add(UC_HOOK_CODE, self._hook, None, a, a)
-                    new.append(a)
+                hook(i, self._eret)
                 i = m.ram.find(pat, i + 1, hi)
+        for mt in _LDAR.finditer(m.ram, lo, hi):
+            hook(mt.start(), self._ldar)
         for a in new:
             uc.ctl_remove_cache(a, a + 4)
 
-    def _hook(self, uc, addr: int, size: int, _) -> None:
+    def _eret(self, uc, addr: int, size: int, _) -> None:
         m = self.m
         insn = m.cpu.read_insn(addr)
         if insn not in ERET_WORDS:
@@ -59,6 +71,17 @@ class EretHooks:
             m.vel2.eret(addr, insn)
         else:
             self.el1(addr)
+
+    def _ldar(self, uc, addr: int, size: int, _) -> None:
+        m = self.m
+        cpu = m.cpu
+        insn = cpu.read_insn(addr)
+        if insn is None or insn & 0x3FFF_FC00 != 0x08DF_FC00:
+            return
+        ld = decode.decode_ldst(insn)
+        va = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), addr)
+        if va % ld.size:
+            align.fault(m, ld, va, addr)
 
     def el1(self, addr: int) -> None:
         """An ERET at EL1: take the Illegal Execution state exception Unicorn would not."""

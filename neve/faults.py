@@ -115,7 +115,9 @@ def mmu_abort(m, prefetch: bool, pc: int) -> None:
         raise Unsupported(f"data abort on an instruction neve cannot decode ({insn:#010x})" if insn is not None
                           else "data abort with an unreadable instruction", pc)
     va = _va_of(m, ld, pc)
-    if align.misaligned(m, ld, va):                  # before translation, as QEMU orders them
+    if align.misaligned(m, ld, va):
+        # Before translation: an exclusive's always; with the MMU off, Device memory's
+        # too, before the address-size check, as QEMU 10 orders them (neve/align.py).
         align.fault(m, ld, va, pc)
         return
     ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW

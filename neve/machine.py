@@ -63,6 +63,8 @@ _KEY_CSSELR = sysregs.BY_NAME["CSSELR_EL1"].key
 # Registers behind what neve checks beside Unicorn (neve/align.py, neve/fptrap.py):
 # a write to them is made by neve, which then follows the change.
 _REGIME_ROWS = frozenset(("SCTLR_EL1", "CPACR_EL1"))
+_VIRTUAL_IDS = {"MIDR_EL1": "VPIDR_EL2", "MPIDR_EL1": "VMPIDR_EL2"}
+_KEY_SP_EL0 = sysregs.BY_NAME["SP_EL0"].key
 _KEY_CNTVCT = (3, 3, 14, 0, 2)
 _KEY_CNTPCT = (3, 3, 14, 0, 1)
 _KEY_CNTFRQ = (3, 3, 14, 0, 0)
@@ -318,6 +320,7 @@ class Machine:
                     if self._pending is None:
                         raise GuestError(f"emulation error at PC {self.where(cpu.pc)}: {e}") from None
                     pending, self._pending = self._pending, None
+                    self.align.pending = None       # the abort path decides (alignment first)
                     self._deliver_pending(pending)
             except _Stop as s:
                 self.result = s.result
@@ -399,7 +402,13 @@ class Machine:
             self._semihosting(pc, insn)
             return
         if kind == "wfi":
-            if self.vel2 is not None and self.vel2.route_wfx(pc, insn):
+            # A WFI traps only when it would wait (QEMU's cpu_has_work): first to EL1 at
+            # EL0 (SCTLR_EL1.nTWI), then to vEL2 (L1's HCR_EL2.TWI).
+            waits = not self.irq.wake_event()
+            if waits and self.cpu.el() == 0 and sysregs.WFI_EL0.holds({"SCTLR_EL1": self._control("SCTLR_EL1")}):
+                self.take_el1(decode.esr(decode.EC_WFX, decode.wfx_iss("wfi")), pc)
+                return
+            if waits and self.vel2 is not None and self.vel2.route_wfx(pc, insn):
                 return
             # L0 traps WFI (HCR_EL2.TWI).  With nothing pending, L0 skips time to the
             # next timer deadline (neve/interrupts.py); WFI then completes, and the
@@ -408,11 +417,16 @@ class Machine:
             self.cpu.pc = pc + 4
             self.irq.wfi(pc)
             return
+        if kind == "msr_imm" and k.name in ("DAIFSet", "DAIFClr") and self.cpu.el() == 0 \
+                and sysregs.DAIF_EL0.holds({"SCTLR_EL1": self._control("SCTLR_EL1")}):
+            # The Arm ARM's syndrome (QEMU 10 swaps Op1 and Op2 in it).
+            self.take_el1(decode.esr(decode.EC_SYS64, decode.sysreg_iss(0, k.op1, 4, k.crm, k.op2, 31, False)), pc)
+            return
         if kind in ("eret", "eretaa", "eretab") and self.vel2 is not None and self.vel2.active:
             self.vel2.eret(pc, insn)
             return
         if kind in ("mrs", "msr", "sys", "sysl") and self.vel2 is not None and self.vel2.active \
-                and uc_implements(insn, 2):
+                and uc_implements(insn, 2) and not (k.op0, k.op1, k.crn, k.crm, k.op2) == _KEY_SP_EL0:
             # UNDEFINED at EL1, where vEL2 runs, but the CPU model has it at EL2.
             raise Unsupported(f"{decode.disasm(insn, pc)} at vEL2", pc)
         self.deliver_sync(decode.esr(decode.EC_UNKNOWN, 0), pc)
@@ -548,7 +562,7 @@ class Machine:
             return None
         cpu = self.cpu
         pc = cpu.pc
-        if not row.el0_accessible or write and row.name in sysregs.EL0_READ_ONLY:
+        if not row.el0_accessible or not model.implemented(row) or write and row.name in sysregs.EL0_READ_ONLY:
             esr = decode.esr(decode.EC_UNKNOWN, 0)
         elif row.el0:
             ctrl = {t.ctrl: self._control(t.ctrl) for t in row.el0}
@@ -636,7 +650,12 @@ class Machine:
         if not cpu.uc_accessible(row.key, write):
             return 0                                    # UNDEFINED here: Unicorn raises it
         if not write:
-            hcr = self.vel2.get("HCR_EL2") if self.vel2 is not None and not self.vel2.active else 0
+            below = self.vel2 is not None and not self.vel2.active      # what L1 runs at EL1/EL0
+            if below and row.name in _VIRTUAL_IDS:
+                # EL1 reads of MIDR_EL1/MPIDR_EL1 return VPIDR_EL2/VMPIDR_EL2 (L1's).
+                cpu.uc.reg_write(reg, self.vel2.get(_VIRTUAL_IDS[row.name]))
+                return cpu.skip_hooked(cpu.pc, row.key, write)
+            hcr = self.vel2.get("HCR_EL2") if below else 0
             v = model.id_value(row.name, self.vel2 is not None, cpu.cpr_read(*_KEY_CSSELR), hcr)
             if v is None:
                 return 0
@@ -657,9 +676,29 @@ class Machine:
         self.align.sync()
         self.fp.sync()
 
+    def _sys_el0(self, cp) -> int | None:
+        """A SYS instruction at EL0: UNDEFINED unless EL0 may execute it, trapped to EL1
+        (EC 0x18) by its SCTLR_EL1 control (sysregs.SYS_EL0).  None: go on."""
+        cpu = self.cpu
+        pc = cpu.pc
+        insn = cpu.read_insn(pc)
+        name = decode.sys_name(cp.op1, cp.crn, cp.crm, cp.op2)
+        t = sysregs.SYS_EL0.get(name)
+        key = (1, cp.op1, cp.crn, cp.crm, cp.op2)
+        if t is None:
+            esr = decode.esr(decode.EC_UNKNOWN, 0)
+        elif t.holds({"SCTLR_EL1": self._control("SCTLR_EL1")}):
+            esr = decode.esr(decode.EC_SYS64, decode.sys_iss(cp.op1, cp.crn, cp.crm, cp.op2, (insn or 0) & 0x1F))
+        else:
+            return None
+        acc = cpu.uc_accessible(key, True)
+        self.take_el1(esr, pc)
+        return cpu.redirected(acc)
+
     def _code_changed(self, cp) -> None:
         """The guest did instruction-cache maintenance: code may have changed."""
         self.fp.code_changed()
+        self.align.code_changed()
         if cp.op1 == 3:                                 # IC IVAU: by VA (the code runs identity-mapped
             va = self.cpu.x(self.cpu.read_insn(self.cpu.pc) & 0x1F) & ~63   # or MMU-off here)
             if RAM_BASE <= va < RAM_BASE + self.ram_size:
@@ -703,6 +742,10 @@ class Machine:
         try:
             if cp.op1 == 3 and cp.crn == 7 and cp.crm == 5 or cp.op1 == 0 and cp.crn == 7 and cp.crm in (1, 5):
                 self._code_changed(cp)                  # IC IVAU / IALLU / IALLUIS
+            if self.cpu.el() == 0:
+                r = self._sys_el0(cp)
+                if r is not None:
+                    return r
             op = (cp.op1, cp.crm, cp.op2)
             if cp.crn == 7 and op in at.OPS:
                 return self._at(op, cp)

@@ -382,11 +382,13 @@ class ShadowStage2:
         pc = cpu.pc
         va, insn, ld = self._access(va_page, execute)
         if not execute and ld is not None:
-            # The alignment fault of exclusives and of Device memory (L2's stage 1 off:
-            # Device-nGnRnE) comes before any stage-2 fault (Arm ARM R_XCHFJ).  QEMU 10
-            # does not check Device alignment when stage 1 is off under stage 2.
+            # Alignment (neve/align.py): an exclusive's before anything; Device memory's
+            # (L2's stage 1 off: Device-nGnRnE) after stage 1's faults and before any
+            # stage-2 fault (Arm ARM R_XCHFJ).  QEMU 10 does not check Device alignment
+            # when stage 1 is off under stage 2.
             start = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc)
-            if align.misaligned(m, ld, start):
+            s1 = isinstance(r, mmu.Fault) and r.stage == 1
+            if align.misaligned_first(ld, start) or not s1 and align.misaligned(m, ld, start):
                 align.fault(m, ld, start, pc)
                 return
         if isinstance(r, mmu.Fault) and r.stage == 1:

@@ -46,6 +46,7 @@ CTRL_BITS: dict[str, dict[str, int]] = {
     "CNTKCTL_EL1": {"EL0PCTEN": 0, "EL0VCTEN": 1, "EVNTEN": 2, "EL0VTEN": 8, "EL0PTEN": 9},
     "MDSCR_EL1": {"TDCC": 12},
     "PMUSERENR_EL0": {"EN": 0, "SW": 1, "CR": 2, "ER": 3},
+    "SCTLR_EL1": {"UMA": 9, "DZE": 14, "UCT": 15, "nTWI": 16, "nTWE": 18, "UCI": 26},
 }
 
 
@@ -276,7 +277,8 @@ REGISTERS: tuple[SysReg, ...] = (
     _r("CurrentEL", 3, 0, 4, 2, 2, "special", access="ro",
        doc="Current EL in bits[3:2]; reads EL2 at EL1 when HCR_EL2.NV=1 (never traps)"),
     _r("SPSel", 3, 0, 4, 2, 0, "special", reset=1, doc="Stack pointer select; resets to SP_ELx"),
-    _r("DAIF", 3, 3, 4, 2, 1, "special", reset=0x3C0, doc="Interrupt masks; all masked at reset"),
+    _r("DAIF", 3, 3, 4, 2, 1, "special", reset=0x3C0, el0=(Trap("SCTLR_EL1", "UMA", when_clear=True),),
+       doc="Interrupt masks; all masked at reset; EL0 accesses trap to EL1 unless SCTLR_EL1.UMA"),
     _r("NZCV", 3, 3, 4, 2, 0, "special", doc="Condition flags"),
     _r("FPCR", 3, 3, 4, 4, 0, "special",
        doc="FP control; only FP-access traps (CPACR.FPEN/CPTR.TFP, EC 0x07) apply, modelled with FP instructions"),
@@ -491,12 +493,24 @@ REGISTERS: tuple[SysReg, ...] = (
     _r("CCSIDR_EL1", 3, 1, 0, 0, 0, "id", access="ro", traps=_TID2, doc="Cache size ID of the CSSELR level (TID2)"),
     _r("CLIDR_EL1", 3, 1, 0, 0, 1, "id", access="ro", traps=_TID2, doc="Cache level ID (TID2)"),
     _r("AIDR_EL1", 3, 1, 0, 0, 7, "id", access="ro", traps=_TID1, doc="Auxiliary ID (TID1)"),
-    _r("CTR_EL0", 3, 3, 0, 0, 1, "id", access="ro", traps=_TID2, doc="Cache type (TID2; SCTLR_EL1.UCT at EL0)"),
+    _r("CTR_EL0", 3, 3, 0, 0, 1, "id", access="ro", traps=_TID2, el0=(Trap("SCTLR_EL1", "UCT", when_clear=True),),
+       doc="Cache type (TID2; SCTLR_EL1.UCT at EL0)"),
     _r("DCZID_EL0", 3, 3, 0, 0, 7, "id", access="ro", doc="DC ZVA block size; never trapped (HCR_EL2.TDZ only sets DZP)"),
 )
 
 # Registers EL0 may read but not write (a write at EL0 is UNDEFINED).
 EL0_READ_ONLY = frozenset({"PMUSERENR_EL0"})
+
+# The cache maintenance EL0 may execute, and the SCTLR_EL1 bit that otherwise traps it to
+# EL1 (EC 0x18); every other SYS instruction is UNDEFINED at EL0.
+SYS_EL0: dict[str, Trap] = {
+    **{op: Trap("SCTLR_EL1", "UCI", when_clear=True) for op in ("DC CVAU", "DC CVAC", "DC CIVAC", "IC IVAU")},
+    "DC ZVA": Trap("SCTLR_EL1", "DZE", when_clear=True),
+}
+# MSR DAIFSet/DAIFClr at EL0 traps to EL1 when SCTLR_EL1.UMA is 0.
+DAIF_EL0 = Trap("SCTLR_EL1", "UMA", when_clear=True)
+# WFI at EL0 traps to EL1 when SCTLR_EL1.nTWI is 0 (and it would wait).
+WFI_EL0 = Trap("SCTLR_EL1", "nTWI", when_clear=True)
 
 # SYS instructions (cache and TLB maintenance) executed at EL1/EL0 that an HCR_EL2 bit
 # traps to EL2 (EC 0x18), by the name decode.sys_name() gives them (ARMv8.0 forms).

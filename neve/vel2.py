@@ -449,6 +449,8 @@ class VirtualEL2:
         """An access made by what L1 runs at EL1/EL0: forwarded to vEL2 when one of
         L1's own trap controls says so."""
         row = sysregs.BY_KEY.get(key)
+        if row is not None and not model.implemented(row):
+            return None                   # UNDEFINED: before any trap to EL2
         if sysregs.impdef(key) and sysregs.TIDCP.holds(self.vcontrols()):
             reasons = [sysregs.TIDCP]
         elif row is None or not row.traps or row.group in ("el2", "el12"):
