@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import bisect
 import os
+import stat
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from neve.errors import BadInput
 
 EM_AARCH64 = 183
 PT_LOAD = 1
+MAX_IMAGE = 4 << 30     # twice the largest RAM neve gives a guest; a file above it is refused unread
 _MACHINES = {3: "x86 (i386)", 40: "ARM (32-bit)", 62: "x86-64", 243: "RISC-V", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64"}
 
 
@@ -58,6 +61,14 @@ class SymbolTable:
 def load(path: str | os.PathLike) -> Image:
     p = Path(path)
     try:
+        st = os.stat(p)
+        # Only a regular file: /dev/zero would be read without end, a FIFO would block.
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):
+            raise BadInput(f"{p}: not a regular file (a device, FIFO or socket); neve loads ELF files")
+        if st.st_size > MAX_IMAGE:
+            raise BadInput(f"{p}: {st.st_size:,} bytes, larger than any image neve loads ({MAX_IMAGE >> 30} GiB)")
         raw = p.read_bytes()
     except FileNotFoundError:
         raise BadInput(f"{p}: no such file") from None
@@ -93,18 +104,34 @@ def load(path: str | os.PathLike) -> Image:
         raise BadInput(f"{p}: truncated ELF (section headers end at {e_shoff + e_shnum * e_shentsize:#x}, "
                        f"file has {len(raw):#x})")
     # Program headers are checked here; lief then gives the segments and symbols.
+    loads: list[tuple[int, int, int]] = []          # (paddr, end, index)
     for i in range(e_phnum):
-        p_type, _flags, off, _va, _pa, filesz, memsz = struct.unpack_from("<IIQQQQQ", raw, e_phoff + i * 56)
+        p_type, _flags, off, _va, pa, filesz, memsz = struct.unpack_from("<IIQQQQQ", raw, e_phoff + i * 56)
         if p_type == PT_LOAD:
             if off + filesz > len(raw):
                 raise BadInput(f"{p}: truncated ELF (segment {i} needs bytes up to {off + filesz:#x}, "
                                f"file has {len(raw):#x})")
             if filesz > memsz:
                 raise BadInput(f"{p}: segment {i} has p_filesz > p_memsz")
+            if memsz:
+                loads.append((pa, pa + memsz, i))
+    # Overlapping segments would make what the guest sees depend on the order of
+    # loading; QEMU refuses overlapping ROM regions, and so does neve.
+    loads.sort()
+    for (lo0, hi0, i0), (lo1, hi1, i1) in zip(loads, loads[1:]):
+        if lo1 < hi0:
+            raise BadInput(f"{p}: segments {i0} and {i1} overlap ({lo0:#x}-{hi0:#x} and {lo1:#x}-{hi1:#x})")
     import lief
 
     lief.logging.disable()
-    elf = lief.ELF.parse(str(p))
+    with warnings.catch_warnings():
+        # lief's enums warn about values they do not name (an unknown p_type or
+        # symbol type); those are not errors, and only the one-line kind reach the user.
+        warnings.simplefilter("ignore")
+        return _from_lief(p, lief, lief.ELF.parse(str(p)))
+
+
+def _from_lief(p: Path, lief, elf) -> Image:
     if elf is None:
         raise BadInput(f"{p}: malformed ELF")
     segs = []
@@ -119,10 +146,13 @@ def load(path: str | os.PathLike) -> Image:
         raise BadInput(f"{p}: no loadable segments")
     syms = {}
     for s in elf.symtab_symbols:
-        if s.name and s.value and s.type in (lief.ELF.Symbol.TYPE.FUNC, lief.ELF.Symbol.TYPE.NOTYPE,
-                                             lief.ELF.Symbol.TYPE.OBJECT):
-            if not s.name.startswith("$"):
-                syms[s.name] = s.value
+        name = s.name
+        if isinstance(name, bytes):         # lief gives bytes for a name that is not UTF-8
+            name = name.decode("utf-8", "backslashreplace")
+        if name and s.value and s.type in (lief.ELF.Symbol.TYPE.FUNC, lief.ELF.Symbol.TYPE.NOTYPE,
+                                           lief.ELF.Symbol.TYPE.OBJECT):
+            if not name.startswith("$"):
+                syms[name] = s.value
     entry = elf.entrypoint
     if not any(sg.vaddr <= entry < sg.vaddr + sg.memsz and "x" in sg.flags for sg in segs) and \
             not any(sg.vaddr <= entry < sg.vaddr + sg.memsz for sg in segs):

@@ -116,6 +116,7 @@ class Machine:
         self.ram = self.cpu.map_ram(RAM_BASE, ram_size)
         self.devices = []
         self.add_device(PL011(UART_BASE, self._uart_write))
+        self._loaded: list[tuple[int, int, str]] = []     # (start, end, image) of every segment loaded
         for im in images:
             self._load(im)
         self.result: Result | None = None
@@ -203,6 +204,11 @@ class Machine:
                 where = f"overlaps the {dev}" if dev else "is outside RAM"
                 raise BadInput(f"{im.path}: segment {lo:#x}-{hi:#x} {where} "
                                f"(RAM is {RAM_BASE:#x}-{end_ram:#x})")
+            other = next(((a, b, n) for a, b, n in self._loaded if lo < b and a < hi), None)
+            if other is not None:
+                raise BadInput(f"{im.path}: segment {lo:#x}-{hi:#x} overlaps {other[2]}'s {other[0]:#x}-{other[1]:#x} "
+                               "(as QEMU, neve refuses overlapping images)")
+            self._loaded.append((lo, hi, im.name))
             off = lo - RAM_BASE
             self.ram[off:off + len(s.data)] = s.data
             self.ram[off + len(s.data):off + s.memsz] = bytes(s.memsz - len(s.data))

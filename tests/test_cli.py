@@ -228,6 +228,104 @@ def test_second_image_bad(tmp_path):
     assert_bad_input(neve("run", image("hello"), tmp_path / "missing.elf"), "missing.elf")
 
 
+# --- hostile files (issue 16, defect 10) ----------------------------------------------------
+
+def with_program_headers(tmp_path: Path, name: str, extra: list[bytes], keep: bool = True) -> Path:
+    """A copy of hello.elf whose program headers are its own (keep) plus `extra`,
+    written at the end of the file."""
+    data = bytearray(image("hello").read_bytes())
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phnum, = struct.unpack_from("<H", data, 0x38)
+    own = [bytes(data[phoff + i * 56:phoff + (i + 1) * 56]) for i in range(phnum)] if keep else []
+    headers = own + extra
+    struct.pack_into("<Q", data, 0x20, len(data))
+    struct.pack_into("<H", data, 0x38, len(headers))
+    data += b"".join(headers)
+    out = tmp_path / name
+    out.write_bytes(bytes(data))
+    return out
+
+
+def hello_load_header() -> bytes:
+    data = image("hello").read_bytes()
+    ph = first_load_phdr(data)
+    return data[ph:ph + 56]
+
+
+def test_device_file_is_refused():
+    """/dev/zero would be read without end: refused before reading."""
+    assert_bad_input(neve("run", "/dev/zero"), "not a regular file")
+
+
+def test_fifo_is_refused(tmp_path):
+    """Opening a FIFO with no writer blocks for ever: refused before opening."""
+    fifo = tmp_path / "pipe.elf"
+    os.mkfifo(fifo)
+    assert_bad_input(neve("run", fifo, timeout=30), "not a regular file")
+
+
+def test_duplicate_segment_is_refused(tmp_path):
+    p = with_program_headers(tmp_path, "dup.elf", [hello_load_header()])
+    assert_bad_input(neve("run", p), "overlap", "0x44000000")
+
+
+def test_overlapping_segments_are_refused(tmp_path):
+    t, f, off, va, pa, filesz, memsz, align = struct.unpack("<IIQQQQQQ", hello_load_header())
+    shifted = struct.pack("<IIQQQQQQ", t, f, off, va + 0x10, pa + 0x10, filesz, memsz, align)
+    assert_bad_input(neve("run", with_program_headers(tmp_path, "ovl.elf", [shifted])), "overlap", "0x44000010")
+
+
+def test_65535_duplicate_segments_are_refused(tmp_path):
+    p = with_program_headers(tmp_path, "dup64k.elf", [hello_load_header()] * 65535, keep=False)
+    assert_bad_input(neve("run", p), "overlap")
+
+
+def test_overlapping_images_are_refused():
+    """Two images whose segments overlap: the second is refused (QEMU: 'Some ROM
+    regions are overlapping')."""
+    assert_bad_input(neve("run", image("hello"), image("hello")), "overlaps", "hello.elf")
+
+
+def test_adjacent_segments_are_accepted(tmp_path):
+    """A segment right after another (no byte in common) is fine."""
+    t, f, off, va, pa, filesz, memsz, align = struct.unpack("<IIQQQQQQ", hello_load_header())
+    end = (pa + memsz + 0xFFF) & ~0xFFF
+    after = struct.pack("<IIQQQQQQ", t, 4, off, end, end, 0, 0x1000, align)
+    r = neve("run", with_program_headers(tmp_path, "adj.elf", [after]))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == image_transcript("hello")
+
+
+def image_transcript(name: str) -> bytes:
+    return neve("run", image(name)).stdout
+
+
+def test_unknown_p_type_runs_without_warning(tmp_path):
+    """An unknown p_type is no error (a loader skips what it does not know) and prints
+    nothing: lief's warning about the value it cannot name stays inside the loader."""
+    bogus = struct.pack("<IIQQQQQQ", 0x0777_7777, 4, 0, 0, 0, 0, 0, 8)
+    r = neve("run", with_program_headers(tmp_path, "ptype.elf", [bogus]))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == b""
+    assert r.stdout == image_transcript("hello")
+
+
+@pytest.mark.toolchain
+def test_non_utf8_symbol(tmp_path):
+    """A symbol whose name is not UTF-8 is loaded (shown with escapes), not a traceback."""
+    p = assemble(tmp_path, "sym", ".globl _start\n_start:\n"
+                 "  ldr x0, =0x84000008\n  hvc #0\n  b .\n", 0x40080000)
+    data = bytearray(p.read_bytes())
+    i = data.index(b"_start\0")
+    data[i:i + 6] = b"\xff\xfe\xa0art"          # every reference to the name "_start" now is not UTF-8
+    p.write_bytes(bytes(data))
+    r = neve("run", "--trace", tmp_path / "t.jsonl", p)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr.decode("utf-8", "replace")
+    first = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])
+    assert first["symbol"] == "\\xff\\xfe\\xa0art+0x4"
+
+
 @pytest.mark.parametrize("args, words", [
     (["--mode", "bogus"], ["bogus"]),
     (["--max-insns", "-1"], ["--max-insns"]),
@@ -235,6 +333,8 @@ def test_second_image_bad(tmp_path):
     (["--max-insns", "many"], ["--max-insns"]),
     (["--timeout", "-3"], ["--timeout"]),
     (["--timeout", "soon"], ["--timeout"]),
+    (["--timeout", "nan"], ["--timeout", "finite"]),
+    (["--timeout", "inf"], ["--timeout", "finite"]),
     (["--ram", "3"], ["--ram"]),
     (["--ram", "12x"], ["--ram"]),
     (["--ram", "4G"], ["--ram"]),
