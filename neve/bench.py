@@ -192,6 +192,8 @@ def hypercall_window(machine, rec: OpRecorder) -> None:
     """One operation = one hypercall of the benchmark guest: from the trap of its HVC
     until it runs again (the machine's Hypercall events, as Stats.per_call)."""
     def on(h: ev.Hypercall) -> None:
+        if h.guest not in ("nested-VM", "EL1"):
+            return                  # L1's host-kernel calls are not the benchmark's
         rec.begin() if h.phase == "begin" else rec.end()
     machine.bus.subscribe(ev.Hypercall, on)
 

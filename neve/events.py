@@ -101,8 +101,9 @@ class Bus:
 @dataclass
 class Hypercall:
     """A hypercall of the guest: `begin` just before the trap of its HVC, `end` when
-    that guest runs again."""
+    that guest runs again, `cancel` when another context runs first (a guest
+    hypervisor's host-kernel HVC that enters its VM: not a round trip)."""
 
-    phase: str              # "begin" | "end"
+    phase: str              # "begin" | "end" | "cancel"
     icount: int
     guest: str

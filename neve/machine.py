@@ -252,9 +252,16 @@ class Machine:
 
     def guest_resumed(self, guest: str) -> None:
         """Called whenever a guest context starts running again."""
-        if self._hypercall_guest is not None and self._hypercall_guest == guest:
+        open_ = self._hypercall_guest
+        if open_ is None:
+            return
+        if open_ == guest:
             self._hypercall_guest = None
             self.bus.publish(ev.Hypercall("end", self.icount(), guest))
+        elif open_ == "vEL1-host":
+            # L1's host kernel called its hypervisor, which ran another context.
+            self._hypercall_guest = None
+            self.bus.publish(ev.Hypercall("cancel", self.icount(), open_))
 
     def stop(self, reason: str, status: int, message: str = "") -> None:
         raise _Stop(Result(reason, status, message))

@@ -10,19 +10,24 @@ from neve import events as ev
 
 class Stats:
     """Subscribes to the bus; counts traps by class and register, and traps per
-    hypercall (from the trap of the guest's HVC up to the moment it runs again)."""
+    hypercall (from the trap of the guest's HVC up to the moment it runs again).
+
+    Which guest's hypercalls are counted: the nested VM's in the nested modes (L1
+    gives it a VMID or stage 2, or traps something of it), or, in a run where L1
+    never runs such a context (a minimal guest hypervisor whose EL1 guest it runs
+    with HCR_EL2 = RW only and VTTBR_EL2 = 0), the HVCs of that EL1 context, which
+    is otherwise taken for L1's own host kernel; the VM kernel's in vm mode."""
 
     def __init__(self, bus: ev.Bus) -> None:
         self.total = 0
         self.by_class: Counter[str] = Counter()
         self.by_register: Counter[str] = Counter()
-        self.per_call: list[int] = []
-        self.per_call_class: list[Counter[str]] = []
-        self.per_call_register: list[Counter[str]] = []
+        self.calls: dict[str, list[tuple[int, Counter[str], Counter[str]]]] = {}   # guest -> calls
         self.page_accesses = 0
         self._open: int | None = None
         self._open_class: Counter[str] | None = None
         self._open_reg: Counter[str] | None = None
+        self._open_guest = ""
         bus.subscribe(ev.Trap, self._trap)
         bus.subscribe(ev.Hypercall, self._hypercall)
         bus.subscribe(ev.PageAccess, self._page)
@@ -43,19 +48,31 @@ class Stats:
     def _hypercall(self, h: ev.Hypercall) -> None:
         if h.phase == "begin":
             self._open, self._open_class, self._open_reg = 0, Counter(), Counter()
+            self._open_guest = h.guest
         elif self._open is not None:
-            self.per_call.append(self._open)
-            self.per_call_class.append(self._open_class)
-            self.per_call_register.append(self._open_reg)
+            if h.phase == "end":
+                self.calls.setdefault(self._open_guest, []).append((self._open, self._open_class, self._open_reg))
             self._open = self._open_class = self._open_reg = None
+
+    @property
+    def guest(self) -> str | None:
+        """The guest whose hypercalls count (see the class docstring)."""
+        for g in ("nested-VM", "EL1", "vEL1-host"):
+            if self.calls.get(g):
+                return g
+        return None
+
+    @property
+    def per_call(self) -> list[int]:
+        return [n for n, _, _ in self.calls.get(self.guest, [])]
 
     def hypercall_summary(self) -> dict:
         calls = self.per_call
         if not calls:
-            return {"count": 0, "traps_per_call": {"min": 0, "median": 0, "max": 0}}
+            return {"count": 0, "guest": None, "traps_per_call": {"min": 0, "median": 0, "max": 0}}
         med = statistics.median(calls)
         return {
-            "count": len(calls),
+            "count": len(calls), "guest": self.guest,
             "traps_per_call": {"min": min(calls), "median": med if med != int(med) else int(med), "max": max(calls)},
         }
 
@@ -65,8 +82,8 @@ class Stats:
         if not self.per_call:
             return {}, {}
         med = statistics.median_low(self.per_call)
-        i = self.per_call.index(med)
-        return dict(sorted(self.per_call_class[i].items())), dict(sorted(self.per_call_register[i].items()))
+        _, by_class, by_reg = self.calls[self.guest][self.per_call.index(med)]
+        return dict(sorted(by_class.items())), dict(sorted(by_reg.items()))
 
 
 def register_key(t: ev.Trap) -> str:

@@ -313,9 +313,7 @@ class VirtualEL2:
         if self.get("HCR_EL2") & _HCR["HCD"]:
             m.take_el1(decode.esr(decode.EC_UNKNOWN, 0), insn_pc)
             return True
-        gid = self.guest_id()
-        if gid == "nested-VM":
-            m.hypercall_begin(gid)
+        m.hypercall_begin(self.guest_id())
         m.trap(ev.HVC, name, value=self.cpu.x(0), pc=insn_pc, insn=insn, forwarded=True,
                reason=f"HVC from {m.level} goes to EL2: L0 forwards it to vEL2")
         self.exit_to_vel2(decode.esr(decode.EC_HVC64, imm), insn_pc + 4, why=name)

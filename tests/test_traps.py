@@ -198,3 +198,62 @@ def test_vm_plainkernel_honest_counts(tmp_path):
     assert set(t["by_class"]) <= {"mmio", "hvc"}
     assert t["by_register"]["UART.DR"] == len(out)
     assert t["by_class"]["hvc"] == 2        # PSCI VERSION, SYSTEM_OFF
+
+
+# --- a minimal guest hypervisor (issue 16, defect 9) -------------------------------------------
+
+MINIHYP = r"""
+    .globl _start
+_start:                              // at (virtual) EL2
+    adr     x0, vectors
+    msr     vbar_el2, x0
+    mov     x0, #(1 << 31)           // HCR_EL2 = RW only: no stage 2, no VMID
+    msr     hcr_el2, x0
+    msr     vttbr_el2, xzr
+    adr     x0, guest
+    msr     elr_el2, x0
+    mov     x0, #0x3c5               // EL1h, DAIF masked
+    msr     spsr_el2, x0
+    isb
+    eret
+guest:                               // at EL1: three hypercalls, then SYSTEM_OFF
+    mov     x19, #3
+1:  hvc     #0x42
+    sub     x19, x19, #1
+    cbnz    x19, 1b
+    ldr     x0, =0x84000008
+    hvc     #0
+    b       .
+
+    .balign 0x800
+vectors:
+    .skip   0x400
+    mrs     x1, esr_el2              // lower EL, AArch64, synchronous
+    and     x1, x1, #0xffff
+    cmp     x1, #0x42
+    b.ne    2f
+    eret                             // a hypercall served
+2:  smc     #0                       // x0 = SYSTEM_OFF: to the firmware
+    b       .
+"""
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("mode", ["v8.3", "neve", "nv2"])
+def test_minimal_guest_hypervisor_hypercalls_counted(tmp_path, mode):
+    """A guest hypervisor that never gives its EL1 guest a VM context (HCR_EL2 = RW,
+    VTTBR_EL2 = 0) still has hypercalls: those of that EL1 guest, from each HVC to
+    the ERET back (HVC + ESR_EL2 read + ERET; v8.3 traps all three)."""
+    from test_cli import assemble
+    img = assemble(tmp_path, "minihyp", MINIHYP, 0x40080000)
+    out = tmp_path / "stats.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    r = subprocess.run([sys.executable, "-m", "neve", "run", "--mode", mode, "--stats", str(out), str(img)],
+                       cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    hc = json.loads(out.read_text())["hypercalls"]
+    assert hc["count"] == 3
+    assert hc["guest"] == "vEL1-host"       # the context L1 runs without a VM (events.py)
+    per = 3 if mode == "v8.3" else 2            # nv2/neve: ESR_EL2 read redirected to ESR_EL1
+    assert hc["traps_per_call"] == {"min": per, "median": per, "max": per}
