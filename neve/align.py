@@ -80,7 +80,7 @@ class DeviceAlignment:
         self.m = m
         self._hook = None
         self.pending: dict | None = None
-        self._sizes: dict[int, tuple] = {}
+        self._sizes: dict[int, decode.LdSt | None] = {}
 
     def sync(self) -> None:
         """After the regime may have changed: check accesses while the MMU is off."""
@@ -94,9 +94,16 @@ class DeviceAlignment:
 
     def _access(self, uc, access: int, addr: int, size: int, value: int, _) -> None:
         if not addr & (size - 1) and self.pending is None:
-            # Unicorn makes a 128-bit access two 64-bit ones: the second half of an
-            # aligned pair is aligned too, the first of a Q register at 8 mod 16 is not.
-            if size != 8 or addr & 15 != 8 or self._element(uc) != 16:
+            # Unicorn makes a 128-bit access two 64-bit ones, so an access at 8 mod 16
+            # is the second half of an aligned Q register or the first of an unaligned
+            # one: the instruction's own address tells which.
+            if size != 8 or addr & 15 != 8:
+                return
+            ld = self._ldst(uc)
+            if ld is None or ld.size != 16:
+                return
+            cpu = self.m.cpu
+            if not ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), cpu.pc) & 15:
                 return
         m = self.m
         ram = RAM_BASE <= addr and addr + size <= RAM_BASE + m.ram_size
@@ -112,15 +119,13 @@ class DeviceAlignment:
         if access == UC_MEM_WRITE and ram:      # a device does nothing while a fault is pending
             p["undo"].append((addr, bytes(m.ram[addr - RAM_BASE:addr - RAM_BASE + size])))
 
-    def _element(self, uc) -> int | None:
-        """The element size of the load/store at PC (cached per PC and word)."""
+    def _ldst(self, uc) -> decode.LdSt | None:
+        """The load/store at PC, decoded (cached per PC)."""
         pc = uc.reg_read(A.UC_ARM64_REG_PC)
-        hit = self._sizes.get(pc)
-        if hit is None:
+        if pc not in self._sizes:
             insn = self.m.cpu.read_insn(pc)
-            ld = decode.decode_ldst(insn) if insn is not None else None
-            hit = self._sizes[pc] = (insn, ld.size if ld is not None else None)
-        return hit[1]
+            self._sizes[pc] = decode.decode_ldst(insn) if insn is not None else None
+        return self._sizes[pc]
 
     def code_changed(self) -> None:
         self._sizes.clear()
