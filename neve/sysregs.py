@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from neve.devices.gic import ICH_VMCR_RESET
+
 # --- control-register bit positions (Arm ARM names) --------------------------------
 CTRL_BITS: dict[str, dict[str, int]] = {
     "HCR_EL2": {
@@ -190,6 +192,7 @@ _EL1PCEN = (Trap("CNTHCTL_EL2", "EL1PCEN", when_clear=True),)
 _TC = (Trap("ICH_HCR_EL2", "TC"),)
 _TALL0 = (Trap("ICH_HCR_EL2", "TALL0"),)
 _TALL1 = (Trap("ICH_HCR_EL2", "TALL1"),)
+_SGI = (Trap("HCR_EL2", "IMO", "w"), Trap("HCR_EL2", "FMO", "w"))
 
 SCTLR_EL2_RES1 = 0x30C50830
 # SCTLR_EL1 as QEMU 10.0 `-cpu max` reports it at reset (gdb $SCTLR on `-M virt -cpu max`).
@@ -213,9 +216,9 @@ def _el2_hyp(name, crn, crm, op2, twin, doc, *, nv2=NV2_TRAP, reset=0, wmask=ALL
                   redirect=twin, neve=NEVE_HYP, shadow=twin, doc=doc, wmask=wmask, feature=feature)
 
 
-def _el2_vm(name, crn, crm, op2, vncr, doc, *, wmask=ALL64, feature=None):
+def _el2_vm(name, crn, crm, op2, vncr, doc, *, reset=0, wmask=ALL64, feature=None):
     """An EL2 register that only configures the nested VM: VNCR-backed, NEVE VM register."""
-    return SysReg(name, 3, 4, crn, crm, op2, "el2", traps=_NV, vncr=vncr, nv2=NV2_MEM,
+    return SysReg(name, 3, 4, crn, crm, op2, "el2", reset=reset, traps=_NV, vncr=vncr, nv2=NV2_MEM,
                   neve=NEVE_VM, doc=doc, wmask=wmask, feature=feature)
 
 
@@ -355,7 +358,8 @@ REGISTERS: tuple[SysReg, ...] = (
        doc="End-of-interrupt status: derived live from the list registers, cannot be logged"),
     _r("ICH_ELRSR_EL2", 3, 4, 12, 11, 5, "el2", access="ro", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
        doc="Empty list-register status: derived live from the list registers, cannot be logged"),
-    _el2_vm("ICH_VMCR_EL2", 12, 11, 7, 0x4C8, "Virtual machine control (the VM's ICV state)"),
+    _el2_vm("ICH_VMCR_EL2", 12, 11, 7, 0x4C8, "Virtual machine control (the VM's ICV state); resets with "
+            "VFIQEn and the smallest VBPR0/VBPR1 (GICv3: 5 bits of virtual preemption)", reset=ICH_VMCR_RESET),
     *(_el2_vm(f"ICH_LR{n}_EL2", 12, 12 + n // 8, n % 8, 0x400 + 8 * n, f"List register {n} of the nested VM")
       for n in range(16)),
 
@@ -417,12 +421,14 @@ REGISTERS: tuple[SysReg, ...] = (
     _r("ICC_DIR_EL1", 3, 0, 12, 11, 1, "gic", access="wo",
        traps=_TC + (Trap("ICH_HCR_EL2", "TDIR"),), doc="Deactivate interrupt (TC, TDIR)"),
     _r("ICC_RPR_EL1", 3, 0, 12, 11, 3, "gic", access="ro", traps=_TC, doc="Running priority (TC)"),
-    _r("ICC_SGI1R_EL1", 3, 0, 12, 11, 5, "gic", access="wo",
-       traps=_TC + (Trap("HCR_EL2", "IMO", "w"),), doc="Generate group-1 SGI (TC; always traps with HCR_EL2.IMO)"),
-    _r("ICC_ASGI1R_EL1", 3, 0, 12, 11, 6, "gic", access="wo",
-       traps=_TC + (Trap("HCR_EL2", "IMO", "w"),), doc="Generate alias group-1 SGI (TC; always traps with IMO)"),
-    _r("ICC_SGI0R_EL1", 3, 0, 12, 11, 7, "gic", access="wo",
-       traps=_TC + (Trap("HCR_EL2", "FMO", "w"),), doc="Generate group-0 SGI (TC; always traps with HCR_EL2.FMO)"),
+    # The SGI registers generate interrupts of either group: an EL1 write traps to
+    # EL2 when L1 routes either group to itself (HCR_EL2.IMO or FMO; GICv3, as QEMU).
+    _r("ICC_SGI1R_EL1", 3, 0, 12, 11, 5, "gic", access="wo", traps=_TC + _SGI,
+       doc="Generate group-1 SGI (TC; always traps with HCR_EL2.IMO or FMO)"),
+    _r("ICC_ASGI1R_EL1", 3, 0, 12, 11, 6, "gic", access="wo", traps=_TC + _SGI,
+       doc="Generate alias group-1 SGI (TC; always traps with HCR_EL2.IMO or FMO)"),
+    _r("ICC_SGI0R_EL1", 3, 0, 12, 11, 7, "gic", access="wo", traps=_TC + _SGI,
+       doc="Generate group-0 SGI (TC; always traps with HCR_EL2.IMO or FMO)"),
     _r("ICC_IAR1_EL1", 3, 0, 12, 12, 0, "gic", access="ro", traps=_TALL1, doc="Group-1 interrupt acknowledge (TALL1)"),
     _r("ICC_EOIR1_EL1", 3, 0, 12, 12, 1, "gic", access="wo", traps=_TALL1, doc="Group-1 end of interrupt (TALL1)"),
     _r("ICC_HPPIR1_EL1", 3, 0, 12, 12, 2, "gic", access="ro", traps=_TALL1, doc="Group-1 highest pending (TALL1)"),
