@@ -72,7 +72,8 @@ from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, 
 from unicorn import UC_TLB_CPU, UC_TLB_VIRTUAL
 
 from neve import align, decode, events as ev, mmu, model
-from neve.platform import RAM_BASE
+from neve.errors import Unsupported
+from neve.platform import RAM_BASE, unmodelled_device
 
 HCR_VM = 1 << 0
 HCR_DC = 1 << 12
@@ -418,6 +419,10 @@ class ShadowStage2:
             return
         # ("external", ipa, pa): L1's stage 2 points outside what L0 gave L1.
         _, ipa, pa = r
+        dev = unmodelled_device(pa)
+        if dev is not None:
+            # A device QEMU's virt board has and neve does not model: not an abort.
+            raise Unsupported(f"access to the QEMU virt {dev} at PA {pa:#x} (IPA {ipa:#x} in L1's stage 2)", pc)
         self.counters["external_aborts"] += 1
         rw = "" if execute else ("w" if write else "r")
         to_vel2 = bool(v.get("HCR_EL2") & HCR_TEA)

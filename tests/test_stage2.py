@@ -180,7 +180,7 @@ def test_isolation_l0_map():
     assert s2.l0_backed(RAM_BASE) and s2.l0_backed(RAM_BASE + m.ram_size - 1)
     assert not s2.l0_backed(RAM_BASE + m.ram_size)
     assert s2.l0_backed(0x0900_0000)                            # the PL011 L0 emulates for L1
-    assert not s2.l0_backed(0x0C00_0000)                        # QEMU's platform bus: not modelled
+    assert not s2.l0_backed(0x0C00_0000)                        # QEMU's platform bus: empty, nothing there
     assert not s2.l0_backed(0x0FFF_F000)                        # the ERET net is not memory
     with pytest.raises(mmu.ExternalAbort):
         s2._ram64(0x1_0000_0000)

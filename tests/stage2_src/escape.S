@@ -57,7 +57,7 @@ s2_l1:  .quad   s2_l2 + 3                   // IPA 0x00000000: level-2 table
         .quad   0x100000000 + 0x7fd         // IPA 0xc0000000: 1 GiB block -> PA outside L1's RAM
         .balign 4096
 s2_l2:  .fill   0x40, 8, 0
-        .quad   0x0c000000 + 0x7fd          // IPA 0x08000000: PA of QEMU's platform bus (not modelled)
+        .quad   0x0c000000 + 0x7fd          // IPA 0x08000000: PA of QEMU's platform bus (empty: an external abort there too)
         .fill   7, 8, 0
         .quad   0x09000000 + 0x7fd          // IPA 0x09000000: the PL011, passed through
         .fill   7, 8, 0
