@@ -22,6 +22,7 @@ Device and Normal Non-cacheable); on a fault F, FST, PTW and S.  The CPU model
 from __future__ import annotations
 
 from neve import decode, events as ev, mmu, model
+from neve.errors import Unsupported
 
 # (op1, CRm, op2) -> (name, EL of the permissions, write, stages: "s1" | "s12" | "el2")
 OPS = {
@@ -33,7 +34,7 @@ OPS = {
 }
 
 _KEY_PAR = (3, 0, 7, 4, 0)
-HCR_VM, HCR_DC, HCR_CD = 1 << 0, 1 << 12, 1 << 32
+HCR_VM, HCR_DC, HCR_RW, HCR_CD = 1 << 0, 1 << 12, 1 << 31, 1 << 32
 PAR_F, PAR_PTW, PAR_S, PAR_NS, PAR_RES1 = 1, 1 << 8, 1 << 9, 1 << 9, 1 << 11
 
 
@@ -131,6 +132,9 @@ def translate(m, op: tuple, va: int) -> tuple[str, object]:
     cpu = m.cpu
     g = v.get if at_vel2 else (lambda n: cpu.cpr_read(*_EL1_KEYS[n]))
     hcr = v.get("HCR_EL2") if v is not None else 0
+    if at_vel2 and not hcr & HCR_RW:
+        # L1 made EL1 AArch32: the EL1&0 regime is the AArch32 one, which neve lacks.
+        raise Unsupported(f"AT {name} of an AArch32 EL1&0 regime (HCR_EL2.RW = 0)", cpu.pc)
     # HCR_EL2.DC: stage 1 behaves as disabled (Normal Write-Back), and VM as 1.
     regime = mmu.Stage1Regime.el10(g("SCTLR_EL1") & ~(1 if hcr & HCR_DC else 0), g("TCR_EL1"), g("TTBR0_EL1"),
                                    g("TTBR1_EL1"), g("MAIR_EL1"), pamax=model.PA_BITS)

@@ -20,7 +20,7 @@ import re
 
 from unicorn import UC_HOOK_CODE
 
-from neve import align, decode
+from neve import align, decode, faults
 from neve.platform import RAM_BASE
 
 ERET_WORDS = {0xD69F03E0: "ERET", 0xD69F0BFF: "ERETAA", 0xD69F0FFF: "ERETAB"}
@@ -95,13 +95,13 @@ class EretHooks:
         illegal = illegal_return(spsr, 1, hcr)
         if illegal == "aarch32" or (not illegal and not spsr & PSTATE_IL):
             return                                  # Unicorn's ERET is right
-        esr = decode.esr(decode.EC_ILLEGAL, 0)
         if illegal:
             # PSTATE.EL, SP and nRW stay; IL is set; PC = ELR; then the exception.
             cpu.set_pstate((spsr & PSTATE_RESTORED & ~0x1F & ~PSTATE_IL) | (cpu.pstate() & 0x1F))
         else:
             cpu.set_pstate(spsr & PSTATE_RESTORED & ~PSTATE_IL)
-        m.take_el1(esr, elr, spsr_or=PSTATE_IL)
+        esr, far = faults.illegal_state_esr(m, elr)
+        m.take_el1(esr, elr, far, spsr_or=PSTATE_IL)
 
 
 def illegal_return(spsr: int, el_from: int, hcr: int) -> str:

@@ -54,7 +54,8 @@ def external_abort(m, access: int, addr: int, pc: int, level: str) -> None:
         if align.misaligned(m, ld, start):           # checked before the access is made
             align.fault(m, ld, start, pc)
             return
-        va = start + ((addr - start) & 0xFFF)
+        # DC ZVA: the block is one access, reported at its (aligned) start, as QEMU.
+        va = start if ld.align_down else start + ((addr - start) & 0xFFF)
     m.trap(ev.ABORT, f"{'write' if write else 'read'} of unbacked PA", "w" if write else "r", addr, pc=pc,
            insn=insn, reason="stage-2 fault in L0's tables: no memory at this physical address")
     ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
@@ -94,6 +95,36 @@ def fetch_from_device(m, pc: int, pa: int | None = None) -> None:
     dev = m.device_at(pa)
     if dev is not None:
         raise Unsupported(f"instruction fetch from the QEMU virt {dev} at address {pa:#x}", pc)
+
+
+def fetch_fault_esr(m, pc: int) -> int | None:
+    """The ESR of the Instruction Abort that fetching the instruction at `pc` takes at
+    stage 1 of the running regime, or None.  For the exceptions Unicorn raises without
+    fetching (Illegal Execution state), which an Instruction Abort precedes."""
+    v = m.vel2
+    s2 = v.s2 if v is not None else None
+    el = m.cpu.el()
+    if s2 is not None and s2.regime == "s2":           # the nested VM: its own stage 1
+        t = s2.translate_l2(pc, execute=True, el=el)
+        if not isinstance(t, mmu.Fault) or t.stage != 1:
+            return None
+    elif s2 is not None and s2.regime == "el2":        # vEL2 with L1's EL2 MMU on
+        t = s2.translate_el2(pc, execute=True)
+    else:
+        t = mmu.walk_stage1(read64_phys(m), stage1_regime(m), pc, execute=True, el=el)
+    if not isinstance(t, mmu.Fault):
+        return None
+    return decode.esr(decode.EC_IABT_CUR if el != 0 else decode.EC_IABT_LOW, t.fsc)
+
+
+def illegal_state_esr(m, pc: int) -> tuple[int, int | None]:
+    """(ESR, FAR) of the exception the instruction at `pc` takes in Illegal Execution
+    state (PSTATE.IL): its fetch's Instruction Abort if any, else the Illegal
+    Execution state exception."""
+    esr = fetch_fault_esr(m, pc)
+    if esr is not None:
+        return esr, pc
+    return decode.esr(decode.EC_ILLEGAL, 0), None
 
 
 def mmu_abort(m, prefetch: bool, pc: int) -> None:

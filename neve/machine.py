@@ -406,9 +406,17 @@ class Machine:
     def _on_udef(self, pc: int, insn: int | None) -> None:
         if self.cpu.pstate() & PSTATE_IL:
             # After an illegal exception return (Unicorn's own ERET at EL1), the next
-            # instruction takes an Illegal Execution state exception.
-            self.deliver_sync(decode.esr(decode.EC_ILLEGAL, 0), pc)
+            # instruction takes an Illegal Execution state exception, unless fetching
+            # it faults: an Instruction Abort has the higher priority (Arm ARM), and
+            # Unicorn raises the exception without fetching.
+            from neve import faults
+            esr, far = faults.illegal_state_esr(self, pc)
+            self.deliver_sync(esr, pc, far)
             return
+        if self._stepping(insn):
+            # Unicorn raises its software-step exception as an UNDEF; neve does not
+            # model self-hosted debug (the step's syndrome and PSTATE.SS).
+            raise Unsupported("software step (MDSCR_EL1.SS = 1)", pc)
         k = decode.classify(insn) if insn is not None else None
         kind = k.kind if k else None
         if kind == "hlt" and k.imm == semihost.HLT_SEMIHOSTING:
@@ -588,6 +596,15 @@ class Machine:
         acc = cpu.uc_accessible(key, write)
         self.take_el1(esr, pc)
         return cpu.redirected(acc)
+
+    def _stepping(self, insn: int | None) -> bool:
+        """Is this UNDEF Unicorn's software-step exception?  MDSCR_EL1.SS is set and the
+        instruction at PC is one the CPU executes (Unicorn takes the step later than
+        the Arm ARM's rules say, so PSTATE.D and KDE do not tell)."""
+        if not self._control("MDSCR_EL1") & 1 or insn is None:
+            return False
+        from neve.cpu import uc_implements
+        return uc_implements(insn, 1, fp=True)
 
     def _control(self, name: str) -> int:
         """The value of an EL1/EL0 control register (PMUSERENR_EL0 is the PMU's)."""

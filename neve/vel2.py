@@ -20,7 +20,7 @@ against L1's own virtual control registers.
 from __future__ import annotations
 
 
-from neve import decode, eret, events as ev, model, sysregs
+from neve import decode, eret, events as ev, faults, model, sysregs
 from neve.cpu import M_EL1H, PSTATE_DAIF, uc_implements
 from neve.errors import Unsupported
 
@@ -283,7 +283,8 @@ class VirtualEL2:
             # Illegal exception return: PSTATE.EL, SP and nRW stay, IL is set, PC is
             # ELR, and the next instruction takes an Illegal Execution state exception.
             cpu.set_pstate((spsr & PSTATE_RESTORED & ~0x1F) | (cpu.pstate() & 0x1F))
-            self.take_current(decode.esr(decode.EC_ILLEGAL, 0), elr, spsr_or=PSTATE_IL)
+            esr, far = faults.illegal_state_esr(self.m, elr)
+            self.take_current(esr, elr, far, spsr_or=PSTATE_IL)
             return
         il = spsr & PSTATE_IL
         spsr &= PSTATE_RESTORED & ~PSTATE_IL
@@ -291,11 +292,13 @@ class VirtualEL2:
             cpu.set_pstate(spsr & ~0x1F | (mfield - 4))
             cpu.pc = elr
             if il:
-                self.take_current(decode.esr(decode.EC_ILLEGAL, 0), elr, spsr_or=PSTATE_IL)
+                esr, far = faults.illegal_state_esr(self.m, elr)
+                self.take_current(esr, elr, far, spsr_or=PSTATE_IL)
             return
         self.enter_el1(spsr, elr, pc)      # EL1h / EL1t / EL0t
         if il:
-            self.m.take_el1(decode.esr(decode.EC_ILLEGAL, 0), elr, spsr_or=PSTATE_IL)
+            esr, far = faults.illegal_state_esr(self.m, elr)
+            self.m.take_el1(esr, elr, far, spsr_or=PSTATE_IL)
 
     def is_eret_net(self, addr: int) -> bool:
         return self.active and addr == ERET_NET
