@@ -36,7 +36,7 @@ class Image:
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return Path(self.path).name
 
 
 class SymbolTable:
