@@ -82,6 +82,9 @@ IMAGE_SETS: list[ImageSet] = [
     ImageSet("vtimer", ("vtimer.elf",)),
     ImageSet("compute", ("compute.elf",)),
     ImageSet("hypercall1k", ("hypercall1k.elf",)),
+    # The fuzz harness with no case in it (tests/test_fuzz.py runs cases).
+    ImageSet("fuzz", ("fuzz.elf",)),
+    ImageSet("fuzz-el2", ("fuzz.elf",), el2=True),
     # Guest hypervisors, started at (virtual) EL2.
     ImageSet("kvmlike+hypercall", ("kvmlike.elf", "hypercall.elf"), el2=True),
     ImageSet("kvmlike+mmio", ("kvmlike.elf", "mmio.elf"), el2=True),
