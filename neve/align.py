@@ -30,7 +30,7 @@ from __future__ import annotations
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE
 from unicorn import arm64_const as A
 
-from neve import decode
+from neve import decode, mmu
 from neve.platform import RAM_BASE
 
 FSC_ALIGNMENT = 0x21
@@ -56,15 +56,21 @@ def must_align(m, ld: decode.LdSt) -> bool:
     return ld.exclusive or ld.acqrel or ld.rmw or device_regime(m)
 
 
+def alignment(ld: decode.LdSt) -> int:
+    """The alignment an access needs: an exclusive pair or CASP, its whole size;
+    anything else, its element's."""
+    return ld.size * ld.nregs if (ld.exclusive or ld.rmw) and ld.nregs == 2 else ld.size
+
+
 def misaligned(m, ld: decode.LdSt | None, va: int) -> bool:
     """Unaligned where it must not be: once the translation is known (Device memory)."""
-    return ld is not None and not ld.cm and va % ld.size != 0 and must_align(m, ld)
+    return ld is not None and not ld.cm and va % alignment(ld) != 0 and must_align(m, ld)
 
 
 def misaligned_first(ld: decode.LdSt | None, va: int) -> bool:
     """Unaligned where the instruction itself requires alignment (exclusives, acquire/
     release): this alignment fault comes before any translation fault."""
-    return ld is not None and not ld.cm and va % ld.size != 0 and (ld.exclusive or ld.acqrel or ld.rmw)
+    return ld is not None and not ld.cm and va % alignment(ld) != 0 and (ld.exclusive or ld.acqrel or ld.rmw)
 
 
 def fault(m, ld: decode.LdSt, va: int, pc: int) -> None:
@@ -106,8 +112,11 @@ class DeviceAlignment:
             if not ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), cpu.pc) & 15:
                 return
         m = self.m
-        ram = RAM_BASE <= addr and addr + size <= RAM_BASE + m.ram_size
-        if not ram and not any(d.base <= addr < d.base + d.size for d in m.devices):
+        pa = self._physical(addr, access == UC_MEM_WRITE)
+        if pa is None:
+            return              # a stage-2 fault: the shadow stage 2's path follows
+        ram = RAM_BASE <= pa and pa + size <= RAM_BASE + m.ram_size
+        if not ram and not any(d.base <= pa < d.base + d.size for d in m.devices):
             return              # unbacked: Unicorn's unmapped path follows (faults.external_abort)
         p = self.pending
         if p is None:
@@ -117,7 +126,16 @@ class DeviceAlignment:
             cpu._stopped_at = cpu._counter.value      # counted once: it is attempted
             uc.emu_stop()
         if access == UC_MEM_WRITE and ram:      # a device does nothing while a fault is pending
-            p["undo"].append((addr, bytes(m.ram[addr - RAM_BASE:addr - RAM_BASE + size])))
+            p["undo"].append((pa, bytes(m.ram[pa - RAM_BASE:pa - RAM_BASE + size])))
+
+    def _physical(self, addr: int, write: bool) -> int | None:
+        """The physical address of an access the hook reports: the nested VM's, with its
+        stage 1 off, is an IPA that L1's stage 2 translates (None: a stage-2 fault)."""
+        v = self.m.vel2
+        if v is None or v.s2.regime != "s2":
+            return addr
+        r = v.s2.translate_ipa(addr, write)
+        return None if isinstance(r, mmu.Fault) else r[0]
 
     def _ldst(self, uc) -> decode.LdSt | None:
         """The load/store at PC, decoded (cached per PC)."""
@@ -135,8 +153,8 @@ class DeviceAlignment:
         p, self.pending = self.pending, None
         m = self.m
         uc = m.cpu.uc
-        for addr, old in reversed(p["undo"]):
-            uc.mem_write(addr, old)
+        for pa, old in reversed(p["undo"]):
+            m.ram[pa - RAM_BASE:pa - RAM_BASE + len(old)] = old
         for r, v in zip(_X, p["x"]):
             uc.reg_write(r, v)
         for r, v in zip(_Q, p["q"]):
