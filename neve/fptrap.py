@@ -26,6 +26,7 @@ from neve import decode, events as ev
 from neve.cpu import uc_implements
 
 _KEY_CPACR = (3, 0, 1, 0, 2)
+_KEY_TTBR0, _KEY_TTBR1 = (3, 0, 2, 0, 0), (3, 0, 2, 0, 1)
 CPTR_TFP = 1 << 10
 
 
@@ -74,7 +75,10 @@ class FPTraps:
 
     # --- finding FP instructions -------------------------------------------------------
     def _fp_in(self, addr: int, size: int) -> tuple[int, ...]:
-        key = (addr, size)
+        # Keyed by the translation table base too: two address spaces (processes, L1
+        # and its VM) can hold different code at one VA.
+        cpu = self.m.cpu
+        key = (addr, size, cpu.cpr_read(*(_KEY_TTBR1 if addr >> 55 & 1 else _KEY_TTBR0)))
         hit = self._blocks.get(key)
         if hit is None:
             raw = self.m.cpu.read_virt(addr, size, 4) or b""
@@ -112,7 +116,11 @@ class FPTraps:
             # otherwise something else happened on the way (an exception): go on
         if self.pending is not None and pc == self.pending:
             self.pending = None
-            self.take(pc)
+            insn = self.m.cpu.read_insn(pc)
+            if insn is not None and is_fp(insn):
+                self.take(pc, insn)
+            else:                               # the code changed under the cache
+                self._blocks.clear()
 
     def take(self, pc: int, insn: int | None = None) -> bool:
         """Take the FP access trap of the instruction at `pc` if FP traps now."""
