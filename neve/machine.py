@@ -413,10 +413,6 @@ class Machine:
             esr, far = faults.illegal_state_esr(self, pc)
             self.deliver_sync(esr, pc, far)
             return
-        if self._stepping(insn):
-            # Unicorn raises its software-step exception as an UNDEF; neve does not
-            # model self-hosted debug (the step's syndrome and PSTATE.SS).
-            raise Unsupported("software step (MDSCR_EL1.SS = 1)", pc)
         k = decode.classify(insn) if insn is not None else None
         kind = k.kind if k else None
         if kind == "hlt" and k.imm == semihost.HLT_SEMIHOSTING:
@@ -443,6 +439,10 @@ class Machine:
             # The Arm ARM's syndrome (QEMU 10 swaps Op1 and Op2 in it).
             self.take_el1(decode.esr(decode.EC_SYS64, decode.sysreg_iss(0, k.op1, 4, k.crm, k.op2, 31, False)), pc)
             return
+        if self._stepping(insn):   # after the UNDEFs L0 asked for (WFI, HLT, DAIF at EL0)
+            # Unicorn raises its software-step exception as an UNDEF; neve does not
+            # model self-hosted debug (the step's syndrome and PSTATE.SS).
+            raise Unsupported("software step (MDSCR_EL1.SS = 1)", pc)
         if kind in ("eret", "eretaa", "eretab") and self.vel2 is not None and self.vel2.active:
             self.vel2.eret(pc, insn)
             return
@@ -603,7 +603,6 @@ class Machine:
         the Arm ARM's rules say, so PSTATE.D and KDE do not tell)."""
         if not self._control("MDSCR_EL1") & 1 or insn is None:
             return False
-        from neve.cpu import uc_implements
         return uc_implements(insn, 1, fp=True)
 
     def _control(self, name: str) -> int:
@@ -685,8 +684,11 @@ class Machine:
                 # EL1 reads of MIDR_EL1/MPIDR_EL1 return VPIDR_EL2/VMPIDR_EL2 (L1's).
                 cpu.uc.reg_write(reg, self.vel2.get(_VIRTUAL_IDS[row.name]))
                 return cpu.skip_hooked(cpu.pc, row.key, write)
+            if row.name not in model.ID_VALUES:
+                return 0
             hcr = self.vel2.get("HCR_EL2") if below else 0
-            v = model.id_value(row.name, self.vel2 is not None, cpu.cpr_read(*_KEY_CSSELR), hcr)
+            csselr = cpu.cpr_read(*_KEY_CSSELR) if row.name == "CCSIDR_EL1" else 0
+            v = model.id_value(row.name, self.vel2 is not None, csselr, hcr)
             if v is None:
                 return 0
             cpu.uc.reg_write(reg, v)

@@ -54,7 +54,19 @@ OWNED: dict[str, tuple[int, int]] = {
 }
 
 
+_implemented: dict[str, bool] = {}
+
+
 def implemented(row) -> bool:
+    """Does this CPU have the register of this table row?  (Cached: it is asked on
+    every trapped access.)"""
+    v = _implemented.get(row.name)
+    if v is None:
+        v = _implemented[row.name] = _has(row)
+    return v
+
+
+def _has(row) -> bool:
     if row.feature is not None and row.feature not in FEATURES:
         return False
     for pat, n in ((_LR, NUM_LRS), (_ICH_APR, NUM_ICH_APRS), (_ICC_APR, NUM_ICC_APRS), (_PMEV, PMU_COUNTERS)):
@@ -62,6 +74,9 @@ def implemented(row) -> bool:
         if m:
             return int(m.group(1)) < n
     return True
+
+
+ID_VALUES = frozenset({"ID_AA64PFR0_EL1", "CCSIDR_EL1", "DCZID_EL0"})     # the names id_value answers
 
 
 def id_value(name: str, el2: bool, csselr: int, hcr: int = 0) -> int | None:
