@@ -26,7 +26,8 @@ from neve.platform import RAM_BASE
 ERET_WORDS = {0xD69F03E0: "ERET", 0xD69F0BFF: "ERETAA", 0xD69F0FFF: "ERETAB"}
 _ERET_BYTES = [w.to_bytes(4, "little") for w in ERET_WORDS]
 # LDAR{B,H,,} Rt, [Rn]: size:0b001000110111111111111:Rn:Rt, i.e. 0x08DFFC00 | size << 30.
-_LDAR = re.compile(rb".[\xfc-\xff]\xdf[\x08\x48\x88\xc8]", re.DOTALL)
+# A lookahead, so a false match at an unaligned offset cannot swallow a real one.
+_LDAR = re.compile(rb"(?=.[\xfc-\xff]\xdf[\x08\x48\x88\xc8])", re.DOTALL)
 PSTATE_IL = 1 << 20
 # PSTATE bits an exception return restores on the CPU model (ARMv8.0): NZCV, SS, IL, DAIF, M.
 PSTATE_RESTORED = 0xF000_0000 | 1 << 21 | PSTATE_IL | 0x3C0 | 0x1F
