@@ -189,8 +189,10 @@ Window = Callable[[object, OpRecorder], None]
 
 
 def hypercall_window(machine, rec: OpRecorder) -> None:
-    """One operation = one hypercall of the benchmark guest: from the trap of its HVC
-    until it runs again (the machine's Hypercall events, as Stats.per_call)."""
+    """One operation = one hypercall of the benchmark guest (the nested VM, or the VM
+    kernel in vm mode): from the trap of its HVC until it runs again (the machine's
+    Hypercall events).  The benchmarks' guest hypervisors all run a nested VM, so
+    this is what Stats.per_call counts for them."""
     def on(h: ev.Hypercall) -> None:
         if h.guest not in ("nested-VM", "EL1"):
             return                  # L1's host-kernel calls are not the benchmark's

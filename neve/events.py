@@ -56,6 +56,7 @@ class Switch:
     dst: str
     pc: int
     why: str
+    guest: str = ""         # on entering EL1/EL0 from vEL2: the context (guest id) that runs
 
 
 @dataclass

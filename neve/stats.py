@@ -13,8 +13,8 @@ class Stats:
     hypercall (from the trap of the guest's HVC up to the moment it runs again).
 
     Which guest's hypercalls are counted: the nested VM's in the nested modes (L1
-    gives it a VMID or stage 2, or traps something of it), or, in a run where L1
-    never runs such a context (a minimal guest hypervisor whose EL1 guest it runs
+    gives it a VMID or stage 2, or traps something of it) once one has run, or, in
+    a run where L1 never runs such a context (a minimal guest hypervisor whose EL1 guest it runs
     with HCR_EL2 = RW only and VTTBR_EL2 = 0), the HVCs of that EL1 context, which
     is otherwise taken for L1's own host kernel; the VM kernel's in vm mode."""
 
@@ -28,7 +28,9 @@ class Stats:
         self._open_class: Counter[str] | None = None
         self._open_reg: Counter[str] | None = None
         self._open_guest = ""
+        self.nested_vm_ran = False
         bus.subscribe(ev.Trap, self._trap)
+        bus.subscribe(ev.Switch, self._switch)
         bus.subscribe(ev.Hypercall, self._hypercall)
         bus.subscribe(ev.PageAccess, self._page)
 
@@ -45,6 +47,10 @@ class Stats:
     def _page(self, p: ev.PageAccess) -> None:
         self.page_accesses += 1
 
+    def _switch(self, s: ev.Switch) -> None:
+        if s.guest == "nested-VM":
+            self.nested_vm_ran = True
+
     def _hypercall(self, h: ev.Hypercall) -> None:
         if h.phase == "begin":
             self._open, self._open_class, self._open_reg = 0, Counter(), Counter()
@@ -57,7 +63,9 @@ class Stats:
     @property
     def guest(self) -> str | None:
         """The guest whose hypercalls count (see the class docstring)."""
-        for g in ("nested-VM", "EL1", "vEL1-host"):
+        if self.nested_vm_ran:
+            return "nested-VM"
+        for g in ("EL1", "vEL1-host"):
             if self.calls.get(g):
                 return g
         return None

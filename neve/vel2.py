@@ -214,7 +214,7 @@ class VirtualEL2:
             irq.on_enter_el1()      # L1's ICH_* state -> the shadow list registers (neve/interrupts.py)
         gid = self.guest_id()
         self.m.bus.publish(ev.Switch(cpu.icount(), "vEL2", "EL0" if (spsr >> 2) & 3 == 0 else "EL1", elr,
-                                     "ERET"))
+                                     "ERET", gid))
         self.m.guest_resumed(gid)
 
     def exit_to_vel2(self, esr: int, elr: int, far: int | None = None, kind: int = 0,
