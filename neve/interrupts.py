@@ -214,6 +214,9 @@ class Interrupts:
             return icount
         t = self.timers.next_deadline()
         best = self.counter.to_icount(t) if t is not None else None
+        p = self.pmu.next_overflow()                # the PMU counts instructions: icount
+        if p is not None and (best is None or p < best):
+            best = p
         if self.masked:
             s = self._retry_at
             best = s if best is None or s < best else best
@@ -222,6 +225,7 @@ class Interrupts:
     def tick(self, icount: int) -> None:
         self._in_tick = True
         try:
+            self.pmu.sync()                         # a counter that wrapped raises its line
             self.update()
             self.deliver()
         finally:
@@ -315,7 +319,9 @@ class Interrupts:
         """L0 handles a trapped WFI: the counter skips from timer deadline to timer
         deadline until an interrupt would wake the CPU; returns the ticks skipped.
         When no interrupt can ever wake it (no timer left to fire, nothing pending),
-        the guest is wedged: QEMU would wait for ever, neve stops (exit 126)."""
+        the guest is wedged: QEMU would wait for ever, neve stops (exit 126).  (The
+        PMU counts instructions, so it does not advance while the CPU waits.)"""
+        self.pmu.sync()
         self.update(in_l0=True)
         skipped = 0
         while not self.wake_event():

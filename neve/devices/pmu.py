@@ -17,7 +17,8 @@ one instead (the machine serves every PMU register from it):
   CPU_CYCLES counters while enabled (PMCR.E, the PMCNTENSET bit).  The P/U/NSH
   filters, PMCR.D and MDCR_EL2.HPMN's split of the counters are not modelled.  A
   counter that wraps sets its PMOVS bit; the overflow interrupt (PPI 23, INTID 23 on
-  virt) is the level PMCR.E && (PMINTEN & PMOVS).
+  virt) is the level PMCR.E && (PMINTEN & PMOVS), raised when the counter wraps
+  (`next_overflow` ends the run loop's slice there).
 """
 from __future__ import annotations
 
@@ -73,6 +74,23 @@ class PMU:
                     self.ovs |= 1 << i
                 self.evcnt[i] = v & 0xFFFF_FFFF
         self._update_line()
+
+    def next_overflow(self) -> int | None:
+        """The clock value at which a counter whose overflow interrupt is enabled next
+        wraps (the run loop ends its slice there, so the interrupt is on time)."""
+        if not self.pmcr & PMCR_E or not self.inten & self.cnten:
+            return None
+        now = self.clock()
+        run = now - self._since                   # cycles not yet counted in
+        best = None
+        for i in (C, *range(N)):
+            if not self.inten >> i & 1 or self.ovs >> i & 1 or not self._counting(i):
+                continue
+            width = (64 if self.pmcr & PMCR_LC else 32) if i == C else 32
+            value = (self.ccnt if i == C else self.evcnt[i]) & ((1 << width) - 1)
+            at = now + max(0, (1 << width) - value - run)
+            best = at if best is None or at < best else best
+        return best
 
     def _update_line(self) -> None:
         line = bool(self.pmcr & PMCR_E and self.inten & self.ovs)
