@@ -562,6 +562,23 @@ a0d+04 2 96000021 00000000400595ac
 """ + b_lines + "end\n")
 
 
+def test_exclusive_pairs_align_to_the_pair():
+    """LDXP of two X registers needs 16-byte alignment, at EL2 with the MMU off and in
+    the nested VM (an STXP after a failed LDXP fails without an access)."""
+    d = LAYOUT.data
+    sl = []
+    for off in (0x0, 0x8, 0x4):
+        sl += [slot(*mov(1, d + off), 0xC87F0C20, show=True, note=f"ldxp x0, x3, data+{off:#x}"),
+               slot(*mov(1, d + off), 0xC8240C22, note=f"stxp w4, x2, x3, data+{off:#x}")]
+    c = Case(seed=0x5F, a=sl, b=list(sl), epilogue=[set_reg("HCR_EL2", HCR_RW)], data=bytes(0x4000))
+    body = """{r}00 = 0000000000000000
+{r}02+08 {e} 96000021 0000000040009008
+{r}04+08 {e} 96000021 0000000040009004
+"""
+    check(c, el2=body.format(r="a", e="2") + body.format(r="b", e="1") + "end\n",
+          el1=body.format(r="a", e="1") + body.format(r="b", e="1") + "end\n")
+
+
 def test_sgi_registers_trap_with_imo_or_fmo():
     """Found by the fuzzer: an EL1 write of ICC_SGI0R/SGI1R/ASGI1R_EL1 traps to EL2
     when HCR_EL2.IMO or FMO is set (the SGI registers serve both groups; as QEMU)."""
@@ -793,7 +810,8 @@ def test_fuzz_agrees_with_qemu(tmp_path):
 
 
 def test_fuzz_bad_options():
-    for args in (["--runs", "-1"], ["--timeout", "nan"], ["--modes", "bogus"], ["--jobs", "0"]):
+    for args in (["--runs", "-1"], ["--timeout", "nan"], ["--modes", "bogus"], ["--jobs", "0"],
+                 ["--emit", "seven", "/tmp/x.elf"], ["--emit", "7", "/nonexistent/dir/x.elf"]):
         r = neve_cli("fuzz", *args)
         assert r.returncode == 2, (args, r.stderr)
         err = r.stderr.decode()

@@ -61,9 +61,15 @@ def _options(args, qemu: bool) -> Options:
 
 def main(args) -> int:
     if args.emit:
-        seed = int(args.emit[0], 0)
+        try:
+            seed = int(args.emit[0], 0)
+        except ValueError:
+            raise BadInput(f"--emit: not a seed: {args.emit[0]!r}") from None
         case = generate(seed, args.harness)
-        case.write(Path(args.emit[1]), *([args.harness] if args.harness else []))
+        try:
+            case.write(Path(args.emit[1]), *([args.harness] if args.harness else []))
+        except OSError as e:
+            raise BadInput(f"--emit: cannot write {args.emit[1]}: {e.strerror}") from None
         print(case.listing())
         return 0
     want_qemu = args.qemu == "yes" or (args.qemu == "auto" and qemu_available())

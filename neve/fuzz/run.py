@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from neve.fuzz.case import Case
@@ -280,14 +279,6 @@ def _check_nested_agree(rep: CaseReport) -> None:
             where = f"line {d[0] + 1}: {a.mode} {d[1]!r} vs {r.mode} {d[2]!r}" if d else \
                 f"status {a.status} vs {r.status}"
             rep.defects.append(f"modes disagree: {a.mode} and {r.mode}, {where}")
-
-
-def report_dict(rep: CaseReport) -> dict:
-    return asdict(rep)
-
-
-def peak_rss_self_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def qemu_available() -> bool:
