@@ -24,9 +24,9 @@ ABORT = "abort"
 MMIO = "mmio"
 WFX = "wfx"
 SEMIHOSTING = "semihosting"
-SYS = "sys"          # other SYS-space operations (DC set/way, ...)
 IRQ = "irq"          # a physical interrupt (timer, GIC maintenance) taken to L0 while a guest runs
-TRAP_CLASSES = (SYSREG, ERET, HVC, SMC, TLBI, AT, ABORT, MMIO, WFX, SEMIHOSTING, SYS, IRQ)
+DEBUG = "debug"      # a debug exception (BRK) that L1's MDCR_EL2.TDE / HCR_EL2.TGE routes to EL2
+TRAP_CLASSES = (SYSREG, ERET, HVC, SMC, TLBI, AT, ABORT, MMIO, WFX, SEMIHOSTING, IRQ, DEBUG)
 
 
 @dataclass

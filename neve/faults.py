@@ -97,34 +97,36 @@ def fetch_from_device(m, pc: int, pa: int | None = None) -> None:
         raise Unsupported(f"instruction fetch from the QEMU virt {dev} at address {pa:#x}", pc)
 
 
-def fetch_fault_esr(m, pc: int) -> int | None:
-    """The ESR of the Instruction Abort that fetching the instruction at `pc` takes at
-    stage 1 of the running regime, or None.  For the exceptions Unicorn raises without
-    fetching (Illegal Execution state), which an Instruction Abort precedes."""
+def take_illegal_state(m, pc: int, spsr_or: int = 0) -> None:
+    """The instruction at `pc` runs in Illegal Execution state (PSTATE.IL), which
+    Unicorn does not fetch it in: it takes its fetch's Instruction Abort if the fetch
+    faults (stage 1, L1's stage 2, or an external abort: they have the higher
+    priority), else the Illegal Execution state exception (EC 0x0E).  `spsr_or`: the
+    IL bit when the CPU's PSTATE does not hold it."""
     v = m.vel2
     s2 = v.s2 if v is not None else None
     el = m.cpu.el()
-    if s2 is not None and s2.regime == "s2":           # the nested VM: its own stage 1
-        t = s2.translate_l2(pc, execute=True, el=el)
-        if not isinstance(t, mmu.Fault) or t.stage != 1:
-            return None
-    elif s2 is not None and s2.regime == "el2":        # vEL2 with L1's EL2 MMU on
-        t = s2.translate_el2(pc, execute=True)
+    if s2 is not None and s2.regime == "s2":           # the nested VM: both stages
+        r = s2.translate_l2(pc, execute=True, el=el)
+        if isinstance(r, mmu.Fault) or r[0] == "external":
+            s2.fetch_fault(r, pc, el, spsr_or)
+            return
     else:
-        t = mmu.walk_stage1(read64_phys(m), stage1_regime(m), pc, execute=True, el=el)
-    if not isinstance(t, mmu.Fault):
-        return None
-    return decode.esr(decode.EC_IABT_CUR if el != 0 else decode.EC_IABT_LOW, t.fsc)
-
-
-def illegal_state_esr(m, pc: int) -> tuple[int, int | None]:
-    """(ESR, FAR) of the exception the instruction at `pc` takes in Illegal Execution
-    state (PSTATE.IL): its fetch's Instruction Abort if any, else the Illegal
-    Execution state exception."""
-    esr = fetch_fault_esr(m, pc)
-    if esr is not None:
-        return esr, pc
-    return decode.esr(decode.EC_ILLEGAL, 0), None
+        if s2 is not None and s2.regime == "el2":      # vEL2 with L1's EL2 MMU on
+            t = s2.translate_el2(pc, execute=True)
+        else:
+            t = mmu.walk_stage1(read64_phys(m), stage1_regime(m), pc, execute=True, el=el)
+        ec = decode.EC_IABT_CUR if el != 0 else decode.EC_IABT_LOW
+        if isinstance(t, mmu.Fault):
+            m.deliver_sync(decode.esr(ec, t.fsc), pc, pc, spsr_or=spsr_or)
+            return
+        pa = t.pa
+        if not m.backed(pa):
+            m.trap(ev.ABORT, "instruction fetch from unbacked PA", "r", pa, pc=pc,
+                   reason="stage-2 fault in L0's tables: no memory at this physical address")
+            m.deliver_sync(decode.esr(ec, FSC_EXTERNAL), pc, pc, spsr_or=spsr_or)
+            return
+    m.deliver_sync(decode.esr(decode.EC_ILLEGAL, 0), pc, spsr_or=spsr_or)
 
 
 def mmu_abort(m, prefetch: bool, pc: int) -> None:

@@ -213,6 +213,12 @@ class Machine:
             self.ram[off:off + len(s.data)] = s.data
             self.ram[off + len(s.data):off + s.memsz] = bytes(s.memsz - len(s.data))
 
+    def backed(self, pa: int) -> bool:
+        """Is there something at this physical address (RAM or an emulated device)?"""
+        if RAM_BASE <= pa < RAM_BASE + self.ram_size:
+            return True
+        return any(d.base <= pa < d.base + d.size for d in self.devices)
+
     def device_at(self, pa: int) -> str | None:
         """The device of the QEMU virt map at a physical address, modelled or not."""
         return unmodelled_device(pa) or next((d.name for d in self.devices if d.base <= pa < d.base + d.size), None)
@@ -364,13 +370,13 @@ class Machine:
         cpu.set_pstate(M_EL1H | PSTATE_DAIF | new_pan(cpu, ps))
         cpu.pc = (vbar & ~0x7FF) + off + kind
 
-    def deliver_sync(self, esr: int, elr: int, far: int | None = None) -> None:
+    def deliver_sync(self, esr: int, elr: int, far: int | None = None, spsr_or: int = 0) -> None:
         """A synchronous exception of the running code that the hardware would take
         without involving L0: to EL1 (vm mode, nested VM) or to vEL2."""
         if self.vel2 is not None:
-            self.vel2.deliver_sync(esr, elr, far)
+            self.vel2.deliver_sync(esr, elr, far, spsr_or)
         else:
-            self.take_el1(esr, elr, far)
+            self.take_el1(esr, elr, far, spsr_or=spsr_or)
 
     # --- hooks -----------------------------------------------------------------------
     def _hook_intr(self, uc, intno: int, _) -> None:
@@ -396,7 +402,9 @@ class Machine:
             k = decode.classify(insn) if insn is not None else None
             if k is None or k.kind != "brk":
                 raise Unsupported("breakpoint exception without a BRK instruction", pc)
-            self.deliver_sync(decode.esr(decode.EC_BRK64, k.imm), pc)
+            esr = decode.esr(decode.EC_BRK64, k.imm)
+            if self.vel2 is None or not self.vel2.route_debug(esr, pc, f"BRK #{k.imm:#x}", insn):
+                self.deliver_sync(esr, pc)
             return
         if intno in (EXCP_DATA_ABORT, EXCP_PREFETCH_ABORT):
             self._on_mmu_abort(intno == EXCP_PREFETCH_ABORT, pc)
@@ -410,8 +418,7 @@ class Machine:
             # it faults: an Instruction Abort has the higher priority (Arm ARM), and
             # Unicorn raises the exception without fetching.
             from neve import faults
-            esr, far = faults.illegal_state_esr(self, pc)
-            self.deliver_sync(esr, pc, far)
+            faults.take_illegal_state(self, pc)
             return
         k = decode.classify(insn) if insn is not None else None
         kind = k.kind if k else None

@@ -176,9 +176,7 @@ class ShadowStage2:
     # --- L0's map of L1 --------------------------------------------------------------
     def l0_backed(self, pa: int) -> bool:
         """Does L0 give L1 something at this physical address (RAM or an emulated device)?"""
-        if RAM_BASE <= pa < self._ram_end:
-            return True
-        return any(d.base <= pa < d.base + d.size for d in self.m.devices)
+        return self.m.backed(pa)
 
     def _ram64(self, pa: int) -> int:
         """Read a descriptor of L1's physical memory: RAM only (L0's map of L1)."""
@@ -378,10 +376,21 @@ class ShadowStage2:
                 va = a if a & ~(_PAGE - 1) == va_page else va_page
         return va, insn, ld
 
-    def _l2_fault(self, r, va_page: int, write: bool, execute: bool, el: int) -> None:
+    def fetch_fault(self, r, pc: int, el: int, spsr_or: int = 0) -> None:
+        """Take the Instruction Abort of fetching `pc` (`r`: translate_l2's fault) as the
+        TLB fill would; for the fetch Unicorn does not make (neve/faults.py:
+        take_illegal_state).  `spsr_or`: as for exit_to_vel2."""
+        self._l2_fault(r, pc & ~(_PAGE - 1), False, True, el, at=pc, spsr_or=spsr_or)
+
+    def _l2_fault(self, r, va_page: int, write: bool, execute: bool, el: int, at: int | None = None,
+                  spsr_or: int = 0) -> None:
         m, v, cpu = self.m, self.v, self.cpu
-        pc = cpu.pc
-        va, insn, ld = self._access(va_page, execute)
+        if at is None:
+            pc = cpu.pc
+            va, insn, ld = self._access(va_page, execute)
+        else:
+            pc = va = at
+            insn = ld = None
         if not execute and ld is not None:
             # Alignment (neve/align.py): an exclusive's before anything; Device memory's
             # (L2's stage 1 off: Device-nGnRnE) after stage 1's faults and before any
@@ -397,7 +406,8 @@ class ShadowStage2:
             self.counters["stage1_faults"] += 1
             same = (cpu.pstate() >> 2) & 3 != 0
             if execute:
-                m.deliver_sync(decode.esr(decode.EC_IABT_CUR if same else decode.EC_IABT_LOW, r.fsc), pc, va)
+                m.deliver_sync(decode.esr(decode.EC_IABT_CUR if same else decode.EC_IABT_LOW, r.fsc), pc, va,
+                               spsr_or=spsr_or)
             else:
                 iss = decode.data_abort_iss(ld, fsc=r.fsc, with_syndrome=False)
                 m.deliver_sync(decode.esr(decode.EC_DABT_CUR if same else decode.EC_DABT_LOW, iss), pc, va)
@@ -415,7 +425,7 @@ class ShadowStage2:
             rw = "" if execute else ("w" if write else "r")
             m.trap(ev.ABORT, f"stage-2 {kind} abort", rw, r.ipa, pc=pc, insn=insn, forwarded=True,
                    reason=f"{mmu.describe(r)} in L1's stage 2 (HCR_EL2.VM set by L1): forwarded to vEL2")
-            v.exit_to_vel2(esr, pc, far=va, hpfar=r.hpfar, why=f"stage-2 {kind} abort")
+            v.exit_to_vel2(esr, pc, far=va, hpfar=r.hpfar, why=f"stage-2 {kind} abort", spsr_or=spsr_or)
             return
         # ("external", ipa, pa): L1's stage 2 points outside what L0 gave L1.
         _, ipa, pa = r
@@ -438,14 +448,14 @@ class ShadowStage2:
         if to_vel2:
             ec = decode.EC_IABT_LOW if execute else decode.EC_DABT_LOW
             v.exit_to_vel2(decode.esr(ec, iss), pc, far=va, hpfar=(ipa >> 12 & ((1 << 40) - 1)) << 4,
-                           why="external abort")
+                           why="external abort", spsr_or=spsr_or)
             return
         same = (cpu.pstate() >> 2) & 3 != 0
         if execute:
             ec = decode.EC_IABT_CUR if same else decode.EC_IABT_LOW
         else:
             ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
-        m.take_el1(decode.esr(ec, iss), pc, va)
+        m.take_el1(decode.esr(ec, iss), pc, va, spsr_or=spsr_or)
 
     def _el2_fault(self, t, va_page: int, write: bool, execute: bool) -> None:
         """A fault of L1's own EL2 stage 1: taken at vEL2 (EC 0x21/0x25)."""

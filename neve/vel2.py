@@ -37,6 +37,7 @@ SCTLR_EL1_RES1 = 0x30D0_0800
 SCTLR_EL2_TO_EL1 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19) | (1 << 25)
 
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in sysregs.CTRL_BITS["HCR_EL2"]}
+_MDCR_TDE = sysregs.ctrl_bit("MDCR_EL2", "TDE")
 
 # HCR_EL2 controls whose presence marks an EL1 context as a guest L1 virtualizes.
 GUEST_HCR_MASK = 0
@@ -218,8 +219,10 @@ class VirtualEL2:
         self.m.guest_resumed(gid)
 
     def exit_to_vel2(self, esr: int, elr: int, far: int | None = None, kind: int = 0,
-                     hpfar: int | None = None, why: str = "") -> None:
-        """A virtual exception from L1's EL1/EL0 into vEL2 (lower-EL AArch64 vector)."""
+                     hpfar: int | None = None, why: str = "", spsr_or: int = 0) -> None:
+        """A virtual exception from L1's EL1/EL0 into vEL2 (lower-EL AArch64 vector).
+        `spsr_or`: PSTATE bits the saved SPSR has that the hardware PSTATE does not
+        hold (IL after an illegal exception return)."""
         cpu = self.cpu
         irq = getattr(self.m, "irq", None)
         if irq is not None:
@@ -240,7 +243,7 @@ class VirtualEL2:
             if hpfar is not None:
                 self.set("HPFAR_EL2", hpfar)
         self.set("ELR_EL2", elr)
-        self.set("SPSR_EL2", ps & 0xFFFF_FFFF)
+        self.set("SPSR_EL2", (ps | spsr_or) & 0xFFFF_FFFF)
         cpu.pc = (self.get("VBAR_EL2") & ~0x7FF) + VEC_LOWER_A64 + kind
         self.m.bus.publish(ev.Switch(cpu.icount(), src, "vEL2", cpu.pc, why))
 
@@ -261,11 +264,11 @@ class VirtualEL2:
         cpu.set_pstate(M_EL1H | PSTATE_DAIF)
         cpu.pc = (self.get("VBAR_EL2") & ~0x7FF) + off + kind
 
-    def deliver_sync(self, esr: int, elr: int, far: int | None) -> None:
+    def deliver_sync(self, esr: int, elr: int, far: int | None, spsr_or: int = 0) -> None:
         if self.active:
-            self.take_current(esr, elr, far)
+            self.take_current(esr, elr, far, spsr_or=spsr_or)
         else:
-            self.m.take_el1(esr, elr, far)
+            self.m.take_el1(esr, elr, far, spsr_or=spsr_or)
 
     # --- ERET ----------------------------------------------------------------------------
     def eret(self, pc: int | None, insn: int | None) -> None:
@@ -283,8 +286,7 @@ class VirtualEL2:
             # Illegal exception return: PSTATE.EL, SP and nRW stay, IL is set, PC is
             # ELR, and the next instruction takes an Illegal Execution state exception.
             cpu.set_pstate((spsr & PSTATE_RESTORED & ~0x1F) | (cpu.pstate() & 0x1F))
-            esr, far = faults.illegal_state_esr(self.m, elr)
-            self.take_current(esr, elr, far, spsr_or=PSTATE_IL)
+            faults.take_illegal_state(self.m, elr, PSTATE_IL)
             return
         il = spsr & PSTATE_IL
         spsr &= PSTATE_RESTORED & ~PSTATE_IL
@@ -292,13 +294,11 @@ class VirtualEL2:
             cpu.set_pstate(spsr & ~0x1F | (mfield - 4))
             cpu.pc = elr
             if il:
-                esr, far = faults.illegal_state_esr(self.m, elr)
-                self.take_current(esr, elr, far, spsr_or=PSTATE_IL)
+                faults.take_illegal_state(self.m, elr, PSTATE_IL)
             return
         self.enter_el1(spsr, elr, pc)      # EL1h / EL1t / EL0t
         if il:
-            esr, far = faults.illegal_state_esr(self.m, elr)
-            self.m.take_el1(esr, elr, far, spsr_or=PSTATE_IL)
+            faults.take_illegal_state(self.m, elr, PSTATE_IL)
 
     def is_eret_net(self, addr: int) -> bool:
         return self.active and addr == ERET_NET
@@ -341,6 +341,22 @@ class VirtualEL2:
             self.exit_to_vel2(decode.esr(decode.EC_WFX, decode.wfx_iss("wfi")), pc, why="WFI")
             return True
         return False
+
+    def route_debug(self, esr: int, elr: int, name: str, insn: int | None) -> bool:
+        """A debug exception (BRK) of L1's EL1/EL0: taken to vEL2 when L1's MDCR_EL2.TDE
+        or HCR_EL2.TGE routes debug exceptions to EL2 (Arm ARM, AArch64.SoftwareBreakpoint)."""
+        if self.active:
+            return False
+        if self.get("MDCR_EL2") & _MDCR_TDE:
+            why = "MDCR_EL2.TDE"
+        elif self.get("HCR_EL2") & _HCR["TGE"]:
+            why = "HCR_EL2.TGE"
+        else:
+            return False
+        self.m.trap(ev.DEBUG, name, pc=elr, insn=insn, forwarded=True,
+                    reason=f"{why} set by L1: debug exceptions from EL1/EL0 go to EL2")
+        self.exit_to_vel2(esr, elr, why=name)
+        return True
 
     # --- system registers --------------------------------------------------------------------
     def sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:

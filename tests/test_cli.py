@@ -410,7 +410,7 @@ def test_budget_large_enough_does_not_interfere():
 
 # --- the stats JSON --------------------------------------------------------------------------
 
-TRAP_CLASSES = {"sysreg", "eret", "hvc", "smc", "tlbi", "at", "abort", "mmio", "wfx", "semihosting", "sys"}
+TRAP_CLASSES = {"sysreg", "eret", "hvc", "smc", "tlbi", "at", "abort", "mmio", "wfx", "semihosting", "irq", "debug"}
 
 
 def check_stats_schema(doc: dict) -> None:
