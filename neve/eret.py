@@ -7,9 +7,11 @@ scanning guest RAM and given a code hook each.
   return, or a return with SPSR.IL set, the next instruction must take an Illegal
   Execution state exception (EC 0x0E), and Unicorn just runs on.  `el1` takes those
   here, before the ERET executes; every other ERET runs natively.
-* LDAR (load-acquire): it requires an aligned address whatever the memory type, and
-  Unicorn does not check it (it does for LDXR/LDAXR and STLR).  A misaligned LDAR
-  takes the alignment fault here, before it runs.
+* LDAR/STLR (load-acquire, store-release): they require an aligned address whatever
+  the memory type, and Unicorn checks neither (it does check the exclusives); with
+  the MMU off the Device-memory check (neve/align.py) catches them, with it on
+  nothing would.  A misaligned LDAR/STLR takes the alignment fault here, before it
+  runs (it comes before any translation fault).
 
 The images are scanned when loaded and RAM again when the guest does its
 instruction-cache maintenance (IC IVAU/IALLU), as it must after writing code.
@@ -25,9 +27,13 @@ from neve.platform import RAM_BASE
 
 ERET_WORDS = {0xD69F03E0: "ERET", 0xD69F0BFF: "ERETAA", 0xD69F0FFF: "ERETAB"}
 _ERET_BYTES = [w.to_bytes(4, "little") for w in ERET_WORDS]
-# LDAR{B,H,,} Rt, [Rn]: size:0b001000110111111111111:Rn:Rt, i.e. 0x08DFFC00 | size << 30.
-# A lookahead, so a false match at an unaligned offset cannot swallow a real one.
-_LDAR = re.compile(rb"(?=.[\xfc-\xff]\xdf[\x08\x48\x88\xc8])", re.DOTALL)
+# LDAR{H,,} / STLR{H,,} Rt, [Rn]: size:0b0010001L0:Rs:1:Rt2:Rn:Rt, i.e. 0x08808000 |
+# L << 22 | size << 30 (the byte forms cannot be misaligned).  Rs and Rt2 should be
+# ones; Unicorn executes the words where they are not (CONSTRAINED UNPREDICTABLE), so
+# they are checked too.  A lookahead, so a false match at an unaligned offset cannot
+# swallow a real one.
+_ACQREL = re.compile(rb"(?=.[\x80-\xff][\x80-\x9f\xc0-\xdf][\x48\x88\xc8])", re.DOTALL)
+_ACQREL_MASK, _ACQREL_BITS = 0x3FA0_8000, 0x0880_8000
 PSTATE_IL = 1 << 20
 # PSTATE bits an exception return restores on the CPU model (ARMv8.0): NZCV, SS, IL, DAIF, M.
 PSTATE_RESTORED = 0xF000_0000 | 1 << 21 | PSTATE_IL | 0x3C0 | 0x1F
@@ -40,7 +46,7 @@ class EretHooks:
         self._hooked: set[int] = set()
 
     def scan(self, base: int, size: int) -> None:
-        """Hook every ERET and LDAR word in [base, base+size) of RAM."""
+        """Hook every ERET, LDAR and STLR word in [base, base+size) of RAM."""
         m = self.m
         lo = max(0, base - RAM_BASE)
         hi = min(base - RAM_BASE + size, len(m.ram))
@@ -58,8 +64,8 @@ class EretHooks:
             while i != -1:
                 hook(i, self._eret)
                 i = m.ram.find(pat, i + 1, hi)
-        for mt in _LDAR.finditer(m.ram, lo, hi):
-            hook(mt.start(), self._ldar)
+        for mt in _ACQREL.finditer(m.ram, lo, hi):
+            hook(mt.start(), self._acqrel)
         for a in new:
             uc.ctl_remove_cache(a, a + 4)
 
@@ -73,11 +79,11 @@ class EretHooks:
         else:
             self.el1(addr)
 
-    def _ldar(self, uc, addr: int, size: int, _) -> None:
+    def _acqrel(self, uc, addr: int, size: int, _) -> None:
         m = self.m
         cpu = m.cpu
         insn = cpu.read_insn(addr)
-        if insn is None or insn & 0x3FFF_FC00 != 0x08DF_FC00:
+        if insn is None or insn & _ACQREL_MASK != _ACQREL_BITS:
             return
         ld = decode.decode_ldst(insn)
         va = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), addr)
@@ -101,8 +107,7 @@ class EretHooks:
             cpu.set_pstate((spsr & PSTATE_RESTORED & ~0x1F & ~PSTATE_IL) | (cpu.pstate() & 0x1F))
         else:
             cpu.set_pstate(spsr & PSTATE_RESTORED & ~PSTATE_IL)
-        esr, far = faults.illegal_state_esr(m, elr)
-        m.take_el1(esr, elr, far, spsr_or=PSTATE_IL)
+        faults.take_illegal_state(m, elr, PSTATE_IL)
 
 
 def illegal_return(spsr: int, el_from: int, hcr: int) -> str:

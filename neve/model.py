@@ -15,7 +15,8 @@ EL2) against neve; `neve fuzz` compares the two on random kernels.
   starts at EL2, GIC system registers present), CCSIDR_EL1 of the L1 data cache.
 * The PMU is neve's (neve/devices/pmu.py): QEMU's A72 has 6 event counters.
 * `OWNED`: registers neve keeps itself because Unicorn lacks them or gets them wrong
-  (reset value, writable bits): MDCCSR_EL0, OSDLR_EL1.
+  (reset value, writable bits): MDCCSR_EL0, OSDLR_EL1, and the Cortex-A72's
+  IMPLEMENTATION DEFINED registers (L2CTLR_EL1, CPUECTLR_EL1, CBAR_EL1...).
 The writable bits of every register are the table's `wmask` (neve/sysregs.py).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 
 from neve.devices.gic import NUM_LRS, PREBITS, PRIBITS
 from neve.devices.pmu import N as PMU_COUNTERS
+from neve.sysregs import REGISTERS
 
 NAME = "cortex-a72"
 FEATURES: frozenset[str] = frozenset()     # ARMv8.0: no "vhe", no "nv2"
@@ -51,6 +53,8 @@ HCR_TDZ = 1 << 28
 OWNED: dict[str, tuple[int, int]] = {
     "MDCCSR_EL0": (0, 0),           # debug communications channel: idle
     "OSDLR_EL1": (0, 1),            # OS double lock: DLK only
+    # The Cortex-A72's IMPLEMENTATION DEFINED registers (the table's "impdef" group).
+    **{r.name: (r.reset, r.wmask) for r in REGISTERS if r.group == "impdef"},
 }
 
 

@@ -99,7 +99,7 @@ class Trap:
         return f"{self.ctrl}.{self.bit}" + ("==0" if self.when_clear else "")
 
 
-GROUPS = ("el0", "el1", "el2", "el12", "timer", "gic", "pmu", "debug", "id", "special")
+GROUPS = ("el0", "el1", "el2", "el12", "timer", "gic", "pmu", "debug", "id", "impdef", "special")
 
 # Behaviour of an access from (virtual) EL2 when FEAT_NV2 is on (HCR_EL2.{NV,NV1,NV2}=1).
 NV2_MEM = "mem"            # load/store at VNCR_EL2.BADDR + vncr
@@ -502,6 +502,19 @@ REGISTERS: tuple[SysReg, ...] = (
     _r("CTR_EL0", 3, 3, 0, 0, 1, "id", access="ro", traps=_TID2, el0=(Trap("SCTLR_EL1", "UCT", when_clear=True),),
        doc="Cache type (TID2; SCTLR_EL1.UCT at EL0)"),
     _r("DCZID_EL0", 3, 3, 0, 0, 7, "id", access="ro", doc="DC ZVA block size; never trapped (HCR_EL2.TDZ only sets DZP)"),
+
+    # ---- IMPLEMENTATION DEFINED registers of the Cortex-A72 (HCR_EL2.TIDCP traps them) ----
+    # QEMU 10's cortex-a72 has them, RAZ/WI (CBAR_EL1 read-only); Unicorn's lacks the
+    # first seven and reads CBAR_EL1 as 0, so neve keeps them (neve/model.py: OWNED).
+    *(_r(name, 3, 1, crn, crm, op2, "impdef", wmask=0, doc=f"{what} (Cortex-A72; RAZ/WI as on QEMU)")
+      for name, crn, crm, op2, what in (
+          ("L2CTLR_EL1", 11, 0, 2, "L2 control"), ("L2ECTLR_EL1", 11, 0, 3, "L2 extended control"),
+          ("L2ACTLR_EL1", 15, 0, 0, "L2 auxiliary control"), ("CPUACTLR_EL1", 15, 2, 0, "CPU auxiliary control"),
+          ("CPUECTLR_EL1", 15, 2, 1, "CPU extended control"),
+          ("CPUMERRSR_EL1", 15, 2, 2, "CPU memory error syndrome"),
+          ("L2MERRSR_EL1", 15, 2, 3, "L2 memory error syndrome"))),
+    _r("CBAR_EL1", 3, 1, 15, 3, 0, "impdef", access="ro", reset=0x0800_0000,
+       doc="Configuration base address: the board's GIC (Cortex-A72; as on QEMU's virt)"),
 )
 
 # Registers EL0 may read but not write (a write at EL0 is UNDEFINED).

@@ -51,8 +51,10 @@ GICD_CTLR_EN_GRP1 = 1 << 1
 GICD_CTLR_ARE = 1 << 4
 GICD_CTLR_DS = 1 << 6
 
-# GICD_TYPER as QEMU 10 virt reports it: No1N, A3V, IDbits = 15, LPIS, NMI, ITLinesNumber.
-GICD_TYPER_VALUE = (1 << 25) | (1 << 24) | (0xF << 19) | (1 << 17) | (1 << 9) | (NUM_IRQS // 32 - 2)
+# GICD_TYPER as QEMU 10 virt reports it with the CPU neve models (neve/model.py):
+# No1N, A3V, IDbits = 15, LPIS, ITLinesNumber.  No NMI (bit 9): QEMU sets it only
+# for a CPU with FEAT_NMI, which cortex-a72 (ARMv8.0) does not have.
+GICD_TYPER_VALUE = (1 << 25) | (1 << 24) | (0xF << 19) | (1 << 17) | (NUM_IRQS // 32 - 2)
 GIC_IIDR = 0x43B               # Arm, r0p0 (as a GIC-500)
 GICR_CTLR_ENABLE_LPIS = 1 << 0
 GICR_CTLR_CES = 1 << 1
