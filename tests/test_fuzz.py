@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz_cases import (AT, HCR_RW, LAYOUT, MAIR, RAM, S1_AF, S1_ISH, Case, Tables, at, load, mmu_on_el1, mov,
+from fuzz_cases import (AT, GICD, HCR_RW, LAYOUT, MAIR, RAM, S1_AF, S1_ISH, Case, Tables, at, load, mmu_on_el1, mov,
                         read_reg, set_reg, slot, stage2_on)
 from neve import sysregs
 from neve.fuzz import a64
@@ -290,6 +290,28 @@ def test_known_divergences_are_narrow():
     word = "random word 0x9bdd05a5 (umulh x5, x13, x29)"
     assert explain(_div(word, "a04+10 1 02000000", "a03+08 1 02000000", "a03"), c) == "encodings Unicorn executes"
     assert explain(_div(word, "a03 = 0000000000000001", "a03+08 1 02000000", "a03"), c) is None
+    stlr = "random word 0x888adc15 (.inst 0x888adc15)"                       # Rs, Rt2 != 0b11111
+    assert explain(_div(stlr, "b22+08 1 92000061 d966fdadb1776cb6", "b22+08 1 02000000", "b22"), c) == \
+        "encodings Unicorn executes"
+    assert explain(_div("random word 0x889ffc15 (stlr w21, [x0])", "b22+08 1 92000061 d966fdadb1776cb6",
+                        "b22+08 1 02000000", "b22"), c) is None                 # a well-formed STLR
+    assert explain(_div(stlr, "b22+08 1 02000000", "b22+08 1 02000000", "b22"), c) is None     # both UNDEF
+    tpmcr = Case(seed=1, epilogue=[set_reg("MDCR_EL2", 0x26), set_reg("HCR_EL2", HCR_RW)])
+    pmcr = ("msr PMCR_EL0, 0xffffffffffffffff; mrs x0, PMCR_EL0", "b0b+10 v 6230e438", "b0b = 00000000410210f9")
+    assert explain(_div(*pmcr, slot_="b0b"), tpmcr) == "MDCR_EL2.TPMCR"
+    assert explain(_div(*pmcr, slot_="b0b"), c) is None                         # L1 did not set TPMCR
+    s2_uart = Case(seed=1, epilogue=[set_reg("HCR_EL2", HCR_RW | 1)])
+    ua = ("stur size 4 at 0x9000031 (uart)", "! v 93140046 0000000040000464",
+          "b01+18 v 93820046 0000000009000031 0000000000090000")
+    assert explain(_div(*ua, slot_="b01"), s2_uart) == "Device alignment under stage 2"
+    assert explain(_div("stur size 4 at 0x9000030 (uart)", *ua[1:], slot_="b01"), s2_uart) is None   # aligned
+    stxp = "random word 0xc83f0244 (stxp wzr, x4, x0, [x18])"
+    assert explain(_div(stxp, "a1e+08 1 96000061 ffffffffffffffff", "a1e+08 1 96000021 ffffffffffffffff", "a1e"),
+                   c) == "store-exclusive at QEMU's monitor sentinel"
+    assert explain(_div(stxp, "a1e+08 1 96000061 0000000040009001", "a1e+08 1 96000021 0000000040009001", "a1e"),
+                   c) is None                                                   # not QEMU's sentinel address
+    assert explain(_div("stur size 8 at 0xffffffffffffffff (random)", "a1e+08 1 96000061 ffffffffffffffff",
+                        "a1e+08 1 96000021 ffffffffffffffff", "a1e"), c) is None  # not a store-exclusive
 
 
 # --- defect 1: forwarded traps resume at L1's handler ------------------------------------------
@@ -594,6 +616,91 @@ end
 """)
 
 
+def test_store_release_aligns_with_the_mmu_on():
+    """Found by the fuzzer: STLR needs an aligned address whatever the memory type;
+    Unicorn checks LDAR-like exclusives but not STLR, so with the MMU on (Normal
+    memory, where the Device check of neve/align.py does not apply) an unaligned STLR
+    was performed.  LDAR/STLR of X and of halfwords, at EL1 and in the nested VM."""
+    d = LAYOUT.data
+    sl = []
+    for off in (0x5D, 0x4):
+        sl += [slot(*mov(1, d + off), a64.ldst_exclusive("stlr", 8, 2, 1), note=f"stlr x2, data+{off:#x}"),
+               slot(*mov(1, d + off), a64.ldst_exclusive("ldar", 8, 0, 1), show=True, note=f"ldar x0, data+{off:#x}"),
+               slot(*mov(1, d + off), a64.ldst_exclusive("stlr", 2, 2, 1), note=f"stlrh w2, data+{off:#x}"),
+               slot(*mov(1, d + off + 1), a64.ldst_exclusive("ldar", 2, 0, 1), show=True,
+                    note=f"ldarh w0, data+{off + 1:#x}")]
+    c = Case(seed=0x61, epilogue=[set_reg("HCR_EL2", HCR_RW)])
+    ttbr, _ = Tables(c).stage1()
+    c.b = mmu_on_el1(ttbr) + sl + [read_reg("MIDR_EL1")]
+    body = """b04+08 1 96000061 000000004000905d
+b05+08 1 96000021 000000004000905d
+b06+08 1 96000061 000000004000905d
+b07 = 0000000000000000
+b08+08 1 96000061 0000000040009004
+b09+08 1 96000021 0000000040009004
+b0b+08 1 96000021 0000000040009005
+b0c = 00000000410fd083
+end
+"""
+    check(c, el2=body, el1=body)
+
+
+def test_store_release_with_should_be_one_fields_clear_aligns():
+    """An STLR whose Rs/Rt2 fields are not all ones is CONSTRAINED UNPREDICTABLE:
+    UNDEFINED (QEMU 10) or executed as STLR (Unicorn).  Executed, it must take the
+    STLR's alignment fault (the fuzzer's class "encodings Unicorn executes")."""
+    d = LAYOUT.data
+    c = Case(seed=0x6A, epilogue=[set_reg("HCR_EL2", HCR_RW)])
+    ttbr, _ = Tables(c).stage1()
+    c.b = mmu_on_el1(ttbr) + [slot(*mov(1, d + 3), 0x888ADC35, note="stlr w21, [x1] with Rs = 10, Rt2 = 23"),
+                              read_reg("MIDR_EL1")]
+    rep = run_case(c.seed, Options(modes=ALL), c)
+    for m, r in rep.runs.items():
+        assert r.out == f"fuzz {c.seed:016x}\nb04+08 1 96000061 {d + 3:016x}\nb05 = 00000000410fd083\nend\n", m
+
+
+def test_brk_goes_to_el2_with_mdcr_tde():
+    """Found by the fuzzer: L1's MDCR_EL2.TDE routes the debug exceptions of its EL1
+    and EL0 (BRK) to EL2; they went to the nested VM's own EL1."""
+    brk = [slot(a64.exception("brk", 0x2754), note="brk #0x2754"), read_reg("MIDR_EL1")]
+    for mdcr, how in ((0x106, "v"), (0x6, "1")):
+        c = Case(seed=0x62, b=list(brk), epilogue=[set_reg("MDCR_EL2", mdcr), set_reg("HCR_EL2", HCR_RW)])
+        check(c, el2=f"b00+00 {how} f2002754\nb01 = 00000000410fd083\nend\n")
+
+
+def test_gicd_typer_is_the_modelled_cpus():
+    """Found by the fuzzer: GICD_TYPER.NMI is set by QEMU 10 only for a CPU with
+    FEAT_NMI; neve models cortex-a72, which has none."""
+    c = Case(seed=0x63, a=[load(GICD + 4, 4)], b=[load(GICD + 4, 4)], epilogue=[set_reg("HCR_EL2", HCR_RW)])
+    check(c, el2="a00 = 00000000037a0008\nb00 = 00000000037a0008\nend\n",
+          el1="a00 = 00000000037a0008\nb00 = 00000000037a0008\nend\n")
+
+
+def test_cortex_a72_impdef_registers():
+    """Found by the fuzzer: QEMU 10's cortex-a72 has the A72's IMPLEMENTATION DEFINED
+    registers (RAZ/WI; CBAR_EL1 read-only, the GIC's base); Unicorn's UNDEFs them (and
+    reads CBAR_EL1 as 0).  At EL2, at EL1 and in the nested VM; two unallocated
+    encodings of the same space stay UNDEFINED."""
+    regs = [(3, 1, 11, 0, 2), (3, 1, 11, 0, 3), (3, 1, 15, 0, 0), (3, 1, 15, 2, 0), (3, 1, 15, 2, 1),
+            (3, 1, 15, 2, 2), (3, 1, 15, 2, 3)]
+    cbar, unallocated = (3, 1, 15, 3, 0), [(3, 1, 15, 3, 1), (3, 0, 15, 0, 0)]
+    sl = []
+    for k in regs + [cbar] + unallocated:
+        sl += [slot(a64.sysreg(*k, 0, True), show=True, note=f"mrs x0, S{k[0]}_{k[1]}_C{k[2]}_C{k[3]}_{k[4]}"),
+               slot(*mov(1, (1 << 64) - 1), a64.sysreg(*k, 1, False), a64.sysreg(*k, 0, True), show=True,
+                    note=f"msr/mrs S{k[0]}_{k[1]}_C{k[2]}_C{k[3]}_{k[4]}, ~0")]
+    c = Case(seed=0x64, a=list(sl), b=list(sl), epilogue=[set_reg("HCR_EL2", HCR_RW)])
+
+    def lines(r: str, el: str) -> str:
+        out = "".join(f"{r}{i:02x} = 0000000000000000\n" for i in range(2 * len(regs)))
+        n = 2 * len(regs)
+        out += f"{r}{n:02x} = 0000000008000000\n{r}{n + 1:02x}+10 {el} 02000000\n"
+        for i in range(n + 2, len(sl), 2):
+            out += f"{r}{i:02x}+00 {el} 02000000\n{r}{i + 1:02x}+10 {el} 02000000\n"
+        return out
+    check(c, el2=lines("a", "2") + lines("b", "1") + "end\n", el1=lines("a", "1") + lines("b", "1") + "end\n")
+
+
 def test_dc_zva_fault_address_is_the_block():
     """Found by the fuzzer: DC ZVA to a block with nothing behind it takes a
     synchronous external abort whose FAR is the block's start, as QEMU reports it."""
@@ -651,6 +758,37 @@ def test_illegal_return_to_a_page_that_cannot_be_fetched():
                                    a64.msr((3, 0, 4, 0, 1), 2), a64.ERET,
                                    note="eret with SPSR_EL1.M = 7 (illegal) to an unmapped VA")]
     check(c, el2="! 1 86000005 0000000080000000\n", el1="! 1 86000005 0000000080000000\n")
+
+
+def _illegal_eret(elr: int, spsr_key=(3, 0, 4, 0, 0), elr_key=(3, 0, 4, 0, 1)) -> Slot:
+    return slot(*mov(1, 0x3C7), *mov(2, elr), a64.msr(spsr_key, 1), a64.msr(elr_key, 2), a64.ERET,
+                note=f"eret with SPSR.M = 7 (illegal) to {elr:#x}")
+
+
+def test_illegal_return_fetch_aborts_at_stage2_and_external():
+    """Found by the fuzzer: the fetch that an Illegal Execution state exception waits
+    for can also take L1's stage-2 fault (to vEL2, EC 0x20, HPFAR) or a synchronous
+    external abort (IFSC 0x10: an IPA that L1 maps to nothing, or with the MMU off a
+    physical hole), and those come first too.  Before, neve took EC 0x0E."""
+    hole = 0x4800_0000                                   # past the 128 MiB of RAM
+    # The nested VM, stage 1 off: its ELR's page unmapped in L1's stage 2 ...
+    c = Case(seed=0x66)
+    vttbr, s2l3 = Tables(c).stage2()
+    Tables.s2_unmap(s2l3, LAYOUT.data)
+    c.epilogue, c.b = stage2_on(vttbr), [_illegal_eret(LAYOUT.data + 8)]
+    check(c, el2=f"! v 82000007 {LAYOUT.data + 8:016x}\n")
+    # ... or mapped to a physical hole.
+    c = Case(seed=0x67)
+    vttbr, s2l3 = Tables(c).stage2()
+    Tables.put(s2l3, (LAYOUT.data - RAM) >> 12, hole | 1 << 10 | 3 << 6 | 0xF << 2 | 3)
+    c.epilogue, c.b = stage2_on(vttbr), [_illegal_eret(LAYOUT.data + 8)]
+    check(c, el2=f"! 1 86000010 {LAYOUT.data + 8:016x}\n")
+    # The MMU off, at EL1 (vm mode, the nested VM) and at (v)EL2: a hole.
+    c = Case(seed=0x68, b=[_illegal_eret(hole)], epilogue=[set_reg("HCR_EL2", HCR_RW)])
+    check(c, el2=f"! 1 86000010 {hole:016x}\n", el1=f"! 1 86000010 {hole:016x}\n")
+    c = Case(seed=0x69, a=[_illegal_eret(hole, (3, 4, 4, 0, 0), (3, 4, 4, 0, 1))],
+             epilogue=[set_reg("HCR_EL2", HCR_RW)])
+    check(c, el2=f"! 2 86000010 {hole:016x}\n")
 
 
 def _unsupported(case: Case, modes) -> dict[str, str]:
