@@ -542,7 +542,8 @@ SYS_TRAPS: dict[str, Trap] = {
        for s in ("", "IS")},
 }
 # HCR_EL2.TIDCP traps EL1 accesses to the IMPLEMENTATION DEFINED system-register space
-# (op0 = 3, CRn = 11 or 15), whether or not the CPU implements the encoding.
+# (op0 = 3, CRn = 11 or 15), whether or not the CPU implements the encoding; EL0
+# accesses are not trapped (IMPLEMENTATION DEFINED; as QEMU's cortex-a72).
 TIDCP = Trap("HCR_EL2", "TIDCP")
 
 

@@ -468,7 +468,9 @@ class VirtualEL2:
         row = sysregs.BY_KEY.get(key)
         if row is not None and not model.implemented(row):
             return None                   # UNDEFINED: before any trap to EL2
-        if sysregs.impdef(key) and sysregs.TIDCP.holds(self.vcontrols()):
+        if sysregs.impdef(key) and self.cpu.el() == 1 and sysregs.TIDCP.holds(self.vcontrols()):
+            # Whether TIDCP traps EL0 accesses too is IMPLEMENTATION DEFINED; QEMU's
+            # cortex-a72 does not (they UNDEF at EL1), and neither does neve.
             reasons = [sysregs.TIDCP]
         elif row is None or not row.traps or row.group in ("el2", "el12"):
             return None

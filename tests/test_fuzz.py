@@ -305,6 +305,12 @@ def test_known_divergences_are_narrow():
           "b01+18 v 93820046 0000000009000031 0000000000090000")
     assert explain(_div(*ua, slot_="b01"), s2_uart) == "Device alignment under stage 2"
     assert explain(_div("stur size 4 at 0x9000030 (uart)", *ua[1:], slot_="b01"), s2_uart) is None   # aligned
+    wfi = ("wfi", "b07+00 v 07e00000", "b08+10 1 02000000")
+    vf_fmo0 = Case(seed=1, epilogue=[set_reg("HCR_EL2", HCR_RW | HCR["TWI"] | HCR["VF"])])
+    vf_fmo1 = Case(seed=1, epilogue=[set_reg("HCR_EL2", HCR_RW | HCR["TWI"] | HCR["VF"] | HCR["FMO"])])
+    assert explain(_div(*wfi, slot_="b07"), vf_fmo0) == "WFI and a disabled virtual interrupt"
+    assert explain(_div(*wfi, slot_="b07"), vf_fmo1) is None                    # enabled: a real divergence
+    assert explain(_div(*wfi, slot_="b07"), c) is None                          # nothing pending
     stxp = "random word 0xc83f0244 (stxp wzr, x4, x0, [x18])"
     assert explain(_div(stxp, "a1e+08 1 96000061 ffffffffffffffff", "a1e+08 1 96000021 ffffffffffffffff", "a1e"),
                    c) == "store-exclusive at QEMU's monitor sentinel"
@@ -657,6 +663,17 @@ def test_store_release_with_should_be_one_fields_clear_aligns():
     rep = run_case(c.seed, Options(modes=ALL), c)
     for m, r in rep.runs.items():
         assert r.out == f"fuzz {c.seed:016x}\nb04+08 1 96000061 {d + 3:016x}\nb05 = 00000000410fd083\nend\n", m
+
+
+def test_tidcp_traps_el1_not_el0():
+    """Found by the fuzzer: whether HCR_EL2.TIDCP traps EL0 accesses is IMPLEMENTATION
+    DEFINED; QEMU's cortex-a72 does not, so the nested VM's EL0 access to the
+    IMPLEMENTATION DEFINED space UNDEFs at its EL1, while its EL1 access traps to L1."""
+    impdef = [mrs_key((3, 7, 15, 2, 2), "mrs x0, S3_7_C15_C2_2"), mrs_key((3, 1, 15, 2, 1), "mrs x0, CPUECTLR_EL1")]
+    for spsr, how in ((0x3C0, "1 02000000"), (0x3C5, "v 6235fc05")):
+        c = Case(seed=0x6B, b=list(impdef), l2_spsr=spsr, epilogue=[set_reg("HCR_EL2", HCR_RW | HCR["TIDCP"])])
+        el1 = "v 62327c05" if how[0] == "v" else how
+        check(c, el2=f"b00+00 {how}\nb01+00 {el1}\nend\n")
 
 
 def test_brk_goes_to_el2_with_mdcr_tde():

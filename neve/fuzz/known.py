@@ -77,7 +77,7 @@ def _device_alignment_under_stage2(d, case) -> bool:
     if va % int(m.group(1)) == 0:
         return False
     if a is not None:
-        return a[1] & 0x3F == 0x21 and not (b is not None and b[1] & 0x3F == 0x21)
+        return a[1] & 0x3F == 0x21 and not (b is not None and d.qemu.startswith(d.slot) and b[1] & 0x3F == 0x21)
     return (d.neve.startswith("! v 9") and int(d.neve.split()[2], 16) >> 26 == 0x24 and b is not None
             and b[0] == "v" and b[1] >> 26 == 0x24 and b[1] & 0x3C in (0x04, 0x08, 0x0C) and b[2] == va)
 
@@ -109,6 +109,17 @@ def _tpmcr(d, case) -> bool:
     return (bool(re.match(r"(msr |mrs x0, )PMCR_EL0\b", d.what)) and d.slot[0] == "b"
             and a is not None and a[0] == "v" and a[1] >> 26 == 0x18 and (b is None or b[0] != "v")
             and bool(_epilogue_value(case, "MDCR_EL2") & 1 << 5))
+
+
+def _wfi_virtual_interrupt_disabled(d, case) -> bool:
+    """The nested VM's WFI traps in neve (EC 0x01) and completes on QEMU, while L1 has
+    a virtual interrupt pending (HCR_EL2.VI/VF/VSE) whose routing bit (IMO/FMO/AMO)
+    is clear."""
+    a = _exception(d.neve)
+    if d.what != "wfi" or d.slot[0] != "b" or a is None or a[1] >> 26 != 0x01 or d.qemu.startswith(d.slot):
+        return False
+    hcr = _epilogue_value(case, "HCR_EL2")
+    return any(hcr & 1 << v and not hcr & 1 << route for v, route in ((7, 4), (6, 3), (8, 5)))
 
 
 def _should_be_one_clear(w: int) -> bool:
@@ -171,6 +182,10 @@ KNOWN: tuple[Known, ...] = (
     Known("MDCR_EL2.TPMCR", "QEMU",
           "TPMCR traps EL1 and EL0 accesses to PMCR_EL0 to EL2; QEMU 10.0 does not implement the "
           "bit (it came in a later release), so the nested VM's access runs.", _tpmcr),
+    Known("WFI and a disabled virtual interrupt", "QEMU",
+          "HCR_EL2.VI/VF/VSE have no effect while IMO/FMO/AMO is clear: no virtual interrupt is "
+          "pending, so a WFI that L1 traps (TWI) traps.  QEMU 10 counts the VI/VF/VSE bit itself "
+          "as work, and the WFI completes without trapping.", _wfi_virtual_interrupt_disabled),
     Known("encodings Unicorn executes", "neve",
           "Unicorn's decoder (QEMU 5's) executes words whose should-be-one fields are not all "
           "ones, which QEMU 10 treats as UNDEFINED: UMULH/SMULH with Ra != 0b11111, STLR/LDAR/"
