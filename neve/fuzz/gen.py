@@ -17,8 +17,9 @@ What a case does:
   EL0.
 
 A step's printed value must be the same on every faithful run: reads of the
-counters and of timer status bits are masked or not shown, and the counter
-frequency (CNTFRQ_EL0, a documented model difference) is not shown.
+counters and of timer status bits are masked or not shown (and a value not shown is
+cleared from x0 before the next slot, which may use x0 as an address), and the
+counter frequency (CNTFRQ_EL0, a documented model difference) is not shown.
 """
 from __future__ import annotations
 
@@ -127,6 +128,8 @@ class Gen:
         show = name not in NOT_SHOWN and key not in NOT_SHOWN_KEYS and name not in self.tainted
         if name in MASK_CTL:
             words.append(0x92400400)                 # and x0, x0, #3
+        if not show:
+            words.append(a64.movz(0, 0))             # the value must not reach a later slot's address
         return Slot(words, show=show, note=f"mrs x0, {name}")
 
     def write_value(self, row) -> int | None:
