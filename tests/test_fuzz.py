@@ -832,6 +832,11 @@ def test_software_step_is_unsupported():
                            read_reg("MIDR_EL1")], epilogue=[set_reg("HCR_EL2", HCR_RW)])
     for err in _unsupported(c, ("vm", "v8.3")).values():
         assert "unsupported: software step (MDSCR_EL1.SS = 1) at PC 0x" in err
+    # An illegal exception return with MDSCR_EL1.SS set: the step's Active-pending
+    # state would come before the Illegal Execution state exception (found by the fuzzer).
+    c = Case(seed=0x6C, b=[set_reg("MDSCR_EL1", 1), _illegal_eret(LAYOUT.data)], epilogue=[set_reg("HCR_EL2", HCR_RW)])
+    for err in _unsupported(c, ("vm", "v8.3")).values():
+        assert f"unsupported: software step (MDSCR_EL1.SS = 1) at PC {LAYOUT.data:#x}" in err
 
 
 def test_unmodelled_device_behind_stage2_is_unsupported():
