@@ -53,10 +53,10 @@ Choices made where the Arm ARM leaves the host a decision (see data_abort_iss):
   write); `data_abort_iss` takes `read_would_fault`; when the caller does not know, it
   assumes translation/access-flag/external faults would also hit a read (WnR=0) and a
   permission fault would not (WnR=1, the usual case: a read-only page).
-* WnR for S1PTW=1 (stage 2 fault on a stage 1 table walk): the walk itself is a read
-  (pseudocode SecondStageWalk passes iswrite=FALSE), so WnR=0 unless the caller says
-  the walk was a hardware Access-flag/dirty-state descriptor update
-  (`s1ptw_write=True`).
+* WnR for S1PTW=1 (stage 2 fault on a stage 1 table walk): the instruction's, as for
+  any other fault (ARMv8.0 pseudocode: TranslationTableWalk passes the access's
+  iswrite to SecondStageWalk; QEMU 10 reports the same), so a store's walk fault has
+  WnR=1.
 * Cache maintenance / AT (LdSt.cm): CM=1 and WnR=1 ("for faults on cache maintenance
   and address translation instructions, this bit always returns a value of 1").
   DC ZVA (and DC GVA/GZVA) is an ordinary write: CM=0, WnR=1.
@@ -279,13 +279,14 @@ class LdSt:
             return 0 if self.rt == 31 else read_reg(self.rt) & MASK64
         return read_reg(self.rn) & MASK64
 
-    def address(self, read_reg: Callable[[int], int], pc: Optional[int] = None) -> int:
+    def address(self, read_reg: Callable[[int], int], pc: Optional[int] = None, exact: bool = False) -> int:
         """Virtual address of the first byte accessed.
 
         read_reg(n) returns Xn, and read_reg(31) must return SP (only called for a base
         register).  `pc` is required for literal loads.  Post-index forms access the
         unmodified base; pre-index and offset forms access base + offset.  DC ZVA
-        addresses are aligned down to the block size.
+        addresses are aligned down to the block size, unless `exact`: the register's
+        own address, which a translation fault of DC ZVA reports in FAR (as QEMU).
         """
         b = self.base(read_reg, pc)
         if self.post_index:
@@ -294,7 +295,7 @@ class LdSt:
             addr = b
         else:
             addr = (b + self._offset(read_reg)) & MASK64
-        if self.align_down:
+        if self.align_down and not exact:
             addr &= ~(self.size - 1) & MASK64
         return addr
 
@@ -662,8 +663,7 @@ def _is_permission_fault(fsc: int) -> bool:
 
 def data_abort_iss(ld: Optional[LdSt], *, fsc: int, ea: bool = False,
                    s1ptw: bool = False, cm: bool = False, with_syndrome: bool,
-                   fnv: bool = False, read_would_fault: Optional[bool] = None,
-                   s1ptw_write: bool = False) -> int:
+                   fnv: bool = False, read_would_fault: Optional[bool] = None) -> int:
     """ISS for a data abort.
 
     ISS[24] ISV, [23:22] SAS, [21] SSE, [20:16] SRT, [15] SF, [14] AR, [13] VNCR (0),
@@ -673,14 +673,12 @@ def data_abort_iss(ld: Optional[LdSt], *, fsc: int, ea: bool = False,
     case in which the Arm ARM sets ISV for these instructions).  ISV is 1 only if also
     `ld.isv_ok` and not `s1ptw`.  `ld` may be None (unknown instruction): then ISV=0,
     WnR=0.  `cm` is ORed with `ld.cm`.  See the module docstring for the WnR rules for
-    atomics (`read_would_fault`), S1PTW (`s1ptw_write`) and cache maintenance.
+    atomics (`read_would_fault`), S1PTW and cache maintenance.
     """
     if not 0 <= fsc <= ISS_FSC_MASK:
         raise ValueError(f"DFSC out of range: {fsc:#x}")
     cm = bool(cm or (ld is not None and ld.cm))
-    if s1ptw:
-        wnr = s1ptw_write
-    elif ld is None:
+    if ld is None:
         wnr = False
     elif cm:
         wnr = True

@@ -169,4 +169,5 @@ def mmu_abort(m, prefetch: bool, pc: int) -> None:
         else:
             raise Unsupported(f"data abort at VA {va:#x} that the page tables do not explain", pc)
     iss = decode.data_abort_iss(ld, fsc=fsc, with_syndrome=False)
-    m.deliver_sync(decode.esr(ec, iss), pc, va)
+    cpu = m.cpu
+    m.deliver_sync(decode.esr(ec, iss), pc, ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc, exact=True))

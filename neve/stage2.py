@@ -337,17 +337,20 @@ class ShadowStage2:
         return insn is not None and insn & 0x3F20_0C00 == 0x3800_0800
 
     def _insn_at(self, pc: int) -> int | None:
-        """The instruction word at L2's or vEL2's PC, read through the Python walk (never
-        through Unicorn, so it is safe inside the TLB-fill hook)."""
+        """The instruction word at L2's or vEL2's PC, read through the Python walk (safe
+        inside the TLB-fill hook).  When the walk no longer translates PC (L1 changed a
+        table without TLB maintenance, and the CPU runs on its TLB entry), the word is
+        read through Unicorn's TLB, which holds the page being executed (a miss
+        re-enters the fill hook as a probe)."""
         if self.regime == "s2":
             r = self.translate_l2(pc, execute=True, el=(self.cpu.pstate() >> 2) & 3)
             if not (isinstance(r, tuple) and len(r) == 4):
-                return None
+                return self.cpu.read_insn(pc)
             pa = r[0]
         elif self.regime == "el2":
             t = self.translate_el2(pc, execute=True)
             if not isinstance(t, mmu.Translation):
-                return None
+                return self.cpu.read_insn(pc)
             pa = t.pa
         else:
             return self.cpu.read_insn(pc)
@@ -369,7 +372,7 @@ class ShadowStage2:
         if ld is not None:
             cpu = self.cpu
             try:
-                a = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc)
+                a = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc, exact=True)
             except Exception:
                 a = None
             if a is not None and (a & ~(_PAGE - 1) == va_page or (a + ld.size * ld.nregs - 1) & ~(_PAGE - 1) == va_page):

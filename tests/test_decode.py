@@ -349,9 +349,9 @@ def test_iss_no_syndrome_cases():
 def test_iss_s1ptw_and_flags():
     ld = decode_ldst(enc("str x1, [x2]"))
     iss = data_abort_iss(ld, fsc=0x05, s1ptw=True, with_syndrome=True)
-    assert iss == d.ISS_S1PTW | 0x05  # ISV=0, WnR=0 (the walk is a read)
-    iss = data_abort_iss(ld, fsc=0x0D, s1ptw=True, s1ptw_write=True, with_syndrome=True)
-    assert iss == d.ISS_S1PTW | d.ISS_WNR | 0x0D
+    assert iss == d.ISS_S1PTW | d.ISS_WNR | 0x05  # ISV=0; WnR is the store's (as QEMU)
+    iss = data_abort_iss(decode_ldst(enc("ldr x1, [x2]")), fsc=0x05, s1ptw=True, with_syndrome=True)
+    assert iss == d.ISS_S1PTW | 0x05              # a load's walk fault: WnR=0
     iss = data_abort_iss(ld, fsc=0x10, ea=True, cm=True, with_syndrome=False)
     assert iss == d.ISS_EA | d.ISS_CM | d.ISS_WNR | 0x10
 

@@ -129,9 +129,17 @@ def _pl011_receive(d, case) -> bool:
     if m is None or m.group(3) != "uart" or not (_value(d.neve) and _value(d.qemu)):
         return False
     reg = (int(m.group(2), 16) - 0x0900_0000) & ~3
-    writes_cr = any(re.match(r"st\S* size \d+ at 0x9000030 \(uart\)", s.note)
-                    for s in case.a + case.epilogue + case.b)
-    return reg in (0x00, 0x04, 0x18, 0x3C, 0x40) and writes_cr
+    return reg in (0x00, 0x04, 0x18, 0x3C, 0x40) and any(
+        _store_overlaps(s.note, 0x0900_0030, 4) for s in case.a + case.epilogue + case.b)
+
+
+def _store_overlaps(note: str, lo: int, size: int) -> bool:
+    """Is the slot a store (STR*, STUR*, STP...) whose bytes overlap [lo, lo + size)?"""
+    m = re.match(r"(st\S*) size (\d+) at (0x[0-9a-f]+) ", note)
+    if m is None:
+        return False
+    start, n = int(m.group(3), 16), int(m.group(2)) * (2 if m.group(1).startswith("stp") else 1)
+    return start < lo + size and lo < start + n
 
 
 def _eret_aarch64_el0_under_aarch32_el1(d, case) -> bool:
