@@ -38,6 +38,7 @@ PSTATE_IL = 1 << 20
 # PSTATE bits an exception return restores on the CPU model (ARMv8.0): NZCV, SS, IL, DAIF, M.
 PSTATE_RESTORED = 0xF000_0000 | 1 << 21 | PSTATE_IL | 0x3C0 | 0x1F
 _HCR_RW, _HCR_TGE = 1 << 31, 1 << 27
+_PSTATE_IF = 0xC0
 
 
 class EretHooks:
@@ -91,17 +92,26 @@ class EretHooks:
             align.fault(m, ld, va, addr)
 
     def el1(self, addr: int) -> None:
-        """An ERET at EL1: take the Illegal Execution state exception Unicorn would not."""
+        """An ERET at EL1: take the Illegal Execution state exception Unicorn would not,
+        and an interrupt, pending while masked, that the return unmasks (before the
+        instruction at ELR, as on hardware; Unicorn's ERET would go on)."""
         m = self.m
         cpu = m.cpu
-        if (cpu.pstate() >> 2) & 3 != 1:
+        ps = cpu.pstate()
+        if (ps >> 2) & 3 != 1:
             return                                  # EL0: UNDEFINED, Unicorn raises it
         spsr = cpu.cpr_read(3, 0, 4, 0, 0)
         elr = cpu.cpr_read(3, 0, 4, 0, 1)
         hcr = m.vel2.get("HCR_EL2") if m.vel2 is not None else _HCR_RW
         illegal = illegal_return(spsr, 1, hcr)
-        if illegal == "aarch32" or (not illegal and not spsr & PSTATE_IL):
+        if illegal == "aarch32":
             return                                  # Unicorn's ERET is right
+        if not illegal and not spsr & PSTATE_IL:
+            if m.irq.masked and ps & ~spsr & _PSTATE_IF:
+                cpu.set_pstate(spsr & PSTATE_RESTORED)
+                cpu.pc = elr
+                m.irq.unmasked()
+            return                                  # otherwise Unicorn's ERET is right
         if illegal:
             # PSTATE.EL, SP and nRW stay; IL is set; PC = ELR; then the exception.
             cpu.set_pstate((spsr & PSTATE_RESTORED & ~0x1F & ~PSTATE_IL) | (cpu.pstate() & 0x1F))

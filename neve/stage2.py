@@ -291,6 +291,8 @@ class ShadowStage2:
                 r = self.translate_l2(va, write, execute, el)
                 if isinstance(r, tuple) and len(r) == 4:
                     pa, rd, wr, ex = r
+                    if execute and self._fetch_from_device(va, pa):
+                        return False
                     entry.paddr = pa & ~(_PAGE - 1)
                     entry.perms = (UC_PROT_READ if rd else 0) | (UC_PROT_WRITE if wr else 0) | (UC_PROT_EXEC if ex else 0)
                     return True
@@ -304,6 +306,8 @@ class ShadowStage2:
                     return False
                 t = self.translate_el2(va, write, execute)
                 if isinstance(t, mmu.Translation):
+                    if execute and self._fetch_from_device(va, t.pa):
+                        return False
                     entry.paddr = t.pa & ~(_PAGE - 1)
                     entry.perms = ((UC_PROT_READ if t.readable else 0) | (UC_PROT_WRITE if t.writable else 0)
                                    | (UC_PROT_EXEC if t.executable else 0))
@@ -324,6 +328,19 @@ class ShadowStage2:
             return False
         finally:
             self._depth -= 1
+
+    def _fetch_from_device(self, va: int, pa: int) -> bool:
+        """Code behind a device (L1's tables map it there): QEMU executes it, Unicorn
+        cannot; say so (as neve/faults.py: fetch_from_device for a single stage)."""
+        if RAM_BASE <= pa < self._ram_end:
+            return False
+        err = Unsupported(f"instruction fetch from the QEMU virt {self.m.device_at(pa)} at PA {pa:#x} "
+                          f"(VA {va:#x}, through L1's tables)", self.cpu.pc)
+
+        def fail():
+            raise err
+        self._defer(fail)
+        return True
 
     def _defer(self, fn, *args) -> None:
         if self._depth == 1:      # not a probe nested in another fill

@@ -307,14 +307,16 @@ class VirtualEL2:
     def on_hvc(self, imm: int, insn_pc: int, insn: int | None) -> bool:
         m = self.m
         name = f"HVC #{imm:#x}"
+        if self.get("HCR_EL2") & _HCR["HCD"]:
+            # HVC is UNDEFINED at EL2 and EL1 (no EL3): with the real HCR_EL2.HCD set
+            # too, the hardware takes the UNDEF at EL1 without L0.
+            m.deliver_sync(decode.esr(decode.EC_UNKNOWN, 0), insn_pc)
+            return True
         if self.active:
             # An HVC at EL1 always goes to EL2: L0 emulates it as taken at vEL2.
             m.trap(ev.HVC, name, value=self.cpu.x(0), pc=insn_pc, insn=insn,
                    reason="HVC at vEL2 (hardware EL1) traps to L0, which takes it to vEL2's own vector")
             self.take_current(decode.esr(decode.EC_HVC64, imm), insn_pc + 4)
-            return True
-        if self.get("HCR_EL2") & _HCR["HCD"]:
-            m.take_el1(decode.esr(decode.EC_UNKNOWN, 0), insn_pc)
             return True
         m.hypercall_begin(self.guest_id())
         m.trap(ev.HVC, name, value=self.cpu.x(0), pc=insn_pc, insn=insn, forwarded=True,

@@ -689,6 +689,26 @@ def test_tidcp_traps_el1_not_el0():
         check(c, el2=f"b00+00 {how}\nb01+00 {el1}\nend\n")
 
 
+def test_hcr_hcd_undefines_hvc_at_el2_too():
+    """Found by the fuzzer: with HCR_EL2.HCD set (no EL3), HVC is UNDEFINED at EL2 as
+    well as at EL1; neve took L1's own HVC."""
+    hvc = [slot(*mov(0, 0x8400_0000), a64.exception("hvc", 0x5920), show=True, note="x0=PSCI_VERSION; hvc")]
+    c = Case(seed=0x71, a=[set_reg("HCR_EL2", HCR_RW | HCR["HCD"])] + hvc, b=list(hvc),
+             epilogue=[set_reg("HCR_EL2", HCR_RW | HCR["HCD"])])
+    check(c, el2="a01+04 2 02000000\nb00+04 1 02000000\nend\n")
+
+
+def test_eret_that_unmasks_takes_the_pending_interrupt_first():
+    """Found by the fuzzer: an ERET at EL1 whose SPSR clears PSTATE.I, with an IRQ
+    pending (L1's HCR_EL2.VI with IMO), takes the IRQ before the instruction at ELR;
+    neve took it up to MASKED_SLICE instructions later."""
+    nxt = LAYOUT.slot_addr("b", 1)
+    c = Case(seed=0x72, epilogue=[set_reg("HCR_EL2", HCR_RW | HCR["IMO"] | HCR["VI"])])
+    c.b = [slot(*mov(1, 0x345), *mov(2, nxt), a64.msr((3, 0, 4, 0, 0), 1), a64.msr((3, 0, 4, 0, 1), 2), a64.ERET,
+                note=f"eret to SPSR 0x345 (I clear), ELR {nxt:#x}"), read_reg("MIDR_EL1")]
+    check(c, el2=f"i 1 I {nxt:016x}\n")
+
+
 def test_brk_goes_to_el2_with_mdcr_tde():
     """Found by the fuzzer: L1's MDCR_EL2.TDE routes the debug exceptions of its EL1
     and EL0 (BRK) to EL2; they went to the nested VM's own EL1."""
@@ -887,6 +907,20 @@ def test_unmodelled_device_behind_stage2_is_unsupported():
     for err in _unsupported(c, NESTED).values():
         assert "unsupported: access to the QEMU virt virtio-mmio at PA 0xa000" in err
         assert f"(IPA {LAYOUT.data:#x} in L1's stage 2)" in err
+
+
+def test_nested_vm_code_behind_a_device_is_unsupported():
+    """Found by the fuzzer: L1's stage 2 mapping the nested VM's code page onto the
+    UART made Unicorn refuse the fetch (exit 126, an internal error); QEMU executes it.
+    neve says it cannot."""
+    c = Case(seed=0x70)
+    vttbr, s2l3 = Tables(c).stage2()
+    Tables.put(s2l3, (LAYOUT.data - RAM) >> 12, UART | 1 << 10 | 3 << 6 | 0xF << 2 | 3)
+    c.epilogue = stage2_on(vttbr)
+    c.b = [slot(*mov(1, LAYOUT.data), 0xD61F0020, note="br x1 (to the page L1 maps onto the UART)")]
+    for err in _unsupported(c, NESTED).values():
+        assert (f"unsupported: instruction fetch from the QEMU virt UART at PA {UART:#x} (VA {LAYOUT.data:#x}, "
+                f"through L1's tables) at PC {LAYOUT.data:#x}") in err
 
 
 def test_at_of_an_aarch32_el1_is_unsupported():
