@@ -30,9 +30,9 @@ def _ldst_at(m, pc: int):
     return insn, decode.decode_ldst(insn)
 
 
-def _va_of(m, ld, pc: int) -> int:
+def _va_of(m, ld, pc: int, exact: bool = False) -> int:
     cpu = m.cpu
-    return ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc)
+    return ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc, exact)
 
 
 def external_abort(m, access: int, addr: int, pc: int, level: str) -> None:
@@ -169,5 +169,4 @@ def mmu_abort(m, prefetch: bool, pc: int) -> None:
         else:
             raise Unsupported(f"data abort at VA {va:#x} that the page tables do not explain", pc)
     iss = decode.data_abort_iss(ld, fsc=fsc, with_syndrome=False)
-    cpu = m.cpu
-    m.deliver_sync(decode.esr(ec, iss), pc, ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc, exact=True))
+    m.deliver_sync(decode.esr(ec, iss), pc, _va_of(m, ld, pc, exact=True))    # DC ZVA: the register's VA
