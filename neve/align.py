@@ -58,8 +58,11 @@ def must_align(m, ld: decode.LdSt) -> bool:
 
 def alignment(ld: decode.LdSt) -> int:
     """The alignment an access needs: an exclusive pair or CASP, its whole size;
-    anything else, its element's."""
-    return ld.size * ld.nregs if (ld.exclusive or ld.rmw) and ld.nregs == 2 else ld.size
+    LD1-4/ST1-4 of multiple structures, their element size; anything else, the size
+    of one register's access."""
+    if (ld.exclusive or ld.rmw) and ld.nregs == 2:
+        return ld.size * ld.nregs
+    return ld.elem or ld.size
 
 
 def misaligned(m, ld: decode.LdSt | None, va: int) -> bool:
@@ -106,7 +109,7 @@ class DeviceAlignment:
             if size != 8 or addr & 15 != 8:
                 return
             ld = self._ldst(uc)
-            if ld is None or ld.size != 16:
+            if ld is None or alignment(ld) != 16:
                 return
             cpu = self.m.cpu
             if not ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), cpu.pc) & 15:

@@ -247,6 +247,8 @@ class LdSt:
     literal: bool = False
     cm: bool = False
     align_down: bool = False   # DC ZVA: address is aligned down to `size`
+    elem: Optional[int] = None  # LD1-4/ST1-4 (multiple structures): the element size,
+    #                             the unit each access (and its alignment) is made of
 
     @property
     def total_bytes(self) -> int:
@@ -585,6 +587,7 @@ def _simd_struct(insn: int) -> Optional[LdSt]:
         regbytes = 16 if q else 8
         name = ("LD" if load else "ST") + n
         nbytes, total = regbytes, regbytes * nregs
+        elem = 1 << _bits(insn, 11, 10)
     else:  # single structure
         if not post and rm != 0:
             return None
@@ -612,8 +615,9 @@ def _simd_struct(insn: int) -> Optional[LdSt]:
         nbytes = 1 << scale
         nregs = selem
         total = nbytes * selem
+        elem = None
     kw = dict(name=name, size=nbytes, nregs=nregs, read=load, write=not load, rt=rt,
-              rn=rn, simd=True)
+              rn=rn, simd=True, elem=elem)
     if post:
         kw["writeback"] = True
         kw["post_index"] = True

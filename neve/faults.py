@@ -164,7 +164,7 @@ def mmu_abort(m, prefetch: bool, pc: int) -> None:
         fsc = t.fsc
     else:
         # The walk succeeded: an alignment fault (SCTLR_EL1.A, or exclusives/atomics).
-        if va % ld.size:
+        if va % align.alignment(ld):
             fsc = FSC_ALIGNMENT
         else:
             raise Unsupported(f"data abort at VA {va:#x} that the page tables do not explain", pc)

@@ -287,6 +287,11 @@ def test_known_divergences_are_narrow():
     mmio = ("b00 = 0000000000000000", "b00 = 0000000000000014")
     assert explain(_div("ldur size 4 at 0x9000feb (uart)", *mmio), c) == "unaligned MMIO, MMU on"
     assert explain(_div("ldur size 4 at 0x9000fe8 (uart)", *mmio), c) is None
+    ldp = "random word 0xa95ed90e (ldp x14, x22, [x8, #0x1e8])"
+    s2 = ("b0d+08 v 92000006 00000000000001e9 0000000000000000", "b0d")
+    assert explain(_div(ldp, "b0d+08 1 92000021 00000000000001e9", *s2), stage2_l2_s1_off) == \
+        "Device alignment under stage 2"
+    assert explain(_div(ldp, "b0d+08 1 92000021 00000000000001e8", *s2), stage2_l2_s1_off) is None   # aligned
     word = "random word 0x9bdd05a5 (umulh x5, x13, x29)"
     assert explain(_div(word, "a04+10 1 02000000", "a03+08 1 02000000", "a03"), c) == "encodings Unicorn executes"
     assert explain(_div(word, "a03 = 0000000000000001", "a03+08 1 02000000", "a03"), c) is None
@@ -601,6 +606,20 @@ a0b+08 2 96000021 0000000040009084
 a0c+00 2 96000021 0000000040059568
 a0d+04 2 96000021 00000000400595ac
 """ + b_lines + "end\n")
+
+
+def test_structure_loads_align_to_their_element():
+    """Found by the fuzzer: LD1-4/ST1-4 (multiple structures) access memory element by
+    element, so with the MMU off (Device memory) they need the element's alignment,
+    not the register's: LD4 {.8h} at 2 mod 16 loads, at an odd address it faults."""
+    d = LAYOUT.data
+    sl = [slot(*mov(1, d + off), 0x4C400420, note=f"ld4 {{v0.8h-v3.8h}}, [x1] at data+{off:#x}") for off in (2, 1)]
+    sl += [slot(*mov(1, d + off), 0x0C000420, note=f"st4 {{v0.4h-v3.4h}}, [x1] at data+{off:#x}") for off in (6, 3)]
+    far = 0x315A_5546_4556_454E                  # beyond the physical address range, 2-aligned
+    sl += [slot(*mov(1, far), 0x4C400420, note=f"ld4 {{v0.8h-v3.8h}}, [x1] at {far:#x}")]
+    c = Case(seed=0x73, a=sl + [read_reg("MIDR_EL1")], epilogue=[set_reg("HCR_EL2", HCR_RW)])
+    check(c, el2=f"a01+08 2 96000021 {d + 1:016x}\na03+08 2 96000061 {d + 3:016x}\n"
+                 f"a04+10 2 96000000 {far:016x}\na05 = 00000000410fd083\nend\n")
 
 
 def test_exclusive_pairs_align_to_the_pair():

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from neve import align, decode
 from neve.fuzz.case import Case
 
 _EXC = re.compile(r"^[ab][0-9a-f]{2}\+[0-9a-f]{2} ([12v]) ([0-9a-f]{8})(?: ([0-9a-f]{16}))?")
@@ -70,16 +71,31 @@ def _device_alignment_under_stage2(d, case) -> bool:
     stage 2 leaves the UART unmapped, the VM's own handler cannot print that fault:
     neve's line is then the stage-2 abort of the handler's print ("! v", EC 0x24),
     where QEMU's is the stage-2 abort of the access itself."""
-    a, b, m = _exception(d.neve), _exception(d.qemu), _ACCESS.match(d.what)
-    if m is None or d.slot[0] != "b" or not _nested_vm_stage1_off(case):
+    a, b = _exception(d.neve), _exception(d.qemu)
+    acc = _unaligned_access(d, a)
+    if acc is None or d.slot[0] != "b" or not _nested_vm_stage1_off(case):
         return False
-    va = int(m.group(2), 16)
-    if va % int(m.group(1)) == 0:
-        return False
+    va = acc
     if a is not None:
         return a[1] & 0x3F == 0x21 and not (b is not None and d.qemu.startswith(d.slot) and b[1] & 0x3F == 0x21)
     return (d.neve.startswith("! v 9") and int(d.neve.split()[2], 16) >> 26 == 0x24 and b is not None
             and b[0] == "v" and b[1] >> 26 == 0x24 and b[1] & 0x3C in (0x04, 0x08, 0x0C) and b[2] == va)
+
+
+def _unaligned_access(d, a) -> int | None:
+    """The VA of the slot's load/store if it is not aligned to what the access needs,
+    else None: a generated access (its note), or a random word that decodes as one
+    (the VA is the FAR of neve's line `a`)."""
+    m = _ACCESS.match(d.what)
+    if m is not None:
+        va, need = int(m.group(2), 16), int(m.group(1))
+    else:
+        w = re.match(r"random word (0x[0-9a-f]+)", d.what)
+        ld = decode.decode_ldst(int(w.group(1), 16)) if w else None
+        if ld is None or a is None or a[2] is None:
+            return None
+        va, need = a[2], align.alignment(ld)
+    return va if va % need else None
 
 
 def _tidcp_op0_2(d, case) -> bool:
