@@ -111,9 +111,9 @@ def set_sysreg_value(m, row: sysregs.SysReg, value: int) -> bool:
     v, cpu = m.vel2, m.cpu
     name = row.name
     if is_el2_row(row):
-        if v is None:
+        if v is None or row.access == "ro":
             return False
-        v.set(name, value)
+        v.write(row, value)          # as an MSR at EL2: the regime, the GIC's view follow
         return True
     if v is not None and v.active and name in _nested_rows(m):
         v.set(name, value)

@@ -54,6 +54,23 @@ def test_breaks_on_hcr_el2_write_and_first_eret_with_reasons():
     assert "tinyhyp: el2 sync: ESR_EL2=0x000000005600002a" in eret
 
 
+def test_setting_an_el2_register_from_the_debugger_takes_effect():
+    """Setting SCTLR_EL2 (gdb's `set $SCTLR_EL2`) while vEL2 runs changes the regime
+    vEL2 runs in at once, as an MSR at EL2 would (it used to change only the stored
+    value); a read-only register cannot be set."""
+    from neve import sysregs
+    from neve.debugger import set_sysreg_value
+    m, d, out = session(["break trap eret", "continue"])
+    assert m.vel2.active
+    row = sysregs.BY_NAME["SCTLR_EL2"]
+    i_cache = 1 << 12                                     # SCTLR.I, carried into the shadow SCTLR_EL1
+    before = m.vel2.get("SCTLR_EL2")
+    assert set_sysreg_value(m, row, before ^ i_cache)
+    assert m.vel2.get("SCTLR_EL2") == before ^ i_cache
+    assert m.cpu.cpr_read(*sysregs.BY_NAME["SCTLR_EL1"].key) & i_cache == (before ^ i_cache) & i_cache
+    assert not set_sysreg_value(m, sysregs.BY_NAME["ICH_VTR_EL2"], 0)
+
+
 def test_inspection_commands_after_a_stop():
     m, d, out = session(["break trap eret", "continue", "stepi", "x/4i", "regs", "sysregs vel2",
                          "sysregs nested", "sysregs shadow", "x/4x _start", "traps", "gic"])
