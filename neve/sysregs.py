@@ -719,3 +719,10 @@ def vel2_access(reg: str | SysReg, write: bool, mode: str) -> str:
     if r.neve == NEVE_TRAP:
         return ACCESS_TRAP
     return trapped
+
+
+# The table is checked when it is built (as KVM checks its trap tables at init): a
+# broken row stops neve at import, not in the middle of a guest's run.
+_TABLE_ERRORS = check_table()
+if _TABLE_ERRORS:
+    raise ImportError("neve/sysregs.py: the register table is inconsistent: " + "; ".join(_TABLE_ERRORS))
