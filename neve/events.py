@@ -87,9 +87,6 @@ class Bus:
     def subscribe(self, kind: type, fn: Callable) -> None:
         self._subs.setdefault(kind, []).append(fn)
 
-    def wants(self, kind: type) -> bool:
-        return bool(self._subs.get(kind))
-
     def publish(self, ev) -> None:
         for fn in self._subs.get(type(ev), ()):
             fn(ev)

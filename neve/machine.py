@@ -58,7 +58,6 @@ VM_CONTROLS = {"HCR_EL2": sysregs.ctrl_bit("HCR_EL2", "RW") | sysregs.ctrl_bit("
 # (encoding, is-a-write) of the MSRs to read-only registers and MRSs of write-only ones.
 _WRONG_DIRECTION = frozenset((r.key, r.access == "ro") for r in sysregs.REGISTERS if r.access != "rw")
 
-_KEY_CURRENTEL = (3, 0, 4, 2, 2)
 _KEY_CSSELR = sysregs.BY_NAME["CSSELR_EL1"].key
 # Registers behind what neve checks beside Unicorn (neve/align.py, neve/fptrap.py):
 # a write to them is made by neve, which then follows the change.

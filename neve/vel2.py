@@ -47,10 +47,6 @@ for _b in ("VM", "FMO", "IMO", "AMO", "TWI", "TWE", "TID1", "TID2", "TID3", "TSC
 
 VIRTUAL_CONTROLS = ("HCR_EL2", "CPTR_EL2", "MDCR_EL2", "CNTHCTL_EL2", "ICH_HCR_EL2", "ICC_SRE_EL2")
 
-# GIC virtual interface as L1 sees it: 4 list registers, 5 priority/preemption bits.
-ICH_VTR_VALUE = 0x90B8_0003   # as QEMU 10 reports it; the emulation is neve/devices/gic.py
-NUM_LRS = 4
-
 
 def el2_tcr_to_el1(tcr2: int) -> int:
     """TCR_EL2 (non-VHE) -> TCR_EL1 for the single-range EL2 regime."""
