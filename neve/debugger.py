@@ -126,9 +126,11 @@ def set_sysreg_value(m, row: sysregs.SysReg, value: int) -> bool:
         return True
     try:
         cpu.cpr_write(*row.key, value)
-        return True
     except Exception:
         return False
+    cpu.flush_tlb()
+    m.regime_changed()               # SCTLR_EL1, TTBR*, CPACR_EL1: what neve checks follows
+    return True
 
 
 # --- breakpoints -------------------------------------------------------------------------

@@ -21,9 +21,11 @@ With FP enabled nothing is hooked, so the cost is paid only while FP is disabled
 from __future__ import annotations
 
 from unicorn import UC_HOOK_BLOCK
+from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC
 
 from neve import decode, events as ev
 from neve.cpu import uc_implements
+from neve.errors import GuestError
 
 _KEY_CPACR = (3, 0, 1, 0, 2)
 _KEY_TTBR0, _KEY_TTBR1 = (3, 0, 2, 0, 0), (3, 0, 2, 0, 1)
@@ -34,7 +36,11 @@ class FPTraps:
     def __init__(self, m) -> None:
         self.m = m
         self._hook = None
-        self._blocks: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._blocks: dict[tuple[int, int, int], tuple[int, ...]] = {}
+        # (TTBR0_EL1, TTBR1_EL1) the running code translates through, read once after
+        # each regime change (neve makes every write to them: neve/machine.py).
+        self._space: tuple[int, int] | None = None
+        self._cfunc = HOOK_CODE_CFUNC(self._block_raw)
         self.pending: int | None = None      # the FP instruction to stop at
         self.until: int | None = None        # running up to it, hook held off
 
@@ -61,10 +67,14 @@ class FPTraps:
         return None
 
     def sync(self) -> None:
+        self._space = None
         want = self._could_trap()
         uc = self.m.cpu.uc
         if want and self._hook is None:
-            self._hook = uc.hook_add(UC_HOOK_BLOCK, self._block)
+            # The block hook runs before every block while FP can trap: registered
+            # as a bare ctypes callback (unicorn==2.1.4's own registration), without
+            # the binding's per-call wrappers, which cost as much as the hook itself.
+            self._hook = uc._Uc__do_hook_add(UC_HOOK_BLOCK, self._cfunc, 1, 0)
         elif not want and self._hook is not None:
             uc.hook_del(self._hook)
             self._hook = None
@@ -75,10 +85,14 @@ class FPTraps:
 
     # --- finding FP instructions -------------------------------------------------------
     def _fp_in(self, addr: int, size: int) -> tuple[int, ...]:
-        # Keyed by the translation table base too: two address spaces (processes, L1
-        # and its VM) can hold different code at one VA.
-        cpu = self.m.cpu
-        key = (addr, size, cpu.cpr_read(*(_KEY_TTBR1 if addr >> 55 & 1 else _KEY_TTBR0)))
+        """The FP instructions of the block at `addr` (cached).  Keyed by the
+        translation table base too: two address spaces (processes, L1 and its VM) can
+        hold different code at one VA."""
+        space = self._space
+        if space is None:
+            cpu = self.m.cpu
+            space = self._space = (cpu.cpr_read(*_KEY_TTBR0), cpu.cpr_read(*_KEY_TTBR1))
+        key = (addr, size, space[addr >> 55 & 1])
         hit = self._blocks.get(key)
         if hit is None:
             raw = self.m.cpu.read_virt(addr, size, 4) or b""
@@ -87,16 +101,22 @@ class FPTraps:
             self._blocks[key] = hit
         return hit
 
-    def _block(self, uc, addr: int, size: int, _) -> None:
+    def _block_raw(self, _uch, addr: int, size: int, _data) -> None:
+        """Before each block (a bare ctypes callback: keep it short)."""
         if self.until is not None:
             return
-        fps = self._fp_in(addr, size)
-        if not fps or self.route() is None:
-            return
-        cpu = self.m.cpu
-        self.pending = fps[0]
-        cpu._stopped_at = cpu._counter.value     # the block's first instruction is not run
-        uc.emu_stop()
+        try:
+            space = self._space
+            hit = self._blocks.get((addr, size, space[addr >> 55 & 1])) if space is not None else None
+            if hit is None:
+                hit = self._fp_in(addr, size)
+            if hit and self.route() is not None:
+                cpu = self.m.cpu
+                self.pending = hit[0]
+                cpu._stopped_at = cpu._counter.value     # the block's first instruction is not run
+                cpu.uc.emu_stop()
+        except Exception as e:                  # never let the hook die inside Unicorn
+            self.m._hook_raise(GuestError(f"internal error in the FP-trap block hook at {addr:#x}: {e!r}"))
 
     # --- the run loop's part -------------------------------------------------------------
     def budget(self, pc: int, budget: int) -> int:

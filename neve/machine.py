@@ -59,9 +59,10 @@ VM_CONTROLS = {"HCR_EL2": sysregs.ctrl_bit("HCR_EL2", "RW") | sysregs.ctrl_bit("
 _WRONG_DIRECTION = frozenset((r.key, r.access == "ro") for r in sysregs.REGISTERS if r.access != "rw")
 
 _KEY_CSSELR = sysregs.BY_NAME["CSSELR_EL1"].key
-# Registers behind what neve checks beside Unicorn (neve/align.py, neve/fptrap.py):
-# a write to them is made by neve, which then follows the change.
-_REGIME_ROWS = frozenset(("SCTLR_EL1", "CPACR_EL1"))
+# Registers behind what neve checks beside Unicorn (neve/align.py, neve/fptrap.py,
+# whose block cache is keyed by the translation table bases): a write to them is made
+# by neve, which then follows the change.
+_REGIME_ROWS = frozenset(("SCTLR_EL1", "CPACR_EL1", "TTBR0_EL1", "TTBR1_EL1"))
 _VIRTUAL_IDS = {"MIDR_EL1": "VPIDR_EL2", "MPIDR_EL1": "VMPIDR_EL2"}
 _KEY_SP_EL0 = sysregs.BY_NAME["SP_EL0"].key
 _KEY_CNTVCT = (3, 3, 14, 0, 2)
