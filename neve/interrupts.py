@@ -146,8 +146,9 @@ class Interrupts:
     def _hook_daifclr(self, m) -> None:
         """Hook every `msr daifclr, #imm` with I or F in the loaded images so that an
         interrupt pending while masked is taken right after the instruction that
-        unmasks it, as on hardware (an ERET at EL1 is neve/eret.py's; other unmasking --
-        code written at run time, MSR DAIF -- is caught by the MASKED_SLICE re-check)."""
+        unmasks it, as on hardware (an ERET at EL1 is neve/eret.py's, MSR DAIF the
+        machine's; an MSR DAIFClr written at run time is caught by the MASKED_SLICE
+        re-check)."""
         from unicorn import UC_HOOK_CODE
         from neve.platform import RAM_BASE
         words = [(0xD50340FF | (crm << 8)).to_bytes(4, "little") for crm in range(16) if crm & 3]
@@ -180,7 +181,7 @@ class Interrupts:
 
     def unmasked(self) -> None:
         """PSTATE.I/F were just cleared by an instruction neve executed itself (MSR
-        DAIFClr, an ERET at EL1): take an interrupt pending while masked, now."""
+        DAIFClr, MSR DAIF, an ERET at EL1): take an interrupt pending while masked, now."""
         self._in_tick = True
         try:
             self.deliver()

@@ -65,6 +65,8 @@ _KEY_CSSELR = sysregs.BY_NAME["CSSELR_EL1"].key
 _REGIME_ROWS = frozenset(("SCTLR_EL1", "CPACR_EL1", "TTBR0_EL1", "TTBR1_EL1"))
 _VIRTUAL_IDS = {"MIDR_EL1": "VPIDR_EL2", "MPIDR_EL1": "VMPIDR_EL2"}
 _KEY_SP_EL0 = sysregs.BY_NAME["SP_EL0"].key
+_KEY_DAIF = sysregs.BY_NAME["DAIF"].key
+_PSTATE_IF = 0xC0
 _KEY_CNTVCT = (3, 3, 14, 0, 2)
 _KEY_CNTPCT = (3, 3, 14, 0, 1)
 _KEY_CNTFRQ = (3, 3, 14, 0, 0)
@@ -653,6 +655,14 @@ class Machine:
             if v is not None:
                 cpu.uc.reg_write(reg, v)
                 return cpu.skip_hooked(cpu.pc, key, write)
+        elif key == _KEY_DAIF and self.irq.masked and cpu.pstate() & ~value & _PSTATE_IF:
+            # MSR DAIF unmasking an interrupt pending while masked: made here, and the
+            # interrupt taken right after it (as MSR DAIFClr, neve/interrupts.py).
+            acc = cpu.uc_accessible(key, write)
+            cpu.set_pstate(cpu.pstate() & ~0x3C0 | value & 0x3C0)
+            cpu.pc += 4
+            self.irq.unmasked()
+            return cpu.redirected(acc)
         r = self.irq.sysreg(reg, key, write, value)    # timers, ICC_*/ICV_*, ISR_EL1
         if r is not None:
             return r

@@ -728,7 +728,17 @@ def test_eret_that_unmasks_takes_the_pending_interrupt_first():
     check(c, el2=f"i 1 I {nxt:016x}\n")
 
 
-def test_brk_goes_to_el2_with_mdcr_tde():
+def test_msr_daif_that_unmasks_takes_the_pending_interrupt_first():
+    """MSR DAIF, Xt clearing PSTATE.I with an IRQ pending (L1's HCR_EL2.VI with IMO)
+    takes the IRQ right after it, as MSR DAIFClr does and QEMU does."""
+    c = Case(seed=0x74, epilogue=[set_reg("HCR_EL2", HCR_RW | HCR["IMO"] | HCR["VI"])])
+    c.b = [slot(*mov(1, 0x340), a64.msr((3, 3, 4, 2, 1), 1), a64.NOP, note="msr daif, 0x340 (I clear); nop"),
+           read_reg("MIDR_EL1")]
+    after = LAYOUT.slot_addr("b", 0) + 4 * (len(mov(1, 0x340)) + 1)
+    check(c, el2=f"i 1 I {after:016x}\n")
+
+
+
     """Found by the fuzzer: L1's MDCR_EL2.TDE routes the debug exceptions of its EL1
     and EL0 (BRK) to EL2; they went to the nested VM's own EL1."""
     brk = [slot(a64.exception("brk", 0x2754), note="brk #0x2754"), read_reg("MIDR_EL1")]
