@@ -25,6 +25,9 @@ from unicorn import UC_HOOK_CODE
 from neve import align, decode, faults
 from neve.platform import RAM_BASE
 
+# Hardware ELR_EL1 while vEL2 runs: an unbacked address, so a native ERET that no
+# code hook caught lands here and is still emulated (the "ERET safety net", vel2.py).
+ERET_NET = 0x0FFF_F000
 ERET_WORDS = {0xD69F03E0: "ERET", 0xD69F0BFF: "ERETAA", 0xD69F0FFF: "ERETAB"}
 _ERET_BYTES = [w.to_bytes(4, "little") for w in ERET_WORDS]
 # LDAR{H,,} / STLR{H,,} Rt, [Rn]: size:0b0010001L0:Rs:1:Rt2:Rn:Rt, i.e. 0x08808000 |

@@ -117,9 +117,8 @@ class Interrupts:
     """The machine's interrupt and time subsystem (a clock of the run loop)."""
 
     def __init__(self, m) -> None:
-        from neve.machine import VM_CONTROLS
         self.m = m
-        self.vm_controls = VM_CONTROLS            # L0's controls while a VM (or L1's EL1) runs
+        self.vm_controls = sysregs.VM_CONTROLS    # L0's controls while a VM (or L1's EL1) runs
         self.counter = Counter(m.icount)
         nested = m.vel2 is not None
         self.gic = GICv3(1, [m.cpu.cpr_read(3, 0, 0, 0, 5)])

@@ -42,18 +42,6 @@ PSTATE_IL = 1 << 20
 VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
 VEC_SYNC, VEC_IRQ, VEC_FIQ, VEC_SERROR = 0x000, 0x080, 0x100, 0x180
 
-# The trap controls L0 keeps while it runs a kernel at EL1, as KVM/ARM v4.10 does:
-# HCR_GUEST_FLAGS (ACTLR_EL1 accesses, SMC and WFI trap), CNTHCTL_EL2 with EL1PCTEN
-# set and EL1PCEN clear (physical counter native, physical timer trapped), and
-# ICC_SRE_EL2.Enable clear (ICC_SRE_EL1 trapped).
-VM_CONTROLS = {"HCR_EL2": sysregs.ctrl_bit("HCR_EL2", "RW") | sysregs.ctrl_bit("HCR_EL2", "TACR")
-               | sysregs.ctrl_bit("HCR_EL2", "TSC") | sysregs.ctrl_bit("HCR_EL2", "TWI")
-               | sysregs.ctrl_bit("HCR_EL2", "VM")
-               # Physical IRQs/FIQs go to L0; the VM's ICC_* accesses reach the virtual
-               # CPU interface and only ICC_SGI*R trap (neve/interrupts.py).
-               | sysregs.ctrl_bit("HCR_EL2", "IMO") | sysregs.ctrl_bit("HCR_EL2", "FMO"),
-               "CNTHCTL_EL2": sysregs.ctrl_bit("CNTHCTL_EL2", "EL1PCTEN"),
-               "ICC_SRE_EL2": sysregs.ctrl_bit("ICC_SRE_EL2", "SRE")}
 
 # (encoding, is-a-write) of the MSRs to read-only registers and MRSs of write-only ones.
 _WRONG_DIRECTION = frozenset((r.key, r.access == "ro") for r in sysregs.REGISTERS if r.access != "rw")
@@ -646,7 +634,7 @@ class Machine:
 
     def _sysreg_el1(self, reg: int, key: tuple, write: bool, value: int) -> int:
         """An access the CPU serves at (hardware) EL1/EL0: by the VM, the nested VM, or
-        vEL2's own native ones.  L0's trap controls for a VM (VM_CONTROLS) count a trap
+        vEL2's own native ones.  L0's trap controls for a VM (sysregs.VM_CONTROLS) count a trap
         where they apply; then the access is made as the CPU model (neve/model.py) makes
         it: by Unicorn, or by neve where the model says Unicorn differs."""
         cpu = self.cpu
@@ -673,7 +661,7 @@ class Machine:
             acc = cpu.uc_accessible(key, write)
             if self.fp.take(cpu.pc):
                 return cpu.redirected(acc)
-        reasons = row.trap_reasons(write, VM_CONTROLS) if row.traps and not self.level == "vEL2" else None
+        reasons = row.trap_reasons(write, sysregs.VM_CONTROLS) if row.traps and not self.level == "vEL2" else None
         if reasons:
             # Trapped by L0 (e.g. ACTLR_EL1 with HCR_EL2.TACR): L0 emulates it as KVM
             # does, against the hardware register.

@@ -72,6 +72,7 @@ from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, 
 from unicorn import UC_TLB_CPU, UC_TLB_VIRTUAL
 
 from neve import align, decode, events as ev, mmu, model
+from neve.eret import ERET_NET
 from neve.errors import Unsupported
 from neve.platform import RAM_BASE, unmodelled_device
 
@@ -299,7 +300,6 @@ class ShadowStage2:
                 self._defer(self._l2_fault, r, va, write, execute, el)
                 return False
             if self.regime == "el2":
-                from neve.vel2 import ERET_NET
                 if execute and va == ERET_NET & ~(_PAGE - 1):
                     if self._depth == 1:
                         self.m._pending = ("eret-net", ERET_NET)

@@ -721,6 +721,20 @@ def vel2_access(reg: str | SysReg, write: bool, mode: str) -> str:
     return trapped
 
 
+# The trap controls L0 keeps while it runs a kernel at EL1, as KVM/ARM v4.10 does:
+# HCR_GUEST_FLAGS (ACTLR_EL1 accesses, SMC and WFI trap), CNTHCTL_EL2 with EL1PCTEN
+# set and EL1PCEN clear (physical counter native, physical timer trapped), and
+# ICC_SRE_EL2.Enable clear (ICC_SRE_EL1 trapped).
+VM_CONTROLS = {"HCR_EL2": ctrl_bit("HCR_EL2", "RW") | ctrl_bit("HCR_EL2", "TACR")
+               | ctrl_bit("HCR_EL2", "TSC") | ctrl_bit("HCR_EL2", "TWI")
+               | ctrl_bit("HCR_EL2", "VM")
+               # Physical IRQs/FIQs go to L0; the VM's ICC_* accesses reach the virtual
+               # CPU interface and only ICC_SGI*R trap (neve/interrupts.py).
+               | ctrl_bit("HCR_EL2", "IMO") | ctrl_bit("HCR_EL2", "FMO"),
+               "CNTHCTL_EL2": ctrl_bit("CNTHCTL_EL2", "EL1PCTEN"),
+               "ICC_SRE_EL2": ctrl_bit("ICC_SRE_EL2", "SRE")}
+
+
 # The table is checked when it is built (as KVM checks its trap tables at init): a
 # broken row stops neve at import, not in the middle of a guest's run.
 _TABLE_ERRORS = check_table()

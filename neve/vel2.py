@@ -24,9 +24,6 @@ from neve import decode, eret, events as ev, faults, model, sysregs
 from neve.cpu import M_EL1H, PSTATE_DAIF, uc_implements
 from neve.errors import Unsupported
 
-# Hardware ELR_EL1 while vEL2 runs: an unbacked address, so a native ERET that no
-# code hook caught lands here and is still emulated (the "ERET safety net").
-ERET_NET = 0x0FFF_F000
 
 
 VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
@@ -154,7 +151,7 @@ class VirtualEL2:
         for r in self.swap:
             cpu.cpr_write(*r.key, 0)
         cpu.cpr_write(3, 0, 12, 0, 0, self.get("VBAR_EL2"))           # VBAR_EL1 (informative)
-        cpu.cpr_write(3, 0, 4, 0, 1, ERET_NET)                        # ELR_EL1
+        cpu.cpr_write(3, 0, 4, 0, 1, eret.ERET_NET)                        # ELR_EL1
         cpu.cpr_write(3, 0, 4, 0, 0, M_EL1H | PSTATE_DAIF)            # SPSR_EL1
         self._write_regime()
 
@@ -297,7 +294,7 @@ class VirtualEL2:
             faults.take_illegal_state(self.m, elr, PSTATE_IL)
 
     def is_eret_net(self, addr: int) -> bool:
-        return self.active and addr == ERET_NET
+        return self.active and addr == eret.ERET_NET
 
     # --- HVC / SMC / WFx -----------------------------------------------------------------
     def on_hvc(self, imm: int, insn_pc: int, insn: int | None) -> bool:
