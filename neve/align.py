@@ -112,7 +112,7 @@ class DeviceAlignment:
             if ld is None or alignment(ld) != 16:
                 return
             cpu = self.m.cpu
-            if not ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), cpu.pc) & 15:
+            if not ld.address(cpu.base_reg, cpu.pc) & 15:
                 return
         m = self.m
         pa = self._physical(addr, access == UC_MEM_WRITE)
@@ -171,5 +171,5 @@ class DeviceAlignment:
             from neve.errors import Unsupported
             raise Unsupported("an unaligned access to Device memory by an instruction neve cannot decode", pc)
         cpu = m.cpu
-        va = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc)
+        va = ld.address(cpu.base_reg, pc)
         fault(m, ld, va, pc)

@@ -245,6 +245,10 @@ class CPU:
             return 0
         return self.uc.reg_read(X_REGS[n])
 
+    def base_reg(self, n: int) -> int:
+        """Register n as a load/store base: SP for 31 (decode.LdSt.address's read_reg)."""
+        return self.sp if n == 31 else self.x(n)
+
     def set_x(self, n: int, v: int) -> None:
         if n != 31:
             self.uc.reg_write(X_REGS[n], v & 0xFFFFFFFFFFFFFFFF)

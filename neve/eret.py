@@ -23,6 +23,7 @@ import re
 from unicorn import UC_HOOK_CODE
 
 from neve import align, decode, faults
+from neve.interrupts import PSTATE_IF
 from neve.platform import RAM_BASE
 
 # Hardware ELR_EL1 while vEL2 runs: an unbacked address, so a native ERET that no
@@ -41,7 +42,6 @@ PSTATE_IL = 1 << 20
 # PSTATE bits an exception return restores on the CPU model (ARMv8.0): NZCV, SS, IL, DAIF, M.
 PSTATE_RESTORED = 0xF000_0000 | 1 << 21 | PSTATE_IL | 0x3C0 | 0x1F
 _HCR_RW, _HCR_TGE = 1 << 31, 1 << 27
-_PSTATE_IF = 0xC0
 
 
 class EretHooks:
@@ -90,7 +90,7 @@ class EretHooks:
         if insn is None or insn & _ACQREL_MASK != _ACQREL_BITS:
             return
         ld = decode.decode_ldst(insn)
-        va = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), addr)
+        va = ld.address(cpu.base_reg, addr)
         if va % ld.size:
             align.fault(m, ld, va, addr)
 
@@ -110,7 +110,7 @@ class EretHooks:
         if illegal == "aarch32":
             return                                  # Unicorn's ERET is right
         if not illegal and not spsr & PSTATE_IL:
-            if m.irq.masked and ps & ~spsr & _PSTATE_IF:
+            if m.irq.masked and ps & ~spsr & PSTATE_IF:
                 cpu.set_pstate(spsr & PSTATE_RESTORED)
                 cpu.pc = elr
                 m.irq.unmasked()

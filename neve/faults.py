@@ -32,7 +32,7 @@ def _ldst_at(m, pc: int):
 
 def _va_of(m, ld, pc: int, exact: bool = False) -> int:
     cpu = m.cpu
-    return ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc, exact)
+    return ld.address(cpu.base_reg, pc, exact)
 
 
 def external_abort(m, access: int, addr: int, pc: int, level: str) -> None:

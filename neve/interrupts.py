@@ -68,6 +68,7 @@ from neve.devices.timer import Counter, DictRegs, TimerBank
 
 VEC_IRQ, VEC_FIQ = 0x080, 0x100
 PSTATE_I, PSTATE_F = 1 << 7, 1 << 6
+PSTATE_IF = PSTATE_I | PSTATE_F
 MASKED_SLICE = 256
 
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in ("IMO", "FMO", "TGE", "VI", "VF")}

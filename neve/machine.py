@@ -24,6 +24,7 @@ from neve.align import DeviceAlignment
 from neve.eret import EretHooks
 from neve.fptrap import FPTraps
 from neve.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
+from neve.interrupts import PSTATE_IF, Interrupts
 from neve.devices.pl011 import PL011
 from neve.devices.timer import CNTFRQ
 from neve.errors import BadInput, GuestError, NeveError, Unsupported, Wedged
@@ -54,7 +55,6 @@ _REGIME_ROWS = frozenset(("SCTLR_EL1", "CPACR_EL1", "TTBR0_EL1", "TTBR1_EL1"))
 _VIRTUAL_IDS = {"MIDR_EL1": "VPIDR_EL2", "MPIDR_EL1": "VMPIDR_EL2"}
 _KEY_SP_EL0 = sysregs.BY_NAME["SP_EL0"].key
 _KEY_DAIF = sysregs.BY_NAME["DAIF"].key
-_PSTATE_IF = 0xC0
 _KEY_CNTVCT = (3, 3, 14, 0, 2)
 _KEY_CNTPCT = (3, 3, 14, 0, 1)
 _KEY_CNTFRQ = (3, 3, 14, 0, 0)
@@ -134,7 +134,6 @@ class Machine:
             self.vel2 = VirtualEL2(self, mode, policy)
             self.vel2.reset()
         # GICv3, generic timers and deterministic time: neve/interrupts.py.
-        from neve.interrupts import Interrupts
         self.irq = Interrupts(self)
         self.regime_changed()
 
@@ -643,11 +642,11 @@ class Machine:
             if v is not None:
                 cpu.uc.reg_write(reg, v)
                 return cpu.skip_hooked(cpu.pc, key, write)
-        elif key == _KEY_DAIF and self.irq.masked and cpu.pstate() & ~value & _PSTATE_IF:
+        elif key == _KEY_DAIF and self.irq.masked and cpu.pstate() & ~value & PSTATE_IF:
             # MSR DAIF unmasking an interrupt pending while masked: made here, and the
             # interrupt taken right after it (as MSR DAIFClr, neve/interrupts.py).
             acc = cpu.uc_accessible(key, write)
-            cpu.set_pstate(cpu.pstate() & ~0x3C0 | value & 0x3C0)
+            cpu.set_pstate(cpu.pstate() & ~PSTATE_DAIF | value & PSTATE_DAIF)
             cpu.pc += 4
             self.irq.unmasked()
             return cpu.redirected(acc)

@@ -389,7 +389,7 @@ class ShadowStage2:
         if ld is not None:
             cpu = self.cpu
             try:
-                a = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc, exact=True)
+                a = ld.address(cpu.base_reg, pc, exact=True)
             except Exception:
                 a = None
             if a is not None and (a & ~(_PAGE - 1) == va_page or (a + ld.size * ld.nregs - 1) & ~(_PAGE - 1) == va_page):
@@ -416,7 +416,7 @@ class ShadowStage2:
             # (L2's stage 1 off: Device-nGnRnE) after stage 1's faults and before any
             # stage-2 fault (Arm ARM R_XCHFJ).  QEMU 10 does not check Device alignment
             # when stage 1 is off under stage 2.
-            start = ld.address(lambda n: cpu.sp if n == 31 else cpu.x(n), pc)
+            start = ld.address(cpu.base_reg, pc)
             s1 = isinstance(r, mmu.Fault) and r.stage == 1
             if align.misaligned_first(ld, start) or not s1 and align.misaligned(m, ld, start):
                 align.fault(m, ld, start, pc)
