@@ -94,7 +94,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from neve import events as ev
+from neve.observe import events as ev
 from neve.errors import BadInput
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,7 +166,7 @@ class OpRecorder:
         op = self.cur
         if op is None:
             return
-        from neve.stats import register_key
+        from neve.observe.stats import register_key
         op.traps += 1
         if t.level == "vEL2" or t.forwarded:
             op.emulated += 1
@@ -372,8 +372,8 @@ def resolve(image: str, images_dir: Path) -> Path:
 
 
 def run_once(bench: Benchmark, mode: str, paths: list[Path], policy=None):
-    from neve import elf
-    from neve.machine import Machine
+    from neve.core import elf
+    from neve.core.machine import Machine
     ims = [elf.load(p) for p in paths]
     t0 = time.perf_counter()
     m = Machine(ims, mode=mode, uart_out=None, policy=policy, max_insns=bench.max_insns)
@@ -511,8 +511,8 @@ COMPUTE_LOOP_INSNS = 8
 def probe_compute(images_dir: Path, reps: int, tick=lambda: None) -> dict:
     from unicorn import Uc, UC_ARCH_ARM64, UC_MODE_ARM
     from unicorn import arm64_const as A
-    from neve import elf
-    from neve.machine import Machine
+    from neve.core import elf
+    from neve.core.machine import Machine
     path = images_dir / "compute.elf"
     im = elf.load(path)
     fn = im.symbols.get("compute_loop")
@@ -616,8 +616,8 @@ _CHILD = r"""
 import json, sys, time
 t_main = time.monotonic()
 import neve.cli                      # what the `neve` console script imports
-from neve import elf
-from neve.machine import Machine
+from neve.core import elf
+from neve.core.machine import Machine
 t_imported = time.monotonic()
 mode, paths = sys.argv[1], sys.argv[2:]
 ims = [elf.load(p) for p in paths]
@@ -965,7 +965,7 @@ def cmd_bench(args) -> int:
             raise BadInput(f"--cost {kv}: not a number") from None
     policy = None
     if args.policy:
-        from neve import policy as pol_mod
+        from neve.el2 import policy as pol_mod
         policy = pol_mod.load(args.policy)          # a missing or invalid policy: BadInput
     for path in (args.json, args.csv, args.png):
         if path:

@@ -12,11 +12,11 @@ guest wedges itself or neve fails internally.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
-from neve import errors, events as ev
+from neve import errors
+from neve.observe.trace import TraceWriter
 from neve.errors import BadInput, NeveError
 
 
@@ -58,7 +58,7 @@ def _positive_float(s: str) -> float:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    from neve.machine import MODES
+    from neve.core.machine import MODES
     p.add_argument("--mode", choices=MODES, default=None,
                    help="vm: the image is a kernel at EL1 with neve as its hypervisor; v8.3/neve/nv2: the image is "
                         "a guest hypervisor entered at virtual EL2 (default: vm, or the --policy file's base)")
@@ -70,18 +70,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats", metavar="FILE.json", help="write run statistics (schema in the README)")
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per trap")
     p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace-event timeline of the world "
-                   "switches (opens in Perfetto; see neve/timeline.py)")
+                   "switches (opens in Perfetto; see neve/observe/timeline.py)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="ELF64 AArch64 images")
 
 
 def build_machine(args, uart_out=None):
-    from neve import elf
-    from neve.machine import Machine
+    from neve.core import elf
+    from neve.core.machine import Machine
     if args.ram < (1 << 20) or args.ram > (2 << 30) or args.ram % 4096:
         raise BadInput(f"--ram {args.ram:#x}: must be a multiple of 4 KiB between 1 MiB and 2 GiB")
     pol = None
     if getattr(args, "policy", None):
-        from neve import policy
+        from neve.el2 import policy
         pol = policy.load(args.policy)
         if args.mode is None:
             args.mode = pol.base
@@ -94,40 +94,8 @@ def build_machine(args, uart_out=None):
                    uart_out=uart_out, policy=pol)
 
 
-class TraceWriter:
-    """--trace: one JSON object per trap."""
-
-    def __init__(self, path: str, machine) -> None:
-        try:
-            self.f = open(path, "w")
-        except OSError as e:
-            raise BadInput(f"--trace {path}: {e.strerror}") from None
-        self.m = machine
-        machine.bus.subscribe(ev.Trap, self.trap)
-
-    def trap(self, t: ev.Trap) -> None:
-        from neve import decode
-        insn = t.insn
-        if insn is None and t.pc is not None and t.cls not in (ev.MMIO,):
-            insn = self.m.cpu.read_insn(t.pc)
-        rec = {
-            "seq": t.seq, "icount": t.icount,
-            "pc": None if t.pc is None else f"{t.pc:#x}",
-            "symbol": None if t.pc is None else self.m.symbols.lookup(t.pc),
-            "level": t.level, "real_el": t.real_el, "class": t.cls, "name": t.name,
-            "rw": t.rw or None, "value": None if t.value is None else f"{t.value:#x}",
-            "insn": None if insn is None else f"{insn:#010x}",
-            "disasm": None if insn is None or t.pc is None else decode.disasm(insn, t.pc),
-            "reason": t.reason, "forwarded": t.forwarded,
-        }
-        self.f.write(json.dumps(rec) + "\n")
-
-    def close(self) -> None:
-        self.f.close()
-
-
 def cmd_run(args) -> int:
-    from neve import stats as st
+    from neve.observe import stats as st
     from neve.devices.timer import CNTFRQ
     out = sys.stdout.buffer
 
@@ -139,7 +107,7 @@ def cmd_run(args) -> int:
     m = build_machine(args, uart)
     tracer = TraceWriter(args.trace, m) if args.trace else None
     if args.timeline:
-        from neve.timeline import Timeline
+        from neve.observe.timeline import Timeline
         timeline = Timeline(m)
     for opt, path in (("--stats", args.stats), ("--timeline", args.timeline)):
         if path:
@@ -171,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     add_run_options(pr)
     from neve import bench
     bench.add_parser(sub)
-    from neve import debugger, gdbstub
+    from neve.debug import debugger, gdbstub
     debugger.add_parser(sub, add_run_options)
     gdbstub.add_parser(sub, add_run_options)
     from neve.fuzz import cli as fuzz_cli

@@ -1,4 +1,4 @@
-"""Tests for neve.decode against the GNU assembler's encodings."""
+"""Tests for neve.arch.decode against the GNU assembler's encodings."""
 from __future__ import annotations
 
 import functools
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from neve import decode as d
-from neve.decode import classify, data_abort_iss, decode_ldst
+from neve.arch import decode as d
+from neve.arch.decode import classify, data_abort_iss, decode_ldst
 
 AS = shutil.which("aarch64-linux-gnu-as")
 OBJCOPY = shutil.which("aarch64-linux-gnu-objcopy")

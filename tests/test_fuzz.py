@@ -24,7 +24,7 @@ import pytest
 
 from fuzz_cases import (AT, GICD, HCR_RW, LAYOUT, MAIR, RAM, S1_AF, S1_ISH, UART, Case, Tables, at, load, mmu_on_el1,
                         mov, read_reg, set_reg, slot, stage2_on)
-from neve import sysregs
+from neve.arch import sysregs
 from neve.fuzz import a64
 from neve.fuzz.case import CASE_SIZE
 from neve.fuzz.gen import MASK_CTL, NOT_SHOWN, generate
@@ -657,7 +657,7 @@ end
 def test_store_release_aligns_with_the_mmu_on():
     """Found by the fuzzer: STLR needs an aligned address whatever the memory type;
     Unicorn checks LDAR-like exclusives but not STLR, so with the MMU on (Normal
-    memory, where the Device check of neve/align.py does not apply) an unaligned STLR
+    memory, where the Device check of neve/core/align.py does not apply) an unaligned STLR
     was performed.  LDAR/STLR of X and of halfwords, at EL1 and in the nested VM."""
     d = LAYOUT.data
     sl = []

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from neve import elf
-from neve.gdbstub import Framer, GdbServer, INTERRUPT
-from neve.machine import Machine
+from neve.core import elf
+from neve.debug.gdbstub import Framer, GdbServer, INTERRUPT
+from neve.core.machine import Machine
 
 ROOT = Path(__file__).resolve().parent.parent
 TINYHYP = str(ROOT / "images" / "tinyhyp.elf")

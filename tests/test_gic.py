@@ -1,4 +1,4 @@
-"""GICv3 model (neve/devices/gic.py) and nested virtual interrupts (neve/interrupts.py).
+"""GICv3 model (neve/gic/gicv3.py) and nested virtual interrupts (neve/gic/delivery.py).
 
 Unit tests of the distributor/redistributor MMIO, the CPU interface and the virtual CPU
 interface (list registers, maintenance status), then end to end: a tiny guest
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from neve.devices import gic as G
-from neve.devices.gic import Distributor, GICv3, Redistributors, VirtualInterface
-
+from neve.gic import gicv3 as G
+from neve.gic.gicv3 import Distributor, GICv3, Redistributors, VirtualInterface
 from neve.qemu import qemu_binary, run_qemu
 
 try:

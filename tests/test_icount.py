@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from neve import elf
-from neve.cpu import uc_translator_skips
-from neve.machine import Machine
+from neve.core import elf
+from neve.core.cpu import uc_translator_skips
+from neve.core.machine import Machine
 
 IMAGES = Path(__file__).resolve().parent.parent / "images"
 

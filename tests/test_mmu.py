@@ -1,4 +1,4 @@
-"""Tests for neve.mmu — the VMSAv8-64 translation-table walker."""
+"""Tests for neve.arch.mmu — the VMSAv8-64 translation-table walker."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from neve.mmu import (
+from neve.arch.mmu import (
     ExternalAbort,
     Fault,
     Stage1Regime,

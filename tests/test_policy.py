@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from neve import policy, sysregs
+from neve.el2 import policy
+from neve.arch import sysregs
 from neve.errors import BadInput
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Shadow stage 2 (neve/stage2.py): unit tests on tables built in guest RAM, and
+"""Shadow stage 2 (neve/el2/stage2.py): unit tests on tables built in guest RAM, and
 end-to-end runs of small plain-asm guest hypervisors in the three nested modes."""
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from neve import elf, events as ev, mmu
-from neve.machine import Machine
-from neve.platform import RAM_BASE
+from neve.core import elf
+from neve.observe import events as ev
+from neve.arch import mmu
+from neve.core.machine import Machine
+from neve.arch.platform import RAM_BASE
 
 ROOT = Path(__file__).resolve().parent.parent
 NESTED = ("v8.3", "neve", "nv2")
@@ -245,7 +247,7 @@ def test_el2_regime_descriptors():
 
 
 def test_tlbi_names():
-    from neve.stage2 import tlbi_kind
+    from neve.el2.stage2 import tlbi_kind
     assert tlbi_kind("TLBI IPAS2E1ISNXS") == "IPAS2E1"
     assert tlbi_kind("TLBI VMALLS12E1OS") == "VMALLS12E1"
     assert tlbi_kind("TLBI ALLE1") == "ALLE1"

@@ -1,4 +1,4 @@
-"""Tests for the system-register table (neve/sysregs.py).
+"""Tests for the system-register table (neve/arch/sysregs.py).
 
 The hypercall walk encodes the 165 relevant instructions of one L2 hypercall round trip
 through a KVM/ARM v4.10-style non-VHE guest hypervisor (from the project notes
@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from neve import sysregs as sr
-from neve.sysregs import (
+from neve.arch import sysregs as sr
+from neve.arch.sysregs import (
     BY_NAME, NEVE_HYP, NEVE_NATIVE, NEVE_TRAP, NEVE_VM, NV2_MEM, NV2_REDIRECT, NV2_TRAP,
     REGISTERS, Trap, check_table, l0_controls, lookup, vel2_access,
 )

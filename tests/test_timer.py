@@ -1,4 +1,4 @@
-"""The generic timer on deterministic time (neve/devices/timer.py, neve/interrupts.py).
+"""The generic timer on deterministic time (neve/devices/timer.py, neve/gic/delivery.py).
 
 Unit tests of the counter and timer arithmetic, then end to end: a vm-mode kernel,
 assembled here, whose virtual timer fires three times and whose handler acknowledges
@@ -251,11 +251,11 @@ def assemble(tmp: Path, name: str, source: str) -> Path:
 
 
 def run_neve(elf: Path, mode: str = "vm", max_insns: int = 2_000_000):
-    from neve import elf as elfmod
-    from neve.machine import Machine
+    from neve.core import elf as elfmod
+    from neve.core.machine import Machine
     m = Machine([elfmod.load(str(elf))], mode=mode, max_insns=max_insns)
     traps = []
-    from neve import events as ev
+    from neve.observe import events as ev
     m.bus.subscribe(ev.Trap, traps.append)
     r = m.run()
     return m, r, traps
@@ -350,8 +350,8 @@ def test_cntfrq_is_qemus(tmp_path, mode):
     """The guest reads QEMU 10's counter frequency, at EL1 and at virtual EL2."""
     elf = assemble(tmp_path, "cntfrq", CNTFRQ_KERNEL)
     out = bytearray()
-    from neve import elf as elfmod
-    from neve.machine import Machine
+    from neve.core import elf as elfmod
+    from neve.core.machine import Machine
     m = Machine([elfmod.load(str(elf))], mode=mode, max_insns=10_000, uart_out=out.extend)
     r = m.run()
     assert r.reason == "system-off"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from neve import elf  # noqa: E402
-from neve.machine import Machine  # noqa: E402
-from neve.platform import RAM_BASE  # noqa: E402
+from neve.core import elf
+from neve.core.machine import Machine  # noqa: E402
+from neve.arch.platform import RAM_BASE  # noqa: E402
 
 VM_BYTES = 128 << 20
 VM_IPA = 0x8000_0000          # the nested VM's RAM in IPA space

@@ -6,7 +6,7 @@
 
 For each mode it runs the hypercall benchmark (vm: images/hypercall.elf as the VM
 kernel; v8.3, neve, nv2: kvmlike as the guest hypervisor, hypercall.elf as its nested
-VM), records the timeline of neve/timeline.py, picks the median hypercall (by its
+VM), records the timeline of neve/observe/timeline.py, picks the median hypercall (by its
 length, from the Hypercall begin/end events) and draws its spans: one row per level
 (L0, vEL2, L1's host kernel, the nested VM / the VM).  The x axis is the timeline's
 time: guest instructions plus a fixed width per trap for L0 (10 by default), the same
@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from neve import elf  # noqa: E402
-from neve.machine import Machine  # noqa: E402
-from neve.timeline import L0_WIDTH, Timeline, TRACKS  # noqa: E402
+from neve.core import elf
+from neve.core.machine import Machine  # noqa: E402
+from neve.observe.timeline import L0_WIDTH, Timeline, TRACKS  # noqa: E402
 
 MODES = ("vm", "v8.3", "neve", "nv2")
 ROWS = [("L0", "L0"), ("vEL2", "vEL2 (L1)"), ("vEL1-host", "L1 host kernel"), ("nested-VM", "nested VM (L2)")]

@@ -6,7 +6,7 @@ tests/test_fuzz.py checks every encoder against capstone's disassembly.
 """
 from __future__ import annotations
 
-from neve.decode import sysreg_word
+from neve.arch.decode import sysreg_word
 
 NOP = 0xD503201F
 ISB = 0xD5033FDF

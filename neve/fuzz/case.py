@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neve import elf
+from neve.core import elf
 from neve.fuzz import a64
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 import struct
 
-from neve import decode, sysregs
+from neve.arch import decode, sysregs
 from neve.fuzz import a64
 from neve.fuzz.case import DATA_PAGES, POOL_PAGES, Case, Layout, Slot, template
 

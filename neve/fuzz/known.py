@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from neve import align, decode
+from neve.core import align
+from neve.arch import decode
 from neve.fuzz.case import Case
 
 _EXC = re.compile(r"^[ab][0-9a-f]{2}\+[0-9a-f]{2} ([12v]) ([0-9a-f]{8})(?: ([0-9a-f]{16}))?")

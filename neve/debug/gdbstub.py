@@ -9,12 +9,12 @@ Two parts, as in the protocol itself:
   escapes, run-length decoding of received packets, no-ack mode, and the 0x03
   interrupt byte.
 * `GdbServer`: one method per packet, found through a dict.  Stops (breakpoints,
-  single steps, resumption in slices) are neve/debugger.py's `Stops`, shared with
+  single steps, resumption in slices) are neve/debug/debugger.py's `Stops`, shared with
   `neve debug`; watchpoints are Unicorn memory hooks on the watched range.
 
 The target description has org.gnu.gdb.aarch64.core (x0-x30, sp, pc, cpsr) and a
 system-register feature, org.neve.aarch64.sysregs, generated from the register table
-(neve/sysregs.py): the guest's own view (see `debugger.sysreg_value`): at vEL2 the
+(neve/arch/sysregs.py): the guest's own view (see `debugger.sysreg_value`): at vEL2 the
 EL2 registers as L1 set them (HCR_EL2, VBAR_EL2, ESR_EL2, ..., the ICH registers),
 the EL1 registers of the context L1 runs (from L0's save area while vEL2 runs, from
 the hardware while it runs); in vm mode the EL1 registers from the hardware.  cpsr is
@@ -43,8 +43,8 @@ from xml.sax.saxutils import escape as xml_escape
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
-from neve import debugger as dbg
-from neve.platform import RAM_BASE
+from neve.debug import debugger as dbg
+from neve.arch.platform import RAM_BASE
 
 _uclib.uc_vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
                                      ctypes.POINTER(ctypes.c_uint64)]
@@ -576,7 +576,7 @@ def cmd_gdb(args) -> int:
         raise BadInput(f"--port {args.port}: {e.strerror}") from None
     timeline = None
     if getattr(args, "timeline", None):
-        from neve.timeline import Timeline
+        from neve.observe.timeline import Timeline
         timeline = Timeline(m)
     port = srv.getsockname()[1]
     print(f"neve: gdb: listening on 127.0.0.1:{port}", file=sys.stderr, flush=True)

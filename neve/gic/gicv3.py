@@ -18,7 +18,7 @@ per CPU) although the machine has one vCPU today.
   ICH_VMCR_EL2, ICH_LR<n>_EL2, ICH_AP0R/AP1R<n>_EL2 and the ICV_* view a VM's EL1 has
   of them (with HCR_EL2.IMO/FMO), plus the derived ICH_MISR/EISR/ELRSR_EL2 and the
   maintenance interrupt condition.  L0 uses one as the list registers of the nested VM
-  ("shadow" LRs, see neve/interrupts.py); the same class computes L1's own view.
+  ("shadow" LRs, see neve/gic/delivery.py); the same class computes L1's own view.
 
 Facts follow the GICv3 architecture specification (IHI 0069) and, where it leaves a
 choice, what QEMU 10's `virt` GICv3 does (read in QEMU's hw/intc/arm_gicv3_*.c and
@@ -31,7 +31,7 @@ values QEMU reports (LPIs are advertised as QEMU does but not implemented).
 from __future__ import annotations
 
 from neve.devices import Device
-from neve.platform import GICD_BASE, GICR_BASE
+from neve.arch.platform import GICD_BASE, GICR_BASE
 
 # --- architecture constants ---------------------------------------------------------
 INTID_SPURIOUS = 1023
@@ -51,7 +51,7 @@ GICD_CTLR_EN_GRP1 = 1 << 1
 GICD_CTLR_ARE = 1 << 4
 GICD_CTLR_DS = 1 << 6
 
-# GICD_TYPER as QEMU 10 virt reports it with the CPU neve models (neve/model.py):
+# GICD_TYPER as QEMU 10 virt reports it with the CPU neve models (neve/arch/model.py):
 # No1N, A3V, IDbits = 15, LPIS, ITLinesNumber.  No NMI (bit 9): QEMU sets it only
 # for a CPU with FEAT_NMI, which cortex-a72 (ARMv8.0) does not have.
 GICD_TYPER_VALUE = (1 << 25) | (1 << 24) | (0xF << 19) | (1 << 17) | (NUM_IRQS // 32 - 2)

@@ -23,7 +23,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neve import sysregs
+from neve.arch import sysregs
 from neve.errors import BadInput
 
 CLASSES = {"trap": "trap", "redirect": "redirect", "memory": "mem"}

@@ -1,7 +1,7 @@
 """Instructions Unicorn has no hook for, or executes unlike the architecture, found by
 scanning guest RAM and given a code hook each.
 
-* ERET/ERETAA/ERETAB: at virtual EL2 the ERET is emulated (neve/vel2.py: it traps to
+* ERET/ERETAA/ERETAB: at virtual EL2 the ERET is emulated (neve/el2/vel2.py: it traps to
   L0 under FEAT_NV).  At EL1 (the VM's kernel, the nested VM's) Unicorn's own ERET is
   right, except that it does not implement PSTATE.IL: after an illegal exception
   return, or a return with SPSR.IL set, the next instruction must take an Illegal
@@ -9,7 +9,7 @@ scanning guest RAM and given a code hook each.
   here, before the ERET executes; every other ERET runs natively.
 * LDAR/STLR (load-acquire, store-release): they require an aligned address whatever
   the memory type, and Unicorn checks neither (it does check the exclusives); with
-  the MMU off the Device-memory check (neve/align.py) catches them, with it on
+  the MMU off the Device-memory check (neve/core/align.py) catches them, with it on
   nothing would.  A misaligned LDAR/STLR takes the alignment fault here, before it
   runs (it comes before any translation fault).
 
@@ -22,9 +22,10 @@ import re
 
 from unicorn import UC_HOOK_CODE
 
-from neve import align, decode, faults
-from neve.interrupts import PSTATE_IF
-from neve.platform import RAM_BASE
+from neve.core import align, faults
+from neve.arch import decode
+from neve.gic.delivery import PSTATE_IF
+from neve.arch.platform import RAM_BASE
 
 # Hardware ELR_EL1 while vEL2 runs: an unbacked address, so a native ERET that no
 # code hook caught lands here and is still emulated (the "ERET safety net", vel2.py).

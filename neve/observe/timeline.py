@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 
-from neve import events as ev
+from neve.observe import events as ev
 
 L0_WIDTH = 10
 PID = 1

@@ -1,7 +1,7 @@
 """The CPU the guest sees: QEMU 10's `cortex-a72` on the `virt` board.
 
 Unicorn executes an older QEMU's Cortex-A72 (ARMv8.0, no VHE, no FEAT_NV/NV2) with
-a GICv3 CPU interface of 5 priority bits and 4 list registers (neve/devices/gic.py).
+a GICv3 CPU interface of 5 priority bits and 4 list registers (neve/gic/gicv3.py).
 What that Unicorn model does differently from QEMU 10's is set right here, measured
 by reading and writing each register on QEMU 10 (`-cpu cortex-a72`, at EL1 and at
 EL2) against neve; `neve fuzz` compares the two on random kernels.
@@ -17,15 +17,15 @@ EL2) against neve; `neve fuzz` compares the two on random kernels.
 * `OWNED`: registers neve keeps itself because Unicorn lacks them or gets them wrong
   (reset value, writable bits): MDCCSR_EL0, OSDLR_EL1, and the Cortex-A72's
   IMPLEMENTATION DEFINED registers (L2CTLR_EL1, CPUECTLR_EL1, CBAR_EL1...).
-The writable bits of every register are the table's `wmask` (neve/sysregs.py).
+The writable bits of every register are the table's `wmask` (neve/arch/sysregs.py).
 """
 from __future__ import annotations
 
 import re
 
-from neve.devices.gic import NUM_LRS, PREBITS, PRIBITS
+from neve.gic.gicv3 import NUM_LRS, PREBITS, PRIBITS
 from neve.devices.pmu import N as PMU_COUNTERS
-from neve.sysregs import REGISTERS
+from neve.arch.sysregs import REGISTERS
 
 NAME = "cortex-a72"
 FEATURES: frozenset[str] = frozenset()     # ARMv8.0: no "vhe", no "nv2"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from unicorn import UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED
 
-from neve import align, decode, events as ev, mmu, model
+from neve.core import align
+from neve.arch import decode, mmu, model
+from neve.observe import events as ev
 from neve.errors import Unsupported
 
 FSC_EXTERNAL = 0x10
@@ -155,7 +157,7 @@ def mmu_abort(m, prefetch: bool, pc: int) -> None:
     va = _va_of(m, ld, pc)
     if align.misaligned(m, ld, va):
         # Before translation: an exclusive's always; with the MMU off, Device memory's
-        # too, before the address-size check, as QEMU 10 orders them (neve/align.py).
+        # too, before the address-size check, as QEMU 10 orders them (neve/core/align.py).
         align.fault(m, ld, va, pc)
         return
     ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW

@@ -5,7 +5,7 @@ import json
 import statistics
 from collections import Counter
 
-from neve import events as ev
+from neve.observe import events as ev
 
 
 class Stats:

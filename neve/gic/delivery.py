@@ -3,7 +3,7 @@ interrupt delivery, WFI, and the shadow list registers of a nested VM.
 
 Who owns what
 -------------
-L0 emulates one GICv3 (neve/devices/gic.py) and one timer bank per CPU
+L0 emulates one GICv3 (neve/gic/gicv3.py) and one timer bank per CPU
 (neve/devices/timer.py) for the guest it runs directly: the VM kernel in vm mode, the
 guest hypervisor L1 in the nested modes.  In the nested modes these are *L1's*
 "physical" GIC and timers: L1's EL1 physical and virtual timers (PPIs 30, 27), its EL2
@@ -59,9 +59,10 @@ QEMU would wait for ever.
 """
 from __future__ import annotations
 
-from neve import decode, events as ev, model, sysregs
+from neve.arch import decode, model, sysregs
+from neve.observe import events as ev
 from neve.errors import Wedged
-from neve.devices.gic import (GICv3, Distributor, Redistributors, VirtualInterface, ICH_VTR_VALUE,
+from neve.gic.gicv3 import (GICv3, Distributor, Redistributors, VirtualInterface, ICH_VTR_VALUE,
                               PPI_MAINTENANCE, mask_lr, mask_vmcr, ICH_HCR_WRITABLE)
 from neve.devices.pmu import PMU, PPI_PMU
 from neve.devices.timer import Counter, DictRegs, TimerBank
@@ -146,11 +147,11 @@ class Interrupts:
     def _hook_daifclr(self, m) -> None:
         """Hook every `msr daifclr, #imm` with I or F in the loaded images so that an
         interrupt pending while masked is taken right after the instruction that
-        unmasks it, as on hardware (an ERET at EL1 is neve/eret.py's, MSR DAIF the
+        unmasks it, as on hardware (an ERET at EL1 is neve/core/eret.py's, MSR DAIF the
         machine's; an MSR DAIFClr written at run time is caught by the MASKED_SLICE
         re-check)."""
         from unicorn import UC_HOOK_CODE
-        from neve.platform import RAM_BASE
+        from neve.arch.platform import RAM_BASE
         words = [(0xD50340FF | (crm << 8)).to_bytes(4, "little") for crm in range(16) if crm & 3]
         uc = m.cpu.uc
         seen = set()

@@ -20,8 +20,10 @@ against L1's own virtual control registers.
 from __future__ import annotations
 
 
-from neve import decode, eret, events as ev, faults, model, sysregs
-from neve.cpu import M_EL1H, PSTATE_DAIF, uc_implements
+from neve.arch import decode, model, sysregs
+from neve.core import eret, faults
+from neve.observe import events as ev
+from neve.core.cpu import M_EL1H, PSTATE_DAIF, uc_implements
 from neve.errors import Unsupported
 
 
@@ -99,8 +101,8 @@ class VirtualEL2:
         # made on the one register the hardware has.
         self.context = {r.name for r in self.swap} | {"SP_EL1"} | set(self.offsets)
         self._hardware: dict[str, bool] = {}
-        # Shadow stage 2 for the nested VM and L1's own EL2 stage 1 (neve/stage2.py).
-        from neve.stage2 import ShadowStage2
+        # Shadow stage 2 for the nested VM and L1's own EL2 stage 1 (neve/el2/stage2.py).
+        from neve.el2.stage2 import ShadowStage2
         self.s2 = ShadowStage2(m, self)
 
     # --- storage ---------------------------------------------------------------------
@@ -201,11 +203,11 @@ class VirtualEL2:
         cpu.pc = elr
         self.active = False
         cpu.flush_tlb()
-        self.s2.sync()              # HCR_EL2.VM: the shadow stage 2 (neve/stage2.py)
+        self.s2.sync()              # HCR_EL2.VM: the shadow stage 2 (neve/el2/stage2.py)
         self.m.regime_changed()     # SCTLR_EL1.M, HCR_EL2.DC, CPACR_EL1, CPTR_EL2
         irq = getattr(self.m, "irq", None)
         if irq is not None:
-            irq.on_enter_el1()      # L1's ICH_* state -> the shadow list registers (neve/interrupts.py)
+            irq.on_enter_el1()      # L1's ICH_* state -> the shadow list registers (neve/gic/delivery.py)
         gid = self.guest_id()
         self.m.bus.publish(ev.Switch(cpu.icount(), "vEL2", "EL0" if (spsr >> 2) & 3 == 0 else "EL1", elr,
                                      "ERET", gid))
@@ -219,7 +221,7 @@ class VirtualEL2:
         cpu = self.cpu
         irq = getattr(self.m, "irq", None)
         if irq is not None:
-            irq.on_exit_to_vel2()   # the shadow list registers -> L1's ICH_* view (neve/interrupts.py)
+            irq.on_exit_to_vel2()   # the shadow list registers -> L1's ICH_* view (neve/gic/delivery.py)
         ps = cpu.pstate()
         src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
         for r in self.swap:
@@ -384,7 +386,7 @@ class VirtualEL2:
         if row.group == "el12" or not model.implemented(row):
             # With HCR_EL2.E2H=0 (the only setting neve emulates) the _EL12/_EL02
             # encodings are UNDEFINED at EL2, and so is a register the CPU model lacks
-            # (neve/model.py).  At EL1 under NV they trap to L0 (FEAT_NV2 leaves them
+            # (neve/arch/model.py).  At EL1 under NV they trap to L0 (FEAT_NV2 leaves them
             # trapping when NV1=1), which injects the UNDEF.
             why = ("UNDEFINED at EL2 with E2H=0" if row.group == "el12"
                    else f"{row.name} is not implemented by the {model.NAME} model")

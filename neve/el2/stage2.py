@@ -15,7 +15,7 @@ translates with the hardware EL1 registers: right for the VM, for L1's vEL2 with
 MMU off, and for what L1 runs at EL1 without stage 2.  While L2 runs with VM=1, and
 while vEL2 runs with SCTLR_EL2.M=1, neve switches to UC_TLB_VIRTUAL: every miss of
 Unicorn's (1 KiB-page) TLB calls `_fill`, which walks the regime in Python with
-neve/mmu.py and returns the PA and the permissions.
+neve/arch/mmu.py and returns the PA and the permissions.
 
 * L2 (VM=1): stage 1 with L2's EL1 registers (in the hardware while it runs); every
   table-walk IPA and the output IPA go through the shadow stage 2: a cache, per VMID,
@@ -71,10 +71,12 @@ from collections import Counter
 from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 from unicorn import UC_TLB_CPU, UC_TLB_VIRTUAL
 
-from neve import align, decode, events as ev, mmu, model
-from neve.eret import ERET_NET
+from neve.core import align
+from neve.arch import decode, mmu, model
+from neve.observe import events as ev
+from neve.core.eret import ERET_NET
 from neve.errors import Unsupported
-from neve.platform import RAM_BASE, unmodelled_device
+from neve.arch.platform import RAM_BASE, unmodelled_device
 
 HCR_VM = 1 << 0
 HCR_DC = 1 << 12
@@ -331,7 +333,7 @@ class ShadowStage2:
 
     def _fetch_from_device(self, va: int, pa: int) -> bool:
         """Code behind a device (L1's tables map it there): QEMU executes it, Unicorn
-        cannot; say so (as neve/faults.py: fetch_from_device for a single stage)."""
+        cannot; say so (as neve/core/faults.py: fetch_from_device for a single stage)."""
         if RAM_BASE <= pa < self._ram_end:
             return False
         err = Unsupported(f"instruction fetch from the QEMU virt {self.m.device_at(pa)} at PA {pa:#x} "
@@ -398,7 +400,7 @@ class ShadowStage2:
 
     def fetch_fault(self, r, pc: int, el: int, spsr_or: int = 0) -> None:
         """Take the Instruction Abort of fetching `pc` (`r`: translate_l2's fault) as the
-        TLB fill would; for the fetch Unicorn does not make (neve/faults.py:
+        TLB fill would; for the fetch Unicorn does not make (neve/core/faults.py:
         take_illegal_state).  `spsr_or`: as for exit_to_vel2."""
         self._l2_fault(r, pc & ~(_PAGE - 1), False, True, el, at=pc, spsr_or=spsr_or)
 
@@ -412,7 +414,7 @@ class ShadowStage2:
             pc = va = at
             insn = ld = None
         if not execute and ld is not None:
-            # Alignment (neve/align.py): an exclusive's before anything; Device memory's
+            # Alignment (neve/core/align.py): an exclusive's before anything; Device memory's
             # (L2's stage 1 off: Device-nGnRnE) after stage 1's faults and before any
             # stage-2 fault (Arm ARM R_XCHFJ).  QEMU 10 does not check Device alignment
             # when stage 1 is off under stage 2.

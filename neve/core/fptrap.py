@@ -15,7 +15,7 @@ someone else's FP registers.  neve raises the traps itself:
   and cpu.uc_implements for allocation) and cached; when there is one and FP traps
   at the current EL, the CPU stops at the block's start, runs exactly up to that
   instruction (the hook held off), and takes the trap (EC 0x07) there;
-* MRS/MSR of FPCR/FPSR trap the same way (neve/machine.py).
+* MRS/MSR of FPCR/FPSR trap the same way (neve/core/machine.py).
 With FP enabled nothing is hooked, so the cost is paid only while FP is disabled.
 """
 from __future__ import annotations
@@ -23,8 +23,9 @@ from __future__ import annotations
 from unicorn import UC_HOOK_BLOCK
 from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC
 
-from neve import decode, events as ev
-from neve.cpu import uc_implements
+from neve.arch import decode
+from neve.observe import events as ev
+from neve.core.cpu import uc_implements
 from neve.errors import GuestError
 
 _KEY_CPACR = (3, 0, 1, 0, 2)
@@ -38,7 +39,7 @@ class FPTraps:
         self._hook = None
         self._blocks: dict[tuple[int, int, int], tuple[int, ...]] = {}
         # (TTBR0_EL1, TTBR1_EL1) the running code translates through, read once after
-        # each regime change (neve makes every write to them: neve/machine.py).
+        # each regime change (neve makes every write to them: neve/core/machine.py).
         self._space: tuple[int, int] | None = None
         self._cfunc = HOOK_CODE_CFUNC(self._block_raw)
         self.pending: int | None = None      # the FP instruction to stop at

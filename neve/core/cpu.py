@@ -1,7 +1,7 @@
 """The Unicorn CPU: creation, the exact instruction counter, registers, PSTATE.
 
 Unicorn runs guest code at EL1/EL0 and never takes an exception itself; the machine
-(neve/machine.py) builds every exception entry.  This module wraps the few Unicorn
+(neve/core/machine.py) builds every exception entry.  This module wraps the few Unicorn
 details the rest of neve must not know about:
 
 * the instruction counter: `uc_emu_start(count=N)` counts executed instructions in
@@ -23,7 +23,7 @@ from unicorn import arm64_const as A
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
-from neve.decode import sysreg_word
+from neve.arch.decode import sysreg_word
 
 _uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _uclib.uc_vmem_read.restype = ctypes.c_int

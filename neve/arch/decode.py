@@ -857,7 +857,7 @@ class Insn:
 
     @property
     def imm(self) -> Optional[int]:
-        """Alias of imm16 (neve/machine.py uses `k.imm`)."""
+        """Alias of imm16 (neve/core/machine.py uses `k.imm`)."""
         return self.imm16
 
     def sysreg_iss(self) -> int:

@@ -6,7 +6,7 @@ this module rebuilds each one (ESR/ELR/SPSR/FAR, PSTATE, VBAR + offset) from the
 instruction that caused it.  Every event that would take the CPU to L0 is published
 once on the event bus as an `events.Trap`; counters and traces subscribe.
 
-In the nested modes the first image runs at *virtual EL2*: see neve/vel2.py.
+In the nested modes the first image runs at *virtual EL2*: see neve/el2/vel2.py.
 """
 from __future__ import annotations
 
@@ -19,17 +19,19 @@ from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_MEM_UNMAPPED
 from unicorn import UC_ERR_FETCH_PROT, UC_MEM_FETCH_UNMAPPED
 from unicorn import arm64_const as A
 
-from neve import at, decode, elf, events as ev, model, psci, semihost, sysregs
-from neve.align import DeviceAlignment
-from neve.eret import EretHooks
-from neve.fptrap import FPTraps
-from neve.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
-from neve.interrupts import PSTATE_IF, Interrupts
+from neve.core import at, elf, psci, semihost
+from neve.arch import decode, model, sysregs
+from neve.observe import events as ev
+from neve.core.align import DeviceAlignment
+from neve.core.eret import EretHooks
+from neve.core.fptrap import FPTraps
+from neve.core.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
+from neve.gic.delivery import PSTATE_IF, Interrupts
 from neve.devices.pl011 import PL011
 from neve.devices.timer import CNTFRQ
 from neve.errors import BadInput, GuestError, NeveError, Unsupported, Wedged
-from neve.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
-from neve.stats import Stats
+from neve.arch.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
+from neve.observe.stats import Stats
 
 MODES = ("vm", "v8.3", "neve", "nv2")
 NESTED_MODES = ("v8.3", "neve", "nv2")
@@ -48,7 +50,7 @@ VEC_SYNC, VEC_IRQ, VEC_FIQ, VEC_SERROR = 0x000, 0x080, 0x100, 0x180
 _WRONG_DIRECTION = frozenset((r.key, r.access == "ro") for r in sysregs.REGISTERS if r.access != "rw")
 
 _KEY_CSSELR = sysregs.BY_NAME["CSSELR_EL1"].key
-# Registers behind what neve checks beside Unicorn (neve/align.py, neve/fptrap.py,
+# Registers behind what neve checks beside Unicorn (neve/core/align.py, neve/core/fptrap.py,
 # whose block cache is keyed by the translation table bases): a write to them is made
 # by neve, which then follows the change.
 _REGIME_ROWS = frozenset(("SCTLR_EL1", "CPACR_EL1", "TTBR0_EL1", "TTBR1_EL1"))
@@ -130,10 +132,10 @@ class Machine:
             for seg in im.segments:
                 self.erets.scan(seg.paddr, seg.memsz)
         if mode in NESTED_MODES:
-            from neve.vel2 import VirtualEL2
+            from neve.el2.vel2 import VirtualEL2
             self.vel2 = VirtualEL2(self, mode, policy)
             self.vel2.reset()
-        # GICv3, generic timers and deterministic time: neve/interrupts.py.
+        # GICv3, generic timers and deterministic time: neve/gic/delivery.py.
         self.irq = Interrupts(self)
         self.regime_changed()
 
@@ -323,7 +325,7 @@ class Machine:
                     self.fp.after_slice()
                 except UcError as e:
                     if self._pending is None and e.errno == UC_ERR_FETCH_PROT:
-                        from neve import faults
+                        from neve.core import faults
                         faults.fetch_from_device(self, cpu.pc)
                     if self._pending is None:
                         raise GuestError(f"emulation error at PC {self.where(cpu.pc)}: {e}") from None
@@ -406,7 +408,7 @@ class Machine:
             # instruction takes an Illegal Execution state exception, unless fetching
             # it faults: an Instruction Abort has the higher priority (Arm ARM), and
             # Unicorn raises the exception without fetching.
-            from neve import faults
+            from neve.core import faults
             faults.take_illegal_state(self, pc)
             return
         k = decode.classify(insn) if insn is not None else None
@@ -424,7 +426,7 @@ class Machine:
             if waits and self.vel2 is not None and self.vel2.route_wfx(pc, insn):
                 return
             # L0 traps WFI (HCR_EL2.TWI).  With nothing pending, L0 skips time to the
-            # next timer deadline (neve/interrupts.py); WFI then completes, and the
+            # next timer deadline (neve/gic/delivery.py); WFI then completes, and the
             # interrupt, if unmasked, is taken with ELR pointing after the WFI.
             self.trap(ev.WFX, "WFI", pc=pc, insn=insn, reason="HCR_EL2.TWI set by L0")
             self.cpu.pc = pc + 4
@@ -517,7 +519,7 @@ class Machine:
             self.irq.wfi(insn_pc)
 
     def _on_mmu_abort(self, prefetch: bool, pc: int) -> None:
-        from neve import faults
+        from neve.core import faults
         faults.mmu_abort(self, prefetch, pc)
 
     def _hook_unmapped(self, uc, access: int, addr: int, size: int, value: int, _) -> bool:
@@ -539,10 +541,10 @@ class Machine:
         if kind == "eret-net":
             self.vel2.eret(None, None)
             return
-        if kind == "call":          # an action left by a hook (neve/stage2.py: a refused TLB fill)
+        if kind == "call":          # an action left by a hook (neve/el2/stage2.py: a refused TLB fill)
             p[1]()
             return
-        from neve import faults
+        from neve.core import faults
         faults.external_abort(self, *p[1:])
 
     # --- system registers ----------------------------------------------------------------
@@ -634,7 +636,7 @@ class Machine:
     def _sysreg_el1(self, reg: int, key: tuple, write: bool, value: int) -> int:
         """An access the CPU serves at (hardware) EL1/EL0: by the VM, the nested VM, or
         vEL2's own native ones.  L0's trap controls for a VM (sysregs.VM_CONTROLS) count a trap
-        where they apply; then the access is made as the CPU model (neve/model.py) makes
+        where they apply; then the access is made as the CPU model (neve/arch/model.py) makes
         it: by Unicorn, or by neve where the model says Unicorn differs."""
         cpu = self.cpu
         if not write:
@@ -644,7 +646,7 @@ class Machine:
                 return cpu.skip_hooked(cpu.pc, key, write)
         elif key == _KEY_DAIF and self.irq.masked and cpu.pstate() & ~value & PSTATE_IF:
             # MSR DAIF unmasking an interrupt pending while masked: made here, and the
-            # interrupt taken right after it (as MSR DAIFClr, neve/interrupts.py).
+            # interrupt taken right after it (as MSR DAIFClr, neve/gic/delivery.py).
             acc = cpu.uc_accessible(key, write)
             cpu.set_pstate(cpu.pstate() & ~PSTATE_DAIF | value & PSTATE_DAIF)
             cpu.pc += 4
@@ -656,7 +658,7 @@ class Machine:
         row = sysregs.BY_KEY.get(key)
         if row is None:
             return 0
-        if row.name in ("FPCR", "FPSR"):               # FP access traps (neve/fptrap.py)
+        if row.name in ("FPCR", "FPSR"):               # FP access traps (neve/core/fptrap.py)
             acc = cpu.uc_accessible(key, write)
             if self.fp.take(cpu.pc):
                 return cpu.redirected(acc)
@@ -743,7 +745,7 @@ class Machine:
             self.erets.scan(RAM_BASE, self.ram_size)
 
     def _at(self, op: tuple, cp) -> int:
-        """AT: emulated by neve at every level (neve/at.py)."""
+        """AT: emulated by neve at every level (neve/core/at.py)."""
         cpu = self.cpu
         pc = cpu.pc
         key = (1, cp.op1, cp.crn, cp.crm, cp.op2)

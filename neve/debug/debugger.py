@@ -2,7 +2,7 @@
 
 Two layers:
 
-* `Stops` is the stopping machinery shared with the GDB stub (neve/gdbstub.py):
+* `Stops` is the stopping machinery shared with the GDB stub (neve/debug/gdbstub.py):
   address breakpoints (a Unicorn code hook on exactly that address that calls
   `Machine.pause`, which stops before the instruction), trap / world-switch /
   hypercall breakpoints (bus subscribers that stop the CPU once the current
@@ -38,7 +38,8 @@ from typing import Callable
 
 from unicorn import UC_HOOK_CODE
 
-from neve import decode, events as ev, sysregs
+from neve.arch import decode, sysregs
+from neve.observe import events as ev
 
 SLICE = 100_000          # instructions per run() slice while continuing
 
@@ -816,7 +817,7 @@ def cmd_debug(args) -> int:
     holder.append(dbg)
     timeline = None
     if getattr(args, "timeline", None):
-        from neve.timeline import Timeline
+        from neve.observe.timeline import Timeline
         timeline = Timeline(m)
     try:
         if scripted:

@@ -5,7 +5,7 @@ value, access (rw/ro/wo), which group it belongs to, the architected trap condit
 that send an access made *at EL1* to EL2, its FEAT_NV2 VNCR page offset, and how the
 NEVE design classifies it.  Decode, trap routing for every mode, the VNCR page layout,
 the debugger's register view and the GDB target description all read this table; a
-mode is a policy over it (`l0_controls`, `vel2_access`, and neve/policy.py for user
+mode is a policy over it (`l0_controls`, `vel2_access`, and neve/el2/policy.py for user
 policies), not a list of call sites.
 
 Trap conditions are rows of ``Trap(ctrl, bit, rw)``: "an access of kind `rw` traps to
@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from neve.devices.gic import ICH_VMCR_RESET
+from neve.gic.gicv3 import ICH_VMCR_RESET
 
 # --- control-register bit positions (Arm ARM names) --------------------------------
 CTRL_BITS: dict[str, dict[str, int]] = {
@@ -505,7 +505,7 @@ REGISTERS: tuple[SysReg, ...] = (
 
     # ---- IMPLEMENTATION DEFINED registers of the Cortex-A72 (HCR_EL2.TIDCP traps them) ----
     # QEMU 10's cortex-a72 has them, RAZ/WI (CBAR_EL1 read-only); Unicorn's lacks the
-    # first seven and reads CBAR_EL1 as 0, so neve keeps them (neve/model.py: OWNED).
+    # first seven and reads CBAR_EL1 as 0, so neve keeps them (neve/arch/model.py: OWNED).
     *(_r(name, 3, 1, crn, crm, op2, "impdef", wmask=0, doc=f"{what} (Cortex-A72; RAZ/WI as on QEMU)")
       for name, crn, crm, op2, what in (
           ("L2CTLR_EL1", 11, 0, 2, "L2 control"), ("L2ECTLR_EL1", 11, 0, 3, "L2 extended control"),
@@ -659,7 +659,7 @@ def l0_controls(mode: str) -> dict[str, int]:
     physical counter/timer and ICC_SRE_EL1 (CNTHCTL_EL2.{EL1PCTEN,EL1PCEN},
     ICC_SRE_EL2.{SRE,Enable}); those enables trap when *clear*.  And, as for any VM, L0
     routes physical interrupts to itself (HCR_EL2.{IMO,FMO}): L1's ICC_* accesses reach
-    L0's virtual CPU interface for L1 and only ICC_SGI*R trap (neve/interrupts.py).
+    L0's virtual CPU interface for L1 and only ICC_SGI*R trap (neve/gic/delivery.py).
     """
     common = {
         "CNTHCTL_EL2": _bits("CNTHCTL_EL2", "EL1PCTEN", "EL1PCEN"),
@@ -729,7 +729,7 @@ VM_CONTROLS = {"HCR_EL2": ctrl_bit("HCR_EL2", "RW") | ctrl_bit("HCR_EL2", "TACR"
                | ctrl_bit("HCR_EL2", "TSC") | ctrl_bit("HCR_EL2", "TWI")
                | ctrl_bit("HCR_EL2", "VM")
                # Physical IRQs/FIQs go to L0; the VM's ICC_* accesses reach the virtual
-               # CPU interface and only ICC_SGI*R trap (neve/interrupts.py).
+               # CPU interface and only ICC_SGI*R trap (neve/gic/delivery.py).
                | ctrl_bit("HCR_EL2", "IMO") | ctrl_bit("HCR_EL2", "FMO"),
                "CNTHCTL_EL2": ctrl_bit("CNTHCTL_EL2", "EL1PCTEN"),
                "ICC_SRE_EL2": ctrl_bit("ICC_SRE_EL2", "SRE")}
@@ -739,4 +739,4 @@ VM_CONTROLS = {"HCR_EL2": ctrl_bit("HCR_EL2", "RW") | ctrl_bit("HCR_EL2", "TACR"
 # broken row stops neve at import, not in the middle of a guest's run.
 _TABLE_ERRORS = check_table()
 if _TABLE_ERRORS:
-    raise ImportError("neve/sysregs.py: the register table is inconsistent: " + "; ".join(_TABLE_ERRORS))
+    raise ImportError("neve/arch/sysregs.py: the register table is inconsistent: " + "; ".join(_TABLE_ERRORS))

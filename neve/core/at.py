@@ -21,7 +21,8 @@ Device and Normal Non-cacheable); on a fault F, FST, PTW and S.  The CPU model
 """
 from __future__ import annotations
 
-from neve import decode, events as ev, mmu, model
+from neve.arch import decode, mmu, model
+from neve.observe import events as ev
 from neve.errors import Unsupported
 
 # (op1, CRm, op2) -> (name, EL of the permissions, write, stages: "s1" | "s12" | "el2")
@@ -101,7 +102,7 @@ def _through(read, s2):
 
 
 def _ram_reader(m):
-    from neve.platform import RAM_BASE
+    from neve.arch.platform import RAM_BASE
     end = RAM_BASE + m.ram_size
 
     def rd(pa: int) -> int:

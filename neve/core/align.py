@@ -30,8 +30,8 @@ from __future__ import annotations
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE
 from unicorn import arm64_const as A
 
-from neve import decode, mmu
-from neve.platform import RAM_BASE
+from neve.arch import decode, mmu
+from neve.arch.platform import RAM_BASE
 
 FSC_ALIGNMENT = 0x21
 _HCR_DC = 1 << 12

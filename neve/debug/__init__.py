@@ -1,0 +1,1 @@
+"""Stops, the debugger shell and the gdb remote stub."""
