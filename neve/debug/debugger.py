@@ -38,6 +38,7 @@ from typing import Callable
 
 from unicorn import UC_HOOK_CODE
 
+from neve.launch import build_machine
 from neve.arch import decode, sysregs
 from neve.observe import events as ev
 
@@ -794,7 +795,6 @@ def add_parser(sub, add_run_options) -> None:
 
 
 def cmd_debug(args) -> int:
-    from neve.cli import build_machine
     from neve.errors import BadInput
 
     uart_file = None

@@ -43,6 +43,7 @@ from xml.sax.saxutils import escape as xml_escape
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
+from neve.launch import build_machine
 from neve.debug import debugger as dbg
 from neve.arch.platform import RAM_BASE
 
@@ -557,7 +558,6 @@ def add_parser(sub, add_run_options) -> None:
 
 
 def cmd_gdb(args) -> int:
-    from neve.cli import build_machine
     from neve.errors import BadInput
 
     out = sys.stdout.buffer

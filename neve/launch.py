@@ -1,0 +1,76 @@
+"""From command-line options to a Machine: the run options shared by `neve run`,
+`neve debug` and `neve gdb`, and the function that builds the board from them."""
+from __future__ import annotations
+
+import argparse
+import math
+
+from neve.core import elf
+from neve.core.machine import MODES, Machine
+from neve.el2 import policy
+from neve.errors import BadInput
+
+
+def _size(s: str) -> int:
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    try:
+        if s[-1].lower() in mult:
+            return int(s[:-1], 0) * mult[s[-1].lower()]
+        return int(s, 0)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"bad size {s!r}") from None
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {s!r}")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"not a finite number: {s!r}")
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {s!r}")
+    return v
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help="vm: the image is a kernel at EL1 with neve as its hypervisor; v8.3/neve/nv2: the image is "
+                        "a guest hypervisor entered at virtual EL2 (default: vm, or the --policy file's base)")
+    p.add_argument("--policy", metavar="FILE.toml",
+                   help="reclassify registers (trap/redirect/memory) on top of a nested mode; see the README")
+    p.add_argument("--ram", type=_size, default=128 << 20, metavar="SIZE", help="RAM size (default 128M)")
+    p.add_argument("--max-insns", type=_positive_int, metavar="N", help="stop after N guest instructions (exit 124)")
+    p.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds of host time (exit 124)")
+    p.add_argument("--stats", metavar="FILE.json", help="write run statistics (schema in the README)")
+    p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per trap")
+    p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace-event timeline of the world "
+                   "switches (opens in Perfetto; see neve/observe/timeline.py)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="ELF64 AArch64 images")
+
+
+def build_machine(args, uart_out=None):
+    if args.ram < (1 << 20) or args.ram > (2 << 30) or args.ram % 4096:
+        raise BadInput(f"--ram {args.ram:#x}: must be a multiple of 4 KiB between 1 MiB and 2 GiB")
+    pol = None
+    if getattr(args, "policy", None):
+        pol = policy.load(args.policy)
+        if args.mode is None:
+            args.mode = pol.base
+        elif args.mode != pol.base:
+            raise BadInput(f"--policy {args.policy} has base {pol.base!r}; use --mode {pol.base} or drop --mode")
+    if args.mode is None:
+        args.mode = "vm"
+    images = [elf.load(p) for p in args.images]
+    return Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
+                   uart_out=uart_out, policy=pol)
