@@ -1,14 +1,22 @@
 """From command-line options to a Machine: the run options shared by `neve run`,
-`neve debug` and `neve gdb`, and the function that builds the board from them."""
+`neve debug` and `neve gdb`, the function that builds the board from them, and `neve
+run` itself (`cmd_run`; `run_main` for a caller that has its argument list, as the
+fuzzer's forked children)."""
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from neve.core import elf
 from neve.core.machine import MODES, Machine
 from neve.el2 import policy
-from neve.errors import BadInput
+from neve import errors
+from neve.devices.timer import CNTFRQ
+from neve.errors import BadInput, NeveError
+from neve.observe import stats as st
+from neve.observe.timeline import Timeline
+from neve.observe.trace import TraceWriter
 
 
 def _size(s: str) -> int:
@@ -74,3 +82,64 @@ def build_machine(args, uart_out=None):
     images = [elf.load(p) for p in args.images]
     return Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
                    uart_out=uart_out, policy=pol)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        self.exit(errors.EXIT_BAD_INPUT, f"neve: {message}\n")
+
+
+def cmd_run(args) -> int:
+    out = sys.stdout.buffer
+
+    def uart(b: bytes) -> None:
+        out.write(b)
+        if b == b"\n":
+            out.flush()
+
+    m = build_machine(args, uart)
+    tracer = TraceWriter(args.trace, m) if args.trace else None
+    if args.timeline:
+        timeline = Timeline(m)
+    for opt, path in (("--stats", args.stats), ("--timeline", args.timeline)):
+        if path:
+            try:
+                open(path, "a").close()
+            except OSError as e:
+                raise BadInput(f"{opt} {path}: {e.strerror}") from None
+    res = m.run()
+    out.flush()
+    if tracer:
+        tracer.close()
+    if args.timeline:
+        timeline.write(args.timeline)
+    if res.reason not in ("system-off", "system-reset", "semihosting-exit"):
+        print(f"neve: {res.message}", file=sys.stderr)
+    if args.stats:
+        extra = {"policy": m.policy.describe()} if m.policy is not None else None
+        st.write(args.stats, st.document(mode=m.mode, exit_reason=res.reason, status=res.status,
+                                         instructions=m.icount(), stats=m.stats,
+                                         counter=m.irq.counter.now(), wfi_skipped=m.irq.counter.skipped,
+                                         frequency=CNTFRQ, extra=extra))
+    return res.status
+
+
+def guarded(fn, args) -> int:
+    """Run a command: neve's errors become one line on stderr and their exit code."""
+    try:
+        return fn(args)
+    except NeveError as e:
+        print(f"neve: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("neve: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def run_main(argv: list[str]) -> int:
+    """`neve run ARGV...` (argv without the word "run")."""
+    p = Parser(prog="neve run")
+    add_run_options(p)
+    return guarded(cmd_run, p.parse_args(argv))

@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from neve.gic.gicv3 import ICH_VMCR_RESET
+from neve.arch.modes import NESTED_MODES, Access, Mode
+from neve.gic.regs import ICH_VMCR_RESET, ICH_VTR_VALUE
 
 # --- control-register bit positions (Arm ARM names) --------------------------------
 CTRL_BITS: dict[str, dict[str, int]] = {
@@ -101,6 +102,15 @@ class Trap:
 
 GROUPS = ("el0", "el1", "el2", "el12", "timer", "gic", "pmu", "debug", "id", "impdef", "special")
 
+# The components a row's `fn` names: they compute the register's value when it is read
+# and act when it is written, instead of plain storage.
+FNS = {
+    "gic": "the GICv3 CPU interface, L0's shadow list registers, or an ICH_* register "
+           "computed from L1's list registers (neve/gic/delivery.py)",
+    "timer": "a generic timer of the CPU's timer bank (neve/devices/timer.py)",
+    "pmu": "the PMU (neve/devices/pmu.py)",
+}
+
 # Behaviour of an access from (virtual) EL2 when FEAT_NV2 is on (HCR_EL2.{NV,NV1,NV2}=1).
 NV2_MEM = "mem"            # load/store at VNCR_EL2.BADDR + vncr
 NV2_REDIRECT = "redirect"  # executes as an access to the EL1 register named by `redirect`
@@ -119,6 +129,9 @@ ALL64 = 0xFFFF_FFFF_FFFF_FFFF
 SCTLR_WMASK = ALL64 & ~(0x7F << 37)
 RAZ_WI = 0
 VBAR_WMASK = ALL64 & ~0x1F
+# ICC_SRE_EL2 of L1's hyp interface: SRE, DFB, DIB and Enable are RAO/WI (as QEMU: the
+# system-register interface is always enabled), so L1 never traps its guests' ICC_SRE_EL1.
+ICC_SRE_EL2_RAO = 0xF
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,11 @@ class SysReg:
     wmask: int = ALL64             # bits a write changes (QEMU 10's cortex-a72): RAZ/WI is 0
     feature: str | None = None     # the architecture feature the register needs ("vhe", "nv2")
     el0: tuple[Trap, ...] = ()     # conditions under which an access *at EL0* traps to EL1
+    # Behaviour beyond storage (QEMU's readfn/writefn, by name):
+    fn: str | None = None          # the L0 component that computes reads / acts on writes (FNS)
+    regime: bool = False           # a write changes the translation regime / FP enable of the
+                                   # EL it governs: L0 refreshes what it derives from it
+    immediate: str = ""            # why a write must take effect at once (a policy cannot log it)
 
     @property
     def key(self) -> tuple[int, int, int, int, int]:
@@ -203,23 +221,23 @@ def _r(*a, **k) -> SysReg:
     return SysReg(*a, **k)
 
 
-def _el1(name, op1, crn, crm, op2, traps, vncr, doc, *, reset=0, group="el1", wmask=ALL64):
+def _el1(name, op1, crn, crm, op2, traps, vncr, doc, *, reset=0, group="el1", wmask=ALL64, **more):
     """An EL1 register that a hypervisor context-switches: NV2-backed and a NEVE VM register."""
     return SysReg(name, 3, op1, crn, crm, op2, group, reset=reset, traps=traps, vncr=vncr,
-                  nv2=NV2_MEM, neve=NEVE_VM, doc=doc, wmask=wmask)
+                  nv2=NV2_MEM, neve=NEVE_VM, doc=doc, wmask=wmask, **more)
 
 
-def _el2_hyp(name, crn, crm, op2, twin, doc, *, nv2=NV2_TRAP, reset=0, wmask=ALL64, feature=None):
+def _el2_hyp(name, crn, crm, op2, twin, doc, *, nv2=NV2_TRAP, reset=0, wmask=ALL64, feature=None, **more):
     """An EL2 register that controls virtual EL2's own execution: carried by its EL1 twin
     while vEL2 runs (shadow) and redirected there by NEVE."""
     return SysReg(name, 3, 4, crn, crm, op2, "el2", reset=reset, traps=_NV, nv2=nv2,
-                  redirect=twin, neve=NEVE_HYP, shadow=twin, doc=doc, wmask=wmask, feature=feature)
+                  redirect=twin, neve=NEVE_HYP, shadow=twin, doc=doc, wmask=wmask, feature=feature, **more)
 
 
-def _el2_vm(name, crn, crm, op2, vncr, doc, *, reset=0, wmask=ALL64, feature=None):
+def _el2_vm(name, crn, crm, op2, vncr, doc, *, reset=0, wmask=ALL64, feature=None, **more):
     """An EL2 register that only configures the nested VM: VNCR-backed, NEVE VM register."""
     return SysReg(name, 3, 4, crn, crm, op2, "el2", reset=reset, traps=_NV, vncr=vncr, nv2=NV2_MEM,
-                  neve=NEVE_VM, doc=doc, wmask=wmask, feature=feature)
+                  neve=NEVE_VM, doc=doc, wmask=wmask, feature=feature, **more)
 
 
 # Registers whose _EL1/_EL0 encoding has a VNCR slot (the _EL12/_EL02 alias is the VM's
@@ -248,12 +266,12 @@ def _el12(name, op2_enc, target, doc):
 REGISTERS: tuple[SysReg, ...] = (
     # ---- EL1 registers a hypervisor saves and restores ----------------------------
     _el1("SCTLR_EL1", 0, 1, 0, 0, _TVM, 0x110, "System control, EL1&0 regime (TVM/TRVM)",
-         reset=SCTLR_EL1_RESET_QEMU_MAX, wmask=SCTLR_WMASK),
+         reset=SCTLR_EL1_RESET_QEMU_MAX, wmask=SCTLR_WMASK, regime=True),
     _el1("ACTLR_EL1", 0, 1, 0, 1, _TACR, 0x118, "Auxiliary control, IMPLEMENTATION DEFINED (TACR); RAZ/WI",
          wmask=RAZ_WI),
-    _el1("CPACR_EL1", 0, 1, 0, 2, _TCPAC, 0x100, "FP/SIMD/SVE access control for EL1/EL0 (CPTR_EL2.TCPAC)"),
-    _el1("TTBR0_EL1", 0, 2, 0, 0, _TVM, 0x200, "Stage-1 translation table base 0 (TVM/TRVM)"),
-    _el1("TTBR1_EL1", 0, 2, 0, 1, _TVM, 0x210, "Stage-1 translation table base 1 (TVM/TRVM)"),
+    _el1("CPACR_EL1", 0, 1, 0, 2, _TCPAC, 0x100, "FP/SIMD/SVE access control for EL1/EL0 (CPTR_EL2.TCPAC)", regime=True),
+    _el1("TTBR0_EL1", 0, 2, 0, 0, _TVM, 0x200, "Stage-1 translation table base 0 (TVM/TRVM)", regime=True),
+    _el1("TTBR1_EL1", 0, 2, 0, 1, _TVM, 0x210, "Stage-1 translation table base 1 (TVM/TRVM)", regime=True),
     _el1("TCR_EL1", 0, 2, 0, 2, _TVM, 0x120, "Translation control, EL1&0 regime (TVM/TRVM)"),
     _el1("SPSR_EL1", 0, 4, 0, 0, _NV1, 0x160, "Saved PSTATE on exception to EL1 (traps with NV1)"),
     _el1("ELR_EL1", 0, 4, 0, 1, _NV1, 0x230, "Exception link register, EL1 (traps with NV1)"),
@@ -292,26 +310,26 @@ REGISTERS: tuple[SysReg, ...] = (
     _el2_vm("VPIDR_EL2", 0, 0, 0, 0x088, "Value MIDR_EL1 reads at EL1; reset filled from MIDR by the emulator"),
     _el2_vm("VMPIDR_EL2", 0, 0, 5, 0x050, "Value MPIDR_EL1 reads at EL1; reset filled from MPIDR by the emulator"),
     _el2_hyp("SCTLR_EL2", 1, 0, 0, "SCTLR_EL1", "EL2 system control; vEL2 runs with it adapted into SCTLR_EL1",
-             wmask=SCTLR_WMASK),
+             wmask=SCTLR_WMASK, regime=True, immediate="it controls vEL2's own translation regime and caches"),
     _el2_hyp("ACTLR_EL2", 1, 0, 1, "ACTLR_EL1", "EL2 auxiliary control (IMPLEMENTATION DEFINED); RAZ/WI",
              wmask=RAZ_WI),
     _el2_vm("HCR_EL2", 1, 1, 0, 0x078, "Hypervisor configuration: only shapes the VM's execution, applied at ERET; "
             "ARMv8.0 has bits [33:0]", wmask=(1 << 34) - 1),
     _r("MDCR_EL2", 3, 4, 1, 1, 1, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, reset=6,
-       doc="NEVE trap: HPMN/HPME/HPMD change PMU counting while vEL2 itself runs, so writes take effect immediately"),
+       doc="NEVE trap: HPMN/HPME/HPMD change PMU counting while vEL2 itself runs, so writes take effect immediately", immediate="HPMN/HPME change PMU counting while vEL2 runs"),
     _r("CPTR_EL2", 3, 4, 1, 1, 2, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
-       doc="NEVE trap: non-VHE TFP/TZ/TTA also trap EL2's own FP/SVE/trace at once; CPACR_EL1 layout differs, no redirect"),
+       doc="NEVE trap: non-VHE TFP/TZ/TTA also trap EL2's own FP/SVE/trace at once; CPACR_EL1 layout differs, no redirect", regime=True, immediate="TFP/TZ/TTA trap vEL2's own FP/SVE/trace accesses at once"),
     _el2_vm("HSTR_EL2", 1, 1, 3, 0x080, "Traps EL1/EL0 AArch32 CP15 accesses: VM configuration"),
     _r("HACR_EL2", 3, 4, 1, 1, 7, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, wmask=RAZ_WI,
        doc="IMPLEMENTATION DEFINED trap controls: effect unknown and no VNCR slot, so it traps; RAZ/WI"),
-    _el2_hyp("TTBR0_EL2", 2, 0, 0, "TTBR0_EL1", "EL2 stage-1 table base: vEL2's own translation"),
+    _el2_hyp("TTBR0_EL2", 2, 0, 0, "TTBR0_EL1", "EL2 stage-1 table base: vEL2's own translation", regime=True, immediate="it holds vEL2's own page tables"),
     _el2_hyp("TTBR1_EL2", 2, 0, 1, "TTBR1_EL1", "EL2 stage-1 table base 1 (VHE, E2H=1): vEL2's own translation",
              feature="vhe"),
-    _el2_hyp("TCR_EL2", 2, 0, 2, "TCR_EL1", "EL2 translation control (layout adapted to TCR_EL1): vEL2's own translation"),
+    _el2_hyp("TCR_EL2", 2, 0, 2, "TCR_EL1", "EL2 translation control (layout adapted to TCR_EL1): vEL2's own translation", regime=True, immediate="it controls vEL2's own translation regime"),
     _el2_vm("VTTBR_EL2", 2, 1, 0, 0x020, "Stage-2 table base and VMID of the nested VM"),
     _el2_vm("VTCR_EL2", 2, 1, 2, 0x040, "Stage-2 translation control of the nested VM"),
     _el2_vm("VNCR_EL2", 2, 2, 0, 0x0B0, "FEAT_NV2 page base (BADDR); a VM-side value for a nested NV2 guest",
-            feature="nv2"),
+            feature="nv2", immediate="it locates the page itself"),
     _el2_hyp("SPSR_EL2", 4, 0, 0, "SPSR_EL1", "Saved PSTATE on exception to EL2", nv2=NV2_REDIRECT),
     _el2_hyp("ELR_EL2", 4, 0, 1, "ELR_EL1", "Exception link register, EL2", nv2=NV2_REDIRECT),
     _el2_hyp("AFSR0_EL2", 5, 1, 0, "AFSR0_EL1", "Auxiliary fault status 0, EL2; RAZ/WI", wmask=RAZ_WI),
@@ -320,47 +338,48 @@ REGISTERS: tuple[SysReg, ...] = (
     _el2_hyp("FAR_EL2", 6, 0, 0, "FAR_EL1", "Fault address, EL2", nv2=NV2_REDIRECT),
     _r("HPFAR_EL2", 3, 4, 6, 0, 4, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
        doc="Faulting IPA of a stage-2 abort: no EL1 twin and no VNCR slot, so it traps (only read on stage-2 exits)"),
-    _el2_hyp("MAIR_EL2", 10, 2, 0, "MAIR_EL1", "EL2 memory attributes: vEL2's own translation"),
+    _el2_hyp("MAIR_EL2", 10, 2, 0, "MAIR_EL1", "EL2 memory attributes: vEL2's own translation", regime=True, immediate="it gives the memory attributes of vEL2's own accesses"),
     _el2_hyp("AMAIR_EL2", 10, 3, 0, "AMAIR_EL1", "EL2 auxiliary memory attributes; RAZ/WI", wmask=RAZ_WI),
     _el2_hyp("VBAR_EL2", 12, 0, 0, "VBAR_EL1", "EL2 vector base: where vEL2 takes its exceptions",
-             wmask=VBAR_WMASK),
+             wmask=VBAR_WMASK, immediate="exceptions vEL2 takes itself (SVC, BRK, aborts) use it without L0"),
     _el2_hyp("CONTEXTIDR_EL2", 13, 0, 1, "CONTEXTIDR_EL1", "EL2 context ID (VHE)", feature="vhe"),
     _el2_vm("TPIDR_EL2", 13, 0, 2, 0x090,
             "EL2 software thread ID: no architectural effect, a page slot suffices (TPIDR_EL1 is in native use)"),
-    _el2_vm("CNTVOFF_EL2", 14, 0, 3, 0x060, "Virtual counter offset of the nested VM"),
+    _el2_vm("CNTVOFF_EL2", 14, 0, 3, 0x060, "Virtual counter offset of the nested VM", fn="timer"),
     _r("CNTHCTL_EL2", 3, 4, 14, 1, 0, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, wmask=0xFFF, reset=0x3,
-       doc="NEVE trap: EVNTEN/EVNTI drive the event stream vEL2 itself sees; its EL1 analogue CNTKCTL_EL1 is in native use"),
+       doc="NEVE trap: EVNTEN/EVNTI drive the event stream vEL2 itself sees; its EL1 analogue CNTKCTL_EL1 is in native use", immediate="EVNTEN/EVNTI drive the event stream vEL2 itself sees"),
     _r("CNTHP_TVAL_EL2", 3, 4, 14, 2, 0, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
-       doc="EL2 physical timer value: arms vEL2's own timer immediately"),
+       doc="EL2 physical timer value: arms vEL2's own timer immediately", fn="timer", immediate="its value is derived from the counter at the time of the access"),
     _r("CNTHP_CTL_EL2", 3, 4, 14, 2, 1, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
-       doc="EL2 physical timer control: vEL2's own timer, immediate effect"),
+       doc="EL2 physical timer control: vEL2's own timer, immediate effect", fn="timer", immediate="vEL2's own hyp timer fires on it"),
     _r("CNTHP_CVAL_EL2", 3, 4, 14, 2, 2, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
-       doc="EL2 physical timer compare value: vEL2's own timer, immediate effect"),
+       doc="EL2 physical timer compare value: vEL2's own timer, immediate effect", fn="timer", immediate="vEL2's own hyp timer fires on it"),
     _r("CNTHV_TVAL_EL2", 3, 4, 14, 3, 0, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, feature="vhe",
-       doc="EL2 virtual timer value (VHE): vEL2's own timer, immediate effect"),
+       doc="EL2 virtual timer value (VHE): vEL2's own timer, immediate effect", immediate="its value is derived from the counter at the time of the access"),
     _r("CNTHV_CTL_EL2", 3, 4, 14, 3, 1, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, feature="vhe",
-       doc="EL2 virtual timer control (VHE): vEL2's own timer, immediate effect"),
+       doc="EL2 virtual timer control (VHE): vEL2's own timer, immediate effect", immediate="vEL2's own timer fires on it"),
     _r("CNTHV_CVAL_EL2", 3, 4, 14, 3, 2, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, feature="vhe",
-       doc="EL2 virtual timer compare value (VHE): vEL2's own timer, immediate effect"),
+       doc="EL2 virtual timer compare value (VHE): vEL2's own timer, immediate effect", immediate="vEL2's own timer fires on it"),
     # GICv3 hypervisor interface.
     _el2_hyp("ICC_SRE_EL2", 12, 9, 5, "ICC_SRE_EL1",
-             "NEVE hyp: SRE/DFB/DIB share ICC_SRE_EL1's layout and govern vEL2's own GIC access; Enable (gates the VM's ICC_SRE_EL1) is read by L0 at ERET"),
-    *(_el2_vm(f"ICH_AP0R{n}_EL2", 12, 8, n, 0x480 + 8 * n, f"Virtual group-0 active priorities {n}")
+             "NEVE hyp: SRE/DFB/DIB share ICC_SRE_EL1's layout and govern vEL2's own GIC access; Enable (gates the VM's ICC_SRE_EL1) is read by L0 at ERET", reset=ICC_SRE_EL2_RAO, wmask=RAZ_WI, immediate="SRE governs vEL2's own GIC system-register interface"),
+    *(_el2_vm(f"ICH_AP0R{n}_EL2", 12, 8, n, 0x480 + 8 * n, f"Virtual group-0 active priorities {n}", fn="gic")
       for n in range(4)),
-    *(_el2_vm(f"ICH_AP1R{n}_EL2", 12, 9, n, 0x4A0 + 8 * n, f"Virtual group-1 active priorities {n}")
+    *(_el2_vm(f"ICH_AP1R{n}_EL2", 12, 9, n, 0x4A0 + 8 * n, f"Virtual group-1 active priorities {n}", fn="gic")
       for n in range(4)),
-    _el2_vm("ICH_HCR_EL2", 12, 11, 0, 0x4C0, "Virtual CPU interface control of the nested VM"),
+    _el2_vm("ICH_HCR_EL2", 12, 11, 0, 0x4C0, "Virtual CPU interface control of the nested VM", fn="gic"),
     _r("ICH_VTR_EL2", 3, 4, 12, 11, 1, "el2", access="ro", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
-       doc="NEVE trap: read-only, L0 must synthesise it (LR count/priority bits it emulates); no VNCR slot"),
+       doc="NEVE trap: read-only, L0 must synthesise it (LR count/priority bits it emulates); no VNCR slot", reset=ICH_VTR_VALUE),
     _r("ICH_MISR_EL2", 3, 4, 12, 11, 2, "el2", access="ro", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
-       doc="Maintenance interrupt status: derived live from the list registers, cannot be logged"),
+       doc="Maintenance interrupt status: derived live from the list registers, cannot be logged", fn="gic", immediate="it is computed from the list registers when read"),
     _r("ICH_EISR_EL2", 3, 4, 12, 11, 3, "el2", access="ro", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
-       doc="End-of-interrupt status: derived live from the list registers, cannot be logged"),
+       doc="End-of-interrupt status: derived live from the list registers, cannot be logged", fn="gic", immediate="it is computed from the list registers when read"),
     _r("ICH_ELRSR_EL2", 3, 4, 12, 11, 5, "el2", access="ro", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,
-       doc="Empty list-register status: derived live from the list registers, cannot be logged"),
+       doc="Empty list-register status: derived live from the list registers, cannot be logged", fn="gic", immediate="it is computed from the list registers when read"),
     _el2_vm("ICH_VMCR_EL2", 12, 11, 7, 0x4C8, "Virtual machine control (the VM's ICV state); resets with "
-            "VFIQEn and the smallest VBPR0/VBPR1 (GICv3: 5 bits of virtual preemption)", reset=ICH_VMCR_RESET),
-    *(_el2_vm(f"ICH_LR{n}_EL2", 12, 12 + n // 8, n % 8, 0x400 + 8 * n, f"List register {n} of the nested VM")
+            "VFIQEn and the smallest VBPR0/VBPR1 (GICv3: 5 bits of virtual preemption)", reset=ICH_VMCR_RESET, fn="gic"),
+    *(_el2_vm(f"ICH_LR{n}_EL2", 12, 12 + n // 8, n % 8, 0x400 + 8 * n, f"List register {n} of the nested VM",
+               fn="gic")
       for n in range(16)),
 
     # ---- _EL12 / _EL02 aliases (op1 = 5) ------------------------------------------
@@ -395,81 +414,81 @@ REGISTERS: tuple[SysReg, ...] = (
        doc="Physical count; EL1/EL0 reads trap when CNTHCTL_EL2.EL1PCTEN == 0"),
     _r("CNTVCT_EL0", 3, 3, 14, 0, 2, "timer", access="ro", el0=_EL0VCTEN,
        doc="Virtual count (physical count - CNTVOFF_EL2); never trapped without FEAT_ECV"),
-    _r("CNTP_TVAL_EL0", 3, 3, 14, 2, 0, "timer", traps=_EL1PCEN, el0=_EL0PTEN,
+    _r("CNTP_TVAL_EL0", 3, 3, 14, 2, 0, "timer", fn="timer", traps=_EL1PCEN, el0=_EL0PTEN,
        doc="EL1 physical timer value (32-bit down-counting view of CVAL); trap when EL1PCEN == 0"),
-    _r("CNTP_CTL_EL0", 3, 3, 14, 2, 1, "timer", traps=_EL1PCEN, el0=_EL0PTEN, vncr=0x180, nv2=NV2_MEM,
+    _r("CNTP_CTL_EL0", 3, 3, 14, 2, 1, "timer", fn="timer", traps=_EL1PCEN, el0=_EL0PTEN, vncr=0x180, nv2=NV2_MEM,
        doc="EL1 physical timer control; trap when EL1PCEN == 0; NV2 with NV1=1 maps the _EL0 encoding"),
-    _r("CNTP_CVAL_EL0", 3, 3, 14, 2, 2, "timer", traps=_EL1PCEN, el0=_EL0PTEN, vncr=0x178, nv2=NV2_MEM,
+    _r("CNTP_CVAL_EL0", 3, 3, 14, 2, 2, "timer", fn="timer", traps=_EL1PCEN, el0=_EL0PTEN, vncr=0x178, nv2=NV2_MEM,
        doc="EL1 physical timer compare; trap when EL1PCEN == 0; NV2 with NV1=1 maps the _EL0 encoding"),
-    _r("CNTV_TVAL_EL0", 3, 3, 14, 3, 0, "timer", el0=_EL0VTEN,
+    _r("CNTV_TVAL_EL0", 3, 3, 14, 3, 0, "timer", fn="timer", el0=_EL0VTEN,
        doc="Virtual timer value (32-bit down-counting view of CVAL); never trapped"),
-    _r("CNTV_CTL_EL0", 3, 3, 14, 3, 1, "timer", el0=_EL0VTEN, vncr=0x170, nv2=NV2_MEM,
+    _r("CNTV_CTL_EL0", 3, 3, 14, 3, 1, "timer", fn="timer", el0=_EL0VTEN, vncr=0x170, nv2=NV2_MEM,
        doc="Virtual timer control; native under v8.3, VNCR-mapped under NV2 with NV1=1 (QEMU NV2_REDIR_NV1)"),
-    _r("CNTV_CVAL_EL0", 3, 3, 14, 3, 2, "timer", el0=_EL0VTEN, vncr=0x168, nv2=NV2_MEM,
+    _r("CNTV_CVAL_EL0", 3, 3, 14, 3, 2, "timer", fn="timer", el0=_EL0VTEN, vncr=0x168, nv2=NV2_MEM,
        doc="Virtual timer compare; native under v8.3, VNCR-mapped under NV2 with NV1=1 (QEMU NV2_REDIR_NV1)"),
 
     # ---- GICv3 CPU interface (ICC_*_EL1; ICV_* when HCR_EL2.IMO/FMO route to vGIC) --
-    _r("ICC_PMR_EL1", 3, 0, 4, 6, 0, "gic", traps=_TC, doc="Priority mask (ICH_HCR_EL2.TC)"),
-    _r("ICC_IAR0_EL1", 3, 0, 12, 8, 0, "gic", access="ro", traps=_TALL0, doc="Group-0 interrupt acknowledge (TALL0)"),
-    _r("ICC_EOIR0_EL1", 3, 0, 12, 8, 1, "gic", access="wo", traps=_TALL0, doc="Group-0 end of interrupt (TALL0)"),
-    _r("ICC_HPPIR0_EL1", 3, 0, 12, 8, 2, "gic", access="ro", traps=_TALL0, doc="Group-0 highest pending (TALL0)"),
-    _r("ICC_BPR0_EL1", 3, 0, 12, 8, 3, "gic", traps=_TALL0, doc="Group-0 binary point (TALL0)"),
-    *(_r(f"ICC_AP0R{n}_EL1", 3, 0, 12, 8, 4 + n, "gic", traps=_TALL0,
+    _r("ICC_PMR_EL1", 3, 0, 4, 6, 0, "gic", fn="gic", traps=_TC, doc="Priority mask (ICH_HCR_EL2.TC)"),
+    _r("ICC_IAR0_EL1", 3, 0, 12, 8, 0, "gic", fn="gic", access="ro", traps=_TALL0, doc="Group-0 interrupt acknowledge (TALL0)"),
+    _r("ICC_EOIR0_EL1", 3, 0, 12, 8, 1, "gic", fn="gic", access="wo", traps=_TALL0, doc="Group-0 end of interrupt (TALL0)"),
+    _r("ICC_HPPIR0_EL1", 3, 0, 12, 8, 2, "gic", fn="gic", access="ro", traps=_TALL0, doc="Group-0 highest pending (TALL0)"),
+    _r("ICC_BPR0_EL1", 3, 0, 12, 8, 3, "gic", fn="gic", traps=_TALL0, doc="Group-0 binary point (TALL0)"),
+    *(_r(f"ICC_AP0R{n}_EL1", 3, 0, 12, 8, 4 + n, "gic", fn="gic", traps=_TALL0,
          doc=f"Group-0 active priorities {n} (TALL0)") for n in range(4)),
-    *(_r(f"ICC_AP1R{n}_EL1", 3, 0, 12, 9, n, "gic", traps=_TALL1,
+    *(_r(f"ICC_AP1R{n}_EL1", 3, 0, 12, 9, n, "gic", fn="gic", traps=_TALL1,
          doc=f"Group-1 active priorities {n} (TALL1)") for n in range(4)),
-    _r("ICC_DIR_EL1", 3, 0, 12, 11, 1, "gic", access="wo",
+    _r("ICC_DIR_EL1", 3, 0, 12, 11, 1, "gic", fn="gic", access="wo",
        traps=_TC + (Trap("ICH_HCR_EL2", "TDIR"),), doc="Deactivate interrupt (TC, TDIR)"),
-    _r("ICC_RPR_EL1", 3, 0, 12, 11, 3, "gic", access="ro", traps=_TC, doc="Running priority (TC)"),
+    _r("ICC_RPR_EL1", 3, 0, 12, 11, 3, "gic", fn="gic", access="ro", traps=_TC, doc="Running priority (TC)"),
     # The SGI registers generate interrupts of either group: an EL1 write traps to
     # EL2 when L1 routes either group to itself (HCR_EL2.IMO or FMO; GICv3, as QEMU).
-    _r("ICC_SGI1R_EL1", 3, 0, 12, 11, 5, "gic", access="wo", traps=_TC + _SGI,
+    _r("ICC_SGI1R_EL1", 3, 0, 12, 11, 5, "gic", fn="gic", access="wo", traps=_TC + _SGI,
        doc="Generate group-1 SGI (TC; always traps with HCR_EL2.IMO or FMO)"),
-    _r("ICC_ASGI1R_EL1", 3, 0, 12, 11, 6, "gic", access="wo", traps=_TC + _SGI,
+    _r("ICC_ASGI1R_EL1", 3, 0, 12, 11, 6, "gic", fn="gic", access="wo", traps=_TC + _SGI,
        doc="Generate alias group-1 SGI (TC; always traps with HCR_EL2.IMO or FMO)"),
-    _r("ICC_SGI0R_EL1", 3, 0, 12, 11, 7, "gic", access="wo", traps=_TC + _SGI,
+    _r("ICC_SGI0R_EL1", 3, 0, 12, 11, 7, "gic", fn="gic", access="wo", traps=_TC + _SGI,
        doc="Generate group-0 SGI (TC; always traps with HCR_EL2.IMO or FMO)"),
-    _r("ICC_IAR1_EL1", 3, 0, 12, 12, 0, "gic", access="ro", traps=_TALL1, doc="Group-1 interrupt acknowledge (TALL1)"),
-    _r("ICC_EOIR1_EL1", 3, 0, 12, 12, 1, "gic", access="wo", traps=_TALL1, doc="Group-1 end of interrupt (TALL1)"),
-    _r("ICC_HPPIR1_EL1", 3, 0, 12, 12, 2, "gic", access="ro", traps=_TALL1, doc="Group-1 highest pending (TALL1)"),
-    _r("ICC_BPR1_EL1", 3, 0, 12, 12, 3, "gic", traps=_TALL1, doc="Group-1 binary point (TALL1)"),
-    _r("ISR_EL1", 3, 0, 12, 1, 0, "gic", access="ro",
+    _r("ICC_IAR1_EL1", 3, 0, 12, 12, 0, "gic", fn="gic", access="ro", traps=_TALL1, doc="Group-1 interrupt acknowledge (TALL1)"),
+    _r("ICC_EOIR1_EL1", 3, 0, 12, 12, 1, "gic", fn="gic", access="wo", traps=_TALL1, doc="Group-1 end of interrupt (TALL1)"),
+    _r("ICC_HPPIR1_EL1", 3, 0, 12, 12, 2, "gic", fn="gic", access="ro", traps=_TALL1, doc="Group-1 highest pending (TALL1)"),
+    _r("ICC_BPR1_EL1", 3, 0, 12, 12, 3, "gic", fn="gic", traps=_TALL1, doc="Group-1 binary point (TALL1)"),
+    _r("ISR_EL1", 3, 0, 12, 1, 0, "gic", fn="gic", access="ro",
        doc="Interrupt status: pending IRQ/FIQ (virtual ones when HCR_EL2.IMO/FMO route them)"),
-    _r("ICC_CTLR_EL1", 3, 0, 12, 12, 4, "gic", traps=_TC, doc="CPU interface control (TC)"),
-    _r("ICC_SRE_EL1", 3, 0, 12, 12, 5, "gic", traps=(Trap("ICC_SRE_EL2", "Enable", when_clear=True),),
+    _r("ICC_CTLR_EL1", 3, 0, 12, 12, 4, "gic", fn="gic", traps=_TC, doc="CPU interface control (TC)"),
+    _r("ICC_SRE_EL1", 3, 0, 12, 12, 5, "gic", fn="gic", traps=(Trap("ICC_SRE_EL2", "Enable", when_clear=True),),
        doc="System-register enable, EL1; traps when ICC_SRE_EL2.Enable == 0"),
-    _r("ICC_IGRPEN0_EL1", 3, 0, 12, 12, 6, "gic", traps=_TALL0, doc="Group-0 enable (TALL0)"),
-    _r("ICC_IGRPEN1_EL1", 3, 0, 12, 12, 7, "gic", traps=_TALL1, doc="Group-1 enable (TALL1)"),
+    _r("ICC_IGRPEN0_EL1", 3, 0, 12, 12, 6, "gic", fn="gic", traps=_TALL0, doc="Group-0 enable (TALL0)"),
+    _r("ICC_IGRPEN1_EL1", 3, 0, 12, 12, 7, "gic", fn="gic", traps=_TALL1, doc="Group-1 enable (TALL1)"),
 
     # ---- PMU (MDCR_EL2.TPM; PMCR_EL0 also TPMCR; EL0 access by PMUSERENR_EL0) --------
     # The registers are neve's PMU (neve/devices/pmu.py).  `el0`: an EL0 access traps to
     # EL1 unless PMUSERENR_EL0.EN, or for some the ER, SW or CR bit, allows it.
-    _r("PMINTENSET_EL1", 3, 0, 9, 14, 1, "pmu", traps=_TPM, doc="Overflow interrupt enable set (TPM)"),
-    _r("PMINTENCLR_EL1", 3, 0, 9, 14, 2, "pmu", traps=_TPM, doc="Overflow interrupt enable clear (TPM)"),
-    _r("PMCR_EL0", 3, 3, 9, 12, 0, "pmu", traps=_TPM + (Trap("MDCR_EL2", "TPMCR"),), el0=_EN,
+    _r("PMINTENSET_EL1", 3, 0, 9, 14, 1, "pmu", fn="pmu", traps=_TPM, doc="Overflow interrupt enable set (TPM)"),
+    _r("PMINTENCLR_EL1", 3, 0, 9, 14, 2, "pmu", fn="pmu", traps=_TPM, doc="Overflow interrupt enable clear (TPM)"),
+    _r("PMCR_EL0", 3, 3, 9, 12, 0, "pmu", fn="pmu", traps=_TPM + (Trap("MDCR_EL2", "TPMCR"),), el0=_EN,
        doc="PMU control (TPM, TPMCR)"),
-    _r("PMCNTENSET_EL0", 3, 3, 9, 12, 1, "pmu", traps=_TPM, el0=_EN, doc="Counter enable set (TPM)"),
-    _r("PMCNTENCLR_EL0", 3, 3, 9, 12, 2, "pmu", traps=_TPM, el0=_EN, doc="Counter enable clear (TPM)"),
-    _r("PMOVSCLR_EL0", 3, 3, 9, 12, 3, "pmu", traps=_TPM, el0=_EN, doc="Overflow status clear (TPM)"),
-    _r("PMSWINC_EL0", 3, 3, 9, 12, 4, "pmu", access="wo", traps=_TPM,
+    _r("PMCNTENSET_EL0", 3, 3, 9, 12, 1, "pmu", fn="pmu", traps=_TPM, el0=_EN, doc="Counter enable set (TPM)"),
+    _r("PMCNTENCLR_EL0", 3, 3, 9, 12, 2, "pmu", fn="pmu", traps=_TPM, el0=_EN, doc="Counter enable clear (TPM)"),
+    _r("PMOVSCLR_EL0", 3, 3, 9, 12, 3, "pmu", fn="pmu", traps=_TPM, el0=_EN, doc="Overflow status clear (TPM)"),
+    _r("PMSWINC_EL0", 3, 3, 9, 12, 4, "pmu", fn="pmu", access="wo", traps=_TPM,
        el0=(Trap("PMUSERENR_EL0", "EN|SW", when_clear=True),), doc="Software increment (TPM; EL0 with EN or SW)"),
-    _r("PMSELR_EL0", 3, 3, 9, 12, 5, "pmu", traps=_TPM, el0=(Trap("PMUSERENR_EL0", "EN|ER", when_clear=True),),
+    _r("PMSELR_EL0", 3, 3, 9, 12, 5, "pmu", fn="pmu", traps=_TPM, el0=(Trap("PMUSERENR_EL0", "EN|ER", when_clear=True),),
        doc="Event counter select (TPM; EL0 with EN or ER)"),
-    _r("PMCEID0_EL0", 3, 3, 9, 12, 6, "pmu", access="ro", traps=_TPM, el0=_EN, doc="Common event ID 0 (TPM)"),
-    _r("PMCEID1_EL0", 3, 3, 9, 12, 7, "pmu", access="ro", traps=_TPM, el0=_EN, doc="Common event ID 1 (TPM)"),
-    _r("PMCCNTR_EL0", 3, 3, 9, 13, 0, "pmu", traps=_TPM,
+    _r("PMCEID0_EL0", 3, 3, 9, 12, 6, "pmu", fn="pmu", access="ro", traps=_TPM, el0=_EN, doc="Common event ID 0 (TPM)"),
+    _r("PMCEID1_EL0", 3, 3, 9, 12, 7, "pmu", fn="pmu", access="ro", traps=_TPM, el0=_EN, doc="Common event ID 1 (TPM)"),
+    _r("PMCCNTR_EL0", 3, 3, 9, 13, 0, "pmu", fn="pmu", traps=_TPM,
        el0=(Trap("PMUSERENR_EL0", "EN|CR", "r", when_clear=True), Trap("PMUSERENR_EL0", "EN", "w", when_clear=True)),
        doc="Cycle counter (TPM; EL0 reads with EN or CR)"),
-    _r("PMXEVTYPER_EL0", 3, 3, 9, 13, 1, "pmu", traps=_TPM, el0=_EN, doc="Selected event type (TPM)"),
-    _r("PMXEVCNTR_EL0", 3, 3, 9, 13, 2, "pmu", traps=_TPM, el0=_EVCNTR, doc="Selected event counter (TPM)"),
-    _r("PMUSERENR_EL0", 3, 3, 9, 14, 0, "pmu", traps=_TPM,
+    _r("PMXEVTYPER_EL0", 3, 3, 9, 13, 1, "pmu", fn="pmu", traps=_TPM, el0=_EN, doc="Selected event type (TPM)"),
+    _r("PMXEVCNTR_EL0", 3, 3, 9, 13, 2, "pmu", fn="pmu", traps=_TPM, el0=_EVCNTR, doc="Selected event counter (TPM)"),
+    _r("PMUSERENR_EL0", 3, 3, 9, 14, 0, "pmu", fn="pmu", traps=_TPM,
        doc="EL0 PMU access enable (TPM); EL0 reads it, an EL0 write UNDEFs (EL0_READ_ONLY)"),
-    _r("PMOVSSET_EL0", 3, 3, 9, 14, 3, "pmu", traps=_TPM, el0=_EN, doc="Overflow status set (TPM)"),
-    *(_r(f"PMEVCNTR{n}_EL0", 3, 3, 14, 8 | n >> 3, n & 7, "pmu", traps=_TPM, el0=_EVCNTR,
+    _r("PMOVSSET_EL0", 3, 3, 9, 14, 3, "pmu", fn="pmu", traps=_TPM, el0=_EN, doc="Overflow status set (TPM)"),
+    *(_r(f"PMEVCNTR{n}_EL0", 3, 3, 14, 8 | n >> 3, n & 7, "pmu", fn="pmu", traps=_TPM, el0=_EVCNTR,
          doc=f"Event counter {n} (TPM; EL0 reads with EN or ER)") for n in range(31)),
-    *(_r(f"PMEVTYPER{n}_EL0", 3, 3, 14, 12 | n >> 3, n & 7, "pmu", traps=_TPM, el0=_EN,
+    *(_r(f"PMEVTYPER{n}_EL0", 3, 3, 14, 12 | n >> 3, n & 7, "pmu", fn="pmu", traps=_TPM, el0=_EN,
          doc=f"Event type of counter {n} (TPM)") for n in range(31)),
-    _r("PMCCFILTR_EL0", 3, 3, 14, 15, 7, "pmu", traps=_TPM, el0=_EN, doc="Cycle counter filter (TPM)"),
+    _r("PMCCFILTR_EL0", 3, 3, 14, 15, 7, "pmu", fn="pmu", traps=_TPM, el0=_EN, doc="Cycle counter filter (TPM)"),
 
     # ---- debug --------------------------------------------------------------------
     _r("MDSCR_EL1", 2, 0, 0, 2, 2, "debug", traps=_TDA, vncr=0x158, nv2=NV2_MEM, neve=NEVE_VM,
@@ -618,6 +637,8 @@ def check_table(rows: Iterable[SysReg] = REGISTERS) -> list[str]:
             errors.append(f"{r.name}: EL2 and _EL12/_EL02 encodings must trap with HCR_EL2.NV")
         if r.group in ("el2", "el12") and r.nv2 == NV2_NATIVE:
             errors.append(f"{r.name}: an EL2 or alias encoding cannot be NV2-native")
+        if r.fn is not None and r.fn not in FNS:
+            errors.append(f"{r.name}: unknown fn {r.fn!r} (one of {', '.join(FNS)})")
         if r.group == "special" and r.traps:
             errors.append(f"{r.name}: special registers never trap")
     for r in rows:
@@ -638,7 +659,7 @@ def check_table(rows: Iterable[SysReg] = REGISTERS) -> list[str]:
 
 
 # --- modes: what L0 sets while L1's virtual EL2 runs, and what an access there does ---
-MODES = ("v8.3", "neve", "nv2")
+MODES = NESTED_MODES
 
 
 def _bits(ctrl: str, *names: str) -> int:
@@ -648,77 +669,75 @@ def _bits(ctrl: str, *names: str) -> int:
     return v
 
 
+# Control-register values L0 programs while it runs L1's virtual EL2 on EL1, per mode.
+#
+# v8.3: HCR_EL2.{NV,NV1,TVM,TRVM,TACR,RW}, CPTR_EL2.TCPAC, MDCR_EL2.{TDA,TPM} (the
+# Columbia L0: the EL1 registers hold vEL2's own shadow state, so L1's accesses to
+# them must trap).  nv2: HCR_EL2.{NV,NV1,NV2,RW} and MDCR_EL2.TPM; the VNCR page makes
+# TVM/TRVM/TACR/TDA/TCPAC unnecessary.  neve: as nv2 without TPM (the paper's L0 did
+# not trap the PMU).  In every mode L0 also leaves vEL2 the access real EL2 has to the
+# physical counter/timer and ICC_SRE_EL1 (CNTHCTL_EL2.{EL1PCTEN,EL1PCEN},
+# ICC_SRE_EL2.{SRE,Enable}); those enables trap when *clear*.  And, as for any VM, L0
+# routes physical interrupts to itself (HCR_EL2.{IMO,FMO}): L1's ICC_* accesses reach
+# L0's virtual CPU interface for L1 and only ICC_SGI*R trap (neve/gic/delivery.py).
+_L0_COMMON = {
+    "CNTHCTL_EL2": _bits("CNTHCTL_EL2", "EL1PCTEN", "EL1PCEN"),
+    "ICC_SRE_EL2": _bits("ICC_SRE_EL2", "SRE", "Enable"),
+    "ICH_HCR_EL2": 0,
+}
+L0_CONTROLS: dict[str, dict[str, int]] = {
+    Mode.V83: {
+        "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "TVM", "TRVM", "TACR", "RW", "IMO", "FMO"),
+        "CPTR_EL2": _bits("CPTR_EL2", "TCPAC"),
+        "MDCR_EL2": _bits("MDCR_EL2", "TDA", "TPM"),
+        **_L0_COMMON,
+    },
+    Mode.NV2: {
+        "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "NV2", "RW", "IMO", "FMO"),
+        "CPTR_EL2": 0,
+        "MDCR_EL2": _bits("MDCR_EL2", "TPM"),
+        **_L0_COMMON,
+    },
+    Mode.NEVE: {
+        "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "NV2", "RW", "IMO", "FMO"),
+        "CPTR_EL2": 0,
+        "MDCR_EL2": 0,
+        **_L0_COMMON,
+    },
+}
+
+# The table column that classifies a register in each nested mode, and what each of its
+# values does; a value not listed (and v8.3, which has no column) leaves the access to
+# the trap conditions under L0_CONTROLS.
+MODE_COLUMN: dict[str, tuple[str, dict[str, Access]] | None] = {
+    Mode.V83: None,
+    Mode.NV2: ("nv2", {NV2_MEM: Access.MEM, NV2_REDIRECT: Access.REDIRECT}),
+    Mode.NEVE: ("neve", {NEVE_VM: Access.MEM, NEVE_HYP: Access.REDIRECT, NEVE_TRAP: Access.TRAP}),
+}
+
+ACCESS_NATIVE, ACCESS_TRAP, ACCESS_MEM, ACCESS_REDIRECT = Access.NATIVE, Access.TRAP, Access.MEM, Access.REDIRECT
+
+
 def l0_controls(mode: str) -> dict[str, int]:
-    """Control-register values L0 programs while it runs L1's virtual EL2 on EL1.
-
-    v8.3: HCR_EL2.{NV,NV1,TVM,TRVM,TACR,RW}, CPTR_EL2.TCPAC, MDCR_EL2.{TDA,TPM} (the
-    Columbia L0: the EL1 registers hold vEL2's own shadow state, so L1's accesses to
-    them must trap).  nv2: HCR_EL2.{NV,NV1,NV2,RW} and MDCR_EL2.TPM; the VNCR page makes
-    TVM/TRVM/TACR/TDA/TCPAC unnecessary.  neve: as nv2 without TPM (the paper's L0 did
-    not trap the PMU).  In every mode L0 also leaves vEL2 the access real EL2 has to the
-    physical counter/timer and ICC_SRE_EL1 (CNTHCTL_EL2.{EL1PCTEN,EL1PCEN},
-    ICC_SRE_EL2.{SRE,Enable}); those enables trap when *clear*.  And, as for any VM, L0
-    routes physical interrupts to itself (HCR_EL2.{IMO,FMO}): L1's ICC_* accesses reach
-    L0's virtual CPU interface for L1 and only ICC_SGI*R trap (neve/gic/delivery.py).
-    """
-    common = {
-        "CNTHCTL_EL2": _bits("CNTHCTL_EL2", "EL1PCTEN", "EL1PCEN"),
-        "ICC_SRE_EL2": _bits("ICC_SRE_EL2", "SRE", "Enable"),
-        "ICH_HCR_EL2": 0,
-    }
-    if mode == "v8.3":
-        return {
-            "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "TVM", "TRVM", "TACR", "RW", "IMO", "FMO"),
-            "CPTR_EL2": _bits("CPTR_EL2", "TCPAC"),
-            "MDCR_EL2": _bits("MDCR_EL2", "TDA", "TPM"),
-            **common,
-        }
-    if mode == "nv2":
-        return {
-            "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "NV2", "RW", "IMO", "FMO"),
-            "CPTR_EL2": 0,
-            "MDCR_EL2": _bits("MDCR_EL2", "TPM"),
-            **common,
-        }
-    if mode == "neve":
-        return {
-            "HCR_EL2": _bits("HCR_EL2", "NV", "NV1", "NV2", "RW", "IMO", "FMO"),
-            "CPTR_EL2": 0,
-            "MDCR_EL2": 0,
-            **common,
-        }
-    raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    """Control-register values L0 programs while it runs L1's virtual EL2 on EL1."""
+    try:
+        return dict(L0_CONTROLS[mode])
+    except KeyError:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}") from None
 
 
-ACCESS_NATIVE = "native"
-ACCESS_TRAP = "trap"
-ACCESS_MEM = "mem"
-ACCESS_REDIRECT = "redirect"
-
-
-def vel2_access(reg: str | SysReg, write: bool, mode: str) -> str:
+def vel2_access(reg: str | SysReg, write: bool, mode: str) -> Access:
     """What an MRS (write=False) or MSR (write=True) of `reg` made by L1 at virtual EL2
-    does in `mode`: "native", "trap" (to L0), "mem" (VNCR/NEVE page) or "redirect"
-    (to the EL1 register named by the row's `redirect`)."""
+    does in `mode`: native, trap (to L0), mem (VNCR/NEVE page) or redirect (to the EL1
+    register named by the row's `redirect`)."""
     r = BY_NAME[reg] if isinstance(reg, str) else reg
-    ctrl = l0_controls(mode)
-    trapped = ACCESS_TRAP if r.trap_reasons(write, ctrl) else ACCESS_NATIVE
-    if mode == "v8.3":
-        return trapped
-    if mode == "nv2":
-        if r.nv2 == NV2_MEM:
-            return ACCESS_MEM
-        if r.nv2 == NV2_REDIRECT:
-            return ACCESS_REDIRECT
-        return trapped
-    # neve
-    if r.neve == NEVE_VM:
-        return ACCESS_MEM
-    if r.neve == NEVE_HYP:
-        return ACCESS_REDIRECT
-    if r.neve == NEVE_TRAP:
-        return ACCESS_TRAP
-    return trapped
+    column = MODE_COLUMN[mode] if mode in MODE_COLUMN else l0_controls(mode)
+    if column is not None:
+        field, classes = column
+        act = classes.get(getattr(r, field))
+        if act is not None:
+            return act
+    return Access.TRAP if r.trap_reasons(write, L0_CONTROLS[mode]) else Access.NATIVE
 
 
 # The trap controls L0 keeps while it runs a kernel at EL1, as KVM/ARM v4.10 does:

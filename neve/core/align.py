@@ -32,6 +32,7 @@ from unicorn import arm64_const as A
 
 from neve.arch import decode, mmu
 from neve.arch.platform import RAM_BASE
+from neve.errors import Unsupported
 
 FSC_ALIGNMENT = 0x21
 _HCR_DC = 1 << 12
@@ -126,8 +127,7 @@ class DeviceAlignment:
             cpu = self.m.cpu
             p = self.pending = {"pc": cpu.pc, "x": [uc.reg_read(r) for r in _X], "sp": cpu.sp,
                                 "q": [uc.reg_read(r) for r in _Q], "undo": []}
-            cpu._stopped_at = cpu._counter.value      # counted once: it is attempted
-            uc.emu_stop()
+            cpu.stop_before_current()                 # counted once: it is attempted
         if access == UC_MEM_WRITE and ram:      # a device does nothing while a fault is pending
             p["undo"].append((pa, bytes(m.ram[pa - RAM_BASE:pa - RAM_BASE + size])))
 
@@ -168,7 +168,6 @@ class DeviceAlignment:
         insn = m.cpu.read_insn(pc)
         ld = decode.decode_ldst(insn) if insn is not None else None
         if ld is None:
-            from neve.errors import Unsupported
             raise Unsupported("an unaligned access to Device memory by an instruction neve cannot decode", pc)
         cpu = m.cpu
         va = ld.address(cpu.base_reg, pc)

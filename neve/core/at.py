@@ -24,6 +24,7 @@ from __future__ import annotations
 from neve.arch import decode, mmu, model
 from neve.observe import events as ev
 from neve.errors import Unsupported
+from neve.arch.platform import RAM_BASE
 
 # (op1, CRm, op2) -> (name, EL of the permissions, write, stages: "s1" | "s12" | "el2")
 OPS = {
@@ -102,7 +103,6 @@ def _through(read, s2):
 
 
 def _ram_reader(m):
-    from neve.arch.platform import RAM_BASE
     end = RAM_BASE + m.ram_size
 
     def rd(pa: int) -> int:

@@ -18,12 +18,15 @@ from __future__ import annotations
 import ctypes
 import mmap
 
-from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_INSN, UC_HOOK_INTR
+from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import arm64_const as A
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
+from neve.arch import sysregs
 from neve.arch.decode import sysreg_word
+
+_KEY = {r.name: r.key for r in sysregs.REGISTERS}     # register name -> encoding
 
 _uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _uclib.uc_vmem_read.restype = ctypes.c_int
@@ -31,8 +34,6 @@ _uclib.uc_vmem_read.restype = ctypes.c_int
 X_REGS = [getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
 
 # PSTATE.M values (AArch64).
-M_EL0T, M_EL1T, M_EL1H, M_EL2T, M_EL2H = 0x0, 0x4, 0x5, 0x8, 0x9
-PSTATE_DAIF = 0x3C0
 
 _COUNTER_OFFSET: int | None = None
 _CALIB_CODE = bytes.fromhex("1f2003d5" * 8)  # nops
@@ -281,6 +282,13 @@ class CPU:
     def cpr_write(self, op0: int, op1: int, crn: int, crm: int, op2: int, value: int) -> None:
         self.uc.cpr_write(op0, op1, crn, crm, op2, value & 0xFFFFFFFFFFFFFFFF)
 
+    def read_sysreg(self, name: str) -> int:
+        """The hardware (EL1/EL0) register `name` of the register table."""
+        return self.uc.cpr_read(*_KEY[name])
+
+    def write_sysreg(self, name: str, value: int) -> None:
+        self.uc.cpr_write(*_KEY[name], value & 0xFFFFFFFFFFFFFFFF)
+
     def sp_el(self, n: int) -> int:
         """Banked SP_ELn (n = 0 or 1), whichever is currently live."""
         cur = self.pstate()
@@ -329,3 +337,40 @@ class CPU:
     def read_insn(self, va: int) -> int | None:
         b = self.read_virt(va, 4, 4)
         return None if b is None else int.from_bytes(b, "little")
+
+    def stop_before_current(self) -> None:
+        """From a hook: stop emulation with the current instruction counted as
+        attempted but not executed (neve completes or faults it after emu_start)."""
+        self._stopped_at = self._counter.value
+        self.uc.emu_stop()
+
+    def add_block_hook_raw(self, cfunc) -> int:
+        """A block hook registered as a bare ctypes callback (unicorn==2.1.4's own
+        registration), without the binding's per-call wrappers, which cost as much as
+        a cheap hook itself.  Remove it with `uc.hook_del`."""
+        return self.uc._Uc__do_hook_add(UC_HOOK_BLOCK, cfunc, 1, 0)
+
+    # --- for the debugger and the GDB stub -------------------------------------------
+    def executed_in_slice(self) -> int:
+        """Instructions Unicorn has counted in the running emu_start, the one executing
+        now included (0 outside emulation).  More than `slice_count` when the count
+        limit is reached: Unicorn stops before the current instruction anyway."""
+        return self._counter.value
+
+    def end_slice_after_current(self) -> None:
+        """From a hook: end the running emu_start once the current instruction is
+        complete, by setting the slice's counter to its limit, so Unicorn's own count
+        check stops at the next instruction boundary as at the end of a slice.  The
+        base count is lowered by the same amount so `icount()` stays exact, also for
+        events published later in this instruction.  Outside emulation, or when the
+        slice ends here anyway, nothing changes."""
+        c, n = self._counter.value, self.slice_count
+        if 0 < c < n:
+            self.base_icount -= n - c
+            self._counter.value = n
+
+    @property
+    def engine_handle(self):
+        """Unicorn's uc_engine handle, for C API calls its Python binding does not
+        wrap (uc_vmem_translate, as `read_virt` uses uc_vmem_read)."""
+        return self.uc._uch

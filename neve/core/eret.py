@@ -24,8 +24,8 @@ from unicorn import UC_HOOK_CODE
 
 from neve.core import align, faults
 from neve.arch import decode
-from neve.gic.delivery import PSTATE_IF
 from neve.arch.platform import RAM_BASE
+from neve.arch.exceptions import PSTATE_IF, PSTATE_IL, PSTATE_RESTORED
 
 # Hardware ELR_EL1 while vEL2 runs: an unbacked address, so a native ERET that no
 # code hook caught lands here and is still emulated (the "ERET safety net", vel2.py).
@@ -39,9 +39,6 @@ _ERET_BYTES = [w.to_bytes(4, "little") for w in ERET_WORDS]
 # swallow a real one.
 _ACQREL = re.compile(rb"(?=.[\x80-\xff][\x80-\x9f\xc0-\xdf][\x48\x88\xc8])", re.DOTALL)
 _ACQREL_MASK, _ACQREL_BITS = 0x3FA0_8000, 0x0880_8000
-PSTATE_IL = 1 << 20
-# PSTATE bits an exception return restores on the CPU model (ARMv8.0): NZCV, SS, IL, DAIF, M.
-PSTATE_RESTORED = 0xF000_0000 | 1 << 21 | PSTATE_IL | 0x3C0 | 0x1F
 _HCR_RW, _HCR_TGE = 1 << 31, 1 << 27
 
 
@@ -104,8 +101,8 @@ class EretHooks:
         ps = cpu.pstate()
         if (ps >> 2) & 3 != 1:
             return                                  # EL0: UNDEFINED, Unicorn raises it
-        spsr = cpu.cpr_read(3, 0, 4, 0, 0)
-        elr = cpu.cpr_read(3, 0, 4, 0, 1)
+        spsr = cpu.read_sysreg("SPSR_EL1")
+        elr = cpu.read_sysreg("ELR_EL1")
         hcr = m.vel2.get("HCR_EL2") if m.vel2 is not None else _HCR_RW
         illegal = illegal_return(spsr, 1, hcr)
         if illegal == "aarch32":

@@ -72,9 +72,9 @@ def external_abort(m, access: int, addr: int, pc: int, level: str) -> None:
 
 def stage1_regime(m):
     cpu = m.cpu
-    return mmu.Stage1Regime.el10(cpu.cpr_read(3, 0, 1, 0, 0), cpu.cpr_read(3, 0, 2, 0, 2),
-                                 cpu.cpr_read(3, 0, 2, 0, 0), cpu.cpr_read(3, 0, 2, 0, 1),
-                                 cpu.cpr_read(3, 0, 10, 2, 0), pamax=model.PA_BITS)
+    return mmu.Stage1Regime.el10(cpu.read_sysreg("SCTLR_EL1"), cpu.read_sysreg("TCR_EL1"),
+                                 cpu.read_sysreg("TTBR0_EL1"), cpu.read_sysreg("TTBR1_EL1"),
+                                 cpu.read_sysreg("MAIR_EL1"), pamax=model.PA_BITS)
 
 
 def read64_phys(m):

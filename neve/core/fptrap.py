@@ -20,7 +20,6 @@ With FP enabled nothing is hooked, so the cost is paid only while FP is disabled
 """
 from __future__ import annotations
 
-from unicorn import UC_HOOK_BLOCK
 from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC
 
 from neve.arch import decode
@@ -72,10 +71,8 @@ class FPTraps:
         want = self._could_trap()
         uc = self.m.cpu.uc
         if want and self._hook is None:
-            # The block hook runs before every block while FP can trap: registered
-            # as a bare ctypes callback (unicorn==2.1.4's own registration), without
-            # the binding's per-call wrappers, which cost as much as the hook itself.
-            self._hook = uc._Uc__do_hook_add(UC_HOOK_BLOCK, self._cfunc, 1, 0)
+            # The block hook runs before every block while FP can trap.
+            self._hook = self.m.cpu.add_block_hook_raw(self._cfunc)
         elif not want and self._hook is not None:
             uc.hook_del(self._hook)
             self._hook = None
@@ -112,12 +109,10 @@ class FPTraps:
             if hit is None:
                 hit = self._fp_in(addr, size)
             if hit and self.route() is not None:
-                cpu = self.m.cpu
                 self.pending = hit[0]
-                cpu._stopped_at = cpu._counter.value     # the block's first instruction is not run
-                cpu.uc.emu_stop()
+                self.m.cpu.stop_before_current()        # the block's first instruction is not run
         except Exception as e:                  # never let the hook die inside Unicorn
-            self.m._hook_raise(GuestError(f"internal error in the FP-trap block hook at {addr:#x}: {e!r}"))
+            self.m.fail_in_hook(GuestError(f"internal error in the FP-trap block hook at {addr:#x}: {e!r}"))
 
     # --- the run loop's part -------------------------------------------------------------
     def budget(self, pc: int, budget: int) -> int:

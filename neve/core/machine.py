@@ -19,41 +19,33 @@ from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_MEM_UNMAPPED
 from unicorn import UC_ERR_FETCH_PROT, UC_MEM_FETCH_UNMAPPED
 from unicorn import arm64_const as A
 
-from neve.core import at, elf, psci, semihost
+from neve.core import at, faults, elf, psci, semihost
 from neve.arch import decode, model, sysregs
 from neve.observe import events as ev
 from neve.core.align import DeviceAlignment
 from neve.core.eret import EretHooks
 from neve.core.fptrap import FPTraps
-from neve.core.cpu import CPU, M_EL1H, PSTATE_DAIF, uc_implements
-from neve.gic.delivery import PSTATE_IF, Interrupts
+from neve.core.cpu import CPU, uc_implements
+from neve.gic.delivery import Interrupts
+from neve.el2.vel2 import VirtualEL2
 from neve.devices.pl011 import PL011
 from neve.devices.timer import CNTFRQ
 from neve.errors import BadInput, GuestError, NeveError, Unsupported, Wedged
 from neve.arch.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
 from neve.observe.stats import Stats
+from neve.arch.exceptions import M_EL1H, PSTATE_DAIF, PSTATE_IF, PSTATE_IL, VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64, VEC_SYNC
+from neve.arch.modes import MODES, NESTED_MODES
 
-MODES = ("vm", "v8.3", "neve", "nv2")
-NESTED_MODES = ("v8.3", "neve", "nv2")
 
 # Unicorn exception numbers (QEMU EXCP_*).
 EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_IRQ, EXCP_FIQ, EXCP_BKPT = 1, 2, 3, 4, 5, 6, 7
 EXCP_HVC, EXCP_HYP_TRAP, EXCP_SMC = 11, 12, 13
-PSTATE_IL = 1 << 20
-
-# Vector offsets.
-VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
-VEC_SYNC, VEC_IRQ, VEC_FIQ, VEC_SERROR = 0x000, 0x080, 0x100, 0x180
 
 
 # (encoding, is-a-write) of the MSRs to read-only registers and MRSs of write-only ones.
 _WRONG_DIRECTION = frozenset((r.key, r.access == "ro") for r in sysregs.REGISTERS if r.access != "rw")
 
 _KEY_CSSELR = sysregs.BY_NAME["CSSELR_EL1"].key
-# Registers behind what neve checks beside Unicorn (neve/core/align.py, neve/core/fptrap.py,
-# whose block cache is keyed by the translation table bases): a write to them is made
-# by neve, which then follows the change.
-_REGIME_ROWS = frozenset(("SCTLR_EL1", "CPACR_EL1", "TTBR0_EL1", "TTBR1_EL1"))
 _VIRTUAL_IDS = {"MIDR_EL1": "VPIDR_EL2", "MPIDR_EL1": "VMPIDR_EL2"}
 _KEY_SP_EL0 = sysregs.BY_NAME["SP_EL0"].key
 _KEY_DAIF = sysregs.BY_NAME["DAIF"].key
@@ -115,7 +107,7 @@ class Machine:
         self.clocks: list = []
         self._pause_reason: str | None = None
         self._deadline: float | None = None
-        self._pending: tuple | None = None     # a fault recorded by the unmapped hook
+        self._pending: Callable[[], None] | None = None   # left by a hook: see defer()
         self._hypercall_guest: str | None = None
         self.owned: dict[str, int] = {}       # registers neve keeps for the CPU model (model.OWNED)
         self.vel2 = None
@@ -132,11 +124,12 @@ class Machine:
             for seg in im.segments:
                 self.erets.scan(seg.paddr, seg.memsz)
         if mode in NESTED_MODES:
-            from neve.el2.vel2 import VirtualEL2
             self.vel2 = VirtualEL2(self, mode, policy)
-            self.vel2.reset()
         # GICv3, generic timers and deterministic time: neve/gic/delivery.py.
         self.irq = Interrupts(self)
+        if self.vel2 is not None:
+            self.vel2.connect(self.irq)
+            self.vel2.reset()
         self.regime_changed()
 
     # --- set-up --------------------------------------------------------------------
@@ -325,13 +318,12 @@ class Machine:
                     self.fp.after_slice()
                 except UcError as e:
                     if self._pending is None and e.errno == UC_ERR_FETCH_PROT:
-                        from neve.core import faults
                         faults.fetch_from_device(self, cpu.pc)
                     if self._pending is None:
                         raise GuestError(f"emulation error at PC {self.where(cpu.pc)}: {e}") from None
                     pending, self._pending = self._pending, None
                     self.align.pending = None       # the abort path decides (alignment first)
-                    self._deliver_pending(pending)
+                    pending()
             except _Stop as s:
                 self.result = s.result
             except NeveError as e:
@@ -352,12 +344,12 @@ class Machine:
         el = (ps >> 2) & 3
         off = VEC_LOWER_A64 if el == 0 else (VEC_CUR_SPX if ps & 1 else VEC_CUR_SP0)
         if kind == VEC_SYNC:
-            cpu.cpr_write(3, 0, 5, 2, 0, esr)            # ESR_EL1
+            cpu.write_sysreg("ESR_EL1", esr)
             if far is not None:
-                cpu.cpr_write(3, 0, 6, 0, 0, far)        # FAR_EL1
-        cpu.cpr_write(3, 0, 4, 0, 1, elr)                # ELR_EL1
-        cpu.cpr_write(3, 0, 4, 0, 0, spsr_from_pstate(ps))  # SPSR_EL1
-        vbar = cpu.cpr_read(3, 0, 12, 0, 0)
+                cpu.write_sysreg("FAR_EL1", far)
+        cpu.write_sysreg("ELR_EL1", elr)
+        cpu.write_sysreg("SPSR_EL1", ps & 0xFFFF_FFFF)    # SPSR = PSTATE (AArch64)
+        vbar = cpu.read_sysreg("VBAR_EL1")
         cpu.set_pstate(M_EL1H | PSTATE_DAIF | new_pan(cpu, ps))
         cpu.pc = (vbar & ~0x7FF) + off + kind
 
@@ -408,7 +400,6 @@ class Machine:
             # instruction takes an Illegal Execution state exception, unless fetching
             # it faults: an Instruction Abort has the higher priority (Arm ARM), and
             # Unicorn raises the exception without fetching.
-            from neve.core import faults
             faults.take_illegal_state(self, pc)
             return
         k = decode.classify(insn) if insn is not None else None
@@ -508,7 +499,7 @@ class Machine:
         x = [cpu.x(i) for i in range(4)]
         self.trap(cls, name, value=x[0], pc=insn_pc, insn=insn,
                   reason=f"{reason}; {psci.NAMES.get(x[0], 'SMCCC call')} x0={x[0]:#x}")
-        res, action = psci.call(x, cpu.cpr_read(3, 0, 0, 0, 5) & psci.MPIDR_AFFINITY)
+        res, action = psci.call(x, cpu.read_sysreg("MPIDR_EL1") & psci.MPIDR_AFFINITY)
         if action in ("system-off", "system-reset"):
             self.stop(action, 0, f"PSCI {action}")
         if action == "cpu-off":
@@ -519,33 +510,25 @@ class Machine:
             self.irq.wfi(insn_pc)
 
     def _on_mmu_abort(self, prefetch: bool, pc: int) -> None:
-        from neve.core import faults
         faults.mmu_abort(self, prefetch, pc)
 
     def _hook_unmapped(self, uc, access: int, addr: int, size: int, value: int, _) -> bool:
         pc = self.cpu.pc
         if self.vel2 is not None and access == UC_MEM_FETCH_UNMAPPED and self.vel2.is_eret_net(addr):
-            self._pending = ("eret-net", addr)
+            self.defer(lambda: self.vel2.eret(None, None))
             return False
         dev = unmodelled_device(addr)
         if dev is not None:
-            self._pending = ("unsupported", f"access to the QEMU virt {dev} at PA {addr:#x}", pc)
+            self.defer(_raiser(Unsupported(f"access to the QEMU virt {dev} at PA {addr:#x}", pc)))
             return False
-        self._pending = ("external", access, addr, pc, self.level)
+        level = self.level
+        self.defer(lambda: faults.external_abort(self, access, addr, pc, level))
         return False
 
-    def _deliver_pending(self, p: tuple) -> None:
-        kind = p[0]
-        if kind == "unsupported":
-            raise Unsupported(p[1], p[2])
-        if kind == "eret-net":
-            self.vel2.eret(None, None)
-            return
-        if kind == "call":          # an action left by a hook (neve/el2/stage2.py: a refused TLB fill)
-            p[1]()
-            return
-        from neve.core import faults
-        faults.external_abort(self, *p[1:])
+    def defer(self, action: Callable[[], None]) -> None:
+        """From a hook that refuses an access (Unicorn then stops with an error): run
+        `action` (take the fault, emulate the ERET...) once Unicorn has returned."""
+        self._pending = action
 
     # --- system registers ----------------------------------------------------------------
     def _hook_mrs(self, uc, reg, cp, _) -> int:
@@ -568,9 +551,9 @@ class Machine:
                     return r
             return self._sysreg_el1(reg, key, write, value)
         except (_Stop, NeveError) as e:
-            return self._hook_raise(e)
+            return self.fail_in_hook(e)
         except Exception as e:  # never let a hook die silently inside Unicorn
-            return self._hook_raise(GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}"))
+            return self.fail_in_hook(GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}"))
 
     def _el0_access(self, key: tuple, write: bool) -> int | None:
         """An access at EL0 to a register of the table: UNDEFINED if EL0 has no access
@@ -605,9 +588,9 @@ class Machine:
 
     def _control(self, name: str) -> int:
         """The value of an EL1/EL0 control register (PMUSERENR_EL0 is the PMU's)."""
-        if self.irq.serves(name):
+        if sysregs.BY_NAME[name].fn == "pmu":
             return self.irq.pmu.get(name)
-        return self.cpu.cpr_read(*sysregs.BY_NAME[name].key)
+        return self.cpu.read_sysreg(name)
 
     def _wrong_direction(self, key: tuple, write: bool) -> int:
         """MSR to a read-only register or MRS of a write-only one: an unallocated
@@ -699,7 +682,7 @@ class Machine:
                 return 0
             cpu.uc.reg_write(reg, v)
             return cpu.skip_hooked(cpu.pc, row.key, write)
-        if row.wmask == sysregs.ALL64 and row.name not in _REGIME_ROWS:
+        if row.wmask == sysregs.ALL64 and not row.regime:
             return 0
         # Bits the model does not implement (RES0, RAZ/WI) are written as the model
         # would; a register behind the regime neve keeps track of is written here.
@@ -768,7 +751,7 @@ class Machine:
             return cpu.redirected(acc)
         return cpu.skip_hooked(pc, key, True)
 
-    def _hook_raise(self, e: Exception) -> int:
+    def fail_in_hook(self, e: Exception) -> int:
         """From an MRS/MSR/SYS hook, which must return an int to Unicorn (raising
         through it makes ctypes print a traceback): stop the CPU and let run()
         raise `e` once emu_start has returned."""
@@ -793,19 +776,20 @@ class Machine:
                     return r
             return 0
         except (_Stop, NeveError) as e:
-            return self._hook_raise(e)
+            return self.fail_in_hook(e)
         except Exception as e:
-            return self._hook_raise(GuestError(f"internal error emulating a SYS instruction at PC {self.cpu.pc:#x}: {e!r}"))
-
-
-def spsr_from_pstate(ps: int) -> int:
-    """SPSR value saved on exception entry from the current PSTATE (AArch64)."""
-    return ps & 0xFFFF_FFFF
+            return self.fail_in_hook(GuestError(f"internal error emulating a SYS instruction at PC {self.cpu.pc:#x}: {e!r}"))
 
 
 def new_pan(cpu: CPU, ps: int) -> int:
     """PSTATE.PAN on entry to EL1: set when SCTLR_EL1.SPAN is 0, else preserved."""
-    sctlr = cpu.cpr_read(3, 0, 1, 0, 0)
+    sctlr = cpu.read_sysreg("SCTLR_EL1")
     if not (sctlr >> 23) & 1:
         return 1 << 22
     return ps & (1 << 22)
+
+
+def _raiser(e: Exception) -> Callable[[], None]:
+    def go() -> None:
+        raise e
+    return go

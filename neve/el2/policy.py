@@ -24,34 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neve.arch import sysregs
+from neve.arch.modes import NESTED_MODES, Access
 from neve.errors import BadInput
 
-CLASSES = {"trap": "trap", "redirect": "redirect", "memory": "mem"}
-BASES = ("v8.3", "neve", "nv2")
+CLASSES = {"trap": Access.TRAP, "redirect": Access.REDIRECT, "memory": Access.MEM}
+BASES = NESTED_MODES
 
-# Registers whose value takes effect at once, so a write that only lands in memory
-# (to be read by L0 at the next trap) would be architecturally wrong.
-IMMEDIATE: dict[str, str] = {
-    "SCTLR_EL2": "it controls vEL2's own translation regime and caches",
-    "TTBR0_EL2": "it holds vEL2's own page tables",
-    "TCR_EL2": "it controls vEL2's own translation regime",
-    "MAIR_EL2": "it gives the memory attributes of vEL2's own accesses",
-    "VBAR_EL2": "exceptions vEL2 takes itself (SVC, BRK, aborts) use it without L0",
-    "CPTR_EL2": "TFP/TZ/TTA trap vEL2's own FP/SVE/trace accesses at once",
-    "CNTHCTL_EL2": "EVNTEN/EVNTI drive the event stream vEL2 itself sees",
-    "CNTHP_CTL_EL2": "vEL2's own hyp timer fires on it",
-    "CNTHP_CVAL_EL2": "vEL2's own hyp timer fires on it",
-    "CNTHP_TVAL_EL2": "its value is derived from the counter at the time of the access",
-    "CNTHV_CTL_EL2": "vEL2's own timer fires on it",
-    "CNTHV_CVAL_EL2": "vEL2's own timer fires on it",
-    "CNTHV_TVAL_EL2": "its value is derived from the counter at the time of the access",
-    "MDCR_EL2": "HPMN/HPME change PMU counting while vEL2 runs",
-    "ICC_SRE_EL2": "SRE governs vEL2's own GIC system-register interface",
-    "ICH_MISR_EL2": "it is computed from the list registers when read",
-    "ICH_EISR_EL2": "it is computed from the list registers when read",
-    "ICH_ELRSR_EL2": "it is computed from the list registers when read",
-    "VNCR_EL2": "it locates the page itself",
-}
 
 
 @dataclass
@@ -91,8 +69,10 @@ def check(name: str, cls: str) -> str:
         raise ValueError(f"{name}: _EL12/_EL02 encodings are UNDEFINED for a non-VHE guest hypervisor")
     if cls == "redirect" and redirect_target(row) is None:
         raise ValueError(f"{name}: impossible class 'redirect': it has no EL1 register to be redirected to")
-    if cls == "memory" and name in IMMEDIATE:
-        raise ValueError(f"{name}: impossible class 'memory': {IMMEDIATE[name]}")
+    if cls == "memory" and row.immediate:
+        # A write that only lands in memory (read by L0 at the next trap) would be
+        # architecturally wrong for a register whose value takes effect at once.
+        raise ValueError(f"{name}: impossible class 'memory': {row.immediate}")
     if cls == "trap" and row.group not in ("el2",) and not row.traps:
         raise ValueError(f"{name}: impossible class 'trap': no architected control traps it from EL1")
     return CLASSES[cls]

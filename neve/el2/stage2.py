@@ -75,7 +75,7 @@ from neve.core import align
 from neve.arch import decode, mmu, model
 from neve.observe import events as ev
 from neve.core.eret import ERET_NET
-from neve.errors import Unsupported
+from neve.errors import GuestError, Unsupported
 from neve.arch.platform import RAM_BASE, unmodelled_device
 
 HCR_VM = 1 << 0
@@ -250,11 +250,11 @@ class ShadowStage2:
 
     def _l2_regime(self) -> mmu.Stage1Regime:
         c = self.cpu
-        sctlr = c.cpr_read(3, 0, 1, 0, 0)
+        sctlr = c.read_sysreg("SCTLR_EL1")
         if self.v.get("HCR_EL2") & HCR_DC:
             sctlr &= ~1                           # HCR_EL2.DC: stage 1 behaves as disabled
-        return mmu.Stage1Regime.el10(sctlr, c.cpr_read(3, 0, 2, 0, 2), c.cpr_read(3, 0, 2, 0, 0),
-                                     c.cpr_read(3, 0, 2, 0, 1), c.cpr_read(3, 0, 10, 2, 0), pamax=model.PA_BITS)
+        return mmu.Stage1Regime.el10(sctlr, c.read_sysreg("TCR_EL1"), c.read_sysreg("TTBR0_EL1"),
+                                     c.read_sysreg("TTBR1_EL1"), c.read_sysreg("MAIR_EL1"), pamax=model.PA_BITS)
 
     def translate_l2(self, va: int, write: bool = False, execute: bool = False, el: int = 1):
         """L2's VA -> (PA, readable, writable, executable) through its stage 1 and the
@@ -304,7 +304,7 @@ class ShadowStage2:
             if self.regime == "el2":
                 if execute and va == ERET_NET & ~(_PAGE - 1):
                     if self._depth == 1:
-                        self.m._pending = ("eret-net", ERET_NET)
+                        self.m.defer(lambda: self.v.eret(None, None))
                     return False
                 t = self.translate_el2(va, write, execute)
                 if isinstance(t, mmu.Translation):
@@ -321,12 +321,11 @@ class ShadowStage2:
             entry.perms = UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC
             return True
         except Exception as e:  # never let the hook die inside Unicorn
-            from neve.errors import GuestError
             err = GuestError(f"internal error in the shadow stage-2 TLB fill for VA {va:#x}: {e!r}")
 
             def fail():
                 raise err
-            self.m._pending = ("call", fail)
+            self.m.defer(fail)
             return False
         finally:
             self._depth -= 1
@@ -346,7 +345,7 @@ class ShadowStage2:
 
     def _defer(self, fn, *args) -> None:
         if self._depth == 1:      # not a probe nested in another fill
-            self.m._pending = ("call", lambda: fn(*args))
+            self.m.defer(lambda: fn(*args))
 
     def _unprivileged_insn(self) -> bool:
         """Is the instruction at PC an LDTR/STTR (EL1 access checked as EL0)?  Unicorn

@@ -23,13 +23,14 @@ from __future__ import annotations
 from neve.arch import decode, model, sysregs
 from neve.core import eret, faults
 from neve.observe import events as ev
-from neve.core.cpu import M_EL1H, PSTATE_DAIF, uc_implements
+from neve.core.cpu import uc_implements
 from neve.errors import Unsupported
+from neve.arch.modes import Access
+from neve.arch.exceptions import M_EL1H, PSTATE_DAIF, PSTATE_IL, PSTATE_RESTORED, VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64
+from neve.el2.stage2 import ShadowStage2
 
 
 
-VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64 = 0x000, 0x200, 0x400
-PSTATE_IL, PSTATE_RESTORED = eret.PSTATE_IL, eret.PSTATE_RESTORED
 SCTLR_EL1_RES1 = 0x30D0_0800
 # SCTLR_EL2 bits that carry over to SCTLR_EL1 when L0 runs vEL2 on EL1:
 # M, A, C, SA, I, WXN, EE.
@@ -44,7 +45,7 @@ for _b in ("VM", "FMO", "IMO", "AMO", "TWI", "TWE", "TID1", "TID2", "TID3", "TSC
            "TPCP", "TPU", "TTLB", "TVM", "TRVM", "TDZ", "TERR", "TEA", "TLOR"):
     GUEST_HCR_MASK |= _HCR[_b]
 
-VIRTUAL_CONTROLS = ("HCR_EL2", "CPTR_EL2", "MDCR_EL2", "CNTHCTL_EL2", "ICH_HCR_EL2", "ICC_SRE_EL2")
+VIRTUAL_CONTROLS = tuple(n for n in sysregs.CTRL_BITS if sysregs.BY_NAME[n].group == "el2")
 
 
 def el2_tcr_to_el1(tcr2: int) -> int:
@@ -69,22 +70,23 @@ class VirtualEL2:
         self.policy = policy
         self.active = True
         self.regs: dict[str, int] = {}
-        uses_page = mode in ("neve", "nv2") or (policy is not None and "mem" in policy.overrides.values())
+        uses_page = (sysregs.MODE_COLUMN[mode] is not None
+                     or (policy is not None and Access.MEM in policy.overrides.values()))
         self.page = bytearray(4096) if uses_page else None
         self.offsets: dict[str, int] = {}
         self.sp_el2 = 0
         self.controls = sysregs.l0_controls(mode)
         # Per-mode decision for every (encoding, write) at vEL2.
-        self.vel2_action: dict[tuple, tuple[sysregs.SysReg, str, list]] = {}
+        self.vel2_action: dict[tuple, tuple[sysregs.SysReg, Access, list]] = {}
         next_free = 0x800
         for r in sysregs.REGISTERS:
             for write in (False, True):
                 if write and r.access == "ro" or not write and r.access == "wo":
                     continue
                 act = policy.access(r, write) if policy is not None else sysregs.vel2_access(r, write, mode)
-                reasons = r.trap_reasons(write, self.controls) if act == "trap" else []
+                reasons = r.trap_reasons(write, self.controls) if act == Access.TRAP else []
                 self.vel2_action[(r.key, write)] = (r, act, reasons)
-                if act == "mem" and self.page is not None and r.group != "el12" and r.name not in self.offsets:
+                if act == Access.MEM and self.page is not None and r.group != "el12" and r.name not in self.offsets:
                     if r.vncr is not None:
                         self.offsets[r.name] = r.vncr
                     else:
@@ -94,16 +96,21 @@ class VirtualEL2:
         # access at vEL2 does not reach the hardware register in this mode.
         self.swap = [r for r in sysregs.REGISTERS
                      if r.group in ("el1", "debug") and r.access == "rw" and r.name != "SP_EL1"
-                     and any(self.vel2_action.get((r.key, w), (None, "native"))[1] != "native" for w in (False, True))]
+                     and any(self.vel2_action.get((r.key, w), (None, Access.NATIVE))[1] != Access.NATIVE for w in (False, True))]
         # The registers L0 keeps for the nested context while vEL2 runs: those it swaps,
         # SP_EL1, and those this mode backs with the page (the timers' under NV2).  A
         # trapped access to any other non-EL2 register (the PMU, debug status...) is
         # made on the one register the hardware has.
         self.context = {r.name for r in self.swap} | {"SP_EL1"} | set(self.offsets)
         self._hardware: dict[str, bool] = {}
+        self.irq = None             # the interrupt subsystem: connect(), once it is built
         # Shadow stage 2 for the nested VM and L1's own EL2 stage 1 (neve/el2/stage2.py).
-        from neve.el2.stage2 import ShadowStage2
         self.s2 = ShadowStage2(m, self)
+
+    def connect(self, irq) -> None:
+        """The machine's interrupt and time subsystem (neve/gic/delivery.py), built after
+        vEL2 because L1's hyp timer and list registers live in vEL2's registers."""
+        self.irq = irq
 
     # --- storage ---------------------------------------------------------------------
     def get(self, name: str) -> int:
@@ -132,8 +139,8 @@ class VirtualEL2:
         for r in sysregs.REGISTERS:
             if r.group in ("el2",):
                 self.set(r.name, r.reset)
-        self.set("VPIDR_EL2", cpu.cpr_read(3, 0, 0, 0, 0))
-        self.set("VMPIDR_EL2", cpu.cpr_read(3, 0, 0, 0, 5))
+        self.set("VPIDR_EL2", cpu.read_sysreg("MIDR_EL1"))
+        self.set("VMPIDR_EL2", cpu.read_sysreg("MPIDR_EL1"))
         # The EL1 context L1 will run starts from the hardware's reset values.
         for r in self.swap:
             self.set(r.name, cpu.cpr_read(*r.key))
@@ -152,9 +159,9 @@ class VirtualEL2:
         cpu = self.cpu
         for r in self.swap:
             cpu.cpr_write(*r.key, 0)
-        cpu.cpr_write(3, 0, 12, 0, 0, self.get("VBAR_EL2"))           # VBAR_EL1 (informative)
-        cpu.cpr_write(3, 0, 4, 0, 1, eret.ERET_NET)                        # ELR_EL1
-        cpu.cpr_write(3, 0, 4, 0, 0, M_EL1H | PSTATE_DAIF)            # SPSR_EL1
+        cpu.write_sysreg("VBAR_EL1", self.get("VBAR_EL2"))  # (informative)
+        cpu.write_sysreg("ELR_EL1", eret.ERET_NET)
+        cpu.write_sysreg("SPSR_EL1", M_EL1H | PSTATE_DAIF)
         self._write_regime()
 
     def _refresh_regime(self) -> None:
@@ -165,13 +172,13 @@ class VirtualEL2:
     def _write_regime(self) -> None:
         """vEL2's own translation regime and FP enable, adapted into the EL1 registers."""
         cpu = self.cpu
-        cpu.cpr_write(3, 0, 1, 0, 0, self._shadow_sctlr())            # SCTLR_EL1
-        cpu.cpr_write(3, 0, 2, 0, 0, self.get("TTBR0_EL2"))           # TTBR0_EL1
-        cpu.cpr_write(3, 0, 2, 0, 2, el2_tcr_to_el1(self.get("TCR_EL2")))  # TCR_EL1
-        cpu.cpr_write(3, 0, 10, 2, 0, self.get("MAIR_EL2"))           # MAIR_EL1
+        cpu.write_sysreg("SCTLR_EL1", self._shadow_sctlr())
+        cpu.write_sysreg("TTBR0_EL1", self.get("TTBR0_EL2"))
+        cpu.write_sysreg("TCR_EL1", el2_tcr_to_el1(self.get("TCR_EL2")))
+        cpu.write_sysreg("MAIR_EL1", self.get("MAIR_EL2"))
         # EL2 FP/SIMD is controlled by CPTR_EL2.TFP; the EL1 equivalent is CPACR_EL1.FPEN.
         tfp = (self.get("CPTR_EL2") >> 10) & 1
-        cpu.cpr_write(3, 0, 1, 0, 2, 0 if tfp else (3 << 20))         # CPACR_EL1
+        cpu.write_sysreg("CPACR_EL1", 0 if tfp else (3 << 20))
         cpu.flush_tlb()
         self.s2.sync()
         self.m.regime_changed()
@@ -205,9 +212,7 @@ class VirtualEL2:
         cpu.flush_tlb()
         self.s2.sync()              # HCR_EL2.VM: the shadow stage 2 (neve/el2/stage2.py)
         self.m.regime_changed()     # SCTLR_EL1.M, HCR_EL2.DC, CPACR_EL1, CPTR_EL2
-        irq = getattr(self.m, "irq", None)
-        if irq is not None:
-            irq.on_enter_el1()      # L1's ICH_* state -> the shadow list registers (neve/gic/delivery.py)
+        self.irq.on_enter_el1()     # L1's ICH_* state -> the shadow list registers (neve/gic/delivery.py)
         gid = self.guest_id()
         self.m.bus.publish(ev.Switch(cpu.icount(), "vEL2", "EL0" if (spsr >> 2) & 3 == 0 else "EL1", elr,
                                      "ERET", gid))
@@ -219,9 +224,7 @@ class VirtualEL2:
         `spsr_or`: PSTATE bits the saved SPSR has that the hardware PSTATE does not
         hold (IL after an illegal exception return)."""
         cpu = self.cpu
-        irq = getattr(self.m, "irq", None)
-        if irq is not None:
-            irq.on_exit_to_vel2()   # the shadow list registers -> L1's ICH_* view (neve/gic/delivery.py)
+        self.irq.on_exit_to_vel2()  # the shadow list registers -> L1's ICH_* view (neve/gic/delivery.py)
         ps = cpu.pstate()
         src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
         for r in self.swap:
@@ -395,9 +398,9 @@ class VirtualEL2:
             acc = cpu.uc_accessible(key, write)
             self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
             return cpu.redirected(acc)
-        if act == "native":
+        if act == Access.NATIVE:
             return None
-        if act == "trap":
+        if act == Access.TRAP:
             why = ", ".join(f"{t} set by L0" for t in reasons) or "trapped under this mode's policy"
             m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc, reason=why)
             if self.is_hardware(row):
@@ -420,18 +423,16 @@ class VirtualEL2:
         if hw is None:
             hw = self._hardware[row.name] = (
                 row.group not in ("el2", "el12") and row.name not in self.context
-                and not self.m.irq.serves(row.name)
+                and row.fn is None
                 and uc_implements(decode.sysreg_word(*row.key, 0, row.access == "ro"), 1))
         return hw
 
     def read(self, row: sysregs.SysReg) -> int:
         name = row.name
-        irq = getattr(self.m, "irq", None)
-        v = irq.vel2_read(name) if irq is not None else None   # ICH_VTR/MISR/EISR/ELRSR, CNTHP_*
-        if v is not None:
-            return v
-        if name == "ICC_SRE_EL2":
-            return self.get(name) | 1          # SRE is RAO: system-register interface only
+        if row.fn is not None:                 # computed by the GIC, a timer or the PMU
+            v = self.irq.vel2_read(row)
+            if v is not None:
+                return v
         if self.is_hardware(row):
             return self.cpu.cpr_read(*row.key)
         if row.group in ("el2", "el12") or name in self.context:
@@ -442,8 +443,7 @@ class VirtualEL2:
         name = row.name
         if row.access == "ro":
             return
-        irq = getattr(self.m, "irq", None)
-        if irq is not None and irq.vel2_write(name, value):   # ICH_*, CNTHP_*, CNTVOFF_EL2, ICC_SGI*R
+        if row.fn is not None and self.irq.vel2_write(row, value):   # the GIC, a timer or the PMU acts on it
             return
         if self.is_hardware(row):
             self.cpu.cpr_write(*row.key, value)
@@ -456,7 +456,7 @@ class VirtualEL2:
             self.regs[name] = value              # a register the CPU model lacks
             return
         self.set(name, value)
-        if name in ("SCTLR_EL2", "TTBR0_EL2", "TCR_EL2", "MAIR_EL2", "CPTR_EL2"):
+        if row.regime:
             self._refresh_regime()
 
     def _el1_sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:

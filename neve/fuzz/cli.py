@@ -24,6 +24,7 @@ from neve.errors import BadInput
 from neve.fuzz.case import HARNESS
 from neve.fuzz.gen import generate
 from neve.fuzz.run import MODES, QEMU_CPU, Options, qemu_available, run_case, run_neve
+from neve.fuzz.known import KNOWN
 
 
 def add_parser(sub) -> None:
@@ -227,7 +228,6 @@ def _print(s: dict) -> None:
         con.print(f"  of the others, {a['kernels_agree_or_explained'] - a['kernels_agree']} diverge only in known "
                   f"classes (neve/fuzz/known.py)")
         if s["known_divergences"]:
-            from neve.fuzz.known import KNOWN
             who = {k.name: k.who for k in KNOWN}
             t = Table("runs", "known divergence", "departs from the Arm ARM", "seeds", title="known divergences")
             for c, d in s["known_divergences"].items():

@@ -52,7 +52,7 @@ _BY_GROUP: dict[str, list] = {}
 for _r in _ROWS:
     _BY_GROUP.setdefault(_r.group, []).append(_r)
 
-_SYS = sorted(decode._build_sys_names().items())      # ((op1, crn, crm, op2), name)
+_SYS = sorted(decode.SYS_NAMES.items())      # ((op1, crn, crm, op2), name)
 
 
 def _mask64(v: int) -> int:

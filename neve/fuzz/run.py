@@ -37,6 +37,8 @@ from pathlib import Path
 from neve.fuzz.case import Case
 from neve.fuzz.gen import generate
 from neve.fuzz.known import explain
+from neve import launch
+from neve.qemu import QemuTimeout, qemu_binary, run_qemu_full
 
 MODES = ("vm", "v8.3", "neve", "nv2")
 NESTED = ("v8.3", "neve", "nv2")
@@ -105,8 +107,7 @@ def run_neve(image: Path, mode: str, opts: Options, tmp: Path) -> Run:
             os.dup2(fe, 2)
             sys.stdout = os.fdopen(1, "w", closefd=False)
             sys.stderr = os.fdopen(2, "w", closefd=False)
-            from neve import cli
-            rc = cli.main(argv)
+            rc = launch.run_main(argv[1:])
         except SystemExit as e:
             rc = e.code if isinstance(e.code, int) else 1
         except BaseException:
@@ -177,7 +178,6 @@ def classify(r: Run, opts: Options) -> None:
 
 # --- QEMU -------------------------------------------------------------------------------------
 def run_qemu_case(image: Path, el2: bool, opts: Options) -> Run:
-    from neve.qemu import QemuTimeout, run_qemu_full
     t0 = time.monotonic()
     try:
         q = run_qemu_full([image], el2=el2, semihosting=True, timeout=opts.qemu_timeout, cpu=QEMU_CPU)
@@ -282,7 +282,6 @@ def _check_nested_agree(rep: CaseReport) -> None:
 
 
 def qemu_available() -> bool:
-    from neve.qemu import qemu_binary
     q = qemu_binary()
     if q is None:
         return False

@@ -62,18 +62,18 @@ from __future__ import annotations
 from neve.arch import decode, model, sysregs
 from neve.observe import events as ev
 from neve.errors import Wedged
-from neve.gic.gicv3 import (GICv3, Distributor, Redistributors, VirtualInterface, ICH_VTR_VALUE,
-                              PPI_MAINTENANCE, mask_lr, mask_vmcr, ICH_HCR_WRITABLE)
+from neve.gic.mmio import Distributor, Redistributors
+from neve.gic.regs import ICH_HCR_WRITABLE, PPI_MAINTENANCE
+from neve.gic.state import GICv3
+from neve.gic.vif import VirtualInterface, mask_lr, mask_vmcr
 from neve.devices.pmu import PMU, PPI_PMU
 from neve.devices.timer import Counter, DictRegs, TimerBank
+from neve.arch.exceptions import PSTATE_F, PSTATE_I, VEC_FIQ, VEC_IRQ
+from neve.arch.platform import RAM_BASE
 
-VEC_IRQ, VEC_FIQ = 0x080, 0x100
-PSTATE_I, PSTATE_F = 1 << 7, 1 << 6
-PSTATE_IF = PSTATE_I | PSTATE_F
 MASKED_SLICE = 256
 
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in ("IMO", "FMO", "TGE", "VI", "VF")}
-_KEY_ISR_EL1 = (3, 0, 12, 1, 0)
 
 # ICC_* registers by their name without prefix/suffix, and which HCR_EL2 routing bit
 # turns an EL1 access into an ICV_* access (GICv3 spec 8.2; QEMU icv_access()).
@@ -89,30 +89,11 @@ def _icv_flag(short: str) -> int:
     return _HCR["IMO"]
 
 
-# Encodings the dispatcher emulates: the EL0/EL1 timer registers and ICC_*_EL1.
-_KEYS: dict[tuple, tuple[str, str]] = {}
-for _r in sysregs.REGISTERS:
-    if not model.implemented(_r):
-        continue                                 # UNDEFINED, as the CPU model lacks it
-    if _r.group == "gic" and _r.name.startswith("ICC_") and _r.name.endswith("_EL1"):
-        _KEYS[_r.key] = ("icc", _r.name[4:-4])
-    elif _r.name in ("CNTP_CTL_EL0", "CNTP_CVAL_EL0", "CNTP_TVAL_EL0",
-                     "CNTV_CTL_EL0", "CNTV_CVAL_EL0", "CNTV_TVAL_EL0"):
-        _KEYS[_r.key] = ("timer", _r.name)
-    elif _r.group == "pmu":
-        _KEYS[_r.key] = ("pmu", _r.name)
-_KEYS[_KEY_ISR_EL1] = ("isr", "ISR_EL1")
-
-_ICH_STORED = set(VirtualInterface.NAMES)
-_PMU_NAMES = frozenset(n for k, n in _KEYS.values() if k == "pmu")
-_SERVED = frozenset(n for _, n in _KEYS.values())
-VEL2_READS = {"ICH_VTR_EL2", "ICH_MISR_EL2", "ICH_EISR_EL2", "ICH_ELRSR_EL2", "ICC_SRE_EL2",
-              "CNTHP_CTL_EL2", "CNTHP_CVAL_EL2", "CNTHP_TVAL_EL2"}
-VEL2_WRITES = _ICH_STORED | {"CNTHP_CTL_EL2", "CNTHP_CVAL_EL2", "CNTHP_TVAL_EL2", "CNTVOFF_EL2",
-                             "ICC_SRE_EL2", "ICC_SGI1R_EL1", "ICC_ASGI1R_EL1", "ICC_SGI0R_EL1"}
-# ICC_SRE_EL2 of L1's hyp interface: SRE, DFB, DIB and Enable are RAO/WI (as QEMU: the
-# system-register interface is always enabled), so L1 never traps its guests' ICC_SRE_EL1.
-ICC_SRE_EL2_VALUE = 0xF
+# Encodings the dispatcher emulates at EL1/EL0: the rows the register table gives to
+# the GIC (ICC_*_EL1, ISR_EL1), the timers (CNTP_*/CNTV_*_EL0) and the PMU (`fn`), when
+# the CPU model implements them (else they are UNDEFINED).
+_KEYS: dict[tuple, sysregs.SysReg] = {r.key: r for r in sysregs.REGISTERS
+                                      if r.fn is not None and r.group != "el2" and model.implemented(r)}
 
 
 class Interrupts:
@@ -123,7 +104,7 @@ class Interrupts:
         self.vm_controls = sysregs.VM_CONTROLS    # L0's controls while a VM (or L1's EL1) runs
         self.counter = Counter(m.icount)
         nested = m.vel2 is not None
-        self.gic = GICv3(1, [m.cpu.cpr_read(3, 0, 0, 0, 5)])
+        self.gic = GICv3(1, [m.cpu.read_sysreg("MPIDR_EL1")])
         self.gic.on_change = self.kick
         self.timers = TimerBank(self.counter, m.vel2 if nested else DictRegs(), self._cntvoff, hyp=nested)
         self.pmu = PMU(m.icount, self._pmu_line)
@@ -134,14 +115,14 @@ class Interrupts:
         self._retry_at = 0                        # ... then check again at this icount
         self._dirty = True
         self._in_tick = False
-        if nested:
-            m.vel2.set("ICC_SRE_EL2", ICC_SRE_EL2_VALUE)
         self.dist = Distributor(self.gic)
         self.redist = Redistributors(self.gic)
         m.add_device(self.dist)
         m.add_device(self.redist)
         m.add_clock(self)
         self._hook_daifclr(m)
+        self._el1_read = {"gic": self._gic_read, "timer": self._timer_read, "pmu": self._pmu_read}
+        self._el1_write = {"gic": self._gic_write, "timer": self._timer_write, "pmu": self._pmu_write}
 
     # --- unmasking: Unicorn does not report `msr daifclr` (op0 = 0) ---------------------
     def _hook_daifclr(self, m) -> None:
@@ -151,7 +132,6 @@ class Interrupts:
         machine's; an MSR DAIFClr written at run time is caught by the MASKED_SLICE
         re-check)."""
         from unicorn import UC_HOOK_CODE
-        from neve.arch.platform import RAM_BASE
         words = [(0xD50340FF | (crm << 8)).to_bytes(4, "little") for crm in range(16) if crm & 3]
         uc = m.cpu.uc
         seen = set()
@@ -353,46 +333,52 @@ class Interrupts:
         self.kick()
 
     # --- system registers reaching L0 from (hardware) EL1/EL0 ----------------------------
+    # The rows whose `fn` (neve/arch/sysregs.py) names this subsystem: "gic", "timer" or
+    # "pmu" picks the read/write handler below (as QEMU's readfn/writefn).
     def sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
-        ent = _KEYS.get(key)
-        if ent is None:
+        row = _KEYS.get(key)
+        if row is None:
             return None
-        kind, name = ent
         m, cpu, vel2 = self.m, self.m.cpu, self.m.vel2
         pc = cpu.pc
-        row = sysregs.BY_KEY.get(key)
-        if row is not None and row.traps:
+        if row.traps:
             ctrls = vel2.controls if vel2 is not None and vel2.active else self.vm_controls
             reasons = row.trap_reasons(write, ctrls)
             if reasons:
                 m.trap(ev.SYSREG, row.name, "w" if write else "r", value if write else None, pc=pc,
                        reason=", ".join(f"{t} set by L0" for t in reasons))
-        v = 0
-        if kind == "timer":
-            if write:
-                self.timers.write(name, value)
-                self.kick()
-            else:
-                v = self.timers.read(name)
-        elif kind == "pmu":
-            if write:
-                self.pmu.write(name, value)
-            else:
-                v = self.pmu.read(name, self._hpmn())
-        elif kind == "icc":
-            target = self._icc_target(name)
-            if write:
-                target.write(name, value)
-                self.kick()
-            else:
-                v = target.read(name)
-                if name.startswith("IAR"):
-                    self.kick()
-        else:   # ISR_EL1
-            v = self._isr()
-        if not write:
-            cpu.uc.reg_write(reg, v)
+        if write:
+            self._el1_write[row.fn](row, value)
+        else:
+            cpu.uc.reg_write(reg, self._el1_read[row.fn](row))
         return cpu.skip_hooked(pc, key, write)
+
+    def _gic_read(self, row: sysregs.SysReg) -> int:
+        if row.name == "ISR_EL1":
+            return self._isr()
+        short = row.name[4:-4]                 # ICC_<short>_EL1
+        v = self._icc_target(short).read(short)
+        if short.startswith("IAR"):
+            self.kick()
+        return v
+
+    def _gic_write(self, row: sysregs.SysReg, value: int) -> None:
+        short = row.name[4:-4]
+        self._icc_target(short).write(short, value)
+        self.kick()
+
+    def _timer_read(self, row: sysregs.SysReg) -> int:
+        return self.timers.read(row.name)
+
+    def _timer_write(self, row: sysregs.SysReg, value: int) -> None:
+        self.timers.write(row.name, value)
+        self.kick()
+
+    def _pmu_read(self, row: sysregs.SysReg) -> int:
+        return self.pmu.read(row.name, self._hpmn())
+
+    def _pmu_write(self, row: sysregs.SysReg, value: int) -> None:
+        self.pmu.write(row.name, value)
 
     def _hpmn(self) -> int | None:
         """MDCR_EL2.HPMN for a PMCR_EL0.N read below L1's EL2; None at (v)EL2 or with no
@@ -405,11 +391,6 @@ class Interrupts:
     def _pmu_line(self, level: bool) -> None:
         self.gic.set_ppi(0, PPI_PMU, level)
         self.kick()
-
-    def serves(self, name: str) -> bool:
-        """Is this register one the interrupt/time subsystem emulates (timers, ICC_*,
-        the PMU)?"""
-        return name in _SERVED
 
     def _icc_target(self, short: str):
         vel2 = self.m.vel2
@@ -430,36 +411,29 @@ class Interrupts:
                 f = vsig == "fiq" or bool(hcr & _HCR["VF"])
         return (PSTATE_I if i else 0) | (PSTATE_F if f else 0)
 
-    # --- L1's EL2 registers the emulation computes (called by VirtualEL2.read/write) -------
-    def vel2_read(self, name: str) -> int | None:
-        if name in _PMU_NAMES:
+    # --- L1's EL2 registers the emulation computes (VirtualEL2.read/write, by the row's fn) ---
+    def vel2_read(self, row: sysregs.SysReg) -> int | None:
+        """The value of a register read at vEL2 when this subsystem computes it; None:
+        it is plain vEL2 storage."""
+        name = row.name
+        if row.fn == "pmu":
             return self.pmu.read(name)            # at (v)EL2: PMCR_EL0.N is the full N
-        if name not in VEL2_READS:
-            return None
-        if name == "ICH_VTR_EL2":
-            return ICH_VTR_VALUE
-        if name == "ICC_SRE_EL2":
-            return ICC_SRE_EL2_VALUE
         if name.startswith("CNTHP_"):
             return self.timers.read(name)
-        vif = VirtualInterface.from_regs(self.m.vel2.get)
-        if name == "ICH_MISR_EL2":
-            return vif.misr()
-        if name == "ICH_EISR_EL2":
-            return vif.eisr()
-        return vif.elrsr()
+        if name in ("ICH_MISR_EL2", "ICH_EISR_EL2", "ICH_ELRSR_EL2"):
+            vif = VirtualInterface.from_regs(self.m.vel2.get)
+            return {"ICH_MISR_EL2": vif.misr, "ICH_EISR_EL2": vif.eisr, "ICH_ELRSR_EL2": vif.elrsr}[name]()
+        return None
 
-    def vel2_write(self, name: str, value: int) -> bool:
-        if name in _PMU_NAMES:
+    def vel2_write(self, row: sysregs.SysReg, value: int) -> bool:
+        """A write made at vEL2 this subsystem acts on (False: plain vEL2 storage)."""
+        name = row.name
+        vel2 = self.m.vel2
+        if row.fn == "pmu":
             self.pmu.write(name, value)
             return True
-        if name not in VEL2_WRITES:
-            return False
-        vel2 = self.m.vel2
         if name.startswith("CNTHP_"):
             self.timers.write(name, value)
-        elif name == "ICC_SRE_EL2":
-            vel2.set(name, ICC_SRE_EL2_VALUE)
         elif name.startswith("ICC_SGI") or name == "ICC_ASGI1R_EL1":
             self.gic.send_sgi(0, value, 0 if name == "ICC_SGI0R_EL1" else 1)
         elif name.startswith("ICH_LR"):
@@ -470,8 +444,10 @@ class Interrupts:
             vel2.set(name, value & ICH_HCR_WRITABLE)
         elif name.startswith("ICH_AP"):
             vel2.set(name, value & 0xFFFF_FFFF)
-        else:                                   # CNTVOFF_EL2
+        elif name == "CNTVOFF_EL2":
             vel2.set(name, value)
+        else:
+            return False
         self.kick()
         return True
 

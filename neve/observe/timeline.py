@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 
 from neve.observe import events as ev
+from neve.errors import BadInput
 
 L0_WIDTH = 10
 PID = 1
@@ -134,7 +135,6 @@ class Timeline:
         }
 
     def write(self, path) -> None:
-        from neve.errors import BadInput
         try:
             with open(path, "w") as f:
                 json.dump(self.document(), f)
