@@ -30,6 +30,8 @@ def _imports(tree: ast.Module, modname: str, known: set[str], top_level: bool):
     executed at import time (not inside a function)."""
     def visit(node, in_func):
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and ast.unparse(child.test) == "TYPE_CHECKING":
+                continue                # imports for annotations only: not run
             f = in_func or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
                 if top_level and f:

@@ -145,6 +145,11 @@ def uc_implements(word: int, el: int, fp: bool = False) -> bool:
     return v
 
 
+def alloc_ram(size: int) -> mmap.mmap:
+    """Zeroed host memory for guest RAM, to map into one or more CPUs."""
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
 class CPU:
     def __init__(self) -> None:
         global _COUNTER_OFFSET
@@ -168,11 +173,16 @@ class CPU:
 
     # --- memory --------------------------------------------------------------------
     def map_ram(self, base: int, size: int) -> mmap.mmap:
-        buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        ptr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-        self.uc.mem_map_ptr(base, size, 7, ptr)
-        self._buffers.append(buf)
+        """Map fresh zeroed RAM at `base`; returns its host buffer."""
+        buf = alloc_ram(size)
+        self.map_ram_buffer(base, buf)
         return buf
+
+    def map_ram_buffer(self, base: int, buf: mmap.mmap) -> None:
+        """Map the host buffer `buf` (alloc_ram) at `base`: vCPUs share the board's RAM."""
+        ptr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        self.uc.mem_map_ptr(base, len(buf), 7, ptr)
+        self._buffers.append(buf)
 
     # --- counting ------------------------------------------------------------------
     def icount(self) -> int:

@@ -25,11 +25,14 @@ from neve.observe import events as ev
 from neve.core.align import DeviceAlignment
 from neve.core.eret import EretHooks
 from neve.core.fptrap import FPTraps
-from neve.core.cpu import CPU, uc_implements
+from neve.core.cpu import CPU, alloc_ram, uc_implements
+from neve.core.vcpu import VCPU
 from neve.gic.delivery import Interrupts
 from neve.el2.vel2 import VirtualEL2
 from neve.devices.pl011 import PL011
-from neve.devices.timer import CNTFRQ
+from neve.devices.timer import CNTFRQ, Counter
+from neve.gic.mmio import Distributor, Redistributors
+from neve.gic.state import GICv3
 from neve.errors import BadInput, GuestError, NeveError, Unsupported, Wedged
 from neve.arch.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
 from neve.observe.stats import Stats
@@ -93,48 +96,86 @@ class Machine:
         self._semihost_out = semihost_out or (lambda b: (sys.stderr.buffer.write(b), sys.stderr.flush()))
         self.bus = ev.Bus()
         self.stats = Stats(self.bus)
-        self.cpu = CPU()
-        self.align = DeviceAlignment(self)
-        self.fp = FPTraps(self)
-        self.erets = EretHooks(self)
-        self.ram = self.cpu.map_ram(RAM_BASE, ram_size)
-        self.devices = []
-        self.add_device(PL011(UART_BASE, self._uart_write))
-        self._loaded: list[tuple[int, int, str]] = []     # (start, end, image) of every segment loaded
-        for im in images:
-            self._load(im)
         self.result: Result | None = None
         self.clocks: list = []
         self._pause_reason: str | None = None
         self._deadline: float | None = None
-        self._pending: Callable[[], None] | None = None   # left by a hook: see defer()
-        self._hypercall_guest: str | None = None
-        self.owned: dict[str, int] = {}       # registers neve keeps for the CPU model (model.OWNED)
-        self.vel2 = None
-        uc = self.cpu.uc
+        # --- the board: what the CPUs share, built in dependency order ---------------
+        self.ram = alloc_ram(ram_size)
+        self.devices: list = []
+        self.vcpus: list[VCPU] = []
+        self.add_device(PL011(UART_BASE, self._uart_write))
+        self._loaded: list[tuple[int, int, str]] = []     # (start, end, image) of every segment loaded
+        for im in images:
+            self._load(im)
+        self.counter = Counter(self.icount)               # the system counter (neve/devices/timer.py)
+        self._build_vcpu(0)
+        # GICv3 (neve/gic): the interrupt state and the MMIO frames are the board's;
+        # each vCPU's CPU interface, timers and PMU are its own (Interrupts).
+        self.gic = GICv3(len(self.vcpus), [v.cpu.read_sysreg("MPIDR_EL1") for v in self.vcpus])
+        self.gic.on_change = self._gic_changed
+        self.add_device(Distributor(self.gic))
+        self.add_device(Redistributors(self.gic))
+        for v in self.vcpus:
+            v.irq = Interrupts(self, v.index, self.gic, self.counter)
+            self.add_clock(v.irq)
+            if v.vel2 is not None:
+                v.vel2.connect(v.irq)
+                v.vel2.reset()
+        self._run_on(self.vcpus[0])
+        self.irq = self.vcpu.irq
+        self.regime_changed()
+
+    def _build_vcpu(self, index: int) -> VCPU:
+        """A vCPU with the shared RAM and devices mapped, its hooks, the checks neve
+        makes beside Unicorn and, in the nested modes, its virtual EL2."""
+        v = VCPU(index, CPU())
+        self.vcpus.append(v)
+        self._run_on(v)                  # the parts below reach the CPU they are built for
+        cpu = v.cpu
+        cpu.map_ram_buffer(RAM_BASE, self.ram)
+        for dev in self.devices:
+            self._map_device(cpu, dev)
+        v.align = self.align = DeviceAlignment(self)
+        v.fp = self.fp = FPTraps(self)
+        v.erets = self.erets = EretHooks(self)
+        uc = cpu.uc
         uc.hook_add(UC_HOOK_INTR, self._hook_intr)
         uc.hook_add(UC_HOOK_INSN, self._hook_mrs, None, 1, 0, A.UC_ARM64_INS_MRS)
         uc.hook_add(UC_HOOK_INSN, self._hook_msr, None, 1, 0, A.UC_ARM64_INS_MSR)
         uc.hook_add(UC_HOOK_INSN, self._hook_sys, None, 1, 0, A.UC_ARM64_INS_SYS)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
-        self.cpu.pc = images[0].entry
+        cpu.pc = self.images[0].entry
         # RAM outside the loaded images is zero, so only they can hold an ERET now;
         # code written later is scanned when the guest does its IC maintenance.
-        for im in images:
+        for im in self.images:
             for seg in im.segments:
-                self.erets.scan(seg.paddr, seg.memsz)
-        if mode in NESTED_MODES:
-            self.vel2 = VirtualEL2(self, mode, policy)
-        # GICv3, generic timers and deterministic time: neve/gic/delivery.py.
-        self.irq = Interrupts(self)
-        if self.vel2 is not None:
-            self.vel2.connect(self.irq)
-            self.vel2.reset()
-        self.regime_changed()
+                v.erets.scan(seg.paddr, seg.memsz)
+        if self.mode in NESTED_MODES:
+            v.vel2 = self.vel2 = VirtualEL2(self, self.mode, self.policy)
+        return v
+
+    def _run_on(self, v: VCPU) -> None:
+        """Make `v` the vCPU the machine's code acts on: `cpu`, `vel2`, `irq`, `align`,
+        `fp` and `erets` are its parts (plain attributes, not properties: the hooks
+        read them on every trap)."""
+        self.vcpu = v
+        self.cpu, self.vel2, self.irq = v.cpu, v.vel2, v.irq
+        self.align, self.fp, self.erets = v.align, v.fp, v.erets
+
+    def _gic_changed(self, mmio: bool = False) -> None:
+        for v in self.vcpus:
+            if v.irq is not None:
+                v.irq.kick(mmio)
 
     # --- set-up --------------------------------------------------------------------
     def add_device(self, dev) -> None:
+        """A device of the board: mapped into every vCPU's address space."""
         self.devices.append(dev)
+        for v in self.vcpus:
+            self._map_device(v.cpu, dev)
+
+    def _map_device(self, cpu: CPU, dev) -> None:
 
         # Unicorn splits a 64-bit access to MMIO into two 32-bit ones.  A device whose
         # registers care (dev.wide) gets it whole: the first half makes the access,
@@ -177,7 +218,7 @@ class Machine:
             self.trap(ev.MMIO, dev.reg_name(off), "w", value)
             dev.write(off, size, value)
 
-        self.cpu.uc.mmio_map(dev.base, dev.size, rd, None, wr, None)
+        cpu.uc.mmio_map(dev.base, dev.size, rd, None, wr, None)
 
     def _load(self, im: elf.Image) -> None:
         end_ram = RAM_BASE + self.ram_size
@@ -236,21 +277,21 @@ class Machine:
                                  rw, value, insn, reason, forwarded))
 
     def hypercall_begin(self, guest: str) -> None:
-        if self._hypercall_guest is None:
-            self._hypercall_guest = guest
+        if self.vcpu.hypercall_guest is None:
+            self.vcpu.hypercall_guest = guest
             self.bus.publish(ev.Hypercall("begin", self.icount(), guest))
 
     def guest_resumed(self, guest: str) -> None:
         """Called whenever a guest context starts running again."""
-        open_ = self._hypercall_guest
+        open_ = self.vcpu.hypercall_guest
         if open_ is None:
             return
         if open_ == guest:
-            self._hypercall_guest = None
+            self.vcpu.hypercall_guest = None
             self.bus.publish(ev.Hypercall("end", self.icount(), guest))
         elif open_ == "vEL1-host":
             # L1's host kernel called its hypervisor, which ran another context.
-            self._hypercall_guest = None
+            self.vcpu.hypercall_guest = None
             self.bus.publish(ev.Hypercall("cancel", self.icount(), open_))
 
     def stop(self, reason: str, status: int, message: str = "") -> None:
@@ -305,23 +346,23 @@ class Machine:
                     self.result = Result("timeout", 124, f"timeout of {self.timeout}s reached at PC {self.where(cpu.pc)}")
                     break
                 timeout_us = max(1, int(left_s * 1e6))
-            self._pending = None    # left by a probe outside a run: not for this one
+            self.vcpu.pending = None    # left by a probe outside a run: not for this one
             budget = self.fp.budget(cpu.pc, budget)
             try:
                 try:
-                    self._hook_error = None
+                    self.vcpu.hook_error = None
                     cpu.run(cpu.pc, budget, timeout_us)
-                    if self._hook_error is not None:
-                        raise self._hook_error
+                    if self.vcpu.hook_error is not None:
+                        raise self.vcpu.hook_error
                     if self.align.pending is not None:
                         self.align.deliver()
                     self.fp.after_slice()
                 except UcError as e:
-                    if self._pending is None and e.errno == UC_ERR_FETCH_PROT:
+                    if self.vcpu.pending is None and e.errno == UC_ERR_FETCH_PROT:
                         faults.fetch_from_device(self, cpu.pc)
-                    if self._pending is None:
+                    if self.vcpu.pending is None:
                         raise GuestError(f"emulation error at PC {self.where(cpu.pc)}: {e}") from None
-                    pending, self._pending = self._pending, None
+                    pending, self.vcpu.pending = self.vcpu.pending, None
                     self.align.pending = None       # the abort path decides (alignment first)
                     pending()
             except _Stop as s:
@@ -528,7 +569,7 @@ class Machine:
     def defer(self, action: Callable[[], None]) -> None:
         """From a hook that refuses an access (Unicorn then stops with an error): run
         `action` (take the fault, emulate the ERET...) once Unicorn has returned."""
-        self._pending = action
+        self.vcpu.pending = action
 
     # --- system registers ----------------------------------------------------------------
     def _hook_mrs(self, uc, reg, cp, _) -> int:
@@ -660,10 +701,10 @@ class Machine:
         if owned is not None:                           # a register neve keeps for the CPU
             reset, wmask = owned
             if write:
-                old = self.owned.get(row.name, reset)
-                self.owned[row.name] = (old & ~wmask) | (value & wmask)
+                old = self.vcpu.owned.get(row.name, reset)
+                self.vcpu.owned[row.name] = (old & ~wmask) | (value & wmask)
             else:
-                cpu.uc.reg_write(reg, self.owned.get(row.name, reset))
+                cpu.uc.reg_write(reg, self.vcpu.owned.get(row.name, reset))
             return cpu.skip_hooked(cpu.pc, row.key, write)
         if not cpu.uc_accessible(row.key, write):
             return 0                                    # UNDEFINED here: Unicorn raises it
@@ -755,7 +796,7 @@ class Machine:
         """From an MRS/MSR/SYS hook, which must return an int to Unicorn (raising
         through it makes ctypes print a traceback): stop the CPU and let run()
         raise `e` once emu_start has returned."""
-        self._hook_error = e
+        self.vcpu.hook_error = e
         self.cpu.uc.emu_stop()
         return 1
 

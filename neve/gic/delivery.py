@@ -59,10 +59,11 @@ QEMU would wait for ever.
 """
 from __future__ import annotations
 
+from unicorn import UC_HOOK_CODE
+
 from neve.arch import decode, model, sysregs
 from neve.observe import events as ev
 from neve.errors import Wedged
-from neve.gic.mmio import Distributor, Redistributors
 from neve.gic.regs import ICH_HCR_WRITABLE, PPI_MAINTENANCE
 from neve.gic.state import GICv3
 from neve.gic.vif import VirtualInterface, mask_lr, mask_vmcr
@@ -99,27 +100,22 @@ _KEYS: dict[tuple, sysregs.SysReg] = {r.key: r for r in sysregs.REGISTERS
 class Interrupts:
     """The machine's interrupt and time subsystem (a clock of the run loop)."""
 
-    def __init__(self, m) -> None:
+    def __init__(self, m, index: int, gic: GICv3, counter: Counter) -> None:
         self.m = m
+        self.index = index                        # the vCPU's: its GIC CPU interface and PPIs
         self.vm_controls = sysregs.VM_CONTROLS    # L0's controls while a VM (or L1's EL1) runs
-        self.counter = Counter(m.icount)
+        self.counter = counter                    # the board's system counter
         nested = m.vel2 is not None
-        self.gic = GICv3(1, [m.cpu.read_sysreg("MPIDR_EL1")])
-        self.gic.on_change = self.kick
+        self.gic = gic                            # the board's GIC state
         self.timers = TimerBank(self.counter, m.vel2 if nested else DictRegs(), self._cntvoff, hyp=nested)
         self.pmu = PMU(m.icount, self._pmu_line)
         self.shadow = VirtualInterface()          # the LRs L0 runs the nested VM with
-        self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(0, pintid)
+        self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(index, pintid)
         self.maintenance_line = False
         self.masked = False                       # a signal is pending but PSTATE masks it
         self._retry_at = 0                        # ... then check again at this icount
         self._dirty = True
         self._in_tick = False
-        self.dist = Distributor(self.gic)
-        self.redist = Redistributors(self.gic)
-        m.add_device(self.dist)
-        m.add_device(self.redist)
-        m.add_clock(self)
         self._hook_daifclr(m)
         self._el1_read = {"gic": self._gic_read, "timer": self._timer_read, "pmu": self._pmu_read}
         self._el1_write = {"gic": self._gic_write, "timer": self._timer_write, "pmu": self._pmu_write}
@@ -131,7 +127,6 @@ class Interrupts:
         unmasks it, as on hardware (an ERET at EL1 is neve/core/eret.py's, MSR DAIF the
         machine's; an MSR DAIFClr written at run time is caught by the MASKED_SLICE
         re-check)."""
-        from unicorn import UC_HOOK_CODE
         words = [(0xD50340FF | (crm << 8)).to_bytes(4, "little") for crm in range(16) if crm & 3]
         uc = m.cpu.uc
         seen = set()
@@ -232,7 +227,7 @@ class Interrupts:
         """Recompute timer and maintenance lines; a rising line while a guest runs is
         a physical interrupt taken to L0 (an `irq` trap)."""
         for t, level in self.timers.update():
-            self.gic.set_ppi(0, t.ppi, level)
+            self.gic.set_ppi(self.index, t.ppi, level)
             if level and not in_l0:
                 self._irq_trap(f"{t.name} timer", t.ppi)
         vif = self._vif_now()
@@ -240,7 +235,7 @@ class Interrupts:
             level = vif.maintenance()
             if level != self.maintenance_line:
                 self.maintenance_line = level
-                self.gic.set_ppi(0, PPI_MAINTENANCE, level)
+                self.gic.set_ppi(self.index, PPI_MAINTENANCE, level)
                 if level and not in_l0 and not self.m.vel2.active:
                     self._irq_trap("GIC maintenance", PPI_MAINTENANCE)
 
@@ -253,7 +248,7 @@ class Interrupts:
     def deliver(self) -> None:
         m, cpu, vel2 = self.m, self.m.cpu, self.m.vel2
         ps = cpu.pstate()
-        sig = self.gic.cpu[0].signal()
+        sig = self.gic.cpu[self.index].signal()
         self.masked = False
         if vel2 is None or vel2.active:
             if sig is None:
@@ -290,7 +285,7 @@ class Interrupts:
 
     def wake_event(self) -> bool:
         """Would an interrupt wake a WFI now (PSTATE masks do not matter)?"""
-        if self.gic.cpu[0].signal() is not None:
+        if self.gic.cpu[self.index].signal() is not None:
             return True
         vel2 = self.m.vel2
         if vel2 is not None and not vel2.active:
@@ -389,18 +384,18 @@ class Interrupts:
         return vel2.get("MDCR_EL2") & 0x1F
 
     def _pmu_line(self, level: bool) -> None:
-        self.gic.set_ppi(0, PPI_PMU, level)
+        self.gic.set_ppi(self.index, PPI_PMU, level)
         self.kick()
 
     def _icc_target(self, short: str):
         vel2 = self.m.vel2
         if vel2 is not None and not vel2.active and vel2.get("HCR_EL2") & _icv_flag(short):
             return self.shadow
-        return self.gic.cpu[0]
+        return self.gic.cpu[self.index]
 
     def _isr(self) -> int:
         vel2 = self.m.vel2
-        sig = self.gic.cpu[0].signal()
+        sig = self.gic.cpu[self.index].signal()
         i, f = sig == "irq", sig == "fiq"
         if vel2 is not None and not vel2.active:
             hcr = vel2.get("HCR_EL2")
@@ -435,7 +430,7 @@ class Interrupts:
         if name.startswith("CNTHP_"):
             self.timers.write(name, value)
         elif name.startswith("ICC_SGI") or name == "ICC_ASGI1R_EL1":
-            self.gic.send_sgi(0, value, 0 if name == "ICC_SGI0R_EL1" else 1)
+            self.gic.send_sgi(self.index, value, 0 if name == "ICC_SGI0R_EL1" else 1)
         elif name.startswith("ICH_LR"):
             vel2.set(name, mask_lr(value))
         elif name == "ICH_VMCR_EL2":
