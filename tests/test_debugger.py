@@ -16,7 +16,7 @@ import pytest
 
 from neve import cli
 from neve.core import elf
-from neve.debug.debugger import Debugger
+from neve.debug.shell import Debugger
 from neve.core.machine import Machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def test_setting_an_el2_register_from_the_debugger_takes_effect():
     vEL2 runs in at once, as an MSR at EL2 would (it used to change only the stored
     value); a read-only register cannot be set."""
     from neve.arch import sysregs
-    from neve.debug.debugger import set_sysreg_value
+    from neve.debug.regview import set_sysreg_value
     m, d, out = session(["break trap eret", "continue"])
     assert m.vel2.active
     row = sysregs.BY_NAME["SCTLR_EL2"]
@@ -175,7 +175,7 @@ def test_interactive_session_from_injected_stdin():
                                      ("hvc", False), ("sysreg", True), ("", True)])
 def test_trap_spec_matching(spec, ok):
     from neve.observe import events as ev
-    from neve.debug.debugger import trap_matches
+    from neve.debug.stops import trap_matches
     t = ev.Trap(1, 1, 0, "vEL2", 1, ev.SYSREG if "HCR" in spec or spec in ("sysreg", "") else ev.ERET,
                 "HCR_EL2" if "HCR" in spec or spec in ("sysreg", "") else "ERET", "w")
     assert trap_matches(spec, t) is ok

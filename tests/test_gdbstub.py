@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from neve.core import elf
-from neve.debug.gdbstub import Framer, GdbServer, INTERRUPT
+from neve.debug.gdb import GdbServer
+from neve.debug.rsp import INTERRUPT, Framer
 from neve.core.machine import Machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +45,23 @@ def test_checksum_escape_and_decode():
     assert Framer.decode(b"a}\x04b}\x03c}]d}\x0a") == b"a$b#c}d*"
     assert Framer.decode(b"0* ") == b"0000"            # ' ' = 32: three more
     assert Framer.decode(b'x0*"y') == b"x000000y"      # '"' = 34: five more
+
+
+def test_framer_consumes_bytes_as_they_arrive():
+    """rsp.Framer is bytes in, bytes out: a packet split across reads, a bad checksum
+    (nak, skipped), an interrupt byte, and acks after a sent packet."""
+    f = Framer()
+    f.feed(b"+$qC#")
+    assert f.next_packet() is None                       # checksum not here yet
+    f.feed(b"b4$OK#00" + pkt("?")[:3])
+    assert f.next_packet() == b"qC"
+    assert f.next_packet() is None and bytes(f.out) == b"+-"
+    f.feed(pkt("?")[3:] + INTERRUPT)
+    assert f.next_packet() == b"?" and f.next_packet() == INTERRUPT
+    f.feed(b"x\x03-")
+    assert f.take_ack() is False and f.interrupts == 1 and f.take_interrupt()
+    f.feed(b"$g#67")
+    assert f.take_ack() is True and f.next_packet() == b"g"
 
 
 class Wire:

@@ -1,1 +1,2 @@
-"""Stops, the debugger shell and the gdb remote stub."""
+"""Debugging the guest: the register view (regview), stops (stops), the `neve debug`
+shell (shell), and the `neve gdb` remote stub (gdb, over rsp's packet framing)."""

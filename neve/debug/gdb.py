@@ -5,16 +5,16 @@
 
 Two parts, as in the protocol itself:
 
-* `Framer`: packet framing over a socket: `$payload#cs`, checksums and acks, `}`
-  escapes, run-length decoding of received packets, no-ack mode, and the 0x03
-  interrupt byte.
+* framing: neve/debug/rsp.py's `Framer` (bytes in, bytes out: `$payload#cs`,
+  checksums and acks, `}` escapes, run-length decoding of received packets, no-ack
+  mode, and the 0x03 interrupt byte), over a socket here (`Link`).
 * `GdbServer`: one method per packet, found through a dict.  Stops (breakpoints,
-  single steps, resumption in slices) are neve/debug/debugger.py's `Stops`, shared with
+  single steps, resumption in slices) are neve/debug/stops.py's `Stops`, shared with
   `neve debug`; watchpoints are Unicorn memory hooks on the watched range.
 
 The target description has org.gnu.gdb.aarch64.core (x0-x30, sp, pc, cpsr) and a
 system-register feature, org.neve.aarch64.sysregs, generated from the register table
-(neve/arch/sysregs.py): the guest's own view (see `debugger.sysreg_value`): at vEL2 the
+(neve/arch/sysregs.py): the guest's own view (see `regview.sysreg_value`): at vEL2 the
 EL2 registers as L1 set them (HCR_EL2, VBAR_EL2, ESR_EL2, ..., the ICH registers),
 the EL1 registers of the context L1 runs (from L0's save area while vEL2 runs, from
 the hardware while it runs); in vm mode the EL1 registers from the hardware.  cpsr is
@@ -43,15 +43,19 @@ from xml.sax.saxutils import escape as xml_escape
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
-from neve.launch import build_machine
-from neve.debug import debugger as dbg
 from neve.arch.platform import RAM_BASE
+from neve.debug.regview import guest_pstate, set_guest_pstate, set_sysreg_value, sysreg_value, view_rows
+from neve.debug.rsp import INTERRUPT, Framer
+from neve.debug.shell import Debugger
+from neve.debug.stops import Stops
+from neve.errors import BadInput
+from neve.launch import build_machine
+from neve.observe.timeline import Timeline
 
 _uclib.uc_vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
                                      ctypes.POINTER(ctypes.c_uint64)]
 _uclib.uc_vmem_translate.restype = ctypes.c_int
 
-INTERRUPT = b"\x03"
 SIGINT, SIGTRAP = 2, 5
 CORE = [f"x{i}" for i in range(31)] + ["sp", "pc", "cpsr"]
 REG_SP, REG_PC, REG_CPSR = 31, 32, 33
@@ -63,140 +67,63 @@ class Disconnected(Exception):
     pass
 
 
-class Framer:
-    """GDB remote-protocol packets over a connected socket."""
+class Link:
+    """A `Framer` over a connected socket: blocking reads for packets and acks, and a
+    non-blocking look for Ctrl-C while the guest runs."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.buf = bytearray()
-        self.ack = True
-        self.interrupts = 0      # 0x03 bytes seen while looking for something else
-
-    @staticmethod
-    def checksum(data: bytes) -> int:
-        return sum(data) & 0xFF
-
-    @staticmethod
-    def escape(data: bytes) -> bytes:
-        out = bytearray()
-        for b in data:
-            if b in b"$#}*":
-                out += bytes((0x7D, b ^ 0x20))
-            else:
-                out.append(b)
-        return bytes(out)
-
-    @staticmethod
-    def decode(data: bytes) -> bytes:
-        """Expand run-length encoding (`X*n`: X repeated n-29 more times), then
-        remove `}` escapes."""
-        rl = bytearray()
-        i = 0
-        while i < len(data):
-            b = data[i]
-            if b == 0x2A and rl and i + 1 < len(data):      # '*'
-                rl += rl[-1:] * (data[i + 1] - 29)
-                i += 2
-                continue
-            rl.append(b)
-            i += 1
-        out = bytearray()
-        i = 0
-        while i < len(rl):
-            if rl[i] == 0x7D and i + 1 < len(rl):
-                out.append(rl[i + 1] ^ 0x20)
-                i += 2
-            else:
-                out.append(rl[i])
-                i += 1
-        return bytes(out)
-
-    @classmethod
-    def frame(cls, payload: bytes) -> bytes:
-        body = cls.escape(payload)
-        return b"$" + body + b"#" + b"%02x" % cls.checksum(body)
+        self.framer = Framer()
 
     def _fill(self) -> None:
         data = self.sock.recv(65536)
         if not data:
             raise Disconnected()
-        self.buf += data
+        self.framer.feed(data)
+
+    def _send_acks(self) -> None:
+        f = self.framer
+        if f.out:
+            self.sock.sendall(bytes(f.out))
+            f.out.clear()
 
     def send(self, payload: bytes | str) -> None:
         if isinstance(payload, str):
             payload = payload.encode()
-        pkt = self.frame(payload)
+        pkt = Framer.frame(payload)
+        f = self.framer
         while True:
             self.sock.sendall(pkt)
-            if not self.ack:
+            if not f.ack:
                 return
-            while True:
-                while not self.buf:
-                    self._fill()
-                c = self.buf[0]
-                if c == 0x24:          # '$': gdb moved on to its next packet (an implied ack)
-                    return
-                del self.buf[0]
-                if c == 0x2B:          # '+'
-                    return
-                if c == 0x2D:          # '-': resend
-                    break
-                if c == 0x03:
-                    self.interrupts += 1
-                # anything else before the ack is noise
+            acked = f.take_ack()
+            while acked is None:
+                self._fill()
+                acked = f.take_ack()
+            if acked:
+                return
 
     def recv(self) -> bytes:
         """The next packet's payload, or INTERRUPT for a 0x03 byte."""
-        if self.interrupts:
-            self.interrupts -= 1
-            return INTERRUPT
         while True:
-            while not self.buf:
-                self._fill()
-            c = self.buf[0]
-            if c == 0x03:
-                del self.buf[0]
-                return INTERRUPT
-            if c != 0x24:              # '$'; skip acks and noise
-                del self.buf[0]
-                continue
-            end = self.buf.find(b"#")
-            while end < 0 or len(self.buf) < end + 3:
-                self._fill()
-                end = self.buf.find(b"#")
-            body = bytes(self.buf[1:end])
-            cs = bytes(self.buf[end + 1:end + 3])
-            del self.buf[:end + 3]
-            try:
-                ok = int(cs, 16) == self.checksum(body)
-            except ValueError:
-                ok = False
-            if self.ack:
-                self.sock.sendall(b"+" if ok else b"-")
-            if ok or not self.ack:
-                return self.decode(body)
+            pkt = self.framer.next_packet()
+            self._send_acks()
+            if pkt is not None:
+                return pkt
+            self._fill()
 
     def interrupt_pending(self) -> bool:
         """Non-blocking: has gdb sent a 0x03 (Ctrl-C)?"""
-        if self.interrupts:
-            self.interrupts -= 1
-            return True
-        while True:
-            r, _, _ = select.select([self.sock], [], [], 0)
-            if not r:
-                break
-            data = self.sock.recv(65536)
-            if not data:
-                raise Disconnected()
-            self.buf += data
-        i = self.buf.find(INTERRUPT)
-        if i < 0:
-            return False
-        j = self.buf.find(b"$")
-        if 0 <= j < i:
-            return False          # inside or after a packet: recv() sees it in order
-        del self.buf[i]
-        return True
+        if not self.framer.interrupts:
+            while True:
+                r, _, _ = select.select([self.sock], [], [], 0)
+                if not r:
+                    break
+                data = self.sock.recv(65536)
+                if not data:
+                    raise Disconnected()
+                self.framer.feed(data)
+        return self.framer.take_interrupt()
 
 
 def _hex_le(value: int, size: int) -> str:
@@ -206,12 +133,12 @@ def _hex_le(value: int, size: int) -> str:
 class GdbServer:
     def __init__(self, machine, sock: socket.socket, *, log=None) -> None:
         self.m = machine
-        self.io = Framer(sock)
+        self.io = Link(sock)
         self.log = log
-        self.stops = dbg.Stops(machine)
+        self.stops = Stops(machine)
         self.monitor_out = io.StringIO()
-        self.monitor = dbg.Debugger(machine, stdin=io.StringIO(), stdout=self.monitor_out, stops=self.stops)
-        self.sysrows = dbg.view_rows(machine)
+        self.monitor = Debugger(machine, stdin=io.StringIO(), stdout=self.monitor_out, stops=self.stops)
+        self.sysrows = view_rows(machine)
         self.xml = self.target_xml()
         self.watch: dict[tuple[int, int, int], int] = {}   # (type, addr, len) -> hook handle
         self.watch_hit: tuple[str, int] | None = None
@@ -291,10 +218,10 @@ class GdbServer:
         if n == REG_PC:
             return _hex_le(cpu.pc, 8)
         if n == REG_CPSR:
-            return _hex_le(dbg.guest_pstate(m), 4)
+            return _hex_le(guest_pstate(m), 4)
         j = n - len(CORE)
         if 0 <= j < len(self.sysrows):
-            v = dbg.sysreg_value(m, self.sysrows[j])
+            v = sysreg_value(m, self.sysrows[j])
             return "xx" * 8 if v is None else _hex_le(v, 8)
         return ""
 
@@ -308,9 +235,9 @@ class GdbServer:
         elif n == REG_PC:
             cpu.pc = v
         elif n == REG_CPSR:
-            dbg.set_guest_pstate(m, v)
+            set_guest_pstate(m, v)
         elif 0 <= n - len(CORE) < len(self.sysrows):
-            return dbg.set_sysreg_value(m, self.sysrows[n - len(CORE)], v)
+            return set_sysreg_value(m, self.sysrows[n - len(CORE)], v)
         else:
             return False
         return True
@@ -340,7 +267,7 @@ class GdbServer:
     # --- memory ----------------------------------------------------------------------------------
     def translate(self, va: int, write: bool = False) -> int | None:
         pa = ctypes.c_uint64(0)
-        err = _uclib.uc_vmem_translate(self.m.cpu.uc._uch, ctypes.c_uint64(va), ctypes.c_int(2 if write else 1),
+        err = _uclib.uc_vmem_translate(self.m.cpu.engine_handle, ctypes.c_uint64(va), ctypes.c_int(2 if write else 1),
                                        ctypes.byref(pa))
         if err:
             return None
@@ -491,7 +418,7 @@ class GdbServer:
 
     def q_start_noack(self, text: str) -> str:
         def off():
-            self.io.ack = False
+            self.io.framer.ack = False
         self._after_send = off
         return "OK"
 
@@ -558,8 +485,6 @@ def add_parser(sub, add_run_options) -> None:
 
 
 def cmd_gdb(args) -> int:
-    from neve.errors import BadInput
-
     out = sys.stdout.buffer
 
     def uart(b: bytes) -> None:
@@ -576,7 +501,6 @@ def cmd_gdb(args) -> int:
         raise BadInput(f"--port {args.port}: {e.strerror}") from None
     timeline = None
     if getattr(args, "timeline", None):
-        from neve.observe.timeline import Timeline
         timeline = Timeline(m)
     port = srv.getsockname()[1]
     print(f"neve: gdb: listening on 127.0.0.1:{port}", file=sys.stderr, flush=True)
