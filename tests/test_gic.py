@@ -1,4 +1,4 @@
-"""GICv3 model (neve/gic/gicv3.py) and nested virtual interrupts (neve/gic/delivery.py).
+"""GICv3 model (neve/gic/) and nested virtual interrupts (neve/gic/delivery.py).
 
 Unit tests of the distributor/redistributor MMIO, the CPU interface and the virtual CPU
 interface (list registers, maintenance status), then end to end: a tiny guest
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from neve.gic import gicv3 as G
-from neve.gic.gicv3 import Distributor, GICv3, Redistributors, VirtualInterface
+from neve.gic import regs as G
+from neve.gic.mmio import Distributor, Redistributors
+from neve.gic.state import GICv3
+from neve.gic.vif import VirtualInterface, mask_vmcr
 from neve.qemu import qemu_binary, run_qemu
 
 try:
@@ -154,7 +156,7 @@ def lr(intid: int, prio: int = 0xA0, state: int = 1, hw: bool = False, pintid: i
 def vif(*lrs: int, hcr: int = G.ICH_HCR_EN) -> VirtualInterface:
     v = VirtualInterface()
     v.hcr = hcr
-    v.vmcr = G.mask_vmcr((0xFF << 24) | G.ICH_VMCR_VENG1)
+    v.vmcr = mask_vmcr((0xFF << 24) | G.ICH_VMCR_VENG1)
     for n, x in enumerate(lrs):
         v.lr[n] = x
     return v
