@@ -1,7 +1,7 @@
 """The CPU the guest sees: QEMU 10's `cortex-a72` on the `virt` board.
 
 Unicorn executes an older QEMU's Cortex-A72 (ARMv8.0, no VHE, no FEAT_NV/NV2) with
-a GICv3 CPU interface of 5 priority bits and 4 list registers (neve/gic/gicv3.py).
+a GICv3 CPU interface of 5 priority bits and 4 list registers (neve/gic/).
 What that Unicorn model does differently from QEMU 10's is set right here, measured
 by reading and writing each register on QEMU 10 (`-cpu cortex-a72`, at EL1 and at
 EL2) against neve; `neve fuzz` compares the two on random kernels.
@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import re
 
-from neve.gic.gicv3 import NUM_LRS, PREBITS, PRIBITS
-from neve.devices.pmu import N as PMU_COUNTERS
+from neve.gic.regs import NUM_LRS, PREBITS, PRIBITS
 from neve.arch.sysregs import REGISTERS
 
 NAME = "cortex-a72"
 FEATURES: frozenset[str] = frozenset()     # ARMv8.0: no "vhe", no "nv2"
+PMU_COUNTERS = 6                           # event counters (QEMU 10's cortex-a72: PMCR_EL0.N = 6)
 PA_BITS = 44                               # ID_AA64MMFR0_EL1.PARange = 0b0100
 
 # Active-priority registers per group: 2^(bits - 5) of them (GICv3 spec).

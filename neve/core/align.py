@@ -27,21 +27,26 @@ With the MMU on, Device mappings (MAIR) are not alignment-checked: a known limit
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE
 from unicorn import arm64_const as A
 
-from neve.arch import decode, mmu
+from neve.arch import decode, mmu, sysregs
 from neve.arch.platform import RAM_BASE
 from neve.errors import Unsupported
 
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
+
 FSC_ALIGNMENT = 0x21
 _HCR_DC = 1 << 12
-_KEY_SCTLR_EL1 = (3, 0, 1, 0, 0)
+_KEY_SCTLR_EL1 = sysregs.BY_NAME["SCTLR_EL1"].key
 _X = [getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
 _Q = [getattr(A, f"UC_ARM64_REG_Q{i}") for i in range(32)]
 
 
-def device_regime(m) -> bool:
+def device_regime(m: Machine) -> bool:
     """Are the running code's data accesses to Device memory (its MMU is off)?"""
     v = m.vel2
     if v is not None and v.active:
@@ -51,7 +56,7 @@ def device_regime(m) -> bool:
     return not (v is not None and v.get("HCR_EL2") & _HCR_DC)
 
 
-def must_align(m, ld: decode.LdSt) -> bool:
+def must_align(m: Machine, ld: decode.LdSt) -> bool:
     """Does this access fault when unaligned?  Exclusives and acquire/release always;
     every access when the regime's MMU is off."""
     return ld.exclusive or ld.acqrel or ld.rmw or device_regime(m)
@@ -66,7 +71,7 @@ def alignment(ld: decode.LdSt) -> int:
     return ld.elem or ld.size
 
 
-def misaligned(m, ld: decode.LdSt | None, va: int) -> bool:
+def misaligned(m: Machine, ld: decode.LdSt | None, va: int) -> bool:
     """Unaligned where it must not be: once the translation is known (Device memory)."""
     return ld is not None and not ld.cm and va % alignment(ld) != 0 and must_align(m, ld)
 
@@ -77,7 +82,7 @@ def misaligned_first(ld: decode.LdSt | None, va: int) -> bool:
     return ld is not None and not ld.cm and va % alignment(ld) != 0 and (ld.exclusive or ld.acqrel or ld.rmw)
 
 
-def fault(m, ld: decode.LdSt, va: int, pc: int) -> None:
+def fault(m: Machine, ld: decode.LdSt, va: int, pc: int) -> None:
     """Take the alignment fault of `ld` at `va`, at the level the running code's
     synchronous exceptions go to."""
     ec = decode.EC_DABT_CUR if m.cpu.el() != 0 else decode.EC_DABT_LOW
@@ -86,7 +91,7 @@ def fault(m, ld: decode.LdSt, va: int, pc: int) -> None:
 
 
 class DeviceAlignment:
-    def __init__(self, m) -> None:
+    def __init__(self, m: Machine) -> None:
         self.m = m
         self._hook = None
         self.pending: dict | None = None

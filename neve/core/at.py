@@ -21,10 +21,15 @@ Device and Normal Non-cacheable); on a fault F, FST, PTW and S.  The CPU model
 """
 from __future__ import annotations
 
-from neve.arch import decode, mmu, model
+from typing import TYPE_CHECKING
+
+from neve.arch import decode, mmu, model, sysregs
 from neve.observe import events as ev
 from neve.errors import Unsupported
 from neve.arch.platform import RAM_BASE
+
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
 
 # (op1, CRm, op2) -> (name, EL of the permissions, write, stages: "s1" | "s12" | "el2")
 OPS = {
@@ -35,7 +40,7 @@ OPS = {
     (4, 8, 6): ("S12E0R", 0, False, "s12"), (4, 8, 7): ("S12E0W", 0, True, "s12"),
 }
 
-_KEY_PAR = (3, 0, 7, 4, 0)
+_KEY_PAR = sysregs.BY_NAME["PAR_EL1"].key
 HCR_VM, HCR_DC, HCR_RW, HCR_CD = 1 << 0, 1 << 12, 1 << 31, 1 << 32
 PAR_F, PAR_PTW, PAR_S, PAR_NS, PAR_RES1 = 1, 1 << 8, 1 << 9, 1 << 9, 1 << 11
 
@@ -102,7 +107,7 @@ def _through(read, s2):
     return rd
 
 
-def _ram_reader(m):
+def _ram_reader(m: Machine):
     end = RAM_BASE + m.ram_size
 
     def rd(pa: int) -> int:
@@ -113,11 +118,10 @@ def _ram_reader(m):
     return rd
 
 
-_EL1_KEYS = {"SCTLR_EL1": (3, 0, 1, 0, 0), "TCR_EL1": (3, 0, 2, 0, 2), "TTBR0_EL1": (3, 0, 2, 0, 0),
-             "TTBR1_EL1": (3, 0, 2, 0, 1), "MAIR_EL1": (3, 0, 10, 2, 0)}
+_EL1_KEYS = {n: sysregs.BY_NAME[n].key for n in ("SCTLR_EL1", "TCR_EL1", "TTBR0_EL1", "TTBR1_EL1", "MAIR_EL1")}
 
 
-def translate(m, op: tuple, va: int) -> tuple[str, object]:
+def translate(m: Machine, op: tuple, va: int) -> tuple[str, object]:
     """("par", PAR_EL1) or ("abort", mmu.Fault): a fault the architecture takes as an
     exception rather than reporting in PAR_EL1 (a stage-2 fault of the stage-1 walk
     of an AT S1E1*/S1E0* executed at EL1; an external abort on a table walk)."""
@@ -168,7 +172,7 @@ def _result(t, ok, at_vel2: bool) -> tuple[str, object]:
     return "par", par_success(ok.pa, ok.attrs, ok.sh)
 
 
-def execute(m, op: tuple, va: int, pc: int, insn: int) -> bool:
+def execute(m: Machine, op: tuple, va: int, pc: int, insn: int) -> bool:
     """Run the AT at `pc`.  Returns False when PAR_EL1 was written (the caller moves PC
     on), True when an exception was taken instead."""
     kind, res = translate(m, op, va)

@@ -145,6 +145,13 @@ def uc_implements(word: int, el: int, fp: bool = False) -> bool:
     return v
 
 
+# What an MRS/MSR/SYS hook returns to Unicorn: EXECUTE lets Unicorn execute the
+# instruction itself; SKIP means the hook has done it (or moved PC to an exception
+# vector: `redirected`) and Unicorn does not.  A handler in a chain returns None for
+# "not mine: ask the next one".
+EXECUTE, SKIP = 0, 1
+
+
 def alloc_ram(size: int) -> mmap.mmap:
     """Zeroed host memory for guest RAM, to map into one or more CPUs."""
     return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
@@ -233,7 +240,7 @@ class CPU:
         """The hooked instruction at `pc` was emulated; continue after it."""
         if not self.uc_accessible(key, write):
             self.pc = pc + 4
-        return 1
+        return SKIP
 
     def redirected(self, accessible: bool) -> int:
         """The hook moved PC elsewhere (an exception entry).  `accessible` is
@@ -248,7 +255,7 @@ class CPU:
             self._stopped_at = self._counter.value
             self._redirect_pc = self.pc
             self.uc.emu_stop()
-        return 1
+        return SKIP
 
     # --- registers -----------------------------------------------------------------
     def x(self, n: int) -> int:

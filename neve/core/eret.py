@@ -18,6 +18,8 @@ instruction-cache maintenance (IC IVAU/IALLU), as it must after writing code.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import re
 
 from unicorn import UC_HOOK_CODE
@@ -26,6 +28,9 @@ from neve.core import align, faults
 from neve.arch import decode
 from neve.arch.platform import RAM_BASE
 from neve.arch.exceptions import PSTATE_IF, PSTATE_IL, PSTATE_RESTORED
+
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
 
 # Hardware ELR_EL1 while vEL2 runs: an unbacked address, so a native ERET that no
 # code hook caught lands here and is still emulated (the "ERET safety net", vel2.py).
@@ -43,7 +48,7 @@ _HCR_RW, _HCR_TGE = 1 << 31, 1 << 27
 
 
 class EretHooks:
-    def __init__(self, m) -> None:
+    def __init__(self, m: Machine) -> None:
         self.m = m
         self._hooked: set[int] = set()
 

@@ -7,6 +7,8 @@ the syndrome; neve walks the tables itself to find the fault kind and level).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from unicorn import UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_UNMAPPED
 
 from neve.core import align
@@ -14,30 +16,33 @@ from neve.arch import decode, mmu, model
 from neve.observe import events as ev
 from neve.errors import Unsupported
 
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
+
 FSC_EXTERNAL = 0x10
 FSC_ALIGNMENT = 0x21
 _KEY_MDSCR = (2, 0, 0, 2, 2)                # MDSCR_EL1
 
 
-def _same_el(m) -> bool:
+def _same_el(m: Machine) -> bool:
     # Exceptions of EL1 code (or of vEL2 code, which is EL1 on the hardware) taken to
     # the same level use the "current EL" ECs; EL0 ones the "lower EL" ECs.
     return m.cpu.el() != 0
 
 
-def _ldst_at(m, pc: int):
+def _ldst_at(m: Machine, pc: int):
     insn = m.cpu.read_insn(pc)
     if insn is None:
         return None, None
     return insn, decode.decode_ldst(insn)
 
 
-def _va_of(m, ld, pc: int, exact: bool = False) -> int:
+def _va_of(m: Machine, ld, pc: int, exact: bool = False) -> int:
     cpu = m.cpu
     return ld.address(cpu.base_reg, pc, exact)
 
 
-def external_abort(m, access: int, addr: int, pc: int, level: str) -> None:
+def external_abort(m: Machine, access: int, addr: int, pc: int, level: str) -> None:
     """Synchronous external abort for an access to an unbacked physical address."""
     same = _same_el(m)
     if access == UC_MEM_FETCH_UNMAPPED:
@@ -70,14 +75,14 @@ def external_abort(m, access: int, addr: int, pc: int, level: str) -> None:
     m.deliver_sync(decode.esr(ec, iss), pc, va)
 
 
-def stage1_regime(m):
+def stage1_regime(m: Machine):
     cpu = m.cpu
     return mmu.Stage1Regime.el10(cpu.read_sysreg("SCTLR_EL1"), cpu.read_sysreg("TCR_EL1"),
                                  cpu.read_sysreg("TTBR0_EL1"), cpu.read_sysreg("TTBR1_EL1"),
                                  cpu.read_sysreg("MAIR_EL1"), pamax=model.PA_BITS)
 
 
-def read64_phys(m):
+def read64_phys(m: Machine):
     def rd(pa: int) -> int:
         try:
             return int.from_bytes(m.cpu.uc.mem_read(pa, 8), "little")
@@ -86,7 +91,7 @@ def read64_phys(m):
     return rd
 
 
-def fetch_from_device(m, pc: int, pa: int | None = None) -> None:
+def fetch_from_device(m: Machine, pc: int, pa: int | None = None) -> None:
     """Instruction fetch from a device region (Unicorn refuses it, as an abort or as a
     fetch-protection error): raises Unsupported naming the device, or returns if the
     address (stage 1 of the running regime) is in no device region."""
@@ -100,7 +105,7 @@ def fetch_from_device(m, pc: int, pa: int | None = None) -> None:
         raise Unsupported(f"instruction fetch from the QEMU virt {dev} at address {pa:#x}", pc)
 
 
-def take_illegal_state(m, pc: int, spsr_or: int = 0) -> None:
+def take_illegal_state(m: Machine, pc: int, spsr_or: int = 0) -> None:
     """The instruction at `pc` runs in Illegal Execution state (PSTATE.IL), which
     Unicorn does not fetch it in: it takes its fetch's Instruction Abort if the fetch
     faults (stage 1, L1's stage 2, or an external abort: they have the higher
@@ -136,7 +141,7 @@ def take_illegal_state(m, pc: int, spsr_or: int = 0) -> None:
     m.deliver_sync(decode.esr(decode.EC_ILLEGAL, 0), pc, spsr_or=spsr_or)
 
 
-def mmu_abort(m, prefetch: bool, pc: int) -> None:
+def mmu_abort(m: Machine, prefetch: bool, pc: int) -> None:
     """A fault raised by the hardware's own stage-1 walk of the running regime."""
     cpu = m.cpu
     el = cpu.el()

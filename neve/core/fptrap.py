@@ -20,20 +20,25 @@ With FP enabled nothing is hooked, so the cost is paid only while FP is disabled
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC
 
-from neve.arch import decode
+from neve.arch import decode, sysregs
 from neve.observe import events as ev
 from neve.core.cpu import uc_implements
 from neve.errors import GuestError
 
-_KEY_CPACR = (3, 0, 1, 0, 2)
-_KEY_TTBR0, _KEY_TTBR1 = (3, 0, 2, 0, 0), (3, 0, 2, 0, 1)
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
+
+_KEY_CPACR = sysregs.BY_NAME["CPACR_EL1"].key
+_KEY_TTBR0, _KEY_TTBR1 = sysregs.BY_NAME["TTBR0_EL1"].key, sysregs.BY_NAME["TTBR1_EL1"].key
 CPTR_TFP = 1 << 10
 
 
 class FPTraps:
-    def __init__(self, m) -> None:
+    def __init__(self, m: Machine) -> None:
         self.m = m
         self._hook = None
         self._blocks: dict[tuple[int, int, int], tuple[int, ...]] = {}

@@ -25,7 +25,7 @@ from neve.observe import events as ev
 from neve.core.align import DeviceAlignment
 from neve.core.eret import EretHooks
 from neve.core.fptrap import FPTraps
-from neve.core.cpu import CPU, alloc_ram, uc_implements
+from neve.core.cpu import CPU, EXECUTE, SKIP, alloc_ram, uc_implements
 from neve.core.vcpu import VCPU
 from neve.gic.delivery import Interrupts
 from neve.el2.vel2 import VirtualEL2
@@ -37,7 +37,7 @@ from neve.errors import BadInput, GuestError, NeveError, Unsupported, Wedged
 from neve.arch.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
 from neve.observe.stats import Stats
 from neve.arch.exceptions import M_EL1H, PSTATE_DAIF, PSTATE_IF, PSTATE_IL, VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64, VEC_SYNC
-from neve.arch.modes import MODES, NESTED_MODES
+from neve.arch.modes import MODES, NESTED_MODES, Mode
 
 
 # Unicorn exception numbers (QEMU EXCP_*).
@@ -52,9 +52,9 @@ _KEY_CSSELR = sysregs.BY_NAME["CSSELR_EL1"].key
 _VIRTUAL_IDS = {"MIDR_EL1": "VPIDR_EL2", "MPIDR_EL1": "VMPIDR_EL2"}
 _KEY_SP_EL0 = sysregs.BY_NAME["SP_EL0"].key
 _KEY_DAIF = sysregs.BY_NAME["DAIF"].key
-_KEY_CNTVCT = (3, 3, 14, 0, 2)
-_KEY_CNTPCT = (3, 3, 14, 0, 1)
-_KEY_CNTFRQ = (3, 3, 14, 0, 0)
+_KEY_CNTVCT, _KEY_CNTPCT, _KEY_CNTFRQ = sysregs.BY_NAME["CNTVCT_EL0"].key, sysregs.BY_NAME["CNTPCT_EL0"].key, sysregs.BY_NAME["CNTFRQ_EL0"].key
+# CNTVCTSS_EL0 / CNTPCTSS_EL0 (FEAT_ECV's self-synchronized views): not rows of the
+# table, but Unicorn's CPU model answers them, so they read the same counter.
 _KEY_CNTVCTSS = (3, 3, 14, 0, 6)
 _KEY_CNTPCTSS = (3, 3, 14, 0, 5)
 
@@ -82,7 +82,7 @@ class Machine:
             raise BadInput(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
         if not images:
             raise BadInput("no image given")
-        self.mode = mode
+        self.mode = Mode(mode)
         self.policy = policy
         if policy is not None and mode != policy.base:
             raise BadInput(f"policy {policy.name} is based on mode {policy.base}, not {mode}")
@@ -681,7 +681,7 @@ class Machine:
             return r
         row = sysregs.BY_KEY.get(key)
         if row is None:
-            return 0
+            return EXECUTE
         if row.name in ("FPCR", "FPSR"):               # FP access traps (neve/core/fptrap.py)
             acc = cpu.uc_accessible(key, write)
             if self.fp.take(cpu.pc):
@@ -707,7 +707,7 @@ class Machine:
                 cpu.uc.reg_write(reg, self.vcpu.owned.get(row.name, reset))
             return cpu.skip_hooked(cpu.pc, row.key, write)
         if not cpu.uc_accessible(row.key, write):
-            return 0                                    # UNDEFINED here: Unicorn raises it
+            return EXECUTE                                    # UNDEFINED here: Unicorn raises it
         if not write:
             below = self.vel2 is not None and not self.vel2.active      # what L1 runs at EL1/EL0
             if below and row.name in _VIRTUAL_IDS:
@@ -715,16 +715,16 @@ class Machine:
                 cpu.uc.reg_write(reg, self.vel2.get(_VIRTUAL_IDS[row.name]))
                 return cpu.skip_hooked(cpu.pc, row.key, write)
             if row.name not in model.ID_VALUES:
-                return 0
+                return EXECUTE
             hcr = self.vel2.get("HCR_EL2") if below else 0
             csselr = cpu.cpr_read(*_KEY_CSSELR) if row.name == "CCSIDR_EL1" else 0
             v = model.id_value(row.name, self.vel2 is not None, csselr, hcr)
             if v is None:
-                return 0
+                return EXECUTE
             cpu.uc.reg_write(reg, v)
             return cpu.skip_hooked(cpu.pc, row.key, write)
         if row.wmask == sysregs.ALL64 and not row.regime:
-            return 0
+            return EXECUTE
         # Bits the model does not implement (RES0, RAZ/WI) are written as the model
         # would; a register behind the regime neve keeps track of is written here.
         cpu.cpr_write(*row.key, (cpu.cpr_read(*row.key) & ~row.wmask) | (value & row.wmask))
@@ -776,9 +776,9 @@ class Machine:
         vel2 = self.vel2 is not None and self.vel2.active
         insn = cpu.read_insn(pc)
         if insn is None:
-            return 0
+            return EXECUTE
         if not vel2 and (cpu.el() == 0 or cp.op1 != 0):
-            return 0                                    # UNDEFINED at EL0, and EL2 forms at EL1
+            return EXECUTE                                    # UNDEFINED at EL0, and EL2 forms at EL1
         acc = cpu.uc_accessible(key, True)
         if vel2:
             if not uc_implements(insn, 2):
@@ -798,7 +798,7 @@ class Machine:
         raise `e` once emu_start has returned."""
         self.vcpu.hook_error = e
         self.cpu.uc.emu_stop()
-        return 1
+        return SKIP
 
     def _hook_sys(self, uc, reg, cp, _) -> int:
         try:
@@ -815,7 +815,7 @@ class Machine:
                 r = self.vel2.sys(reg, cp)
                 if r is not None:
                     return r
-            return 0
+            return EXECUTE
         except (_Stop, NeveError) as e:
             return self.fail_in_hook(e)
         except Exception as e:

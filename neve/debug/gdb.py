@@ -33,6 +33,8 @@ The guest's UART output goes to stdout, as with `neve run`; messages go to stder
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import ctypes
 import io
 import select
@@ -51,6 +53,9 @@ from neve.debug.stops import Stops
 from neve.errors import BadInput
 from neve.launch import build_machine
 from neve.observe.timeline import Timeline
+
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
 
 _uclib.uc_vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
                                      ctypes.POINTER(ctypes.c_uint64)]
@@ -131,7 +136,7 @@ def _hex_le(value: int, size: int) -> str:
 
 
 class GdbServer:
-    def __init__(self, machine, sock: socket.socket, *, log=None) -> None:
+    def __init__(self, machine: Machine, sock: socket.socket, *, log=None) -> None:
         self.m = machine
         self.io = Link(sock)
         self.log = log

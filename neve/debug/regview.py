@@ -10,10 +10,15 @@ to the same places, with the effects an MSR would have.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from neve.arch import sysregs
 
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
 
-def guest_pstate(m) -> int:
+
+def guest_pstate(m: Machine) -> int:
     """PSTATE as the guest sees it: at vEL2, M reads EL2h/EL2t (hardware: EL1h/EL1t)."""
     ps = m.cpu.pstate()
     if m.vel2 is not None and m.vel2.active and (ps >> 2) & 3 == 1:
@@ -21,7 +26,7 @@ def guest_pstate(m) -> int:
     return ps
 
 
-def set_guest_pstate(m, ps: int) -> None:
+def set_guest_pstate(m: Machine, ps: int) -> None:
     if m.vel2 is not None and m.vel2.active and (ps >> 2) & 3 == 2:
         ps -= 4
     m.cpu.set_pstate(ps)
@@ -31,7 +36,7 @@ def is_el2_row(row: sysregs.SysReg) -> bool:
     return row.group == "el2"
 
 
-def view_rows(m) -> list[sysregs.SysReg]:
+def view_rows(m: Machine) -> list[sysregs.SysReg]:
     """The rows shown by `sysregs` and the GDB system-register feature: every row of
     the table except the _EL12/_EL02 aliases (the same storage under another name),
     and without the EL2 rows when there is no virtual EL2 (vm mode)."""
@@ -39,12 +44,12 @@ def view_rows(m) -> list[sysregs.SysReg]:
             if r.group != "el12" and (m.vel2 is not None or not is_el2_row(r))]
 
 
-def _nested_rows(m) -> set[str]:
+def _nested_rows(m: Machine) -> set[str]:
     v = m.vel2
     return set() if v is None else v.context
 
 
-def sysreg_value(m, row: sysregs.SysReg) -> int | None:
+def sysreg_value(m: Machine, row: sysregs.SysReg) -> int | None:
     """The guest's own view of `row`; None when it cannot be read."""
     v, cpu = m.vel2, m.cpu
     name = row.name
@@ -72,7 +77,7 @@ def sysreg_value(m, row: sysregs.SysReg) -> int | None:
         return None
 
 
-def set_sysreg_value(m, row: sysregs.SysReg, value: int) -> bool:
+def set_sysreg_value(m: Machine, row: sysregs.SysReg, value: int) -> bool:
     v, cpu = m.vel2, m.cpu
     name = row.name
     if is_el2_row(row):
@@ -98,7 +103,7 @@ def set_sysreg_value(m, row: sysregs.SysReg, value: int) -> bool:
     return True
 
 
-def hardware_value(m, row: sysregs.SysReg) -> int | None:
+def hardware_value(m: Machine, row: sysregs.SysReg) -> int | None:
     """The hardware register behind `row` (what L0 loaded), whatever the guest's view;
     None when it cannot be read."""
     try:

@@ -12,6 +12,8 @@ never share a line.  `--uart FILE` sends it to a file instead.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import argparse
 import cmd
 import os
@@ -25,6 +27,9 @@ from neve.errors import BadInput
 from neve.launch import build_machine
 from neve.observe.timeline import Timeline
 
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
+
 _LR = re.compile(r"^ICH_LR(\d+)_EL2$")
 
 
@@ -37,7 +42,7 @@ class Debugger(cmd.Cmd):
     intro = None
     prompt = "(neve) "
 
-    def __init__(self, machine, stdin=None, stdout=None, *, echo: bool = False, stops: Stops | None = None) -> None:
+    def __init__(self, machine: Machine, stdin=None, stdout=None, *, echo: bool = False, stops: Stops | None = None) -> None:
         super().__init__(stdin=stdin, stdout=stdout)
         if stdin is not None:
             self.use_rawinput = False

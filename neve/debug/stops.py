@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 from unicorn import UC_HOOK_CODE
 
 from neve.arch import decode, sysregs
 from neve.observe import events as ev
+
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
 
 SLICE = 100_000          # instructions per run() slice while continuing
 
@@ -89,7 +92,7 @@ def parse_trap_spec(spec: str) -> tuple[str, str | None]:
 class Stops:
     """Breakpoints, single steps and resumption over one Machine (see module doc)."""
 
-    def __init__(self, machine) -> None:
+    def __init__(self, machine: Machine) -> None:
         self.m = machine
         self.bps: dict[int, Breakpoint] = {}
         self._next = 1
@@ -316,7 +319,7 @@ class Stops:
         return out
 
 
-def disasm_sym(m, insn: int, pc: int) -> str:
+def disasm_sym(m: Machine, insn: int, pc: int) -> str:
     text = decode.disasm(insn, pc)
     mnem = text.split(" ", 1)[0]
     if _BRANCHY.match(mnem):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-N = 6
+from neve.arch.model import PMU_COUNTERS as N
 PMCR_RESET = 0x4102_3000
 PMCR_WRITABLE = 0xF9
 PMCR_E, PMCR_P, PMCR_C, PMCR_LC = 1 << 0, 1 << 1, 1 << 2, 1 << 6

@@ -65,6 +65,8 @@ effects on alignment (Device memory is not alignment-checked), FEAT_LPA.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sys
 from collections import Counter
 
@@ -77,6 +79,10 @@ from neve.observe import events as ev
 from neve.core.eret import ERET_NET
 from neve.errors import GuestError, Unsupported
 from neve.arch.platform import RAM_BASE, unmodelled_device
+
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
+    from neve.el2.vel2 import VirtualEL2
 
 HCR_VM = 1 << 0
 HCR_DC = 1 << 12
@@ -165,7 +171,7 @@ def _range_tlbi(xt: int, default_gb: int = 12) -> tuple[int, int]:
 
 
 class ShadowStage2:
-    def __init__(self, m, v) -> None:
+    def __init__(self, m: Machine, v: VirtualEL2) -> None:
         self.m, self.v, self.cpu = m, v, m.cpu
         self.vmids: dict[int, VmidShadow] = {}
         self.regime: str | None = None        # None (UC_TLB_CPU), "s2" (L2, VM=1), "el2" (vEL2, MMU on)

@@ -19,15 +19,20 @@ against L1's own virtual control registers.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 
 from neve.arch import decode, model, sysregs
 from neve.core import eret, faults
 from neve.observe import events as ev
-from neve.core.cpu import uc_implements
+from neve.core.cpu import EXECUTE, uc_implements
 from neve.errors import Unsupported
 from neve.arch.modes import Access
 from neve.arch.exceptions import M_EL1H, PSTATE_DAIF, PSTATE_IL, PSTATE_RESTORED, VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64
 from neve.el2.stage2 import ShadowStage2
+
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
 
 
 
@@ -37,6 +42,7 @@ SCTLR_EL1_RES1 = 0x30D0_0800
 SCTLR_EL2_TO_EL1 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19) | (1 << 25)
 
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in sysregs.CTRL_BITS["HCR_EL2"]}
+_KEY_CURRENTEL = sysregs.BY_NAME["CurrentEL"].key
 _MDCR_TDE = sysregs.ctrl_bit("MDCR_EL2", "TDE")
 
 # HCR_EL2 controls whose presence marks an EL1 context as a guest L1 virtualizes.
@@ -63,7 +69,7 @@ def el2_tcr_to_el1(tcr2: int) -> int:
 
 
 class VirtualEL2:
-    def __init__(self, m, mode: str, policy=None) -> None:
+    def __init__(self, m: Machine, mode: str, policy=None) -> None:
         self.m = m
         self.cpu = m.cpu
         self.mode = mode
@@ -369,7 +375,7 @@ class VirtualEL2:
     def _vel2_sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
         m, cpu = self.m, self.cpu
         pc = cpu.pc
-        if key == (3, 0, 4, 2, 2) and not write:          # CurrentEL reads EL2 under NV
+        if key == _KEY_CURRENTEL and not write:          # CurrentEL reads EL2 under NV
             cpu.uc.reg_write(reg, 2 << 2)
             return cpu.skip_hooked(pc, key, write)
         ent = self.vel2_action.get((key, write))
@@ -404,7 +410,7 @@ class VirtualEL2:
             why = ", ".join(f"{t} set by L0" for t in reasons) or "trapped under this mode's policy"
             m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc, reason=why)
             if self.is_hardware(row):
-                return 0
+                return EXECUTE
         else:
             off = self.offsets.get(row.name, -1)
             m.bus.publish(ev.PageAccess(cpu.icount(), pc, row.name, rw, value if write else self.read(row), off, act))

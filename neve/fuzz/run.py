@@ -38,10 +38,10 @@ from neve.fuzz.case import Case
 from neve.fuzz.gen import generate
 from neve.fuzz.known import explain
 from neve import launch
+from neve.arch.modes import MODES as ALL_MODES, NESTED_MODES
 from neve.qemu import QemuTimeout, qemu_binary, run_qemu_full
 
-MODES = ("vm", "v8.3", "neve", "nv2")
-NESTED = ("v8.3", "neve", "nv2")
+MODES, NESTED = ALL_MODES, NESTED_MODES
 QEMU_CPU = "cortex-a72"
 
 

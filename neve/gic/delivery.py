@@ -3,7 +3,7 @@ interrupt delivery, WFI, and the shadow list registers of a nested VM.
 
 Who owns what
 -------------
-L0 emulates one GICv3 (neve/gic/gicv3.py) and one timer bank per CPU
+L0 emulates one GICv3 (neve/gic/) and one timer bank per CPU
 (neve/devices/timer.py) for the guest it runs directly: the VM kernel in vm mode, the
 guest hypervisor L1 in the nested modes.  In the nested modes these are *L1's*
 "physical" GIC and timers: L1's EL1 physical and virtual timers (PPIs 30, 27), its EL2
@@ -59,6 +59,8 @@ QEMU would wait for ever.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from unicorn import UC_HOOK_CODE
 
 from neve.arch import decode, model, sysregs
@@ -71,6 +73,9 @@ from neve.devices.pmu import PMU, PPI_PMU
 from neve.devices.timer import Counter, DictRegs, TimerBank
 from neve.arch.exceptions import PSTATE_F, PSTATE_I, VEC_FIQ, VEC_IRQ
 from neve.arch.platform import RAM_BASE
+
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
 
 MASKED_SLICE = 256
 
@@ -100,7 +105,7 @@ _KEYS: dict[tuple, sysregs.SysReg] = {r.key: r for r in sysregs.REGISTERS
 class Interrupts:
     """The machine's interrupt and time subsystem (a clock of the run loop)."""
 
-    def __init__(self, m, index: int, gic: GICv3, counter: Counter) -> None:
+    def __init__(self, m: Machine, index: int, gic: GICv3, counter: Counter) -> None:
         self.m = m
         self.index = index                        # the vCPU's: its GIC CPU interface and PPIs
         self.vm_controls = sysregs.VM_CONTROLS    # L0's controls while a VM (or L1's EL1) runs

@@ -22,10 +22,15 @@ every event carries the raw instruction count in args.icount.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 
 from neve.observe import events as ev
 from neve.errors import BadInput
+
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
 
 L0_WIDTH = 10
 PID = 1
@@ -42,7 +47,7 @@ LEVEL_LABEL = {"L0": "L0", "vEL2": "vEL2", "vEL1-host": "L1 host kernel", "neste
 
 
 class Timeline:
-    def __init__(self, machine, *, l0_width: int = L0_WIDTH) -> None:
+    def __init__(self, machine: Machine, *, l0_width: int = L0_WIDTH) -> None:
         self.m = machine
         self.l0_width = l0_width
         self.events: list[dict] = []
