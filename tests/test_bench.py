@@ -3,19 +3,30 @@
 Runs `neve bench --quick --benchmarks hypercall` twice in child processes (the
 command line as a user types it) and checks the JSON schema, that the trap counts
 come out of execution (vm 1, v8.3 132, neve 15, nv2 22 per hypercall), that two runs
-give identical counts, that the CSV has the same rows and that the PNG is a PNG.
-Host times are only checked for type, never for value.
+give identical counts, that the CSV has the same rows and that the PNG is a PNG
+(only that test needs matplotlib: without it the runs leave --png out).  Host times
+are only checked for type, never for value.  Also unit tests of the package's parts:
+the OpRecorder, the exact solver, the --images default and the modules' layering.
 """
 from __future__ import annotations
 
+import argparse
+import ast
 import csv
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
+
+from neve.bench import cli as bench_cli
+from neve.bench.costmodel import solve3
+from neve.bench.recorder import OpRecorder
+from neve.observe import events as ev
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = Path(os.environ.get("NEVE_BENCH_IMAGES", ROOT / "images"))   # override for local runs
@@ -28,14 +39,18 @@ COUNT_KEYS = ("benchmark", "mode", "ops", "traps_per_op", "traps_per_op_min", "t
               "emulated_per_op", "switches_per_op", "page_accesses_per_op", "redirects_per_op",
               "instructions_per_op", "by_class", "by_register", "modeled_cycles", "ratio_to_vm", "instructions")
 
-pytestmark = pytest.mark.skipif(
+needs_images = pytest.mark.skipif(
     not all((IMAGES / n).exists() for n in ("hypercall.elf", "kvmlike.elf")), reason="images not built")
+
+# --png needs matplotlib (exit status 2 without it); the counts do not.
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
 def _bench(tmp: Path, tag: str) -> tuple[dict, Path, Path]:
     js, cs, png = tmp / f"{tag}.json", tmp / f"{tag}.csv", tmp / f"{tag}.png"
+    plot = ["--png", str(png)] if HAVE_MATPLOTLIB else []
     p = subprocess.run([sys.executable, "-m", "neve", "bench", "--quick", "--benchmarks", "hypercall",
-                        "--images", str(IMAGES), "--json", str(js), "--csv", str(cs), "--png", str(png), "--no-progress"],
+                        "--images", str(IMAGES), "--json", str(js), "--csv", str(cs), *plot, "--no-progress"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     return json.loads(js.read_text()), cs, png
@@ -43,7 +58,6 @@ def _bench(tmp: Path, tag: str) -> tuple[dict, Path, Path]:
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    pytest.importorskip("matplotlib")
     tmp = tmp_path_factory.mktemp("bench")
     return _bench(tmp, "a"), _bench(tmp, "b")
 
@@ -52,6 +66,7 @@ def _rows(doc: dict) -> dict[str, dict]:
     return {r["mode"]: r for r in doc["rows"] if r["benchmark"] == "hypercall"}
 
 
+@needs_images
 def test_schema(two_runs):
     (doc, _, _), _ = two_runs
     assert set(doc) >= {"rows", "skipped", "errors", "cost_model", "host"}
@@ -71,6 +86,7 @@ def test_schema(two_runs):
         assert r["paper_cycles"] == PAPER.get(mode)
 
 
+@needs_images
 def test_counts_come_from_execution(two_runs):
     (doc, _, _), _ = two_runs
     rows = _rows(doc)
@@ -89,6 +105,7 @@ def test_counts_come_from_execution(two_runs):
         assert rows[mode]["switches_per_op"] == 4        # L2 -> vEL2 -> vEL1 host -> vEL2 -> L2
 
 
+@needs_images
 def test_cost_model_reproduces_calibration(two_runs):
     (doc, _, _), _ = two_runs
     cm = doc["cost_model"]
@@ -103,6 +120,7 @@ def test_cost_model_reproduces_calibration(two_runs):
     assert rows["vm"]["ratio_to_vm"] == 1.0
 
 
+@needs_images
 def test_counts_are_deterministic(two_runs):
     (a, _, _), (b, _, _) = two_runs
     ra, rb = _rows(a), _rows(b)
@@ -111,6 +129,7 @@ def test_counts_are_deterministic(two_runs):
     assert a["cost_model"]["parameters"] == b["cost_model"]["parameters"]
 
 
+@needs_images
 def test_csv_has_the_same_rows(two_runs):
     (doc, cs, _), _ = two_runs
     with open(cs, newline="") as f:
@@ -123,12 +142,15 @@ def test_csv_has_the_same_rows(two_runs):
         assert json.loads(r["by_register"]) == j["by_register"]
 
 
+@needs_images
 def test_png_is_a_png(two_runs):
+    pytest.importorskip("matplotlib")
     (_, _, png), _ = two_runs
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
 
 
+@needs_images
 def test_bad_options_are_refused():
     for argv in (["--benchmarks", "nosuch"], ["--modes", "v9"], ["--cost", "C_trap=5"],
                  ["--images", str(ROOT / "no-such-dir")], ["--policy", str(ROOT / "no-such-policy.toml")]):
@@ -150,6 +172,7 @@ def device_and_irq_rows(tmp_path_factory):
     return {(r["benchmark"], r["mode"]): r for r in rows if "traps_per_op" in r}
 
 
+@needs_images
 def test_virtual_eoi_costs_no_trap(device_and_irq_rows):
     """Shadow list registers: the nested VM acknowledges and EOIs a virtual interrupt
     without a single trap, in every mode (issue 6)."""
@@ -158,6 +181,7 @@ def test_virtual_eoi_costs_no_trap(device_and_irq_rows):
         assert r["ops"] >= 16 and r["traps_per_op"] == 0, (mode, r)
 
 
+@needs_images
 def test_device_io_traps_per_access(device_and_irq_rows):
     """One MMIO read: one trap for the VM; nested, the forwarded stage-2 abort plus
     L1's world switch (the hypercall path with FAR/HPFAR reads and no VTTBR read)."""
@@ -171,6 +195,7 @@ def test_device_io_traps_per_access(device_and_irq_rows):
         assert rows[("device-io", mode)]["by_class"]["abort"] == 1
 
 
+@needs_images
 def test_timer_interrupt_rows(device_and_irq_rows):
     rows = device_and_irq_rows
     assert rows[("timer-interrupt", "vm")]["traps_per_op"] == 1
@@ -180,3 +205,80 @@ def test_timer_interrupt_rows(device_and_irq_rows):
         assert r["ops"] == 10 and r["by_class"]["irq"] >= 1 and r["by_class"]["eret"] == 2
     assert rows[("timer-interrupt", "v8.3")]["traps_per_op"] > rows[("timer-interrupt", "nv2")]["traps_per_op"] \
         > rows[("timer-interrupt", "neve")]["traps_per_op"]
+
+
+# =============================================================================
+# The package's parts (no images needed)
+# =============================================================================
+def test_images_default_is_the_repositorys_images_dir():
+    """neve/bench/ is a package: --images must still default to <repository>/images."""
+    p = argparse.ArgumentParser()
+    bench_cli.add_parser(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(["bench"])
+    assert Path(args.images) == ROOT / "images"
+    assert args.func is bench_cli.cmd_bench
+
+
+class _Machine:
+    def __init__(self) -> None:
+        self.bus = ev.Bus()
+        self.n = 0
+
+    def icount(self) -> int:
+        return self.n
+
+
+def _trap(cls=ev.SYSREG, name="HCR_EL2", rw="r", level="vEL2", forwarded=False) -> ev.Trap:
+    return ev.Trap(seq=0, icount=0, pc=0, level=level, real_el=1, cls=cls, name=name, rw=rw, forwarded=forwarded)
+
+
+def test_op_recorder_counts_between_begin_and_end():
+    m = _Machine()
+    rec = OpRecorder(m)
+    m.bus.publish(_trap())                              # no operation open: not counted
+    opening = _trap(ev.HVC, "HVC #0", "", level="EL1")
+    rec.begin()
+    rec.add_trap(opening)                               # what a window does with the trap that opened it
+    m.bus.publish(_trap())
+    m.bus.publish(_trap(ev.ABORT, "DABT", "r", level="EL1", forwarded=True))
+    m.bus.publish(ev.Switch(icount=0, src="vEL2", dst="EL1", pc=0, why="eret"))
+    m.bus.publish(ev.PageAccess(icount=0, pc=0, name="SCTLR_EL1", rw="r", value=0, offset=0))
+    m.bus.publish(ev.PageAccess(icount=0, pc=0, name="SCTLR_EL1", rw="r", value=0, offset=0, kind="redirect"))
+    m.n = 7
+    rec.end()
+    m.bus.publish(_trap())                              # closed again: not counted
+    assert not rec.open and len(rec.ops) == 1
+    op = rec.ops[0]
+    assert (op.traps, op.emulated, op.switches, op.pages, op.redirects, op.instructions) == (3, 2, 1, 1, 1, 7)
+    assert op.by_class == {ev.HVC: 1, ev.SYSREG: 1, ev.ABORT: 1}
+    assert op.by_register == {"HVC #0": 1, "HCR_EL2:r": 1, "DABT": 1}
+
+
+def test_solve3_is_exact():
+    a = [[Fraction(1), Fraction(0), Fraction(0)], [Fraction(132), Fraction(130), Fraction(4)],
+         [Fraction(15), Fraction(13), Fraction(4)]]
+    x = [Fraction(2729), Fraction(1, 3), Fraction(-5)]
+    b = [sum(r[i] * x[i] for i in range(3)) for r in a]
+    assert solve3(a, b) == x
+    assert solve3([[Fraction(1)] * 3] * 3, [Fraction(1)] * 3) is None
+
+
+BENCH_MODULES = ("recorder", "catalogue", "runner", "costmodel", "probes", "report", "cli")
+
+
+def test_bench_modules_import_only_modules_below_them():
+    """No import circle inside neve/bench/: each module imports only ones listed
+    before it in BENCH_MODULES, and only at the top."""
+    pkg = ROOT / "neve" / "bench"
+    assert {p.stem for p in pkg.glob("*.py")} == {"__init__", *BENCH_MODULES}
+    assert ast.parse((pkg / "__init__.py").read_text()).body[1:] == []    # a docstring, nothing else
+    for i, name in enumerate(BENCH_MODULES):
+        tree = ast.parse((pkg / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("neve.bench"):
+                target = node.module.removeprefix("neve.bench").lstrip(".")
+                assert target in BENCH_MODULES[:i], (name, node.module)
+                assert node in tree.body, (name, "imports", node.module, "inside a function")
+            if isinstance(node, ast.ImportFrom) and node.module == "neve" and any(a.name == "bench" for a in node.names) \
+                    or isinstance(node, ast.Import) and any(a.name.startswith("neve.bench") for a in node.names):
+                pytest.fail(f"{name}: import of the bench package by another spelling")

@@ -1,0 +1,194 @@
+"""The microbenchmarks of `neve bench`: what one operation is (window functions) and
+the registry of benchmarks (`Benchmark`, `BENCHMARKS`, `register`).
+
+Each row of the table is a `Benchmark` (a declarative entry in `BENCHMARKS`) run in
+one mode.  A benchmark names its images for vm mode and for the nested modes (the
+KVM-like guest hypervisor plus the nested VM), and a *window* function that tells
+what one operation is: it subscribes to the machine's event bus and calls
+`OpRecorder.begin()` / `.end()` around each operation.  `hypercall_window` uses the
+machine's Hypercall events (from the trap of the guest's HVC until that guest runs
+again, as `Stats.per_call`); `trap_window(match)` opens an operation at a trap of the
+guest that `match` accepts and closes it when the guest runs again (device I/O);
+`symbol_window(begin, end)` brackets the guest's code between two symbols.  Other
+issues add rows with `register(Benchmark(...))`; a row whose images are not built yet
+is skipped with a note.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from unicorn import UC_HOOK_CODE
+
+from neve.bench.recorder import OpRecorder
+from neve.observe import events as ev
+
+ROOT = Path(__file__).resolve().parents[2]          # the repository (this file is neve/bench/catalogue.py)
+IMAGES = ROOT / "images"
+MODES = ("vm", "v8.3", "neve", "nv2")
+NESTED = ("v8.3", "neve", "nv2")
+
+
+# =============================================================================
+# Operations: what one "operation" of a benchmark is
+# =============================================================================
+Window = Callable[[object, OpRecorder], None]
+
+
+def hypercall_window(machine, rec: OpRecorder) -> None:
+    """One operation = one hypercall of the benchmark guest (the nested VM, or the VM
+    kernel in vm mode): from the trap of its HVC until it runs again (the machine's
+    Hypercall events).  The benchmarks' guest hypervisors all run a nested VM, so
+    this is what Stats.per_call counts for them."""
+    def on(h: ev.Hypercall) -> None:
+        if h.guest not in ("nested-VM", "EL1"):
+            return                  # L1's host-kernel calls are not the benchmark's
+        rec.begin() if h.phase == "begin" else rec.end()
+    machine.bus.subscribe(ev.Hypercall, on)
+
+
+def trap_window(match: Callable[[ev.Trap], bool]) -> Window:
+    """One operation = a trap of the benchmark guest that `match` accepts (e.g. a
+    stage-2 abort or an MMIO access of the nested VM), until that guest runs again.
+    In vm mode L0 handles the trap inline, so the operation is that trap alone; in the
+    nested modes it ends at the world switch that resumes the nested VM."""
+    def window(machine, rec: OpRecorder) -> None:
+        def on_trap(t: ev.Trap) -> None:
+            if rec.open or t.level == "vEL2" or not match(t):
+                return
+            if machine.vel2 is not None and machine.vel2.active:
+                return
+            if machine.vel2 is not None and machine.vel2.guest_id() != "nested-VM":
+                return
+            rec.begin()
+            rec.add_trap(t)         # the opening trap was published before begin()
+            if machine.vel2 is None:
+                rec.end()
+
+        def on_switch(s: ev.Switch) -> None:
+            if rec.open and s.dst != "vEL2" and machine.vel2.guest_id() == "nested-VM":
+                rec.end()
+        machine.bus.subscribe(ev.Trap, on_trap)
+        machine.bus.subscribe(ev.Switch, on_switch)
+    return window
+
+
+def symbol_window(begin: str, end: str) -> Window:
+    """One operation = from the guest reaching symbol `begin` until it reaches `end`
+    (each time, in that order).  Symbols are looked up in the loaded images (the
+    last image wins a clash, i.e. the nested VM's).  Only those two instructions are
+    hooked, so counts are unaffected."""
+    def window(machine, rec: OpRecorder) -> None:
+        names = machine.symbols.by_name
+        for sym in (begin, end):
+            if sym not in names:
+                raise RuntimeError(f"symbol_window: no symbol {sym!r} in the images")
+        a, b = names[begin], names[end]
+        uc = machine.cpu.uc
+        uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: rec.begin(), None, a, a)
+        uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: rec.end(), None, b, b)
+    return window
+
+
+def trap_to_symbol_window(match: Callable[[ev.Trap], bool], end: str) -> Window:
+    """One operation = from a trap of the benchmark guest that `match` accepts (e.g.
+    the physical interrupt of its expiring timer) until the guest reaches symbol `end`
+    (e.g. the exception return of its interrupt handler)."""
+    def window(machine, rec: OpRecorder) -> None:
+        if end not in machine.symbols.by_name:
+            raise RuntimeError(f"trap_to_symbol_window: no symbol {end!r} in the images")
+        b = machine.symbols.by_name[end]
+
+        def on_trap(t: ev.Trap) -> None:
+            if rec.open or t.level == "vEL2" or not match(t):
+                return
+            if machine.vel2 is not None and machine.vel2.guest_id() != "nested-VM":
+                return
+            rec.begin()
+            rec.add_trap(t)         # the opening trap was published before begin()
+
+        def on_end(uc, addr, size, _) -> None:
+            if rec.open:
+                rec.end()
+        machine.bus.subscribe(ev.Trap, on_trap)
+        machine.cpu.uc.hook_add(UC_HOOK_CODE, on_end, None, b, b)
+    return window
+
+
+# =============================================================================
+# The registry of microbenchmarks
+# =============================================================================
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    operation: str                         # what one operation is, for the table's note
+    vm_images: tuple[str, ...]             # relative to images/ (or absolute)
+    nested_images: tuple[str, ...]         # the guest hypervisor first
+    window: Window | None                  # None: not defined yet, the row is skipped
+    quick_vm_images: tuple[str, ...] | None = None
+    quick_nested_images: tuple[str, ...] | None = None
+    modes: tuple[str, ...] = MODES
+    paper_cycles: dict = field(default_factory=dict)    # mode -> cycles reported by the paper
+    paper_traps: dict = field(default_factory=dict)     # mode -> traps reported by the paper
+    pending: str = ""                      # which issue provides the images, for the skip note
+    max_insns: int = 1_000_000_000         # a guest that never stops fails its row instead of hanging
+
+    def images(self, mode: str, quick: bool) -> tuple[str, ...]:
+        if mode == "vm":
+            return (self.quick_vm_images if quick and self.quick_vm_images else self.vm_images)
+        return (self.quick_nested_images if quick and self.quick_nested_images else self.nested_images)
+
+
+BENCHMARKS: dict[str, Benchmark] = {}
+
+
+def register(b: Benchmark) -> Benchmark:
+    """Add (or replace) a microbenchmark row of `neve bench`."""
+    BENCHMARKS[b.name] = b
+    return b
+
+
+PAPER_HYPERCALL = {"vm": 2729, "v8.3": 422720, "neve": 92385}
+
+register(Benchmark(
+    name="hypercall",
+    operation="one hypercall of the (nested) VM: its HVC trap until it runs again",
+    vm_images=("hypercall1k.elf",),
+    nested_images=("kvmlike.elf", "hypercall1k.elf"),
+    quick_vm_images=("hypercall.elf",),
+    quick_nested_images=("kvmlike.elf", "hypercall.elf"),
+    window=hypercall_window,
+    paper_cycles=PAPER_HYPERCALL,
+    paper_traps={"vm": 1, "v8.3": 126, "neve": 15},
+))
+
+register(Benchmark(
+    name="device-io",
+    operation="one MMIO read of the (nested) VM from an emulated device register (mmio.elf reads UARTFR), "
+              "until it runs again",
+    vm_images=("mmio.elf",),
+    nested_images=("kvmlike.elf", "mmio.elf"),
+    # mmio.elf's only device reads are the benchmark's UARTFR loads (its UART output
+    # is writes): in vm mode an MMIO trap to L0, nested a stage-2 abort forwarded to L1.
+    window=trap_window(lambda t: t.rw == "r" and t.cls in (ev.MMIO, ev.ABORT)),
+    pending="the stage-2 issue (firmware/mmio)",
+))
+
+register(Benchmark(
+    name="virtual-eoi",
+    operation="the (nested) VM handling one virtual interrupt: IRQ vector entry, ICC_IAR1_EL1 acknowledge, "
+              "ICC_EOIR1_EL1 EOI, until its exception return (virteoi.elf)",
+    vm_images=("virteoi.elf",),
+    nested_images=("kvmlike.elf", "virteoi.elf"),
+    window=symbol_window("irq_entry", "irq_return"),
+))
+
+register(Benchmark(
+    name="timer-interrupt",
+    operation="one virtual timer interrupt handled end to end: from the physical interrupt of the VM's expiring "
+              "virtual timer (a trap to L0) until the VM's handler returns (vtimer.elf)",
+    vm_images=("vtimer.elf",),
+    nested_images=("kvmlike.elf", "vtimer.elf"),
+    window=trap_to_symbol_window(lambda t: t.cls == ev.IRQ, "irq_return"),
+))
