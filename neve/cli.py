@@ -1,7 +1,7 @@
 """The `neve` command line.
 
     neve run [options] IMAGE [IMAGE...]     boot images (the first one's entry is where the CPU starts)
-    neve bench [options]                    benchmarks (see neve/bench.py)
+    neve bench [options]                    benchmarks (see neve/bench/)
 
 stdout carries the guest's UART bytes exactly and nothing else; neve's own messages
 go to stderr.  Exit status: the guest's (0 after PSCI SYSTEM_OFF/SYSTEM_RESET, the code

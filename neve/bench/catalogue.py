@@ -23,11 +23,11 @@ from unicorn import UC_HOOK_CODE
 
 from neve.bench.recorder import OpRecorder
 from neve.observe import events as ev
+from neve.arch.modes import MODES as ALL_MODES, NESTED_MODES
 
 ROOT = Path(__file__).resolve().parents[2]          # the repository (this file is neve/bench/catalogue.py)
 IMAGES = ROOT / "images"
-MODES = ("vm", "v8.3", "neve", "nv2")
-NESTED = ("v8.3", "neve", "nv2")
+MODES, NESTED = ALL_MODES, NESTED_MODES
 
 
 # =============================================================================
