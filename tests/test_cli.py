@@ -9,46 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-IMAGES = ROOT / "images"
-CROSS = os.environ.get("CROSS_COMPILE", "aarch64-linux-gnu-")
-
-EXIT_BAD_INPUT = 2
-EXIT_BUDGET = 124
-EXIT_UNSUPPORTED = 125
-
-
-def image(name: str) -> Path:
-    p = IMAGES / f"{name}.elf"
-    assert p.is_file(), f"{p} missing: run tools/build_firmware.py"
-    return p
-
-
-def neve(*args, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `python -m neve ARGS...` from the repository root; bytes out."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return subprocess.run([sys.executable, "-m", "neve", *map(str, args)], cwd=ROOT, env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
-
-
-def one_line_error(r: subprocess.CompletedProcess) -> str:
-    """Check that stderr is exactly one line starting with 'neve: ', no traceback."""
-    err = r.stderr.decode("utf-8", "replace")
-    assert "Traceback" not in err, err
-    assert err.endswith("\n"), repr(err)
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("neve: "), err
-    return lines[0]
+from conftest import (CROSS, EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_UNSUPPORTED, assemble, image, need_tool, one_line_error,
+                      run_neve)
 
 
 def assert_bad_input(r: subprocess.CompletedProcess, *words: str) -> str:
@@ -58,26 +26,6 @@ def assert_bad_input(r: subprocess.CompletedProcess, *words: str) -> str:
     for w in words:
         assert w.lower() in line.lower(), (w, line)
     return line
-
-
-def need_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} not found, and CI is set")
-        pytest.skip(f"{name} not found")
-    return path
-
-
-def assemble(tmp_path: Path, name: str, source: str, base: int) -> Path:
-    """Assemble and link a tiny image (one segment at `base`, entry _start)."""
-    as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
-    src, obj, out = tmp_path / f"{name}.S", tmp_path / f"{name}.o", tmp_path / f"{name}.elf"
-    src.write_text(source)
-    subprocess.run([as_, str(src), "-o", str(obj)], check=True)
-    subprocess.run([ld, "-n", "--build-id=none", f"-Ttext={base:#x}", "-e", "_start", str(obj), "-o", str(out)],
-                   check=True)
-    return out
 
 
 def patched_copy(tmp_path: Path, src: Path, name: str, patches: list[tuple[int, str, int]]) -> Path:
@@ -102,23 +50,23 @@ def first_load_phdr(data: bytes) -> int:
 # --- bad input: one line, exit 2, no traceback --------------------------------------------
 
 def test_missing_file(tmp_path):
-    assert_bad_input(neve("run", tmp_path / "nope.elf"), "nope.elf")
+    assert_bad_input(run_neve("run", tmp_path / "nope.elf"), "nope.elf")
 
 
 def test_directory(tmp_path):
-    assert_bad_input(neve("run", tmp_path), "directory")
+    assert_bad_input(run_neve("run", tmp_path), "directory")
 
 
 def test_not_an_elf(tmp_path):
     p = tmp_path / "readme.txt"
     p.write_text("this is not an ELF image\n")
-    assert_bad_input(neve("run", p), "not an ELF")
+    assert_bad_input(run_neve("run", p), "not an ELF")
 
 
 def test_empty_file(tmp_path):
     p = tmp_path / "empty.elf"
     p.write_bytes(b"")
-    assert_bad_input(neve("run", p), "not an ELF")
+    assert_bad_input(run_neve("run", p), "not an ELF")
 
 
 def _x86_64_header() -> bytes:
@@ -130,7 +78,7 @@ def _x86_64_header() -> bytes:
 def test_x86_64_elf_crafted(tmp_path):
     p = tmp_path / "x86.elf"
     p.write_bytes(_x86_64_header())
-    assert_bad_input(neve("run", p), "x86-64", "not AArch64")
+    assert_bad_input(run_neve("run", p), "x86-64", "not AArch64")
 
 
 def test_x86_64_elf_from_host_cc(tmp_path):
@@ -140,7 +88,7 @@ def test_x86_64_elf_from_host_cc(tmp_path):
     subprocess.run([cc, str(tmp_path / "main.c"), "-o", str(out)], check=True)
     if out.read_bytes()[18] != 62:
         pytest.skip("the host compiler does not produce x86-64")
-    assert_bad_input(neve("run", out), "x86-64")
+    assert_bad_input(run_neve("run", out), "x86-64")
 
 
 def test_32bit_elf(tmp_path):
@@ -152,12 +100,12 @@ def test_32bit_elf(tmp_path):
     data += bytes(0x1000 - len(data)) + b"\xfe\xff\xff\xea"   # b .
     p = tmp_path / "arm32.elf"
     p.write_bytes(data)
-    assert_bad_input(neve("run", p), "32-bit")
+    assert_bad_input(run_neve("run", p), "32-bit")
 
 
 def test_big_endian_elf_patched(tmp_path):
     p = patched_copy(tmp_path, image("hello"), "be.elf", [(5, "B", 2)])  # EI_DATA = ELFDATA2MSB
-    assert_bad_input(neve("run", p), "big-endian")
+    assert_bad_input(run_neve("run", p), "big-endian")
 
 
 @pytest.mark.toolchain
@@ -170,7 +118,7 @@ def test_big_endian_elf_built(tmp_path):
     subprocess.run([ld, "-EB", "-n", "-Ttext=0x40000000", str(tmp_path / "be.o"), "-o", str(tmp_path / "be.elf")],
                    check=True)
     assert (tmp_path / "be.elf").read_bytes()[5] == 2
-    assert_bad_input(neve("run", tmp_path / "be.elf"), "big-endian")
+    assert_bad_input(run_neve("run", tmp_path / "be.elf"), "big-endian")
 
 
 @pytest.mark.parametrize("cut", ["ident", "header", "phdrs", "segment", "tail"])
@@ -182,7 +130,7 @@ def test_truncated(tmp_path, cut):
          "tail": len(data) - 6}[cut]
     p = tmp_path / "cut.elf"
     p.write_bytes(data[:n])
-    line = assert_bad_input(neve("run", p))
+    line = assert_bad_input(run_neve("run", p))
     assert "truncated" in line or "not an ELF" in line, line
 
 
@@ -192,40 +140,40 @@ def test_segment_outside_ram(tmp_path):
     # vaddr/paddr and entry moved to 0x50000000, past the end of the 128 MiB of RAM.
     p = patched_copy(tmp_path, image("hello"), "high.elf",
                      [(ph + 16, "<Q", 0x50000000), (ph + 24, "<Q", 0x50000000), (24, "<Q", 0x50000000)])
-    assert_bad_input(neve("run", p), "outside RAM", "0x50000000")
+    assert_bad_input(run_neve("run", p), "outside RAM", "0x50000000")
 
 
 def test_segment_past_smaller_ram(tmp_path):
     """hello sits at 0x44000000, beyond 32 MiB of RAM."""
-    assert_bad_input(neve("run", "--ram", "32M", image("hello")), "outside RAM")
+    assert_bad_input(run_neve("run", "--ram", "32M", image("hello")), "outside RAM")
 
 
 @pytest.mark.toolchain
 def test_segment_below_ram(tmp_path):
     p = assemble(tmp_path, "low", ".globl _start\n_start: b .\n", 0x30000000)
-    assert_bad_input(neve("run", p), "0x30000000")
+    assert_bad_input(run_neve("run", p), "0x30000000")
 
 
 @pytest.mark.toolchain
 def test_segment_overlapping_uart(tmp_path):
     p = assemble(tmp_path, "atuart", ".globl _start\n_start: b .\n", 0x09000000)
-    assert_bad_input(neve("run", p), "0x9000000", "overlaps")
+    assert_bad_input(run_neve("run", p), "0x9000000", "overlaps")
 
 
 @pytest.mark.toolchain
 def test_segment_overlapping_gic(tmp_path):
     p = assemble(tmp_path, "atgic", ".globl _start\n_start: b .\n", 0x08000000)
-    assert_bad_input(neve("run", p), "overlaps")
+    assert_bad_input(run_neve("run", p), "overlaps")
 
 
 def test_entry_outside_segments(tmp_path):
     p = patched_copy(tmp_path, image("hello"), "entry.elf", [(24, "<Q", 0x47000000)])
-    assert_bad_input(neve("run", p), "entry", "0x47000000")
+    assert_bad_input(run_neve("run", p), "entry", "0x47000000")
 
 
 def test_second_image_bad(tmp_path):
     """Extra images (loaders) are checked like the first."""
-    assert_bad_input(neve("run", image("hello"), tmp_path / "missing.elf"), "missing.elf")
+    assert_bad_input(run_neve("run", image("hello"), tmp_path / "missing.elf"), "missing.elf")
 
 
 # --- hostile files (issue 16, defect 10) ----------------------------------------------------
@@ -254,36 +202,36 @@ def hello_load_header() -> bytes:
 
 def test_device_file_is_refused():
     """/dev/zero would be read without end: refused before reading."""
-    assert_bad_input(neve("run", "/dev/zero"), "not a regular file")
+    assert_bad_input(run_neve("run", "/dev/zero"), "not a regular file")
 
 
 def test_fifo_is_refused(tmp_path):
     """Opening a FIFO with no writer blocks for ever: refused before opening."""
     fifo = tmp_path / "pipe.elf"
     os.mkfifo(fifo)
-    assert_bad_input(neve("run", fifo, timeout=30), "not a regular file")
+    assert_bad_input(run_neve("run", fifo, timeout=30), "not a regular file")
 
 
 def test_duplicate_segment_is_refused(tmp_path):
     p = with_program_headers(tmp_path, "dup.elf", [hello_load_header()])
-    assert_bad_input(neve("run", p), "overlap", "0x44000000")
+    assert_bad_input(run_neve("run", p), "overlap", "0x44000000")
 
 
 def test_overlapping_segments_are_refused(tmp_path):
     t, f, off, va, pa, filesz, memsz, align = struct.unpack("<IIQQQQQQ", hello_load_header())
     shifted = struct.pack("<IIQQQQQQ", t, f, off, va + 0x10, pa + 0x10, filesz, memsz, align)
-    assert_bad_input(neve("run", with_program_headers(tmp_path, "ovl.elf", [shifted])), "overlap", "0x44000010")
+    assert_bad_input(run_neve("run", with_program_headers(tmp_path, "ovl.elf", [shifted])), "overlap", "0x44000010")
 
 
 def test_65535_duplicate_segments_are_refused(tmp_path):
     p = with_program_headers(tmp_path, "dup64k.elf", [hello_load_header()] * 65535, keep=False)
-    assert_bad_input(neve("run", p), "overlap")
+    assert_bad_input(run_neve("run", p), "overlap")
 
 
 def test_overlapping_images_are_refused():
     """Two images whose segments overlap: the second is refused (QEMU: 'Some ROM
     regions are overlapping')."""
-    assert_bad_input(neve("run", image("hello"), image("hello")), "overlaps", "hello.elf")
+    assert_bad_input(run_neve("run", image("hello"), image("hello")), "overlaps", "hello.elf")
 
 
 def test_adjacent_segments_are_accepted(tmp_path):
@@ -291,20 +239,20 @@ def test_adjacent_segments_are_accepted(tmp_path):
     t, f, off, va, pa, filesz, memsz, align = struct.unpack("<IIQQQQQQ", hello_load_header())
     end = (pa + memsz + 0xFFF) & ~0xFFF
     after = struct.pack("<IIQQQQQQ", t, 4, off, end, end, 0, 0x1000, align)
-    r = neve("run", with_program_headers(tmp_path, "adj.elf", [after]))
+    r = run_neve("run", with_program_headers(tmp_path, "adj.elf", [after]))
     assert r.returncode == 0, r.stderr
     assert r.stdout == image_transcript("hello")
 
 
 def image_transcript(name: str) -> bytes:
-    return neve("run", image(name)).stdout
+    return run_neve("run", image(name)).stdout
 
 
 def test_unknown_p_type_runs_without_warning(tmp_path):
     """An unknown p_type is no error (a loader skips what it does not know) and prints
     nothing: lief's warning about the value it cannot name stays inside the loader."""
     bogus = struct.pack("<IIQQQQQQ", 0x0777_7777, 4, 0, 0, 0, 0, 0, 8)
-    r = neve("run", with_program_headers(tmp_path, "ptype.elf", [bogus]))
+    r = run_neve("run", with_program_headers(tmp_path, "ptype.elf", [bogus]))
     assert r.returncode == 0, r.stderr
     assert r.stderr == b""
     assert r.stdout == image_transcript("hello")
@@ -319,7 +267,7 @@ def test_non_utf8_symbol(tmp_path):
     i = data.index(b"_start\0")
     data[i:i + 6] = b"\xff\xfe\xa0art"          # every reference to the name "_start" now is not UTF-8
     p.write_bytes(bytes(data))
-    r = neve("run", "--trace", tmp_path / "t.jsonl", p)
+    r = run_neve("run", "--trace", tmp_path / "t.jsonl", p)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr.decode("utf-8", "replace")
     first = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])
@@ -341,38 +289,38 @@ def test_non_utf8_symbol(tmp_path):
     (["--frobnicate"], ["--frobnicate"]),
 ])
 def test_bad_options(args, words):
-    assert_bad_input(neve("run", *args, image("hello")), *words)
+    assert_bad_input(run_neve("run", *args, image("hello")), *words)
 
 
 def test_no_image():
-    assert_bad_input(neve("run"))
+    assert_bad_input(run_neve("run"))
 
 
 def test_no_command():
-    r = neve()
+    r = run_neve()
     assert r.returncode == EXIT_BAD_INPUT
     assert "Traceback" not in r.stderr.decode()
     assert r.stdout == b""
 
 
 def test_unwritable_stats(tmp_path):
-    assert_bad_input(neve("run", "--stats", tmp_path / "no" / "such" / "dir.json", image("hello")), "--stats")
+    assert_bad_input(run_neve("run", "--stats", tmp_path / "no" / "such" / "dir.json", image("hello")), "--stats")
 
 
 def test_unwritable_timeline(tmp_path):
     # refused before the guest runs: nothing on stdout
-    assert_bad_input(neve("run", "--timeline", tmp_path / "no" / "such" / "t.json", image("hello")), "--timeline")
+    assert_bad_input(run_neve("run", "--timeline", tmp_path / "no" / "such" / "t.json", image("hello")), "--timeline")
 
 
 def test_unwritable_trace(tmp_path):
-    assert_bad_input(neve("run", "--trace", tmp_path / "no" / "such" / "dir.jsonl", image("hello")), "--trace")
+    assert_bad_input(run_neve("run", "--trace", tmp_path / "no" / "such" / "dir.jsonl", image("hello")), "--trace")
 
 
 # --- budgets --------------------------------------------------------------------------------
 
 def test_max_insns_stops_spin(tmp_path):
     stats = tmp_path / "s.json"
-    r = neve("run", "--max-insns", "200000", "--stats", stats, image("spin"))
+    r = run_neve("run", "--max-insns", "200000", "--stats", stats, image("spin"))
     line = one_line_error(r)
     assert r.returncode == EXIT_BUDGET, line
     assert r.stdout == b"spin: looping forever\n"
@@ -384,15 +332,15 @@ def test_max_insns_stops_spin(tmp_path):
 
 
 def test_max_insns_exact_count_is_deterministic(tmp_path):
-    a = neve("run", "--max-insns", "12345", image("spin"))
-    b = neve("run", "--max-insns", "12345", image("spin"))
+    a = run_neve("run", "--max-insns", "12345", image("spin"))
+    b = run_neve("run", "--max-insns", "12345", image("spin"))
     assert a.returncode == b.returncode == EXIT_BUDGET
     assert a.stderr == b.stderr
 
 
 def test_timeout_stops_spin(tmp_path):
     stats = tmp_path / "s.json"
-    r = neve("run", "--timeout", "0.5", "--stats", stats, image("spin"))
+    r = run_neve("run", "--timeout", "0.5", "--stats", stats, image("spin"))
     line = one_line_error(r)
     assert r.returncode == EXIT_BUDGET, line
     assert "timeout" in line and re.search(r"PC 0x[0-9a-f]+", line), line
@@ -403,7 +351,7 @@ def test_timeout_stops_spin(tmp_path):
 
 
 def test_budget_large_enough_does_not_interfere():
-    r = neve("run", "--max-insns", "10000000", image("hello"))
+    r = run_neve("run", "--max-insns", "10000000", image("hello"))
     assert r.returncode == 0 and r.stderr == b""
     assert r.stdout.startswith(b"hello: neve test kernel running at EL1\n")
 
@@ -445,7 +393,7 @@ def check_stats_schema(doc: dict) -> None:
 
 def run_stats(tmp_path: Path, *images, mode: str = "vm") -> tuple[subprocess.CompletedProcess, dict]:
     stats = tmp_path / f"stats-{mode}.json"
-    r = neve("run", "--mode", mode, "--stats", stats, *images)
+    r = run_neve("run", "--mode", mode, "--stats", stats, *images)
     doc = json.loads(stats.read_text())
     check_stats_schema(doc)
     assert doc["mode"] == mode
@@ -524,7 +472,7 @@ HEX = re.compile(r"0x[0-9a-f]+")
 ])
 def test_trace(tmp_path, images, mode):
     trace, stats = tmp_path / "t.jsonl", tmp_path / "s.json"
-    r = neve("run", "--mode", mode, "--trace", trace, "--stats", stats, *(image(i) for i in images))
+    r = run_neve("run", "--mode", mode, "--trace", trace, "--stats", stats, *(image(i) for i in images))
     assert r.returncode == 0, r.stderr
     doc = json.loads(stats.read_text())
     text = trace.read_text()
@@ -579,8 +527,8 @@ def test_deterministic(tmp_path, images, mode):
     for i in range(2):
         d = tmp_path / f"run{i}"
         d.mkdir()
-        r = neve("run", "--mode", mode, "--stats", d / "s.json", "--trace", d / "t.jsonl",
-                 *(image(n) for n in images))
+        r = run_neve("run", "--mode", mode, "--stats", d / "s.json", "--trace", d / "t.jsonl",
+                     *(image(n) for n in images))
         runs.append((r.returncode, r.stdout, r.stderr, (d / "s.json").read_bytes(), (d / "t.jsonl").read_bytes()))
     assert runs[0][1], "no transcript"
     for k, what in enumerate(("status", "transcript", "stderr", "stats JSON", "trace")):
@@ -610,7 +558,7 @@ _start: ldr     x28, =0x09000000
 def test_unsupported_el2_register(tmp_path, mode):
     p = assemble(tmp_path, "unk", UNKNOWN_EL2_MSR, 0x40000000)
     stats = tmp_path / "s.json"
-    r = neve("run", "--mode", mode, "--stats", stats, p)
+    r = run_neve("run", "--mode", mode, "--stats", stats, p)
     line = one_line_error(r)
     assert r.returncode == EXIT_UNSUPPORTED, line
     assert "unsupported" in line.lower()

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 
 import pytest
 
+from conftest import HYPERCALL, TINYHYP
 from neve import cli
 from neve.core import elf
 from neve.debug.shell import Debugger
 from neve.core.machine import Machine
-
-ROOT = Path(__file__).resolve().parent.parent
-TINYHYP = str(ROOT / "images" / "tinyhyp.elf")
-HYPERCALL = str(ROOT / "images" / "hypercall.elf")
 
 
 def session(script: list[str], mode: str = "v8.3", images=(TINYHYP,)):

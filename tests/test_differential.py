@@ -29,22 +29,17 @@ Every image in images/ must appear in some row or in NOT_DIFFERENTIAL (with the
 reason), so that a new image cannot silently miss its differential test.
 
 QEMU missing: the tests skip locally and fail when the CI environment variable is
-set (as in tests/test_qemu_firmware.py).
+set (conftest.need_qemu, as in tests/test_qemu_firmware.py).
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from neve.qemu import QemuResult, QemuTimeout, qemu_binary, run_qemu_full
-
-ROOT = Path(__file__).resolve().parent.parent
-IMAGES = ROOT / "images"
+from conftest import IMAGES, need_qemu, run_neve
+from neve.qemu import QemuResult, QemuTimeout, run_qemu_full
 NESTED_MODES = ("v8.3", "neve", "nv2")
 
 
@@ -101,13 +96,6 @@ NOT_DIFFERENTIAL: dict[str, str] = {
 }
 
 
-def _need_qemu() -> None:
-    if qemu_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("qemu-system-aarch64 not found, and CI is set: QEMU is required in CI")
-        pytest.skip("qemu-system-aarch64 not found")
-
-
 class QemuCache:
     """QEMU results per (images, el2), computed at most once per session."""
 
@@ -117,7 +105,7 @@ class QemuCache:
     def get(self, s: ImageSet) -> QemuResult:
         key = (s.images, s.el2)
         if key not in self._done:
-            _need_qemu()
+            need_qemu()
             self._done[key] = run_qemu_full(s.paths(), el2=s.el2, semihosting=True, timeout=s.timeout)
         return self._done[key]
 
@@ -125,14 +113,6 @@ class QemuCache:
 @pytest.fixture(scope="session")
 def qemu_results() -> QemuCache:
     return QemuCache()
-
-
-def run_neve(images: list[Path], mode: str, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return subprocess.run([sys.executable, "-m", "neve", "run", "--mode", mode, *extra, *map(str, images)],
-                          cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                          check=False)
 
 
 def _cases():
@@ -149,7 +129,7 @@ def test_transcript_matches_qemu(qemu_results, s: ImageSet, mode: str):
     for p in s.paths():
         assert p.is_file(), f"{p} missing: run tools/build_firmware.py"
     q = qemu_results.get(s)
-    r = run_neve(s.paths(), mode, "--max-insns", str(s.max_insns), timeout=s.timeout)
+    r = run_neve("run", "--mode", mode, "--max-insns", s.max_insns, *s.paths(), timeout=s.timeout)
     assert b"Traceback" not in r.stderr, r.stderr.decode(errors="replace")
     assert q.stdout, f"QEMU printed nothing for {s.name} (status {q.status})"
     if r.stdout != q.stdout:
@@ -194,10 +174,10 @@ def test_image_set_names_unique():
 def test_spin_budget():
     """spin never stops: QEMU is killed after a few seconds, neve by --max-insns; the
     UART output before that point is the same."""
-    _need_qemu()
+    need_qemu()
     spin = IMAGES / "spin.elf"
     with pytest.raises(QemuTimeout) as e:
         run_qemu_full([spin], timeout=3)
-    r = run_neve([spin], "vm", "--max-insns", "1000000")
+    r = run_neve("run", "--mode", "vm", "--max-insns", "1000000", spin)
     assert r.returncode == 124
     assert r.stdout == e.value.stdout == b"spin: looping forever\n"

@@ -8,15 +8,9 @@ page boundary, from VA 0x80000ffc, and prints whether its abort handler saw the 
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from test_cli import assemble
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import assemble, run_neve
 from neve.qemu import qemu_binary, run_qemu
 
 KERNEL = r"""
@@ -104,7 +98,7 @@ EXPECTED = b"FAR ok\nFAR ok\ndone\n"
 @pytest.mark.toolchain
 def test_far_is_the_virtual_address_with_the_mmu_on(tmp_path):
     img = assemble(tmp_path, "farva", KERNEL, 0x40000000)
-    r = subprocess.run([sys.executable, "-m", "neve", "run", str(img)], capture_output=True, timeout=60)
+    r = run_neve("run", img, timeout=60)
     assert (r.returncode, r.stdout) == (0, EXPECTED), r.stderr
     if qemu_binary() is not None:
         assert run_qemu([img]) == (EXPECTED, 0)

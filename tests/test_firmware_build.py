@@ -6,19 +6,15 @@ touch images/.  The list of images is whatever firmware/ holds at collection tim
 """
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import CROSS, IMAGES, ROOT, need_tool
+
 FIRMWARE = ROOT / "firmware"
-IMAGES = ROOT / "images"
 BUILD = ROOT / "tools" / "build_firmware.py"
-CROSS = os.environ.get("CROSS_COMPILE", "aarch64-linux-gnu-")
 
 pytestmark = pytest.mark.toolchain
 
@@ -31,10 +27,7 @@ def firmware_names() -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _need_toolchain():
-    if shutil.which(CROSS + "gcc") is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{CROSS}gcc not found, and CI is set")
-        pytest.skip(f"{CROSS}gcc not found")
+    need_tool(CROSS + "gcc")
 
 
 @pytest.mark.parametrize("name", firmware_names())

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import run_neve
 from fuzz_cases import (AT, GICD, HCR_RW, LAYOUT, MAIR, RAM, S1_AF, S1_ISH, UART, Case, Tables, at, load, mmu_on_el1,
                         mov, read_reg, set_reg, slot, stage2_on)
 from neve.arch import sysregs
@@ -31,7 +30,6 @@ from neve.fuzz.gen import MASK_CTL, NOT_SHOWN, generate
 from neve.fuzz.run import NESTED, CaseReport, Divergence, Options, Run, _check_nested_agree, classify, divergence, \
     qemu_available, run_case
 
-ROOT = Path(__file__).resolve().parent.parent
 HCR = {n: 1 << b for n, b in sysregs.CTRL_BITS["HCR_EL2"].items()}
 ALL = ("vm",) + NESTED
 
@@ -188,10 +186,10 @@ def test_emit_writes_a_runnable_image(tmp_path):
     """`neve fuzz --emit SEED FILE` writes the case's image; `neve run` runs it as
     the fuzzer did."""
     img = tmp_path / "case.elf"
-    r = neve_cli("fuzz", "--emit", "7", img)
+    r = run_neve("fuzz", "--emit", "7", img)
     assert r.returncode == 0, r.stderr
     assert img.read_bytes() == _image_bytes(generate(7))
-    r = neve_cli("run", "--mode", "v8.3", "--max-insns", "2000000", img)
+    r = run_neve("run", "--mode", "v8.3", "--max-insns", "2000000", img)
     assert r.stdout.startswith(b"fuzz 0000000000000007\n")
 
 
@@ -199,13 +197,6 @@ def _image_bytes(case: Case) -> bytes:
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         return case.write(Path(d) / "c.elf").read_bytes()
-
-
-def neve_cli(*args, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return subprocess.run([sys.executable, "-m", "neve", *map(str, args)], cwd=ROOT, env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
 
 
 # --- the verdicts ----------------------------------------------------------------------------
@@ -1046,8 +1037,8 @@ def test_fuzz_smoke_run_finds_no_defect(tmp_path):
     """The CI smoke run: 100 random kernels in the four modes (400 runs) and 30
     corrupted images, no defect.  (The long run is in the README.)"""
     out = tmp_path / "fuzz.json"
-    r = neve_cli("fuzz", "--runs", "100", "--seed", "0x5eed", "--corrupt", "30", "--jobs", "2", "--qemu", "no",
-                 "--json", out)
+    r = run_neve("fuzz", "--runs", "100", "--seed", "0x5eed", "--corrupt", "30", "--jobs", "2", "--qemu", "no",
+                 "--json", out, timeout=600)
     doc = json.loads(out.read_text())
     s = doc["summary"]
     assert r.returncode == 0, s["defects"]
@@ -1067,7 +1058,8 @@ def test_fuzz_agrees_with_qemu(tmp_path):
     if not have_qemu():
         pytest.skip("qemu-system-aarch64 10.x not found")
     out = tmp_path / "fuzz.json"
-    r = neve_cli("fuzz", "--runs", "40", "--seed", "0x300", "--jobs", "2", "--qemu", "yes", "--json", out)
+    r = run_neve("fuzz", "--runs", "40", "--seed", "0x300", "--jobs", "2", "--qemu", "yes", "--json", out,
+                 timeout=600)
     s = json.loads(out.read_text())["summary"]
     assert r.returncode == 0, s["defects"]
     a = s["agreement"]
@@ -1079,7 +1071,7 @@ def test_fuzz_agrees_with_qemu(tmp_path):
 def test_fuzz_bad_options():
     for args in (["--runs", "-1"], ["--timeout", "nan"], ["--modes", "bogus"], ["--jobs", "0"],
                  ["--emit", "seven", "/tmp/x.elf"], ["--emit", "7", "/nonexistent/dir/x.elf"]):
-        r = neve_cli("fuzz", *args)
+        r = run_neve("fuzz", *args)
         assert r.returncode == 2, (args, r.stderr)
         err = r.stderr.decode()
         assert err.startswith("neve: ") and len(err.splitlines()) == 1, err

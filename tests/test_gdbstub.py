@@ -17,18 +17,14 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
+from conftest import ROOT, SPIN, TINYHYP
 from neve.core import elf
 from neve.debug.gdb import GdbServer
 from neve.debug.rsp import INTERRUPT, Framer
 from neve.core.machine import Machine
-
-ROOT = Path(__file__).resolve().parent.parent
-TINYHYP = str(ROOT / "images" / "tinyhyp.elf")
-SPIN = str(ROOT / "images" / "spin.elf")
 EL2_SYNC = 0x400017B8
 
 

@@ -1,15 +1,12 @@
 """The instruction count is exact: a free run counts exactly as many instructions as
 single-stepping the same image executes (every emulated MRS/MSR/SYS, exception entry
 and ERET included), and the transcript does not depend on how the run is sliced."""
-from pathlib import Path
-
 import pytest
 
+from conftest import IMAGES
 from neve.core import elf
 from neve.core.cpu import uc_translator_skips
 from neve.core.machine import Machine
-
-IMAGES = Path(__file__).resolve().parent.parent / "images"
 
 
 def machine(mode, names):

@@ -1,17 +1,12 @@
 """Custom register classifications (--policy): accepted, applied, and refused."""
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from conftest import IMAGES, ROOT, run_neve
 from neve.el2 import policy
 from neve.arch import sysregs
 from neve.errors import BadInput
-
-ROOT = Path(__file__).resolve().parent.parent
-IMAGES = ROOT / "images"
 
 
 def write(tmp_path, text, name="p.toml"):
@@ -42,8 +37,7 @@ def test_invalid_policies_are_refused(tmp_path, text, message):
 
 def test_cli_refuses_invalid_policy_with_one_line(tmp_path):
     p = write(tmp_path, '[registers]\nSCTLR_EL2 = "memory"\n')
-    r = subprocess.run([sys.executable, "-m", "neve", "run", "--policy", str(p), str(IMAGES / "kvmlike.elf")],
-                       capture_output=True, text=True)
+    r = run_neve("run", "--policy", p, IMAGES / "kvmlike.elf", text=True)
     assert r.returncode == 2
     assert r.stdout == ""
     lines = r.stderr.splitlines()
@@ -58,8 +52,7 @@ def test_policy_access_overrides_base():
 
 def run_stats(tmp_path, *args):
     out = tmp_path / "s.json"
-    r = subprocess.run([sys.executable, "-m", "neve", "run", "--stats", str(out), *args,
-                        str(IMAGES / "kvmlike.elf"), str(IMAGES / "hypercall.elf")], capture_output=True)
+    r = run_neve("run", "--stats", out, *args, IMAGES / "kvmlike.elf", IMAGES / "hypercall.elf")
     assert r.returncode == 0, r.stderr
     return json.loads(out.read_text()), r.stdout
 

@@ -7,35 +7,22 @@ except under CI (the CI environment variable set), where a missing QEMU fails.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from neve.qemu import QemuTimeout, qemu_binary, run_qemu, run_qemu_full
-
-ROOT = Path(__file__).resolve().parent.parent
-IMAGES = ROOT / "images"
+from conftest import ROOT, image, need_qemu, need_tool
+from neve.qemu import QemuTimeout, run_qemu, run_qemu_full
 
 pytestmark = pytest.mark.qemu
 
 
 @pytest.fixture(autouse=True)
 def _need_qemu():
-    if qemu_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("qemu-system-aarch64 not found, and CI is set: QEMU is required in CI")
-        pytest.skip("qemu-system-aarch64 not found")
-
-
-def image(name: str) -> Path:
-    p = IMAGES / f"{name}.elf"
-    assert p.is_file(), f"{p} missing: run tools/build_firmware.py"
-    return p
+    need_qemu()
 
 
 def lines(out: bytes) -> list[str]:
@@ -173,11 +160,7 @@ def test_extra_image_loaded_without_moving_pc(tmp_path):
     """-device loader places a second ELF at its own address; the CPU still starts at
     the -kernel entry."""
     bf = _build_firmware_module()
-    gcc = bf.CROSS + "gcc"
-    if shutil.which(gcc) is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{gcc} not found, and CI is set")
-        pytest.skip(f"{gcc} not found")
+    gcc = need_tool(bf.CROSS + "gcc")
     (tmp_path / "probe.c").write_text(PROBE_C)
     common = bf.COMMON
     base_srcs = [common / "start.S", common / "psci.S", common / "uart.c"]

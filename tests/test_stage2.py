@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import IMAGES
 from neve.core import elf
 from neve.observe import events as ev
 from neve.arch import mmu
 from neve.core.machine import Machine
 from neve.arch.platform import RAM_BASE
 
-ROOT = Path(__file__).resolve().parent.parent
 NESTED = ("v8.3", "neve", "nv2")
 HERE = Path(__file__).resolve().parent / "stage2_src"
 
@@ -320,7 +320,7 @@ def test_el2_mmu_regime_and_eret_under_translation(built, mode):
     assert m.vel2.s2.counters["tlb_flushes"] == 1
 
 
-S2HYP = ROOT / "images" / "s2hyp.elf"
+S2HYP = IMAGES / "s2hyp.elf"
 
 
 @pytest.mark.skipif(not S2HYP.is_file(), reason="images/s2hyp.elf not built")

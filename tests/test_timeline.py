@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
+from conftest import HYPERCALL, ROOT, TINYHYP
 from neve import cli
-
-ROOT = Path(__file__).resolve().parent.parent
-TINYHYP = str(ROOT / "images" / "tinyhyp.elf")
-HYPERCALL = str(ROOT / "images" / "hypercall.elf")
 
 
 def run_timeline(tmp_path, mode, *images):

@@ -13,15 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from guest_asm import MACROS
 from neve.devices.timer import (CNTFRQ, CTL_ENABLE, CTL_IMASK, CTL_ISTATUS, Counter, DictRegs, TimerBank,
                                 PPI_HYP_TIMER, PPI_PHYS_TIMER, PPI_VIRT_TIMER)
-
 from neve.qemu import qemu_binary, run_qemu
-
-try:
-    from tests.guest_asm import MACROS
-except ImportError:  # tests/ is not a package
-    from guest_asm import MACROS
 
 AS = "aarch64-linux-gnu-as"
 LD = "aarch64-linux-gnu-ld"

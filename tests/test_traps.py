@@ -15,24 +15,17 @@ instruction on which path traps under which mode), not copied from a run:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-IMAGES = ROOT / "images"
+from conftest import IMAGES, assemble, run_neve
 
 
 def stats(tmp_path: Path, mode: str, *names: str) -> tuple[dict, bytes]:
     out = tmp_path / f"stats-{mode}.json"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    r = subprocess.run([sys.executable, "-m", "neve", "run", "--mode", mode, "--stats", str(out), "--max-insns", "100000000",
-                        *(str(IMAGES / f"{n}.elf") for n in names)],
-                       cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+    r = run_neve("run", "--mode", mode, "--stats", out, "--max-insns", "100000000",
+                 *(IMAGES / f"{n}.elf" for n in names))
     assert r.returncode == 0, r.stderr.decode(errors="replace")
     doc = json.loads(out.read_text())
     t = doc["traps"]
@@ -244,13 +237,9 @@ def test_minimal_guest_hypervisor_hypercalls_counted(tmp_path, mode):
     """A guest hypervisor that never gives its EL1 guest a VM context (HCR_EL2 = RW,
     VTTBR_EL2 = 0) still has hypercalls: those of that EL1 guest, from each HVC to
     the ERET back (HVC + ESR_EL2 read + ERET; v8.3 traps all three)."""
-    from test_cli import assemble
     img = assemble(tmp_path, "minihyp", MINIHYP, 0x40080000)
     out = tmp_path / "stats.json"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    r = subprocess.run([sys.executable, "-m", "neve", "run", "--mode", mode, "--stats", str(out), str(img)],
-                       cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+    r = run_neve("run", "--mode", mode, "--stats", out, img)
     assert r.returncode == 0, r.stderr
     hc = json.loads(out.read_text())["hypercalls"]
     assert hc["count"] == 3

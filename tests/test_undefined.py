@@ -8,19 +8,18 @@ below runs at EL1 (vm mode) or at (virtual) EL2, executes one such access, and p
 
 Unicorn refuses to execute from device memory; neve stops with `unsupported` naming
 the device instead of an emulation error.
+
+The guests run through the command line in this process (`neve_in_process`); one
+test runs the real `python -m neve` for the exit status and stderr of the process.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from test_cli import EXIT_UNSUPPORTED, assemble, one_line_error
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from guest_asm import MACROS  # noqa: E402
+from conftest import EXIT_UNSUPPORTED, assemble, one_line_error, run_neve
+from guest_asm import MACROS
 from neve.qemu import qemu_binary, run_qemu
 
 KERNEL = MACROS + r"""
@@ -83,9 +82,8 @@ ACCESSES = {
 }
 
 
-def run_neve(img: Path, mode: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "neve", "run", "--mode", mode, "--max-insns", "100000",
-                           str(img)], capture_output=True, timeout=60)
+def run_args(img: Path, mode: str) -> list[str]:
+    return ["run", "--mode", mode, "--max-insns", "100000", str(img)]
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +96,9 @@ def images(tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.toolchain
 @pytest.mark.parametrize("mode", ["vm", "v8.3", "neve", "nv2"])
 @pytest.mark.parametrize("what", list(ACCESSES))
-def test_wrong_direction_is_undefined_as_on_qemu(images, what, mode):
+def test_wrong_direction_is_undefined_as_on_qemu(neve_in_process, images, what, mode):
     img = images[what]
-    r = run_neve(img, mode)
+    r = neve_in_process(*run_args(img, mode))
     expected = ACCESSES[what][1]
     assert (r.returncode, r.stdout) == (0, expected), r.stderr
     if qemu_binary() is not None:
@@ -109,21 +107,39 @@ def test_wrong_direction_is_undefined_as_on_qemu(images, what, mode):
 
 @pytest.mark.toolchain
 @pytest.mark.parametrize("mode", ["vm", "nv2"])
-def test_cntfrq_write_is_unsupported(tmp_path, mode):
+def test_cntfrq_write_is_unsupported(neve_in_process, tmp_path, mode):
     # QEMU lets the highest EL write CNTFRQ_EL0; neve's frequency is fixed, so it says so.
     img = assemble(tmp_path, "cntfrq", KERNEL.replace("ACCESS", "msr cntfrq_el0, x0"), 0x40080000)
-    r = run_neve(img, mode)
+    r = neve_in_process(*run_args(img, mode))
     line = one_line_error(r)
     assert r.returncode == EXIT_UNSUPPORTED
     assert line.startswith("neve: unsupported: MSR CNTFRQ_EL0") and "PC 0x4008" in line, line
 
 
+FETCH = ".global _start\n_start:\n    ldr x30, ={target:#x}\n    ret\n"
+
+
 @pytest.mark.toolchain
 @pytest.mark.parametrize("target, device", [(0x0900_0000, "UART"), (0x0800_0000, "GICv3 distributor"),
                                             (0x0, "flash"), (0x1000, "flash")])
-def test_fetch_from_a_device_is_unsupported(tmp_path, target, device):
-    img = assemble(tmp_path, "fetch", f".global _start\n_start:\n    ldr x30, ={target:#x}\n    ret\n", 0x40080000)
-    r = run_neve(img, "vm")
+def test_fetch_from_a_device_is_unsupported(neve_in_process, tmp_path, target, device):
+    img = assemble(tmp_path, "fetch", FETCH.format(target=target), 0x40080000)
+    r = neve_in_process(*run_args(img, "vm"))
     line = one_line_error(r)
     assert r.returncode == EXIT_UNSUPPORTED, line
     assert line.startswith("neve: unsupported:") and device in line and f"PC {target:#x}" in line, line
+
+
+@pytest.mark.toolchain
+def test_exit_status_and_streams_of_the_process(tmp_path):
+    """The same stop through `python -m neve`: exit status 125, one line on stderr,
+    the guest's output (none) on stdout; and an access in the wrong direction exits 0
+    with the guest's transcript (the tests above run the command line in-process)."""
+    img = assemble(tmp_path, "fetch", FETCH.format(target=0x0900_0000), 0x40080000)
+    r = run_neve(*run_args(img, "vm"), timeout=60)
+    line = one_line_error(r)
+    assert (r.returncode, r.stdout) == (EXIT_UNSUPPORTED, b""), line
+    assert line.startswith("neve: unsupported:") and "UART" in line and "PC 0x9000000" in line, line
+    img = assemble(tmp_path, "undef", KERNEL.replace("ACCESS", ACCESSES["msr ICC_IAR1_EL1"][0]), 0x40080000)
+    r = run_neve(*run_args(img, "nv2"), timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, UNDEF, b"")
