@@ -25,7 +25,7 @@ from fuzz_cases import (AT, GICD, HCR_RW, LAYOUT, MAIR, RAM, S1_AF, S1_ISH, UART
                         mov, read_reg, set_reg, slot, stage2_on)
 from neve.arch import sysregs
 from neve.fuzz import a64
-from neve.fuzz.case import CASE_SIZE
+from neve.fuzz.case import CASE_SIZE, Slot
 from neve.fuzz.gen import MASK_CTL, NOT_SHOWN, generate
 from neve.fuzz.run import NESTED, CaseReport, Divergence, Options, Run, _check_nested_agree, classify, divergence, \
     qemu_available, run_case

@@ -462,7 +462,7 @@ class VirtualEL2:
             self.regs[name] = value              # a register the CPU model lacks
             return
         self.set(name, value)
-        if row.regime:
+        if row.regime and row.group == "el2":   # vEL2's own regime (an EL1 row here is L2's context)
             self._refresh_regime()
 
     def _el1_sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
