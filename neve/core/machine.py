@@ -109,6 +109,7 @@ class Machine:
         for im in images:
             self._load(im)
         self.counter = Counter(self.icount)               # the system counter (neve/devices/timer.py)
+        self.stage2_shadows: dict = {}                    # VMID -> the nested VM's shadow stage 2 (neve/el2/stage2.py)
         self._build_vcpu(0)
         # GICv3 (neve/gic): the interrupt state and the MMIO frames are the board's;
         # each vCPU's CPU interface, timers and PMU are its own (Interrupts).

@@ -2,7 +2,7 @@
 
 The board (neve/core/machine.py) owns what the CPUs share -- RAM, the devices (UART,
 GIC distributor and redistributor frames), the GIC's interrupt state, the system
-counter, the event bus -- and builds each vCPU in dependency order (`Machine._build_vcpu`):
+counter, the shadow stage-2 tables per VMID, the event bus -- and builds each vCPU in dependency order (`Machine._build_vcpu`):
 its Unicorn instance with the shared RAM and devices mapped, the checks neve makes beside
 Unicorn, its virtual EL2 in the nested modes, and its part of the interrupt and time
 subsystem (its GIC CPU interface, timers, PMU and shadow list registers).  One vCPU

@@ -173,7 +173,7 @@ def _range_tlbi(xt: int, default_gb: int = 12) -> tuple[int, int]:
 class ShadowStage2:
     def __init__(self, m: Machine, v: VirtualEL2) -> None:
         self.m, self.v, self.cpu = m, v, m.cpu
-        self.vmids: dict[int, VmidShadow] = {}
+        self.vmids: dict[int, VmidShadow] = m.stage2_shadows    # the board's, shared by the vCPUs
         self.regime: str | None = None        # None (UC_TLB_CPU), "s2" (L2, VM=1), "el2" (vEL2, MMU on)
         self.cur: VmidShadow | None = None    # the shadow in use while L2 runs
         self._vtcr = self._vttbr = 0
