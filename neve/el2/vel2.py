@@ -22,14 +22,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 
-from neve.arch import decode, model, sysregs
+from neve.arch import decode, sysregs
 from neve.core import eret, faults
 from neve.observe import events as ev
-from neve.core.cpu import EXECUTE, uc_implements
 from neve.errors import Unsupported
 from neve.arch.modes import Access
 from neve.arch.exceptions import M_EL1H, PSTATE_DAIF, PSTATE_IL, PSTATE_RESTORED, VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64
 from neve.el2.stage2 import ShadowStage2
+from neve.el2.sysreg import Vel2Sysregs
 
 if TYPE_CHECKING:                       # types only: no import at run time
     from neve.core.machine import Machine
@@ -42,7 +42,6 @@ SCTLR_EL1_RES1 = 0x30D0_0800
 SCTLR_EL2_TO_EL1 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19) | (1 << 25)
 
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in sysregs.CTRL_BITS["HCR_EL2"]}
-_KEY_CURRENTEL = sysregs.BY_NAME["CurrentEL"].key
 _MDCR_TDE = sysregs.ctrl_bit("MDCR_EL2", "TDE")
 
 # HCR_EL2 controls whose presence marks an EL1 context as a guest L1 virtualizes.
@@ -68,7 +67,7 @@ def el2_tcr_to_el1(tcr2: int) -> int:
             | ps << 32 | tbi << 37)
 
 
-class VirtualEL2:
+class VirtualEL2(Vel2Sysregs):
     def __init__(self, m: Machine, mode: str, policy=None) -> None:
         self.m = m
         self.cpu = m.cpu
@@ -363,169 +362,3 @@ class VirtualEL2:
                     reason=f"{why} set by L1: debug exceptions from EL1/EL0 go to EL2")
         self.exit_to_vel2(esr, elr, why=name)
         return True
-
-    # --- system registers --------------------------------------------------------------------
-    def sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
-        """MRS/MSR hook. Returns 1 when handled, None to fall through to the
-        machine's EL1 path (native access, timer, L0's own traps)."""
-        if self.active:
-            return self._vel2_sysreg(reg, key, write, value)
-        return self._el1_sysreg(reg, key, write, value)
-
-    def _vel2_sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
-        m, cpu = self.m, self.cpu
-        pc = cpu.pc
-        if key == _KEY_CURRENTEL and not write:          # CurrentEL reads EL2 under NV
-            cpu.uc.reg_write(reg, 2 << 2)
-            return cpu.skip_hooked(pc, key, write)
-        ent = self.vel2_action.get((key, write))
-        if ent is None:
-            if key[1] in (4, 5, 6):
-                insn = cpu.read_insn(pc)
-                if insn is not None and not uc_implements(insn, 2):
-                    # Not a register of the CPU model at EL2: UNDEFINED.
-                    acc = cpu.uc_accessible(key, write)
-                    self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
-                    return cpu.redirected(acc)
-                raise Unsupported(f"{'MSR' if write else 'MRS'} {sysregs.enc_name(*key)} "
-                                  f"({decode.disasm(insn, pc) if insn is not None else '?'}) at vEL2", pc)
-            return None
-        row, act, reasons = ent
-        rw = "w" if write else "r"
-        if row.group == "el12" or not model.implemented(row):
-            # With HCR_EL2.E2H=0 (the only setting neve emulates) the _EL12/_EL02
-            # encodings are UNDEFINED at EL2, and so is a register the CPU model lacks
-            # (neve/arch/model.py).  At EL1 under NV they trap to L0 (FEAT_NV2 leaves them
-            # trapping when NV1=1), which injects the UNDEF.
-            why = ("UNDEFINED at EL2 with E2H=0" if row.group == "el12"
-                   else f"{row.name} is not implemented by the {model.NAME} model")
-            m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc,
-                   reason=f"HCR_EL2.NV set by L0; {why}: L0 injects UNDEF")
-            acc = cpu.uc_accessible(key, write)
-            self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
-            return cpu.redirected(acc)
-        if act == Access.NATIVE:
-            return None
-        if act == Access.TRAP:
-            why = ", ".join(f"{t} set by L0" for t in reasons) or "trapped under this mode's policy"
-            m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc, reason=why)
-            if self.is_hardware(row):
-                return EXECUTE
-        else:
-            off = self.offsets.get(row.name, -1)
-            m.bus.publish(ev.PageAccess(cpu.icount(), pc, row.name, rw, value if write else self.read(row), off, act))
-        if write:
-            self.write(row, value, pc)
-        else:
-            v = self.read(row)
-            cpu.uc.reg_write(reg, v)
-        return cpu.skip_hooked(pc, key, write)
-
-    def is_hardware(self, row: sysregs.SysReg) -> bool:
-        """A register outside the nested context that the CPU model implements: a
-        trapped access is counted, then executed by the CPU itself, which applies
-        the register's own write mask."""
-        hw = self._hardware.get(row.name)
-        if hw is None:
-            hw = self._hardware[row.name] = (
-                row.group not in ("el2", "el12") and row.name not in self.context
-                and row.fn is None
-                and uc_implements(decode.sysreg_word(*row.key, 0, row.access == "ro"), 1))
-        return hw
-
-    def read(self, row: sysregs.SysReg) -> int:
-        name = row.name
-        if row.fn is not None:                 # computed by the GIC, a timer or the PMU
-            v = self.irq.vel2_read(row)
-            if v is not None:
-                return v
-        if self.is_hardware(row):
-            return self.cpu.cpr_read(*row.key)
-        if row.group in ("el2", "el12") or name in self.context:
-            return self.get(name)
-        return self.regs.get(name, row.reset)  # a register the CPU model lacks (e.g. MDCCSR_EL0)
-
-    def write(self, row: sysregs.SysReg, value: int, pc: int | None = None) -> None:
-        name = row.name
-        if row.access == "ro":
-            return
-        if row.fn is not None and self.irq.vel2_write(row, value):   # the GIC, a timer or the PMU acts on it
-            return
-        if self.is_hardware(row):
-            self.cpu.cpr_write(*row.key, value)
-            return
-        if row.wmask != sysregs.ALL64:           # RES0, RAZ/WI bits (the table's write mask)
-            old = self.get(name) if row.group in ("el2", "el12") or name in self.context \
-                else self.regs.get(name, row.reset)
-            value = (old & ~row.wmask) | (value & row.wmask)
-        if row.group not in ("el2", "el12") and name not in self.context:
-            self.regs[name] = value              # a register the CPU model lacks
-            return
-        self.set(name, value)
-        if row.regime and row.group == "el2":   # vEL2's own regime (an EL1 row here is L2's context)
-            self._refresh_regime()
-
-    def _el1_sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
-        """An access made by what L1 runs at EL1/EL0: forwarded to vEL2 when one of
-        L1's own trap controls says so."""
-        row = sysregs.BY_KEY.get(key)
-        if row is not None and not model.implemented(row):
-            return None                   # UNDEFINED: before any trap to EL2
-        if sysregs.impdef(key) and self.cpu.el() == 1 and sysregs.TIDCP.holds(self.vcontrols()):
-            # Whether TIDCP traps EL0 accesses too is IMPLEMENTATION DEFINED; QEMU's
-            # cortex-a72 does not (they UNDEF at EL1), and neither does neve.
-            reasons = [sysregs.TIDCP]
-        elif row is None or not row.traps or row.group in ("el2", "el12"):
-            return None
-        else:
-            reasons = row.trap_reasons(write, self.vcontrols())
-        if not reasons:
-            return None
-        m, cpu = self.m, self.cpu
-        pc = cpu.pc
-        insn = cpu.read_insn(pc)
-        rt = (insn or 0) & 0x1F
-        name = row.name if row else sysregs.enc_name(*key)
-        m.trap(ev.SYSREG, name, "w" if write else "r", value if write else None, pc=pc, insn=insn,
-               forwarded=True, reason=", ".join(f"{t} set by L1" for t in reasons) + ": forwarded to vEL2")
-        iss = decode.sysreg_iss(*key, rt, not write)
-        acc = cpu.uc_accessible(key, write)
-        self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=name)
-        return cpu.redirected(acc)
-
-    # --- SYS instructions (TLBI, AT, DC, IC) -------------------------------------------------
-    def sys(self, reg: int, cp) -> int | None:
-        m, cpu = self.m, self.cpu
-        pc = cpu.pc
-        insn = cpu.read_insn(pc)
-        k = decode.classify(insn) if insn is not None else None
-        name = (k.name if k is not None and getattr(k, "name", None) else
-                f"SYS #{cp.op1}, C{cp.crn}, C{cp.crm}, #{cp.op2}")
-        key = (1, cp.op1, cp.crn, cp.crm, cp.op2)
-        if not self.active:
-            # A cache or TLB maintenance instruction of L1's EL1/EL0 code that one of
-            # L1's HCR_EL2 bits traps (sysregs.SYS_TRAPS); one the CPU model lacks
-            # UNDEFs first (Unicorn raises it).
-            t = sysregs.SYS_TRAPS.get(name)
-            if t is None or not t.holds(self.vcontrols()) or insn is None or not uc_implements(insn, 1):
-                return None
-            cls = ev.TLBI if name.startswith("TLBI") else ev.SYSREG
-            m.trap(cls, name, pc=pc, insn=insn, forwarded=True, reason=f"{t} set by L1")
-            iss = decode.sys_iss(cp.op1, cp.crn, cp.crm, cp.op2, insn & 0x1F, False)
-            acc = cpu.uc_accessible(key, True)
-            self.exit_to_vel2(decode.esr(decode.EC_SYS64, iss), pc, why=name)
-            return cpu.redirected(acc)
-        if cp.op1 in (4, 6):
-            if insn is None or not uc_implements(insn, 2):
-                # Not an instruction of the CPU model at EL2 (TLBI range/OS/nXS forms,
-                # EL3 maintenance): UNDEFINED.
-                acc = cpu.uc_accessible(key, True)
-                self.take_current(decode.esr(decode.EC_UNKNOWN, 0), pc)
-                return cpu.redirected(acc)
-            if name.startswith("TLBI"):
-                m.trap(ev.TLBI, name, pc=pc, insn=insn,
-                       reason="HCR_EL2.NV set by L0: EL2 and stage-2 TLB maintenance traps")
-                self.s2.tlbi(name, cpu.x(insn & 0x1F))
-                return cpu.skip_hooked(pc, key, True)
-            raise Unsupported(f"{name} at vEL2", pc)
-        return None
