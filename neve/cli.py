@@ -11,24 +11,31 @@ guest wedges itself or neve fails internally.
 """
 from __future__ import annotations
 
+import importlib
 import sys
 
 from neve import errors
-from neve.bench import cli as bench
-from neve.debug import gdb, shell
-from neve.fuzz import cli as fuzz_cli
 from neve.launch import Parser, add_run_options, cmd_run, guarded
+
+# The commands beside `run`, by the module that defines them (its add_parser).  Only
+# the one named on the command line is imported (all of them for `neve --help` or a
+# mistake), so that `neve run` does not pay for the benchmark, debugger and fuzzer
+# modules at start-up, which `neve bench` measures.  Lazy for speed, not to dodge an
+# import circle: tests/test_layout.py checks there is none.
+COMMANDS = {"bench": "neve.bench.cli", "debug": "neve.debug.shell", "gdb": "neve.debug.gdb",
+            "fuzz": "neve.fuzz.cli"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = Parser(prog="neve", description="Functional emulator of Arm nested virtualization (ARMv8.3 NV, NEVE, FEAT_NV2)")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
     pr = sub.add_parser("run", help="boot ELF images")
     add_run_options(pr)
-    bench.add_parser(sub)
-    shell.add_parser(sub, add_run_options)
-    gdb.add_parser(sub, add_run_options)
-    fuzz_cli.add_parser(sub)
+    first = argv[0] if argv else None
+    wanted = [] if first == "run" else [first] if first in COMMANDS else list(COMMANDS)
+    for name in wanted:
+        importlib.import_module(COMMANDS[name]).add_parser(sub)
     args = p.parse_args(argv)
     if args.cmd is None:
         p.print_usage(sys.stderr)

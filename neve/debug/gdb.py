@@ -40,7 +40,7 @@ import io
 import select
 import socket
 import sys
-from xml.sax.saxutils import escape as xml_escape
+from html import escape as xml_escape
 
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
@@ -51,7 +51,7 @@ from neve.debug.rsp import INTERRUPT, Framer
 from neve.debug.shell import Debugger
 from neve.debug.stops import Stops
 from neve.errors import BadInput
-from neve.launch import build_machine
+from neve.launch import add_run_options, build_machine
 from neve.observe.timeline import Timeline
 
 if TYPE_CHECKING:                       # types only: no import at run time
@@ -478,7 +478,7 @@ def listen(port: int, host: str = "127.0.0.1") -> socket.socket:
     return s
 
 
-def add_parser(sub, add_run_options) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("gdb", help="GDB remote stub (gdb-multiarch: target remote :PORT)",
                        description="Serve the guest to gdb over the GDB remote serial protocol on 127.0.0.1. "
                                    "The guest's UART output goes to stdout.")

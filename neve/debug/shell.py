@@ -24,7 +24,7 @@ from neve.arch import sysregs
 from neve.debug.regview import guest_pstate, hardware_value, is_el2_row, sysreg_value, view_rows
 from neve.debug.stops import Stops, parse_trap_spec
 from neve.errors import BadInput
-from neve.launch import build_machine
+from neve.launch import add_run_options, build_machine
 from neve.observe.timeline import Timeline
 
 if TYPE_CHECKING:                       # types only: no import at run time
@@ -373,7 +373,7 @@ class _Script(argparse.Action):
         ns.script = items
 
 
-def add_parser(sub, add_run_options) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("debug", help="interactive trap-aware debugger",
                        description="Debug the guest hypervisor and its nested VM. Guest UART output is "
                                    "printed line by line between debugger messages (or to --uart FILE).")
