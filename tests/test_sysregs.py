@@ -5,9 +5,11 @@ through a KVM/ARM v4.10-style non-VHE guest hypervisor (from the project notes
 `kvm-v4.10-hypercall-path.md`): (#, group, instruction/register, R/W, expected under
 ARMv8.3 NV, expected under FEAT_NV2 with NV1=1).
 """
+import re
 from collections import Counter
 
 import pytest
+from conftest import TINYHYP
 
 from neve.arch import sysregs as sr
 from neve.arch.sysregs import (
@@ -490,3 +492,46 @@ def test_neve_classes_consistent():
             assert r.neve == NEVE_NATIVE, r.name
         if r.neve == NEVE_TRAP:
             assert r.group in ("el2", "el12"), r.name
+
+
+# --- the row holds the behaviour (issue 10) ---------------------------------------------
+def test_policy_refuses_memory_exactly_for_rows_with_immediate_effect():
+    from neve.el2 import policy
+    for r in REGISTERS:
+        if r.group in ("special", "id", "el12"):
+            continue
+        if r.immediate:
+            with pytest.raises(ValueError, match=f"{r.name}: impossible class 'memory': {re.escape(r.immediate)}"):
+                policy.check(r.name, "memory")
+        elif sr.neve_slot(r) is not None or r.group == "el2":
+            assert policy.check(r.name, "memory") == "mem", r.name
+
+
+def test_icc_sre_el2_is_what_its_row_says():
+    """ICC_SRE_EL2 of L1's hyp interface is RAO/WI: its reset value and write mask, and
+    nothing else, say so."""
+    from neve.core import elf
+    from neve.core.machine import Machine
+    row = sr.BY_NAME["ICC_SRE_EL2"]
+    assert row.reset == 0xF and row.wmask == 0
+    m = Machine([elf.load(TINYHYP)], mode="v8.3", uart_out=lambda b: None)
+    assert m.vel2.read(row) == 0xF
+    m.vel2.write(row, 0)
+    assert m.vel2.read(row) == 0xF
+
+
+def test_every_fn_row_reaches_its_component():
+    """A row whose `fn` names a component is served by it: at EL1 through the interrupt
+    subsystem's dispatcher, at vEL2 through its vel2_read/vel2_write."""
+    from neve.core import elf
+    from neve.core.machine import Machine
+    from neve.arch import model
+    m = Machine([elf.load(TINYHYP)], mode="v8.3", uart_out=lambda b: None)
+    el1 = [r for r in REGISTERS if r.fn is not None and r.group != "el2" and model.implemented(r)]
+    assert {r.fn for r in el1} == set(sr.FNS)
+    for r in el1:
+        if r.access != "wo":
+            m.vel2.read(r)                      # no KeyError: a handler exists for its fn
+    computed = [r for r in REGISTERS if r.fn is not None and r.group == "el2"]
+    assert {r.name for r in computed if m.irq.vel2_read(r) is not None} == {
+        "ICH_MISR_EL2", "ICH_EISR_EL2", "ICH_ELRSR_EL2", "CNTHP_TVAL_EL2", "CNTHP_CTL_EL2", "CNTHP_CVAL_EL2"}

@@ -98,7 +98,6 @@ class Machine(ExceptionEntry, SysregHooks):
                 v.vel2.connect(v.irq)
                 v.vel2.reset()
         self._run_on(self.vcpus[0])
-        self.irq = self.vcpu.irq
         self.regime_changed()
 
     def _build_vcpu(self, index: int) -> VCPU:
@@ -139,6 +138,7 @@ class Machine(ExceptionEntry, SysregHooks):
         self.align, self.fp, self.erets = v.align, v.fp, v.erets
 
     def _gic_changed(self, mmio: bool = False) -> None:
+        """The GIC's state changed: every vCPU re-evaluates its interrupt lines."""
         for v in self.vcpus:
             if v.irq is not None:
                 v.irq.kick(mmio)
@@ -151,7 +151,6 @@ class Machine(ExceptionEntry, SysregHooks):
             self._map_device(v.cpu, dev)
 
     def _map_device(self, cpu: CPU, dev) -> None:
-
         # Unicorn splits a 64-bit access to MMIO into two 32-bit ones.  A device whose
         # registers care (dev.wide) gets it whole: the first half makes the access,
         # the second takes the other 32 bits.
