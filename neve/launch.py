@@ -89,15 +89,20 @@ class Parser(argparse.ArgumentParser):
         self.exit(errors.EXIT_BAD_INPUT, f"neve: {message}\n")
 
 
-def cmd_run(args) -> int:
+def stdout_uart():
+    """The guest's UART on stdout, flushed at each newline: stdout carries the guest's
+    bytes exactly and nothing else."""
     out = sys.stdout.buffer
 
     def uart(b: bytes) -> None:
         out.write(b)
         if b == b"\n":
             out.flush()
+    return uart
 
-    m = build_machine(args, uart)
+
+def cmd_run(args) -> int:
+    m = build_machine(args, stdout_uart())
     tracer = TraceWriter(args.trace, m) if args.trace else None
     if args.timeline:
         timeline = Timeline(m)
@@ -108,7 +113,7 @@ def cmd_run(args) -> int:
             except OSError as e:
                 raise BadInput(f"{opt} {path}: {e.strerror}") from None
     res = m.run()
-    out.flush()
+    sys.stdout.buffer.flush()
     if tracer:
         tracer.close()
     if args.timeline:

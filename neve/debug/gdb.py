@@ -51,7 +51,7 @@ from neve.debug.rsp import INTERRUPT, Framer
 from neve.debug.shell import Debugger
 from neve.debug.stops import Stops
 from neve.errors import BadInput
-from neve.launch import add_run_options, build_machine
+from neve.launch import add_run_options, build_machine, stdout_uart
 from neve.observe.timeline import Timeline
 
 if TYPE_CHECKING:                       # types only: no import at run time
@@ -490,14 +490,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_gdb(args) -> int:
-    out = sys.stdout.buffer
-
-    def uart(b: bytes) -> None:
-        out.write(b)
-        if b == b"\n":
-            out.flush()
-
-    m = build_machine(args, uart)
+    m = build_machine(args, stdout_uart())
     if not 0 <= args.port <= 65535:
         raise BadInput(f"--port {args.port}: not a TCP port")
     try:
@@ -525,13 +518,13 @@ def cmd_gdb(args) -> int:
         for h in server.watch.values():
             m.cpu.uc.hook_del(h)
         r = m.run()
-        out.flush()
+        sys.stdout.buffer.flush()
         if r.reason not in ("system-off", "system-reset", "semihosting-exit"):
             print(f"neve: {r.message}", file=sys.stderr)
         status = r.status
     elif server.stops.finished:
         status = m.result.status
-    out.flush()
+    sys.stdout.buffer.flush()
     if timeline is not None:
         timeline.write(args.timeline)
     return status
