@@ -93,6 +93,8 @@ def fault(m: Machine, ld: decode.LdSt, va: int, pc: int) -> None:
 class DeviceAlignment:
     def __init__(self, m: Machine) -> None:
         self.m = m
+        self.vcpu = m.vcpu                # the vCPU it is built for (its vel2 comes later)
+        self.cpu = m.cpu
         self._hook = None
         self.pending: dict | None = None
         self._sizes: dict[int, decode.LdSt | None] = {}
@@ -100,7 +102,7 @@ class DeviceAlignment:
     def sync(self) -> None:
         """After the regime may have changed: check accesses while the MMU is off."""
         want = device_regime(self.m)
-        uc = self.m.cpu.uc
+        uc = self.cpu.uc
         if want and self._hook is None:
             self._hook = uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._access)
         elif not want and self._hook is not None:
@@ -117,7 +119,7 @@ class DeviceAlignment:
             ld = self._ldst(uc)
             if ld is None or alignment(ld) != 16:
                 return
-            cpu = self.m.cpu
+            cpu = self.cpu
             if not ld.address(cpu.base_reg, cpu.pc) & 15:
                 return
         m = self.m
@@ -129,7 +131,7 @@ class DeviceAlignment:
             return              # unbacked: Unicorn's unmapped path follows (faults.external_abort)
         p = self.pending
         if p is None:
-            cpu = self.m.cpu
+            cpu = self.cpu
             p = self.pending = {"pc": cpu.pc, "x": [uc.reg_read(r) for r in _X], "sp": cpu.sp,
                                 "q": [uc.reg_read(r) for r in _Q], "undo": []}
             cpu.stop_before_current()                 # counted once: it is attempted
@@ -139,7 +141,7 @@ class DeviceAlignment:
     def _physical(self, addr: int, write: bool) -> int | None:
         """The physical address of an access the hook reports: the nested VM's, with its
         stage 1 off, is an IPA that L1's stage 2 translates (None: a stage-2 fault)."""
-        v = self.m.vel2
+        v = self.vcpu.vel2
         if v is None or v.s2.regime != "s2":
             return addr
         r = v.s2.translate_ipa(addr, write)
@@ -149,7 +151,7 @@ class DeviceAlignment:
         """The load/store at PC, decoded (cached per PC)."""
         pc = uc.reg_read(A.UC_ARM64_REG_PC)
         if pc not in self._sizes:
-            insn = self.m.cpu.read_insn(pc)
+            insn = self.cpu.read_insn(pc)
             self._sizes[pc] = decode.decode_ldst(insn) if insn is not None else None
         return self._sizes[pc]
 

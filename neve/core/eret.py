@@ -50,6 +50,8 @@ _HCR_RW, _HCR_TGE = 1 << 31, 1 << 27
 class EretHooks:
     def __init__(self, m: Machine) -> None:
         self.m = m
+        self.vcpu = m.vcpu                # the vCPU it is built for (its vel2 comes later)
+        self.cpu = m.cpu
         self._hooked: set[int] = set()
 
     def scan(self, base: int, size: int) -> None:

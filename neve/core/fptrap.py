@@ -40,6 +40,8 @@ CPTR_TFP = 1 << 10
 class FPTraps:
     def __init__(self, m: Machine) -> None:
         self.m = m
+        self.vcpu = m.vcpu                # the vCPU it is built for (its vel2 comes later)
+        self.cpu = m.cpu
         self._hook = None
         self._blocks: dict[tuple[int, int, int], tuple[int, ...]] = {}
         # (TTBR0_EL1, TTBR1_EL1) the running code translates through, read once after
@@ -51,12 +53,12 @@ class FPTraps:
 
     # --- where a trap goes ---------------------------------------------------------
     def _could_trap(self) -> bool:
-        v = self.m.vel2
+        v = self.vcpu.vel2
         if v is not None and v.get("CPTR_EL2") & CPTR_TFP:
             return True
         if v is not None and v.active:
             return False
-        return (self.m.cpu.cpr_read(*_KEY_CPACR) >> 20) & 3 != 3
+        return (self.cpu.cpr_read(*_KEY_CPACR) >> 20) & 3 != 3
 
     def route(self) -> str | None:
         """"el1", "vel2" (forwarded from L1's EL1/EL0 code), "vel2-self", or None."""
@@ -74,10 +76,10 @@ class FPTraps:
     def sync(self) -> None:
         self._space = None
         want = self._could_trap()
-        uc = self.m.cpu.uc
+        uc = self.cpu.uc
         if want and self._hook is None:
             # The block hook runs before every block while FP can trap.
-            self._hook = self.m.cpu.add_block_hook_raw(self._cfunc)
+            self._hook = self.cpu.add_block_hook_raw(self._cfunc)
         elif not want and self._hook is not None:
             uc.hook_del(self._hook)
             self._hook = None
@@ -93,12 +95,12 @@ class FPTraps:
         hold different code at one VA."""
         space = self._space
         if space is None:
-            cpu = self.m.cpu
+            cpu = self.cpu
             space = self._space = (cpu.cpr_read(*_KEY_TTBR0), cpu.cpr_read(*_KEY_TTBR1))
         key = (addr, size, space[addr >> 55 & 1])
         hit = self._blocks.get(key)
         if hit is None:
-            raw = self.m.cpu.read_virt(addr, size, 4) or b""
+            raw = self.cpu.read_virt(addr, size, 4) or b""
             hit = tuple(addr + i for i in range(0, len(raw) - 3, 4)
                         if is_fp(int.from_bytes(raw[i:i + 4], "little")))
             self._blocks[key] = hit
@@ -115,7 +117,7 @@ class FPTraps:
                 hit = self._fp_in(addr, size)
             if hit and self.route() is not None:
                 self.pending = hit[0]
-                self.m.cpu.stop_before_current()        # the block's first instruction is not run
+                self.cpu.stop_before_current()        # the block's first instruction is not run
         except Exception as e:                  # never let the hook die inside Unicorn
             self.m.fail_in_hook(GuestError(f"internal error in the FP-trap block hook at {addr:#x}: {e!r}"))
 
@@ -129,7 +131,7 @@ class FPTraps:
         return budget
 
     def after_slice(self) -> None:
-        pc = self.m.cpu.pc
+        pc = self.cpu.pc
         if self.until is not None:
             target, self.until = self.until, None
             if pc == target:
@@ -137,7 +139,7 @@ class FPTraps:
             # otherwise something else happened on the way (an exception): go on
         if self.pending is not None and pc == self.pending:
             self.pending = None
-            insn = self.m.cpu.read_insn(pc)
+            insn = self.cpu.read_insn(pc)
             if insn is not None and is_fp(insn):
                 self.take(pc, insn)
             else:                               # the code changed under the cache

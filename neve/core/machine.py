@@ -92,7 +92,7 @@ class Machine(ExceptionEntry, SysregHooks):
         self.add_device(Distributor(self.gic))
         self.add_device(Redistributors(self.gic))
         for v in self.vcpus:
-            v.irq = Interrupts(self, v.index, self.gic, self.counter)
+            v.irq = Interrupts(self, v, self.gic, self.counter)
             self.add_clock(v.irq)
             if v.vel2 is not None:
                 v.vel2.connect(v.irq)

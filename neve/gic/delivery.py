@@ -76,6 +76,7 @@ from neve.arch.platform import RAM_BASE
 
 if TYPE_CHECKING:                       # types only: no import at run time
     from neve.core.machine import Machine
+    from neve.core.vcpu import VCPU
 
 MASKED_SLICE = 256
 
@@ -105,15 +106,17 @@ _KEYS: dict[tuple, sysregs.SysReg] = {r.key: r for r in sysregs.REGISTERS
 class Interrupts:
     """The machine's interrupt and time subsystem (a clock of the run loop)."""
 
-    def __init__(self, m: Machine, index: int, gic: GICv3, counter: Counter) -> None:
-        self.m = m
-        self.index = index                        # the vCPU's: its GIC CPU interface and PPIs
+    def __init__(self, m: Machine, vcpu: VCPU, gic: GICv3, counter: Counter) -> None:
+        self.m = m                                # the board: images, RAM, trap events
+        self.vcpu = vcpu                          # whose interrupts these are
+        self.cpu = vcpu.cpu
+        index = self.index = vcpu.index           # its GIC CPU interface and PPIs
         self.vm_controls = sysregs.VM_CONTROLS    # L0's controls while a VM (or L1's EL1) runs
         self.counter = counter                    # the board's system counter
-        nested = m.vel2 is not None
+        nested = vcpu.vel2 is not None
         self.gic = gic                            # the board's GIC state
-        self.timers = TimerBank(self.counter, m.vel2 if nested else DictRegs(), self._cntvoff, hyp=nested)
-        self.pmu = PMU(m.icount, self._pmu_line)
+        self.timers = TimerBank(self.counter, vcpu.vel2 if nested else DictRegs(), self._cntvoff, hyp=nested)
+        self.pmu = PMU(vcpu.cpu.icount, self._pmu_line)
         self.shadow = VirtualInterface()          # the LRs L0 runs the nested VM with
         self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(index, pintid)
         self.maintenance_line = False
@@ -133,7 +136,7 @@ class Interrupts:
         machine's; an MSR DAIFClr written at run time is caught by the MASKED_SLICE
         re-check)."""
         words = [(0xD50340FF | (crm << 8)).to_bytes(4, "little") for crm in range(16) if crm & 3]
-        uc = m.cpu.uc
+        uc = self.cpu.uc
         seen = set()
         for im in m.images:
             for seg in im.segments:
@@ -151,7 +154,7 @@ class Interrupts:
     def _on_daifclr(self, uc, addr: int, size: int, _) -> None:
         if not self.masked:
             return
-        cpu = self.m.cpu
+        cpu = self.cpu
         insn = cpu.read_insn(addr)
         if insn is None or (insn & 0xFFFFF0FF) != 0xD50340FF:
             return
@@ -169,10 +172,10 @@ class Interrupts:
         finally:
             self._in_tick = False
             if self.masked:
-                self._retry_at = self.m.icount() + MASKED_SLICE
+                self._retry_at = self.cpu.icount() + MASKED_SLICE
 
     def _cntvoff(self) -> int:
-        return self.m.vel2.cntvoff() if self.m.vel2 is not None else 0
+        return self.vcpu.vel2.cntvoff() if self.vcpu.vel2 is not None else 0
 
     # --- the run loop's clock protocol -------------------------------------------------
     def kick(self, mmio: bool = False) -> None:
@@ -186,7 +189,7 @@ class Interrupts:
         if self._in_tick:
             return
         self._dirty = True
-        cpu = self.m.cpu
+        cpu = self.cpu
         if mmio:
             pc = cpu.pc
             insn = cpu.read_insn(pc)
@@ -219,11 +222,11 @@ class Interrupts:
             self._in_tick = False
             self._dirty = False
             if self.masked:
-                self._retry_at = self.m.icount() + MASKED_SLICE
+                self._retry_at = self.cpu.icount() + MASKED_SLICE
 
     # --- lines -------------------------------------------------------------------------
     def _vif_now(self) -> VirtualInterface | None:
-        vel2 = self.m.vel2
+        vel2 = self.vcpu.vel2
         if vel2 is None:
             return None
         return VirtualInterface.from_regs(vel2.get) if vel2.active else self.shadow
@@ -241,7 +244,7 @@ class Interrupts:
             if level != self.maintenance_line:
                 self.maintenance_line = level
                 self.gic.set_ppi(self.index, PPI_MAINTENANCE, level)
-                if level and not in_l0 and not self.m.vel2.active:
+                if level and not in_l0 and not self.vcpu.vel2.active:
                     self._irq_trap("GIC maintenance", PPI_MAINTENANCE)
 
     def _irq_trap(self, what: str, intid: int) -> None:
@@ -251,7 +254,7 @@ class Interrupts:
 
     # --- delivery ----------------------------------------------------------------------
     def deliver(self) -> None:
-        m, cpu, vel2 = self.m, self.m.cpu, self.m.vel2
+        m, cpu, vel2 = self.m, self.cpu, self.vcpu.vel2
         ps = cpu.pstate()
         sig = self.gic.cpu[self.index].signal()
         self.masked = False
@@ -292,7 +295,7 @@ class Interrupts:
         """Would an interrupt wake a WFI now (PSTATE masks do not matter)?"""
         if self.gic.cpu[self.index].signal() is not None:
             return True
-        vel2 = self.m.vel2
+        vel2 = self.vcpu.vel2
         if vel2 is not None and not vel2.active:
             hcr = vel2.get("HCR_EL2")
             vsig = self.shadow.signal()
@@ -323,13 +326,13 @@ class Interrupts:
     # --- world switches (called by VirtualEL2) ----------------------------------------------
     def on_enter_el1(self) -> None:
         """L1 enters its EL1 context: load its ICH_* state into the shadow LRs."""
-        self.shadow.load(self.m.vel2.get)
+        self.shadow.load(self.vcpu.vel2.get)
         self.update(in_l0=True)
         self.kick()
 
     def on_exit_to_vel2(self) -> None:
         """Back to vEL2: write the shadow LR state back to L1's view."""
-        self.shadow.store(self.m.vel2.set)
+        self.shadow.store(self.vcpu.vel2.set)
         self.kick()
 
     # --- system registers reaching L0 from (hardware) EL1/EL0 ----------------------------
@@ -339,7 +342,7 @@ class Interrupts:
         row = _KEYS.get(key)
         if row is None:
             return None
-        m, cpu, vel2 = self.m, self.m.cpu, self.m.vel2
+        m, cpu, vel2 = self.m, self.cpu, self.vcpu.vel2
         pc = cpu.pc
         if row.traps:
             ctrls = vel2.controls if vel2 is not None and vel2.active else self.vm_controls
@@ -383,7 +386,7 @@ class Interrupts:
     def _hpmn(self) -> int | None:
         """MDCR_EL2.HPMN for a PMCR_EL0.N read below L1's EL2; None at (v)EL2 or with no
         EL2 (vm mode)."""
-        vel2 = self.m.vel2
+        vel2 = self.vcpu.vel2
         if vel2 is None or vel2.active:
             return None
         return vel2.get("MDCR_EL2") & 0x1F
@@ -393,13 +396,13 @@ class Interrupts:
         self.kick()
 
     def _icc_target(self, short: str):
-        vel2 = self.m.vel2
+        vel2 = self.vcpu.vel2
         if vel2 is not None and not vel2.active and vel2.get("HCR_EL2") & _icv_flag(short):
             return self.shadow
         return self.gic.cpu[self.index]
 
     def _isr(self) -> int:
-        vel2 = self.m.vel2
+        vel2 = self.vcpu.vel2
         sig = self.gic.cpu[self.index].signal()
         i, f = sig == "irq", sig == "fiq"
         if vel2 is not None and not vel2.active:
@@ -421,14 +424,14 @@ class Interrupts:
         if name.startswith("CNTHP_"):
             return self.timers.read(name)
         if name in ("ICH_MISR_EL2", "ICH_EISR_EL2", "ICH_ELRSR_EL2"):
-            vif = VirtualInterface.from_regs(self.m.vel2.get)
+            vif = VirtualInterface.from_regs(self.vcpu.vel2.get)
             return {"ICH_MISR_EL2": vif.misr, "ICH_EISR_EL2": vif.eisr, "ICH_ELRSR_EL2": vif.elrsr}[name]()
         return None
 
     def vel2_write(self, row: sysregs.SysReg, value: int) -> bool:
         """A write made at vEL2 this subsystem acts on (False: plain vEL2 storage)."""
         name = row.name
-        vel2 = self.m.vel2
+        vel2 = self.vcpu.vel2
         if row.fn == "pmu":
             self.pmu.write(name, value)
             return True
