@@ -28,6 +28,13 @@ from neve.arch.decode import sysreg_word
 
 _KEY = {r.name: r.key for r in sysregs.REGISTERS}     # register name -> encoding
 
+# Register access goes to Unicorn's C API directly: the binding's reg_read/reg_write
+# look up the register's class on every call (~1.3 us each here), the C call costs
+# ~0.4 us, and a world switch or a trapped access makes dozens of them.
+_uc_reg_read = _uclib.uc_reg_read
+_REG_PC, _REG_SP, _REG_PSTATE = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PSTATE
+_uc_reg_write = _uclib.uc_reg_write
+
 _uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _uclib.uc_vmem_read.restype = ctypes.c_int
 
@@ -175,6 +182,9 @@ class CPU:
         # resets it with FP enabled.
         self.cpr_write(3, 0, 1, 0, 2, 0)
         self._buffers: list = []
+        self._h = self.uc._uch                # the uc_engine handle (ctypes.c_void_p)
+        self._val = ctypes.c_uint64()         # the C API's in/out register value
+        self._ref = ctypes.byref(self._val)
         self._stopped_at: int | None = None
         self._redirect_pc: int | None = None
 
@@ -258,10 +268,23 @@ class CPU:
         return SKIP
 
     # --- registers -----------------------------------------------------------------
+    def reg(self, regid: int) -> int:
+        """A 64-bit register by Unicorn id (arm64_const.UC_ARM64_REG_*)."""
+        err = _uc_reg_read(self._h, regid, self._ref)
+        if err:
+            raise UcError(err)
+        return self._val.value
+
+    def set_reg(self, regid: int, v: int) -> None:
+        self._val.value = v & 0xFFFF_FFFF_FFFF_FFFF
+        err = _uc_reg_write(self._h, regid, self._ref)
+        if err:
+            raise UcError(err)
+
     def x(self, n: int) -> int:
         if n == 31:
             return 0
-        return self.uc.reg_read(X_REGS[n])
+        return self.reg(X_REGS[n])
 
     def base_reg(self, n: int) -> int:
         """Register n as a load/store base: SP for 31 (decode.LdSt.address's read_reg)."""
@@ -269,26 +292,26 @@ class CPU:
 
     def set_x(self, n: int, v: int) -> None:
         if n != 31:
-            self.uc.reg_write(X_REGS[n], v & 0xFFFFFFFFFFFFFFFF)
+            self.set_reg(X_REGS[n], v)
 
     @property
     def pc(self) -> int:
-        return self.uc.reg_read(A.UC_ARM64_REG_PC)
+        return self.reg(_REG_PC)
 
     @pc.setter
     def pc(self, v: int) -> None:
-        self.uc.reg_write(A.UC_ARM64_REG_PC, v)
+        self.set_reg(_REG_PC, v)
 
     @property
     def sp(self) -> int:
-        return self.uc.reg_read(A.UC_ARM64_REG_SP)
+        return self.reg(_REG_SP)
 
     @sp.setter
     def sp(self, v: int) -> None:
-        self.uc.reg_write(A.UC_ARM64_REG_SP, v)
+        self.set_reg(_REG_SP, v)
 
     def pstate(self) -> int:
-        return self.uc.reg_read(A.UC_ARM64_REG_PSTATE)
+        return self.reg(_REG_PSTATE)
 
     def el(self) -> int:
         return (self.pstate() >> 2) & 3
@@ -311,14 +334,14 @@ class CPU:
         cur = self.pstate()
         if self._sp_index(cur) == n:
             return self.sp
-        return self.uc.reg_read(A.UC_ARM64_REG_SP_EL0 if n == 0 else A.UC_ARM64_REG_SP_EL1)
+        return self.reg(A.UC_ARM64_REG_SP_EL0 if n == 0 else A.UC_ARM64_REG_SP_EL1)
 
     def set_sp_el(self, n: int, v: int) -> None:
         cur = self.pstate()
         if self._sp_index(cur) == n:
             self.sp = v
         else:
-            self.uc.reg_write(A.UC_ARM64_REG_SP_EL0 if n == 0 else A.UC_ARM64_REG_SP_EL1, v)
+            self.set_reg(A.UC_ARM64_REG_SP_EL0 if n == 0 else A.UC_ARM64_REG_SP_EL1, v)
 
     @staticmethod
     def _sp_index(pstate: int) -> int:
@@ -332,10 +355,10 @@ class CPU:
         oi, ni = self._sp_index(old), self._sp_index(new)
         if oi != ni:
             cur = self.sp
-            other = self.uc.reg_read(A.UC_ARM64_REG_SP_EL0 if ni == 0 else A.UC_ARM64_REG_SP_EL1)
-            self.uc.reg_write(A.UC_ARM64_REG_SP_EL0 if oi == 0 else A.UC_ARM64_REG_SP_EL1, cur)
+            other = self.reg(A.UC_ARM64_REG_SP_EL0 if ni == 0 else A.UC_ARM64_REG_SP_EL1)
+            self.set_reg(A.UC_ARM64_REG_SP_EL0 if oi == 0 else A.UC_ARM64_REG_SP_EL1, cur)
             self.sp = other
-        self.uc.reg_write(A.UC_ARM64_REG_PSTATE, new & 0xFFFFFFFF)
+        self.set_reg(_REG_PSTATE, new & 0xFFFFFFFF)
         if (old ^ new) & 0x1F:
             # Any CP_REG write rebuilds the cached hflags (EL, SP selection).
             v = self.uc.cpr_read(3, 3, 13, 0, 3)  # TPIDRRO_EL0

@@ -128,7 +128,7 @@ class SysregHooks:
         if not write:
             v = self.timer_read(key)
             if v is not None:
-                cpu.uc.reg_write(reg, v)
+                cpu.set_reg(reg, v)
                 return cpu.skip_hooked(cpu.pc, key, write)
         elif key == _KEY_DAIF and self.irq.masked and cpu.pstate() & ~value & PSTATE_IF:
             # MSR DAIF unmasking an interrupt pending while masked: made here, and the
@@ -166,7 +166,7 @@ class SysregHooks:
                 old = self.vcpu.owned.get(row.name, reset)
                 self.vcpu.owned[row.name] = (old & ~wmask) | (value & wmask)
             else:
-                cpu.uc.reg_write(reg, self.vcpu.owned.get(row.name, reset))
+                cpu.set_reg(reg, self.vcpu.owned.get(row.name, reset))
             return cpu.skip_hooked(cpu.pc, row.key, write)
         if not cpu.uc_accessible(row.key, write):
             return EXECUTE                                    # UNDEFINED here: Unicorn raises it
@@ -174,7 +174,7 @@ class SysregHooks:
             below = self.vel2 is not None and not self.vel2.active      # what L1 runs at EL1/EL0
             if below and row.name in _VIRTUAL_IDS:
                 # EL1 reads of MIDR_EL1/MPIDR_EL1 return VPIDR_EL2/VMPIDR_EL2 (L1's).
-                cpu.uc.reg_write(reg, self.vel2.get(_VIRTUAL_IDS[row.name]))
+                cpu.set_reg(reg, self.vel2.get(_VIRTUAL_IDS[row.name]))
                 return cpu.skip_hooked(cpu.pc, row.key, write)
             if row.name not in model.ID_VALUES:
                 return EXECUTE
@@ -183,7 +183,7 @@ class SysregHooks:
             v = model.id_value(row.name, self.vel2 is not None, csselr, hcr)
             if v is None:
                 return EXECUTE
-            cpu.uc.reg_write(reg, v)
+            cpu.set_reg(reg, v)
             return cpu.skip_hooked(cpu.pc, row.key, write)
         if row.wmask == sysregs.ALL64 and not row.regime:
             return EXECUTE

@@ -35,7 +35,7 @@ class Vel2Sysregs:
         m, cpu = self.m, self.cpu
         pc = cpu.pc
         if key == _KEY_CURRENTEL and not write:          # CurrentEL reads EL2 under NV
-            cpu.uc.reg_write(reg, 2 << 2)
+            cpu.set_reg(reg, 2 << 2)
             return cpu.skip_hooked(pc, key, write)
         ent = self.vel2_action.get((key, write))
         if ent is None:
@@ -77,7 +77,7 @@ class Vel2Sysregs:
             self.write(row, value, pc)
         else:
             v = self.read(row)
-            cpu.uc.reg_write(reg, v)
+            cpu.set_reg(reg, v)
         return cpu.skip_hooked(pc, key, write)
 
     def is_hardware(self, row: sysregs.SysReg) -> bool:

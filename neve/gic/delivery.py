@@ -353,7 +353,7 @@ class Interrupts:
         if write:
             self._el1_write[row.fn](row, value)
         else:
-            cpu.uc.reg_write(reg, self._el1_read[row.fn](row))
+            cpu.set_reg(reg, self._el1_read[row.fn](row))
         return cpu.skip_hooked(pc, key, write)
 
     def _gic_read(self, row: sysregs.SysReg) -> int:
