@@ -24,3 +24,15 @@ def test_reg_and_set_reg_agree_with_the_binding():
     assert cpu.x(0) == 0xFFFF_FFFF_FFFF_FFFF
     assert cpu.x(31) == 0                        # XZR
 
+
+
+def test_cpr_read_and_write_agree_with_the_binding():
+    from neve.arch import sysregs
+    cpu = CPU()
+    for r in sysregs.REGISTERS:
+        if r.group in ("el1", "el0") and r.access == "rw":
+            assert cpu.cpr_read(*r.key) == cpu.uc.cpr_read(*r.key), r.name
+    cpu.cpr_write(3, 0, 2, 0, 0, 0x4000_1000)                 # TTBR0_EL1
+    assert cpu.uc.cpr_read(3, 0, 2, 0, 0) == 0x4000_1000 == cpu.read_sysreg("TTBR0_EL1")
+    cpu.write_sysreg("MAIR_EL1", -1)                          # masked to 64 bits
+    assert cpu.uc.cpr_read(3, 0, 10, 2, 0) == 0xFFFF_FFFF_FFFF_FFFF

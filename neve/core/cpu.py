@@ -33,7 +33,16 @@ _KEY = {r.name: r.key for r in sysregs.REGISTERS}     # register name -> encodin
 # ~0.4 us, and a world switch or a trapped access makes dozens of them.
 _uc_reg_read = _uclib.uc_reg_read
 _REG_PC, _REG_SP, _REG_PSTATE = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PSTATE
+_REG_CP = A.UC_ARM64_REG_CP_REG
 _uc_reg_write = _uclib.uc_reg_write
+
+
+
+class _CpReg(ctypes.Structure):
+    """uc_arm64_cp_reg: a system register by encoding, with its value."""
+    _fields_ = (("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("op0", ctypes.c_uint32),
+                ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("val", ctypes.c_uint64))
+
 
 _uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _uclib.uc_vmem_read.restype = ctypes.c_int
@@ -172,6 +181,11 @@ class CPU:
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         self._uch = ctypes.cast(self.uc._uch, ctypes.c_void_p).value
         self._counter = ctypes.c_uint64.from_address(self._uch + _COUNTER_OFFSET)
+        self._h = self.uc._uch                # the uc_engine handle (ctypes.c_void_p)
+        self._val = ctypes.c_uint64()         # the C API's in/out register value
+        self._ref = ctypes.byref(self._val)
+        self._cp = _CpReg()                   # ... and for system registers (UC_ARM64_REG_CP_REG)
+        self._cp_ref = ctypes.byref(self._cp)
         self.base_icount = 0      # instructions executed by completed emu_start calls
         self.slice_count = 0      # the count limit of the running emu_start
         # Non-secure, EL2 present with HVC enabled, lower levels AArch64.
@@ -182,9 +196,6 @@ class CPU:
         # resets it with FP enabled.
         self.cpr_write(3, 0, 1, 0, 2, 0)
         self._buffers: list = []
-        self._h = self.uc._uch                # the uc_engine handle (ctypes.c_void_p)
-        self._val = ctypes.c_uint64()         # the C API's in/out register value
-        self._ref = ctypes.byref(self._val)
         self._stopped_at: int | None = None
         self._redirect_pc: int | None = None
 
@@ -317,17 +328,28 @@ class CPU:
         return (self.pstate() >> 2) & 3
 
     def cpr_read(self, op0: int, op1: int, crn: int, crm: int, op2: int) -> int:
-        return self.uc.cpr_read(op0, op1, crn, crm, op2)
+        cp = self._cp
+        cp.op0, cp.op1, cp.crn, cp.crm, cp.op2 = op0, op1, crn, crm, op2
+        cp.val = 0                  # what an encoding Unicorn does not know reads as
+        err = _uc_reg_read(self._h, _REG_CP, self._cp_ref)
+        if err:
+            raise UcError(err)
+        return cp.val
 
     def cpr_write(self, op0: int, op1: int, crn: int, crm: int, op2: int, value: int) -> None:
-        self.uc.cpr_write(op0, op1, crn, crm, op2, value & 0xFFFFFFFFFFFFFFFF)
+        cp = self._cp
+        cp.op0, cp.op1, cp.crn, cp.crm, cp.op2 = op0, op1, crn, crm, op2
+        cp.val = value & 0xFFFF_FFFF_FFFF_FFFF
+        err = _uc_reg_write(self._h, _REG_CP, self._cp_ref)
+        if err:
+            raise UcError(err)
 
     def read_sysreg(self, name: str) -> int:
         """The hardware (EL1/EL0) register `name` of the register table."""
-        return self.uc.cpr_read(*_KEY[name])
+        return self.cpr_read(*_KEY[name])
 
     def write_sysreg(self, name: str, value: int) -> None:
-        self.uc.cpr_write(*_KEY[name], value & 0xFFFFFFFFFFFFFFFF)
+        self.cpr_write(*_KEY[name], value)
 
     def sp_el(self, n: int) -> int:
         """Banked SP_ELn (n = 0 or 1), whichever is currently live."""
@@ -361,8 +383,8 @@ class CPU:
         self.set_reg(_REG_PSTATE, new & 0xFFFFFFFF)
         if (old ^ new) & 0x1F:
             # Any CP_REG write rebuilds the cached hflags (EL, SP selection).
-            v = self.uc.cpr_read(3, 3, 13, 0, 3)  # TPIDRRO_EL0
-            self.uc.cpr_write(3, 3, 13, 0, 3, v)
+            v = self.cpr_read(3, 3, 13, 0, 3)    # TPIDRRO_EL0
+            self.cpr_write(3, 3, 13, 0, 3, v)
 
     def flush_tlb(self) -> None:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
