@@ -22,6 +22,7 @@ from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_H
 from unicorn import arm64_const as A
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
+from unicorn.unicorn_py3.arch.arm64 import HOOK_INSN_SYS_CFUNC
 
 from neve.arch import sysregs
 from neve.arch.decode import sysreg_word
@@ -196,6 +197,7 @@ class CPU:
         # resets it with FP enabled.
         self.cpr_write(3, 0, 1, 0, 2, 0)
         self._buffers: list = []
+        self._raw_hooks: list = []
         self._stopped_at: int | None = None
         self._redirect_pc: int | None = None
 
@@ -405,6 +407,28 @@ class CPU:
         attempted but not executed (neve completes or faults it after emu_start)."""
         self._stopped_at = self._counter.value
         self.uc.emu_stop()
+
+    def add_sysreg_hook(self, insn: int, fn) -> int:
+        """A hook on MRS, MSR or SYS (`insn`: UC_ARM64_INS_MRS/MSR/SYS) as a bare ctypes
+        callback: `fn(reg, cp) -> int` (EXECUTE or SKIP), `cp` the instruction's
+        encoding and value (op0, op1, crn, crm, op2, val), valid during the call only.
+        The binding's own registration wraps every call in three Python layers and
+        copies `cp` into a tuple.  An exception escaping `fn` stops the CPU and is
+        raised by emu_start, as the binding does."""
+        uc = self.uc
+
+        def raw(_handle, reg, pcp, _key):
+            try:
+                return fn(reg, _CpReg.from_address(pcp))
+            except BaseException as e:
+                if uc._hook_exception is None:
+                    uc._hook_exception = e
+                uc.emu_stop()
+                return SKIP
+
+        cfunc = HOOK_INSN_SYS_CFUNC(raw)
+        self._raw_hooks.append(cfunc)           # Unicorn holds only the C pointer
+        return uc._Uc__do_hook_add(UC_HOOK_INSN, cfunc, 1, 0, ctypes.c_int(insn))
 
     def add_block_hook_raw(self, cfunc) -> int:
         """A block hook registered as a bare ctypes callback (unicorn==2.1.4's own

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Callable
 
-from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_MEM_UNMAPPED
+from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED
 from unicorn import UC_ERR_FETCH_PROT
 from unicorn import arm64_const as A
 
@@ -115,9 +115,9 @@ class Machine(ExceptionEntry, SysregHooks):
         v.erets = self.erets = EretHooks(self)
         uc = cpu.uc
         uc.hook_add(UC_HOOK_INTR, self._hook_intr)
-        uc.hook_add(UC_HOOK_INSN, self._hook_mrs, None, 1, 0, A.UC_ARM64_INS_MRS)
-        uc.hook_add(UC_HOOK_INSN, self._hook_msr, None, 1, 0, A.UC_ARM64_INS_MSR)
-        uc.hook_add(UC_HOOK_INSN, self._hook_sys, None, 1, 0, A.UC_ARM64_INS_SYS)
+        cpu.add_sysreg_hook(A.UC_ARM64_INS_MRS, self._hook_mrs)
+        cpu.add_sysreg_hook(A.UC_ARM64_INS_MSR, self._hook_msr)
+        cpu.add_sysreg_hook(A.UC_ARM64_INS_SYS, self._hook_sys)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
         cpu.pc = self.images[0].entry
         # RAM outside the loaded images is zero, so only they can hold an ERET now;

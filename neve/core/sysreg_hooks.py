@@ -34,10 +34,10 @@ class SysregHooks:
     """The Machine's MRS/MSR/SYS handling (a mixin: `self` is the Machine)."""
 
     # --- system registers ----------------------------------------------------------------
-    def _hook_mrs(self, uc, reg, cp, _) -> int:
+    def _hook_mrs(self, reg, cp) -> int:
         return self._sysreg(reg, (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2), False, 0)
 
-    def _hook_msr(self, uc, reg, cp, _) -> int:
+    def _hook_msr(self, reg, cp) -> int:
         return self._sysreg(reg, (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2), True, cp.val)
 
     def _sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int:
@@ -248,7 +248,7 @@ class SysregHooks:
             return cpu.redirected(acc)
         return cpu.skip_hooked(pc, key, True)
 
-    def _hook_sys(self, uc, reg, cp, _) -> int:
+    def _hook_sys(self, reg, cp) -> int:
         try:
             if cp.op1 == 3 and cp.crn == 7 and cp.crm == 5 or cp.op1 == 0 and cp.crn == 7 and cp.crm in (1, 5):
                 self._code_changed(cp)                  # IC IVAU / IALLU / IALLUIS
