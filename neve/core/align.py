@@ -104,19 +104,19 @@ class DeviceAlignment:
         want = device_regime(self.m)
         uc = self.cpu.uc
         if want and self._hook is None:
-            self._hook = uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._access)
+            self._hook = self.cpu.add_mem_hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._access)
         elif not want and self._hook is not None:
             uc.hook_del(self._hook)
             self._hook = None
 
-    def _access(self, uc, access: int, addr: int, size: int, value: int, _) -> None:
+    def _access(self, access: int, addr: int, size: int, value: int) -> None:
         if not addr & (size - 1) and self.pending is None:
             # Unicorn makes a 128-bit access two 64-bit ones, so an access at 8 mod 16
             # is the second half of an aligned Q register or the first of an unaligned
             # one: the instruction's own address tells which.
             if size != 8 or addr & 15 != 8:
                 return
-            ld = self._ldst(uc)
+            ld = self._ldst()
             if ld is None or alignment(ld) != 16:
                 return
             cpu = self.cpu
@@ -132,8 +132,8 @@ class DeviceAlignment:
         p = self.pending
         if p is None:
             cpu = self.cpu
-            p = self.pending = {"pc": cpu.pc, "x": [uc.reg_read(r) for r in _X], "sp": cpu.sp,
-                                "q": [uc.reg_read(r) for r in _Q], "undo": []}
+            p = self.pending = {"pc": cpu.pc, "x": [cpu.reg(r) for r in _X], "sp": cpu.sp,
+                                "q": [cpu.uc.reg_read(r) for r in _Q], "undo": []}
             cpu.stop_before_current()                 # counted once: it is attempted
         if access == UC_MEM_WRITE and ram:      # a device does nothing while a fault is pending
             p["undo"].append((pa, bytes(m.ram[pa - RAM_BASE:pa - RAM_BASE + size])))
@@ -147,9 +147,9 @@ class DeviceAlignment:
         r = v.s2.translate_ipa(addr, write)
         return None if isinstance(r, mmu.Fault) else r[0]
 
-    def _ldst(self, uc) -> decode.LdSt | None:
+    def _ldst(self) -> decode.LdSt | None:
         """The load/store at PC, decoded (cached per PC)."""
-        pc = uc.reg_read(A.UC_ARM64_REG_PC)
+        pc = self.cpu.pc
         if pc not in self._sizes:
             insn = self.cpu.read_insn(pc)
             self._sizes[pc] = decode.decode_ldst(insn) if insn is not None else None

@@ -21,7 +21,7 @@ import mmap
 from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import arm64_const as A
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
-from unicorn.unicorn_py3.unicorn import uclib as _uclib
+from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC, uclib as _uclib
 from unicorn.unicorn_py3.arch.arm64 import HOOK_INSN_SYS_CFUNC
 
 from neve.arch import sysregs
@@ -429,6 +429,24 @@ class CPU:
         cfunc = HOOK_INSN_SYS_CFUNC(raw)
         self._raw_hooks.append(cfunc)           # Unicorn holds only the C pointer
         return uc._Uc__do_hook_add(UC_HOOK_INSN, cfunc, 1, 0, ctypes.c_int(insn))
+
+    def add_mem_hook(self, htype: int, fn) -> int:
+        """A memory-access hook (UC_HOOK_MEM_READ/WRITE...) as a bare ctypes callback:
+        `fn(access, address, size, value)`.  As add_sysreg_hook: no binding layers, and
+        an exception escaping `fn` stops the CPU and is raised by emu_start."""
+        uc = self.uc
+
+        def raw(_handle, access, address, size, value, _data):
+            try:
+                fn(access, address, size, value)
+            except BaseException as e:
+                if uc._hook_exception is None:
+                    uc._hook_exception = e
+                uc.emu_stop()
+
+        cfunc = HOOK_MEM_ACCESS_CFUNC(raw)
+        self._raw_hooks.append(cfunc)
+        return uc._Uc__do_hook_add(htype, cfunc, 1, 0)
 
     def add_block_hook_raw(self, cfunc) -> int:
         """A block hook registered as a bare ctypes callback (unicorn==2.1.4's own
