@@ -253,15 +253,15 @@ class CPU:
     # the *next* instruction's counting hook ran, which would count that instruction
     # twice; so the machine finishes every emulated access through these methods.
 
-    def uc_accessible(self, key: tuple, write: bool) -> bool:
+    def uc_accessible(self, key: tuple, write: bool, el: int | None = None) -> bool:
         """Does Unicorn's translator treat this MRS/MSR/SYS as accessible at the
-        current EL (so that a hook returning 1 skips it by itself)?"""
-        el = self.el()
-        return uc_translator_skips(key, write, el)
+        current EL (so that a hook returning 1 skips it by itself)?  `el`: the
+        hardware EL when the caller knows it (1 while vEL2 runs)."""
+        return uc_translator_skips(key, write, self.el() if el is None else el)
 
-    def skip_hooked(self, pc: int, key: tuple, write: bool) -> int:
+    def skip_hooked(self, pc: int, key: tuple, write: bool, el: int | None = None) -> int:
         """The hooked instruction at `pc` was emulated; continue after it."""
-        if not self.uc_accessible(key, write):
+        if not self.uc_accessible(key, write, el):
             self.pc = pc + 4
         return SKIP
 

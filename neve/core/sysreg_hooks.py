@@ -44,7 +44,8 @@ class SysregHooks:
         try:
             if (key, write) in _WRONG_DIRECTION:
                 return self._wrong_direction(key, write)
-            if self.cpu.el() == 0:
+            at_vel2 = self.vel2 is not None and self.vel2.active      # hardware EL1, known
+            if not at_vel2 and self.cpu.el() == 0:
                 r = self._el0_access(key, write)
                 if r is not None:
                     return r

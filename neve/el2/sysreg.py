@@ -36,7 +36,7 @@ class Vel2Sysregs:
         pc = cpu.pc
         if key == _KEY_CURRENTEL and not write:          # CurrentEL reads EL2 under NV
             cpu.set_reg(reg, 2 << 2)
-            return cpu.skip_hooked(pc, key, write)
+            return cpu.skip_hooked(pc, key, write, 1)     # vEL2 runs at hardware EL1
         ent = self.vel2_action.get((key, write))
         if ent is None:
             if key[1] in (4, 5, 6):
@@ -78,7 +78,7 @@ class Vel2Sysregs:
         else:
             v = self.read(row)
             cpu.set_reg(reg, v)
-        return cpu.skip_hooked(pc, key, write)
+        return cpu.skip_hooked(pc, key, write, 1)     # vEL2 runs at hardware EL1
 
     def is_hardware(self, row: sysregs.SysReg) -> bool:
         """A register outside the nested context that the CPU model implements: a
