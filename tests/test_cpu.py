@@ -36,3 +36,33 @@ def test_cpr_read_and_write_agree_with_the_binding():
     assert cpu.uc.cpr_read(3, 0, 2, 0, 0) == 0x4000_1000 == cpu.read_sysreg("TTBR0_EL1")
     cpu.write_sysreg("MAIR_EL1", -1)                          # masked to 64 bits
     assert cpu.uc.cpr_read(3, 0, 10, 2, 0) == 0xFFFF_FFFF_FFFF_FFFF
+
+
+def test_an_exception_in_a_raw_hook_is_raised_by_emu_start():
+    import pytest
+    cpu = CPU()
+    cpu.map_ram(0x4000_0000, 0x1000)
+    cpu.uc.mem_write(0x4000_0000, (0xD538_0000).to_bytes(4, "little"))     # mrs x0, midr_el1
+
+    def bad(reg, cp):
+        raise ValueError("boom")
+
+    cpu.add_sysreg_hook(A.UC_ARM64_INS_MRS, bad)
+    with pytest.raises(ValueError, match="boom"):
+        cpu.uc.emu_start(0x4000_0000, 0, count=1)
+
+
+def test_a_raw_sysreg_hook_sees_the_encoding():
+    cpu = CPU()
+    cpu.map_ram(0x4000_0000, 0x1000)
+    cpu.uc.mem_write(0x4000_0000, (0xD518_2000 | 3).to_bytes(4, "little"))  # msr ttbr0_el1, x3
+    cpu.set_x(3, 0x1234_5000)
+    seen = []
+
+    def hook(reg, cp):
+        seen.append((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2, cp.val))
+        return 0
+
+    cpu.add_sysreg_hook(A.UC_ARM64_INS_MSR, hook)
+    cpu.uc.emu_start(0x4000_0000, 0, count=1)
+    assert seen == [(3, 0, 2, 0, 0, 0x1234_5000)]

@@ -415,38 +415,37 @@ class CPU:
         The binding's own registration wraps every call in three Python layers and
         copies `cp` into a tuple.  An exception escaping `fn` stops the CPU and is
         raised by emu_start, as the binding does."""
-        uc = self.uc
-
         def raw(_handle, reg, pcp, _key):
             try:
                 return fn(reg, _CpReg.from_address(pcp))
             except BaseException as e:
-                if uc._hook_exception is None:
-                    uc._hook_exception = e
-                uc.emu_stop()
+                self._hook_failed(e)
                 return SKIP
 
-        cfunc = HOOK_INSN_SYS_CFUNC(raw)
-        self._raw_hooks.append(cfunc)           # Unicorn holds only the C pointer
-        return uc._Uc__do_hook_add(UC_HOOK_INSN, cfunc, 1, 0, ctypes.c_int(insn))
+        return self._add_raw_hook(UC_HOOK_INSN, HOOK_INSN_SYS_CFUNC(raw), ctypes.c_int(insn))
 
     def add_mem_hook(self, htype: int, fn) -> int:
         """A memory-access hook (UC_HOOK_MEM_READ/WRITE...) as a bare ctypes callback:
         `fn(access, address, size, value)`.  As add_sysreg_hook: no binding layers, and
         an exception escaping `fn` stops the CPU and is raised by emu_start."""
-        uc = self.uc
-
         def raw(_handle, access, address, size, value, _data):
             try:
                 fn(access, address, size, value)
             except BaseException as e:
-                if uc._hook_exception is None:
-                    uc._hook_exception = e
-                uc.emu_stop()
+                self._hook_failed(e)
 
-        cfunc = HOOK_MEM_ACCESS_CFUNC(raw)
-        self._raw_hooks.append(cfunc)
-        return uc._Uc__do_hook_add(htype, cfunc, 1, 0)
+        return self._add_raw_hook(htype, HOOK_MEM_ACCESS_CFUNC(raw))
+
+    def _add_raw_hook(self, htype: int, cfunc, *args) -> int:
+        self._raw_hooks.append(cfunc)           # Unicorn holds only the C pointer
+        return self.uc._Uc__do_hook_add(htype, cfunc, 1, 0, *args)
+
+    def _hook_failed(self, e: BaseException) -> None:
+        """An exception escaped a raw hook: stop, and let emu_start raise it (the
+        first one), as the binding's own hooks do."""
+        if self.uc._hook_exception is None:
+            self.uc._hook_exception = e
+        self.uc.emu_stop()
 
     def add_block_hook_raw(self, cfunc) -> int:
         """A block hook registered as a bare ctypes callback (unicorn==2.1.4's own
