@@ -1,7 +1,7 @@
 """The Unicorn CPU: creation, the exact instruction counter, registers, PSTATE.
 
 Unicorn runs guest code at EL1/EL0 and never takes an exception itself; the machine
-(neve/core/machine.py) builds every exception entry.  This module wraps the few Unicorn
+(neve/core/entry.py) builds every exception entry.  This module wraps the few Unicorn
 details the rest of neve must not know about:
 
 * the instruction counter: `uc_emu_start(count=N)` counts executed instructions in
@@ -33,10 +33,9 @@ _KEY = {r.name: r.key for r in sysregs.REGISTERS}     # register name -> encodin
 # look up the register's class on every call (~1.3 us each here), the C call costs
 # ~0.4 us, and a world switch or a trapped access makes dozens of them.
 _uc_reg_read = _uclib.uc_reg_read
+_uc_reg_write = _uclib.uc_reg_write
 _REG_PC, _REG_SP, _REG_PSTATE = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PSTATE
 _REG_CP = A.UC_ARM64_REG_CP_REG
-_uc_reg_write = _uclib.uc_reg_write
-
 
 
 class _CpReg(ctypes.Structure):
@@ -50,7 +49,6 @@ _uclib.uc_vmem_read.restype = ctypes.c_int
 
 X_REGS = [getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
 
-# PSTATE.M values (AArch64).
 
 _COUNTER_OFFSET: int | None = None
 _CALIB_CODE = bytes.fromhex("1f2003d5" * 8)  # nops
