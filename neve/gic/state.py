@@ -35,6 +35,15 @@ class Bank:
     def is_pending(self) -> int:
         return self.pending | (self.level & ~self.edge)
 
+    def set_line(self, n: int, level: bool) -> None:
+        """Drive the input line of interrupt n; a rising edge of an edge-triggered one
+        latches it pending."""
+        bit = 1 << n
+        old = self.level & bit
+        self.level = (self.level | bit) if level else (self.level & ~bit)
+        if level and not old and self.edge & bit:
+            self.pending |= bit
+
 
 class GICv3:
     def __init__(self, ncpus: int = 1, mpidrs: list[int] | None = None) -> None:
@@ -59,21 +68,11 @@ class GICv3:
             self.on_change(mmio)
 
     def set_ppi(self, cpu: int, intid: int, level: bool) -> None:
-        b = self.private[cpu]
-        bit = 1 << intid
-        old = b.level & bit
-        b.level = (b.level | bit) if level else (b.level & ~bit)
-        if level and not old and b.edge & bit:
-            b.pending |= bit
+        self.private[cpu].set_line(intid, level)
         self.changed()
 
     def set_spi(self, intid: int, level: bool) -> None:
-        b = self.spi
-        bit = 1 << intid
-        old = b.level & bit
-        b.level = (b.level | bit) if level else (b.level & ~bit)
-        if level and not old and b.edge & bit:
-            b.pending |= bit
+        self.spi.set_line(intid, level)
         self.changed()
 
     def send_sgi(self, src: int, value: int, group: int) -> list[int]:
