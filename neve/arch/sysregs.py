@@ -759,13 +759,14 @@ def vel2_access(reg: str | SysReg, write: bool, mode: str) -> Access:
     does in `mode`: native, trap (to L0), mem (VNCR/NEVE page) or redirect (to the EL1
     register named by the row's `redirect`)."""
     r = BY_NAME[reg] if isinstance(reg, str) else reg
-    column = MODE_COLUMN[mode] if mode in MODE_COLUMN else l0_controls(mode)
+    controls = l0_controls(mode)                # ValueError for an unknown mode
+    column = MODE_COLUMN[mode]
     if column is not None:
         field, classes = column
         act = classes.get(getattr(r, field))
         if act is not None:
             return act
-    return Access.TRAP if r.trap_reasons(write, L0_CONTROLS[mode]) else Access.NATIVE
+    return Access.TRAP if r.trap_reasons(write, controls) else Access.NATIVE
 
 
 # The trap controls L0 keeps while it runs a kernel at EL1, as KVM/ARM v4.10 does:
