@@ -88,6 +88,11 @@ IMAGE_SETS: list[ImageSet] = [
     ImageSet("tinyhyp", ("tinyhyp.elf",), el2=True),
     ImageSet("nv2probe", ("nv2probe.elf",), el2=True),
     ImageSet("s2hyp", ("s2hyp.elf",), el2=True),
+    # The hypercall-minimal benchmark: each nested hypercall served with one ESR_EL2
+    # read and an ERET; started at EL1 it says it needs EL2 and powers off.
+    ImageSet("minhyp+hypercall1k", ("minhyp.elf", "hypercall1k.elf"), el2=True),
+    ImageSet("minhyp+hypercall", ("minhyp.elf", "hypercall.elf"), el2=True),
+    ImageSet("minhyp-at-el1", ("minhyp.elf",)),
 ]
 
 # Images that are not (or not only) a first image of a row above, and why.
