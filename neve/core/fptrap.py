@@ -9,14 +9,15 @@ someone else's FP registers.  neve raises the traps itself:
 * `route()`: where an FP/SIMD access of the running code goes now: to EL1
   (CPACR_EL1.FPEN 0b00/0b10, or 0b01 at EL0), to vEL2 (L1's CPTR_EL2.TFP, for what
   L1 runs at EL1/EL0), to vEL2 itself (CPTR_EL2.TFP while vEL2 runs), or nowhere;
-* while it could go somewhere (`sync`, after CPACR_EL1/CPTR_EL2 changes and world
-  switches), a block hook looks at each translation block before it runs: the
+* from the first time it could go somewhere (`sync`, after CPACR_EL1/CPTR_EL2 changes
+  and world switches), a block hook looks at each translation block before it runs
+  (doing nothing while FP cannot trap): the
   allocated FP/SIMD instructions in it are found once per block (decode.classify,
   and cpu.uc_implements for allocation) and cached; when there is one and FP traps
   at the current EL, the CPU stops at the block's start, runs exactly up to that
   instruction (the hook held off), and takes the trap (EC 0x07) there;
 * MRS/MSR of FPCR/FPSR trap the same way (neve/core/machine.py).
-With FP enabled nothing is hooked, so the cost is paid only while FP is disabled.
+Until FP is first disabled nothing is hooked.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class FPTraps:
         self.vcpu = m.vcpu                # the vCPU it is built for (its vel2 comes later)
         self.cpu = m.cpu
         self._hook = None
+        self.want = False                    # could FP trap now (the hook's test)?
         self._blocks: dict[tuple[int, int, int], tuple[int, ...]] = {}
         # (TTBR0_EL1, TTBR1_EL1) the running code translates through, read once after
         # each regime change (neve makes every write to them: neve/core/machine.py).
@@ -75,14 +77,17 @@ class FPTraps:
 
     def sync(self) -> None:
         self._space = None
-        want = self._could_trap()
-        uc = self.cpu.uc
-        if want and self._hook is None:
-            # The block hook runs before every block while FP can trap.
+        self.want = self._could_trap()
+        if self.want and self._hook is None:
+            # Installed once and kept: Unicorn compiles a block hook into each
+            # translation block, so removing it retranslates every block that had it
+            # (a world switch would cost a retranslation of all code), and adding it
+            # does not reach blocks translated before; those are dropped here, once.
+            # From a hook, the slice ends after this instruction, so no block
+            # translated before runs again.
             self._hook = self.cpu.add_block_hook_raw(self._cfunc)
-        elif not want and self._hook is not None:
-            uc.hook_del(self._hook)
-            self._hook = None
+            self.cpu.uc.ctl_flush_tb()
+            self.cpu.end_slice_after_current()
 
     def code_changed(self) -> None:
         """The guest did instruction-cache maintenance: forget what blocks held."""
@@ -108,7 +113,7 @@ class FPTraps:
 
     def _block_raw(self, _uch, addr: int, size: int, _data) -> None:
         """Before each block (a bare ctypes callback: keep it short)."""
-        if self.until is not None:
+        if self.until is not None or not self.want:
             return
         try:
             space = self._space
