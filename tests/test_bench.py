@@ -223,9 +223,13 @@ class _Machine:
     def __init__(self) -> None:
         self.bus = ev.Bus()
         self.n = 0
+        self.pages = (0, 0)
 
     def icount(self) -> int:
         return self.n
+
+    def page_counts(self) -> tuple[int, int]:
+        return self.pages
 
 
 def _trap(cls=ev.SYSREG, name="HCR_EL2", rw="r", level="vEL2", forwarded=False) -> ev.Trap:
@@ -234,6 +238,7 @@ def _trap(cls=ev.SYSREG, name="HCR_EL2", rw="r", level="vEL2", forwarded=False) 
 
 def test_op_recorder_counts_between_begin_and_end():
     m = _Machine()
+    m.pages = (5, 2)                                    # vEL2's page accesses / redirects so far
     rec = OpRecorder(m)
     m.bus.publish(_trap())                              # no operation open: not counted
     opening = _trap(ev.HVC, "HVC #0", "", level="EL1")
@@ -242,8 +247,7 @@ def test_op_recorder_counts_between_begin_and_end():
     m.bus.publish(_trap())
     m.bus.publish(_trap(ev.ABORT, "DABT", "r", level="EL1", forwarded=True))
     m.bus.publish(ev.Switch(icount=0, src="vEL2", dst="EL1", pc=0, why="eret"))
-    m.bus.publish(ev.PageAccess(icount=0, pc=0, name="SCTLR_EL1", rw="r", value=0, offset=0))
-    m.bus.publish(ev.PageAccess(icount=0, pc=0, name="SCTLR_EL1", rw="r", value=0, offset=0, kind="redirect"))
+    m.pages = (6, 3)                                    # one page access, one redirect
     m.n = 7
     rec.end()
     m.bus.publish(_trap())                              # closed again: not counted

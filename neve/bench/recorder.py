@@ -1,5 +1,5 @@
 """What one operation of a benchmark executed: `Op`, and `OpRecorder`, which fills
-Ops from a machine's event bus between a window's begin() and end().
+Ops from a machine's event bus and counters between a window's begin() and end().
 
 Counts (traps, emulated traps, world switches, NEVE/VNCR page accesses, redirects,
 guest instructions, traps by class and by register) are deterministic; `Op.seconds`
@@ -53,7 +53,7 @@ class OpRecorder:
         bus = machine.bus
         bus.subscribe(ev.Trap, self.add_trap)
         bus.subscribe(ev.Switch, self._switch)
-        bus.subscribe(ev.PageAccess, self._page)
+        self._p0 = (0, 0)
 
     @property
     def open(self) -> bool:
@@ -63,6 +63,7 @@ class OpRecorder:
         if self.cur is None:
             self.cur = Op()
             self._i0 = self.m.icount()
+            self._p0 = self.m.page_counts()
             self._t0 = time.perf_counter()
 
     def end(self) -> None:
@@ -70,6 +71,8 @@ class OpRecorder:
         if op is not None:
             op.seconds = time.perf_counter() - self._t0
             op.instructions = self.m.icount() - self._i0
+            mem, red = self.m.page_counts()
+            op.pages, op.redirects = mem - self._p0[0], red - self._p0[1]
             self.ops.append(op)
             self.cur = None
 
@@ -89,13 +92,6 @@ class OpRecorder:
     def _switch(self, s: ev.Switch) -> None:
         if self.cur is not None:
             self.cur.switches += 1
-
-    def _page(self, p: ev.PageAccess) -> None:
-        if self.cur is not None:
-            if p.kind == "redirect":
-                self.cur.redirects += 1
-            else:
-                self.cur.pages += 1
 
 
 def median_op(ops: list[Op]) -> Op | None:

@@ -70,6 +70,7 @@ class Machine(ExceptionEntry, SysregHooks):
         self._semihost_out = semihost_out or (lambda b: (sys.stderr.buffer.write(b), sys.stderr.flush()))
         self.bus = ev.Bus()
         self.stats = Stats(self.bus)
+        self.stats.page_counts = self.page_counts
         self.result: Result | None = None
         self.clocks: list = []
         self._pause_reason: str | None = None
@@ -349,6 +350,14 @@ class Machine(ExceptionEntry, SysregHooks):
             if self.result is None and max_slice is not None:
                 self.result = Result("paused", 0, "slice done")
         return self.result
+
+    def page_counts(self) -> tuple[int, int]:
+        """vEL2 accesses made so far without a trap: (page accesses, redirects)."""
+        mem = red = 0
+        for v in self.vcpus:
+            if v.vel2 is not None:
+                mem, red = mem + v.vel2.page_counts[0], red + v.vel2.page_counts[1]
+        return mem, red
 
     def regime_changed(self) -> None:
         """SCTLR_EL1, CPACR_EL1, a world switch, vEL2's own regime: what neve checks

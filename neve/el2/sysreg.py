@@ -71,8 +71,10 @@ class Vel2Sysregs:
             if self.is_hardware(row):
                 return EXECUTE
         else:
-            off = self.offsets.get(row.name, -1)
-            m.bus.publish(ev.PageAccess(cpu.icount(), pc, row.name, rw, value if write else self.read(row), off, act))
+            self.page_counts[act == Access.REDIRECT] += 1
+            if m.bus.wants(ev.PageAccess):
+                off = self.offsets.get(row.name, -1)
+                m.bus.publish(ev.PageAccess(cpu.icount(), pc, row.name, rw, value if write else self.read(row), off, act))
         if write:
             self.write(row, value, pc)
         else:

@@ -80,6 +80,8 @@ class VirtualEL2(Vel2Sysregs):
         self.page = bytearray(4096) if uses_page else None
         self.offsets: dict[str, int] = {}
         self.sp_el2 = 0
+        # Accesses turned into page accesses / redirects (no trap): [mem, redirect].
+        self.page_counts = [0, 0]
         self.controls = sysregs.l0_controls(mode)
         # Per-mode decision for every (encoding, write) at vEL2.
         self.vel2_action: dict[tuple, tuple[sysregs.SysReg, Access, list]] = {}

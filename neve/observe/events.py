@@ -61,7 +61,10 @@ class Switch:
 
 @dataclass
 class PageAccess:
-    """An access from vEL2 that neve/nv2 turned into a memory access (no trap)."""
+    """An access from vEL2 that neve/nv2 turned into a memory access (no trap).
+    Published only while someone subscribes (Bus.wants); the counts are kept by
+    vEL2 itself (VirtualEL2.page_counts), also for the accesses neve's compiled
+    path makes without Python."""
 
     icount: int
     pc: int
@@ -86,6 +89,11 @@ class Bus:
 
     def subscribe(self, kind: type, fn: Callable) -> None:
         self._subs.setdefault(kind, []).append(fn)
+
+    def wants(self, kind: type) -> bool:
+        """Has anyone subscribed to `kind`?  A publisher whose events are frequent
+        builds them only then (the counts that must always exist are counters)."""
+        return kind in self._subs
 
     def publish(self, ev) -> None:
         for fn in self._subs.get(type(ev), ()):
