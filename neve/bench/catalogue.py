@@ -5,13 +5,13 @@ Each row of the table is a `Benchmark` (a declarative entry in `BENCHMARKS`) run
 one mode.  A benchmark names its images for vm mode and for the nested modes (the
 KVM-like guest hypervisor plus the nested VM), and a *window* function that tells
 what one operation is: it subscribes to the machine's event bus and calls
-`OpRecorder.begin()` / `.end()` around each operation.  `hypercall_window` uses the
-machine's Hypercall events (from the trap of the guest's HVC until that guest runs
-again, as `Stats.per_call`); `trap_window(match)` opens an operation at a trap of the
-guest that `match` accepts and closes it when the guest runs again (device I/O);
-`symbol_window(begin, end)` brackets the guest's code between two symbols.  Other
-issues add rows with `register(Benchmark(...))`; a row whose images are not built yet
-is skipped with a note.
+`OpRecorder.begin()` / `.end()` around each operation.  `hypercall_window_of(guests)`
+uses the machine's Hypercall events of those guests (from the trap of the guest's
+HVC until that guest runs again, as `Stats.per_call`); `trap_window(match)` opens an
+operation at a trap of the guest that `match` accepts and closes it when the guest
+runs again (device I/O); `symbol_window(begin, end)` brackets the guest's code
+between two symbols.  Other issues add rows with `register(Benchmark(...))`; a row
+whose images are not built yet is skipped with a note.
 """
 from __future__ import annotations
 
@@ -36,16 +36,29 @@ MODES, NESTED = ALL_MODES, NESTED_MODES
 Window = Callable[[object, OpRecorder], None]
 
 
-def hypercall_window(machine, rec: OpRecorder) -> None:
-    """One operation = one hypercall of the benchmark guest (the nested VM, or the VM
-    kernel in vm mode): from the trap of its HVC until it runs again (the machine's
-    Hypercall events).  The benchmarks' guest hypervisors all run a nested VM, so
-    this is what Stats.per_call counts for them."""
-    def on(h: ev.Hypercall) -> None:
-        if h.guest not in ("nested-VM", "EL1"):
-            return                  # L1's host-kernel calls are not the benchmark's
-        rec.begin() if h.phase == "begin" else rec.end()
-    machine.bus.subscribe(ev.Hypercall, on)
+def hypercall_window_of(*guests: str) -> Window:
+    """One operation = one hypercall of a benchmark guest named in `guests` (the
+    machine's Hypercall events: from the trap of its HVC until that guest runs again,
+    as Stats.per_call counts them).  A call the guest hypervisor answers by running
+    another context (a `cancel`) is no round trip and is dropped."""
+    def window(machine, rec: OpRecorder) -> None:
+        def on(h: ev.Hypercall) -> None:
+            if h.guest not in guests:
+                return
+            if h.phase == "begin":
+                rec.begin()
+            elif h.phase == "end":
+                rec.end()
+            else:
+                rec.cur = None      # cancelled: not an operation
+        machine.bus.subscribe(ev.Hypercall, on)
+    return window
+
+
+# The nested VM, or the VM kernel in vm mode.  The KVM-like guest hypervisor runs a
+# nested VM, and the calls of its own host-kernel part (vEL1-host) are not the
+# benchmark's.
+hypercall_window = hypercall_window_of("nested-VM", "EL1")
 
 
 def trap_window(match: Callable[[ev.Trap], bool]) -> Window:
@@ -161,6 +174,18 @@ register(Benchmark(
     window=hypercall_window,
     paper_cycles=PAPER_HYPERCALL,
     paper_traps={"vm": 1, "v8.3": 126, "neve": 15},
+))
+
+register(Benchmark(
+    name="hypercall-minimal",
+    operation="one hypercall of the EL1 guest of the minimal guest hypervisor (minhyp.elf: one ESR_EL2 read "
+              "and an ERET per call, HCR_EL2 = RW, no stage 2): its HVC trap until it runs again; in vm mode "
+              "the same kernel with L0 as its hypervisor",
+    vm_images=("hypercall1k.elf",),
+    nested_images=("minhyp.elf", "hypercall1k.elf"),
+    # minhyp runs its guest as L1's host-kernel context (README, "A hypercall"):
+    # nothing trapped, no VMID, so that guest's calls are vEL1-host's.
+    window=hypercall_window_of("vEL1-host", "EL1"),
 ))
 
 register(Benchmark(

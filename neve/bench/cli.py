@@ -28,7 +28,7 @@ from neve.bench.catalogue import BENCHMARKS, IMAGES, MODES
 from neve.bench.costmodel import FITTED, FIXED_DEFAULTS, CostModel
 from neve.bench.probes import HOST_PROBES, probe_compute, probe_floor, probe_startup
 from neve.bench.recorder import median_op
-from neve.bench.report import fill_ratios, host_summary, print_report, row_dict, write_csv, write_png
+from neve.bench.report import fill_floor, fill_ratios, host_summary, print_report, row_dict, write_csv, write_png
 from neve.bench.runner import RowRun, resolve, run_row
 from neve.el2 import policy as pol_mod
 from neve.errors import BadInput
@@ -75,7 +75,7 @@ def cmd_bench(args) -> int:
     out = Console()
     selected = _split(args.benchmarks, [*BENCHMARKS, *HOST_PROBES], "benchmark") or [*BENCHMARKS, *HOST_PROBES]
     modes = _split(args.modes, MODES, "mode") or list(MODES)
-    reps = args.reps if args.reps else (1 if args.quick else 3)
+    reps = args.reps if args.reps is not None else (1 if args.quick else 3)
     if reps < 1:
         raise BadInput("--reps must be at least 1")
     images_dir = Path(args.images)
@@ -124,6 +124,10 @@ def cmd_bench(args) -> int:
                 continue
             plan.append((b, label, mode, paths, pol))
     probes = [n for n in selected if n in HOST_PROBES]
+    if plan and "floor" not in probes:
+        # The rows' floor_ratio compares their host time per trap with the trap
+        # floor, measured in the same run.
+        probes.insert(0, "floor")
     need_calib = "hypercall" in BENCHMARKS and bool(plan)   # only rows need modeled cycles
     steps = len(plan) * reps + (reps * 2 if "compute" in probes else 0) + (reps if "floor" in probes else 0) + \
         (reps * 2 if "startup" in probes else 0) + 3
@@ -182,10 +186,13 @@ def cmd_bench(args) -> int:
         runs.remove(r)
         skipped.append({"benchmark": r.benchmark, "mode": r.mode,
                         "reason": "the run completed but no operation was observed (window never opened)"})
+    floor_us = host["floor"]["us_per_trap"] if "floor" in host else None
     rows = [row_dict(r, BENCHMARKS[r.benchmark], model) for r in runs]
     fill_ratios(rows)
-    if any(r["benchmark"] == "hypercall" for r in rows):
-        host["hypercalls"] = host_summary(rows)
+    fill_floor(rows, floor_us)
+    for key, bench, fits in (("hypercalls", "hypercall", True), ("hypercalls_minimal", "hypercall-minimal", False)):
+        if any(r["benchmark"] == bench for r in rows):
+            host[key] = host_summary(rows, bench, fits)
     for r in rows:
         if not r["deterministic"]:
             err.print(f"[red]neve bench: {r['benchmark']} ({r['mode']}): counts differ between repetitions")

@@ -4,7 +4,10 @@ table.
 
 JSON: ``{"rows": [...], "skipped": [...], "cost_model": {...}, "host": {...}}``, one
 row per benchmark x mode with at least benchmark, mode, ops, traps_per_op,
-modeled_cycles, by_class, by_register, ratio_to_vm, paper_cycles, host_seconds.
+modeled_cycles, by_class, by_register, ratio_to_vm, paper_cycles, host_seconds, and
+(after traps_ratio_to_vm when there is a vm row) trap_floor_us and floor_ratio: host
+time per trap against the bare-Unicorn trap floor measured in the same run
+(probes.probe_floor, `fill_floor`).
 """
 from __future__ import annotations
 
@@ -79,13 +82,30 @@ def fill_ratios(rows: list[dict]) -> None:
             r["traps_ratio_to_vm"] = round(r["traps_per_op"] / b["traps_per_op"], 1)
 
 
-def host_summary(rows: list[dict]) -> dict:
-    """Hypercalls/s per mode and host time per trap, from the hypercall rows, plus
-    the marginal cost of a trap (v8.3 vs neve differ only in traps and page accesses)."""
-    hc = {r["mode"]: r for r in rows if r["benchmark"] == "hypercall"}
+def fill_floor(rows: list[dict], floor_us: float | None) -> None:
+    """The rows' last two keys: `trap_floor_us`, the bare-Unicorn trap floor measured in
+    the same run (host["floor"]["us_per_trap"]; None when it was not measured), and
+    `floor_ratio`, the row's host time per trap over it."""
+    for r in rows:
+        r["trap_floor_us"] = floor_us
+        r["floor_ratio"] = (r["us_per_trap"] / floor_us) if (floor_us and r["us_per_trap"]) else None
+
+
+def host_summary(rows: list[dict], benchmark: str = "hypercall", fits: bool = True) -> dict:
+    """Hypercalls/s per mode and host time per trap, from the rows of `benchmark`
+    (hypercall, hypercall-minimal), with the ratio to the trap floor measured in the
+    same run.  With `fits`, also the marginal cost of a trap (v8.3 vs neve differ only
+    in traps and page accesses) and the split of a hypercall's host time; those need
+    the KVM-like rows, whose modes differ by many accesses (the minimal guest
+    hypervisor's differ by one, within timing noise)."""
+    hc = {r["mode"]: r for r in rows if r["benchmark"] == benchmark}
     out = {m: {"hypercalls_per_second": r["ops_per_second"], "us_per_hypercall": r["us_per_op"],
-               "us_per_trap": r["us_per_trap"], "traps_per_op": r["traps_per_op"]} for m, r in hc.items()}
+               "us_per_trap": r["us_per_trap"], "traps_per_op": r["traps_per_op"],
+               "floor_ratio": r.get("floor_ratio")} for m, r in hc.items()}
     out["floor_us_per_trap_doc"] = DOC_FLOOR_US_PER_TRAP
+    out["trap_floor_us"] = next((r["trap_floor_us"] for r in hc.values() if r.get("trap_floor_us")), None)
+    if not fits:
+        return out
     if "v8.3" in hc and "neve" in hc and hc["v8.3"]["us_per_op"] and hc["neve"]["us_per_op"]:
         dt = hc["v8.3"]["us_per_op"] - hc["neve"]["us_per_op"]
         dn = hc["v8.3"]["traps_per_op"] - hc["neve"]["traps_per_op"]
@@ -114,7 +134,8 @@ def host_summary(rows: list[dict]) -> dict:
 CSV_FIELDS = ["benchmark", "mode", "ops", "traps_per_op", "traps_per_op_min", "traps_per_op_max", "emulated_per_op",
               "switches_per_op", "page_accesses_per_op", "redirects_per_op", "instructions_per_op",
               "modeled_cycles", "ratio_to_vm", "paper_cycles", "paper_ratio_to_vm", "paper_traps", "deterministic",
-              "host_seconds", "ops_per_second", "us_per_op", "us_per_trap", "by_class", "by_register"]
+              "host_seconds", "ops_per_second", "us_per_op", "us_per_trap", "by_class", "by_register",
+              "trap_floor_us", "floor_ratio"]
 
 
 def write_csv(path: str, rows: list[dict]) -> None:
@@ -171,6 +192,14 @@ def write_png(path: str, rows: list[dict]) -> None:
     plt.close(fig)
 
 
+# host[key] -> the label of its line in the console report (key: host_summary of a benchmark).
+HOST_HYPERCALLS = {"hypercalls": "hypercalls", "hypercalls_minimal": "hypercalls, minimal guest hypervisor"}
+
+
+def _fmt_us(us: float) -> str:
+    return f"{us:,.0f}" if us >= 100 else f"{us:,.1f}"
+
+
 def _fmt(v, spec=",.0f") -> str:
     if v is None:
         return "-"
@@ -189,7 +218,7 @@ def print_report(console, doc: dict, benches: dict[str, Benchmark]) -> None:
                         ("modeled cycles", {"justify": "right"}), ("x vm", {"justify": "right"}),
                         ("paper cycles", {"justify": "right"}), ("paper x vm", {"justify": "right"}),
                         ("host us/op", {"justify": "right"}), ("ops/s", {"justify": "right"}),
-                        ("us/trap", {"justify": "right"})]:
+                        ("us/trap", {"justify": "right"}), ("x floor", {"justify": "right"})]:
             t.add_column(col, **kw)
         for r in rows:
             t.add_row(r["benchmark"], r["mode"], str(r["ops"]), str(r["traps_per_op"]),
@@ -198,7 +227,8 @@ def print_report(console, doc: dict, benches: dict[str, Benchmark]) -> None:
                       str(r["switches_per_op"]), str(r["page_accesses_per_op"]), str(r["redirects_per_op"]),
                       str(r["instructions_per_op"]), _fmt(r["modeled_cycles"]), _fmt(r["ratio_to_vm"], ",.1f"),
                       _fmt(r["paper_cycles"]), _fmt(r["paper_ratio_to_vm"], ",.1f"), _fmt(r["us_per_op"], ",.1f"),
-                      _fmt(r["ops_per_second"], ",.0f"), _fmt(r["us_per_trap"], ",.1f"))
+                      _fmt(r["ops_per_second"], ",.0f"), _fmt(r["us_per_trap"], ",.1f"),
+                      _fmt(r.get("floor_ratio"), ",.1f"))
         console.print(t)
         # Register breakdown of the median operation, one column per mode.
         for b in dict.fromkeys(r["benchmark"] for r in rows):
@@ -239,12 +269,16 @@ def print_report(console, doc: dict, benches: dict[str, Benchmark]) -> None:
     if f:
         console.print(f"[b]trap floor[/b]: {f['us_per_trap']:.2f} us per MRS-hook trap here "
                       f"(unicorn-aarch64.md: ~{f['doc_us_per_trap']} us)")
-    hs = host.get("hypercalls")
-    if hs:
-        parts = [f"{m} {v['hypercalls_per_second']:,.0f}/s ({v['us_per_hypercall']:,.0f} us, "
-                 f"{v['us_per_trap']:,.1f} us/trap)" for m, v in hs.items() if isinstance(v, dict)
-                 and v.get("hypercalls_per_second")]
-        console.print("[b]hypercalls[/b]: " + "; ".join(parts))
+    for key, label in HOST_HYPERCALLS.items():
+        hs = host.get(key)
+        if not hs:
+            continue
+        parts = [f"{m} {v['hypercalls_per_second']:,.0f}/s ({_fmt_us(v['us_per_hypercall'])} us, "
+                 f"{v['traps_per_op']} trap{'' if v['traps_per_op'] == 1 else 's'}, "
+                 f"{v['us_per_trap']:,.1f} us/trap"
+                 + (f", {v['floor_ratio']:,.1f}x floor)" if v.get("floor_ratio") else ")")
+                 for m, v in hs.items() if isinstance(v, dict) and v.get("hypercalls_per_second")]
+        console.print(f"[b]{label}[/b]: " + "; ".join(parts))
         if "decomposition_us" in hs:
             d = hs["decomposition_us"]
             console.print(f"  host time of a nested hypercall split (fit on v8.3/neve/nv2): {d['per_trap']:.1f} us per "
