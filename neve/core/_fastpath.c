@@ -1,0 +1,155 @@
+/*
+ * neve's compiled fast path: Unicorn hooks that answer, without entering Python,
+ * what the register table already decided.  neve/core/fastpath.py builds the
+ * tables and the state; the Python hooks stay the reference implementation and
+ * are called from here for everything else (NEVE_FASTPATH=0 runs them alone).
+ *
+ *   MRS/MSR: a table per context (vEL2, EL1, EL0), indexed by the instruction's
+ *     encoding and direction, says: go to Python; let the CPU execute it (native);
+ *     or read/write vEL2's storage slot (a NEVE/VNCR page access or a redirect:
+ *     no trap on hardware), with the register's write mask, counted.
+ *   Before each block: nothing unless an FP access could trap now (neve/core/fptrap.py).
+ *   Each memory access while the Device-memory alignment check is on: nothing
+ *     unless the access is unaligned or could be (neve/core/align.py).
+ *
+ * No Python API is used: the module is loaded with ctypes, and Unicorn's own
+ * functions are reached through pointers the Python side stores in the state,
+ * so nothing links against libunicorn.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* uc_arm64_cp_reg */
+typedef struct {
+    uint32_t crn, crm, op0, op1, op2;
+    uint64_t val;
+} cp_reg;
+
+typedef int (*reg_fn)(void *uc, int regid, void *value);
+typedef uint32_t (*sys_hook)(void *uc, int reg, const cp_reg *cp, void *data);
+typedef void (*block_hook)(void *uc, uint64_t addr, uint32_t size, void *data);
+typedef void (*mem_hook)(void *uc, int type, uint64_t addr, int size, int64_t value, void *data);
+
+/* Table entries: the action in bits 0-2, ADVANCE in bit 3, the storage slot above. */
+enum { SLOW = 0, NATIVE = 1, MEM = 2, REDIRECT = 3 };
+#define ADVANCE 8u
+#define SLOT_SHIFT 4
+#define TABLE_ENTRIES (1u << 17)        /* 16-bit encoding, and the direction */
+
+/* Contexts: which table applies. */
+enum { CTX_VEL2 = 0, CTX_EL1 = 1, CTX_EL0 = 2 };
+
+/* Keep in step with fastpath.py's _State. */
+typedef struct {
+    reg_fn reg_read;            /* uc_reg_read, uc_reg_write */
+    reg_fn reg_write;
+    sys_hook py_mrs;            /* the Python hooks */
+    sys_hook py_msr;
+    block_hook py_block;
+    mem_hook py_mem;
+    uint16_t *table[3];         /* per context */
+    uint64_t *store;            /* vEL2's storage, by slot */
+    uint64_t *wmask;            /* each slot's write mask */
+    int32_t reg_pc, reg_pstate; /* Unicorn's register ids */
+    int32_t vel2_active;        /* vEL2 runs (hardware EL1): the vEL2 table */
+    int32_t fp_want;            /* an FP access could trap now */
+    int32_t fp_hold;            /* running up to a known FP instruction */
+    int32_t align_pending;      /* an alignment fault is being collected */
+    uint64_t page_counts[2];    /* vEL2 accesses made as MEM, REDIRECT */
+    uint64_t hits[4];           /* answered here: by action (SLOW = sent to Python) */
+} state;
+
+static inline int context(state *s, void *uc)
+{
+    uint64_t pstate;
+    if (s->vel2_active)
+        return CTX_VEL2;
+    s->reg_read(uc, s->reg_pstate, &pstate);
+    return ((pstate >> 2) & 3) == 0 ? CTX_EL0 : CTX_EL1;
+}
+
+static inline uint16_t lookup(state *s, void *uc, const cp_reg *cp, int write)
+{
+    uint32_t enc = (cp->op0 & 3) << 14 | (cp->op1 & 7) << 11 | (cp->crn & 15) << 7
+                   | (cp->crm & 15) << 3 | (cp->op2 & 7);
+    return s->table[context(s, uc)][enc << 1 | (uint32_t)write];
+}
+
+static inline uint32_t finish(state *s, void *uc, uint16_t e)
+{
+    if (e & ADVANCE) {          /* Unicorn does not skip this encoding by itself */
+        uint64_t pc;
+        s->reg_read(uc, s->reg_pc, &pc);
+        pc += 4;
+        s->reg_write(uc, s->reg_pc, &pc);
+    }
+    return 1;
+}
+
+uint32_t neve_fast_mrs(void *uc, int reg, const cp_reg *cp, void *data)
+{
+    state *s = data;
+    uint16_t e = lookup(s, uc, cp, 0);
+    unsigned act = e & 7;
+    s->hits[act]++;
+    if (act == NATIVE)
+        return 0;
+    if (act == MEM || act == REDIRECT) {
+        uint64_t v = s->store[e >> SLOT_SHIFT];
+        s->page_counts[act - MEM]++;
+        s->reg_write(uc, reg, &v);
+        return finish(s, uc, e);
+    }
+    return s->py_mrs(uc, reg, cp, NULL);
+}
+
+uint32_t neve_fast_msr(void *uc, int reg, const cp_reg *cp, void *data)
+{
+    state *s = data;
+    uint16_t e = lookup(s, uc, cp, 1);
+    unsigned act = e & 7;
+    s->hits[act]++;
+    if (act == NATIVE)
+        return 0;
+    if (act == MEM || act == REDIRECT) {
+        unsigned slot = e >> SLOT_SHIFT;
+        uint64_t m = s->wmask[slot];
+        s->store[slot] = (s->store[slot] & ~m) | (cp->val & m);
+        s->page_counts[act - MEM]++;
+        return finish(s, uc, e);
+    }
+    return s->py_msr(uc, reg, cp, NULL);
+}
+
+void neve_fast_block(void *uc, uint64_t addr, uint32_t size, void *data)
+{
+    state *s = data;
+    if (s->fp_hold || !s->fp_want)
+        return;
+    s->py_block(uc, addr, size, NULL);
+}
+
+void neve_fast_mem(void *uc, int type, uint64_t addr, int size, int64_t value, void *data)
+{
+    state *s = data;
+    /* Aligned, and not the second half of a 128-bit access that may be unaligned
+       (Unicorn splits those into two 64-bit accesses): nothing to check. */
+    if (!(addr & (uint64_t)(size - 1)) && !s->align_pending && (size != 8 || (addr & 15) != 8))
+        return;
+    s->py_mem(uc, type, addr, size, value, NULL);
+}
+
+size_t neve_fast_state_size(void)
+{
+    return sizeof(state);
+}
+
+/* A module so that pip builds it as an extension; it has no Python functions. */
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath",
+                                    "neve's compiled hooks (loaded with ctypes)", -1, NULL};
+
+PyMODINIT_FUNC PyInit__fastpath(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,235 @@
+"""The compiled fast path: Unicorn hooks in C (neve/core/_fastpath.c) that answer
+the accesses the register table leaves to the CPU or to vEL2's storage, so that an
+access which costs no trap on hardware costs no Python either.
+
+What each hook does without Python, and when it calls the Python hook it stands in
+front of (the reference implementation, which alone runs with NEVE_FASTPATH=0):
+
+* MRS/MSR: a table per context, indexed by encoding and direction, built here from
+  the machine's own decisions (`SysregHooks.el1_native`, `Vel2Sysregs.vel2_fast`,
+  `Vel2Sysregs.forwards`): NATIVE (the CPU executes it; the Python path would have
+  done nothing else), MEM/REDIRECT (vEL2's storage slot, with the row's write mask;
+  the page-access counters count it), or SLOW (the Python hook).  The vEL2 table is
+  fixed for the run; the EL1/EL0 tables of what L1 runs follow L1's trap controls and
+  are built once per set of control values.
+* before each block: the Python FP-trap hook only while an FP access could trap;
+* each memory access while the Device-memory alignment check is on: the Python
+  hook only for an access that is, or may be, unaligned.
+
+Trap counts, transcripts and virtual time are the same with and without it (the
+differential tests run both).  When the module was not built, neve says so once on
+stderr and runs on the Python path.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import sys
+from array import array
+from typing import TYPE_CHECKING
+
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_INSN
+from unicorn import arm64_const as A
+from unicorn.unicorn_py3.unicorn import uclib as _uclib
+
+from neve.arch import sysregs
+from neve.arch.modes import Access
+from neve.observe import events as ev
+
+if TYPE_CHECKING:                       # types only: no import at run time
+    from neve.core.machine import Machine
+
+SLOW, NATIVE, MEM, REDIRECT = 0, 1, 2, 3
+ADVANCE = 8
+SLOT_SHIFT = 4
+MAX_SLOTS = 1 << (16 - SLOT_SHIFT)
+CTX_VEL2, CTX_EL1, CTX_EL0 = 0, 1, 2
+ENTRIES = 1 << 17
+
+
+class _State(ctypes.Structure):
+    """The C hooks' state (the `state` struct of _fastpath.c)."""
+    _fields_ = (("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p),
+                ("py_mrs", ctypes.c_void_p), ("py_msr", ctypes.c_void_p),
+                ("py_block", ctypes.c_void_p), ("py_mem", ctypes.c_void_p),
+                ("table", ctypes.c_void_p * 3), ("store", ctypes.c_void_p), ("wmask", ctypes.c_void_p),
+                ("reg_pc", ctypes.c_int32), ("reg_pstate", ctypes.c_int32),
+                ("vel2_active", ctypes.c_int32), ("fp_want", ctypes.c_int32),
+                ("fp_hold", ctypes.c_int32), ("align_pending", ctypes.c_int32),
+                ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 4))
+
+
+_LIB: ctypes.CDLL | None | bool = False       # False: not looked for yet
+_WARNED = False
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled module, or None: not wanted (NEVE_FASTPATH=0) or not built (said
+    once on stderr)."""
+    global _LIB, _WARNED
+    if os.environ.get("NEVE_FASTPATH", "1") == "0":
+        return None
+    if _LIB is False:
+        try:
+            spec = importlib.util.find_spec("neve.core._fastpath")
+            if spec is None or spec.origin is None:
+                raise ImportError("neve/core/_fastpath.c was not built (pip install -e . builds it)")
+            lib = ctypes.CDLL(spec.origin)
+            if lib.neve_fast_state_size() != ctypes.sizeof(_State):
+                raise ImportError("its state layout differs from fastpath.py's (rebuild: pip install -e .)")
+            _LIB = lib
+        except (ImportError, OSError) as e:
+            _LIB = None
+            if not _WARNED:
+                _WARNED = True
+                print(f"neve: the compiled fast path is not available ({e}); running on the Python path",
+                      file=sys.stderr)
+    return _LIB
+
+
+def _addr(fn) -> int:
+    return ctypes.cast(fn, ctypes.c_void_p).value
+
+
+def index(key: tuple, write: bool) -> int:
+    """A table index: the encoding op0:op1:CRn:CRm:op2 and the direction."""
+    op0, op1, crn, crm, op2 = key
+    return (op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2) << 1 | int(write)
+
+
+def _fill_runs(t: array, value: int, op0s, op1s, crns=range(16)) -> None:
+    """Set every entry whose encoding has op0 in op0s, op1 in op1s, CRn in crns."""
+    for op0 in op0s:
+        for op1 in op1s:
+            for crn in crns:
+                lo = index((op0, op1, crn, 0, 0), False)
+                t[lo:lo + 256] = array("H", [value]) * 256
+
+
+class FastPath:
+    """One vCPU's compiled hooks: the state they share with Python and the tables."""
+
+    def __init__(self, lib: ctypes.CDLL, m: Machine) -> None:
+        self.lib = lib
+        self.m = m
+        self.cpu = m.cpu
+        self.state = _State()
+        s = self.state
+        s.reg_read, s.reg_write = _addr(_uclib.uc_reg_read), _addr(_uclib.uc_reg_write)
+        s.reg_pc, s.reg_pstate = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE
+        self._keep: list = []               # what C points into: kept alive here
+        self._el_tables: dict[tuple, tuple] = {}
+        self._vel2_table = None
+        self._key_el = None
+
+    # --- hooks ---------------------------------------------------------------------
+    def _add(self, htype: int, cfn, *args) -> int:
+        return self.cpu.add_c_hook(htype, cfn, ctypes.addressof(self.state), *args)
+
+    def hook_sysregs(self, py_mrs, py_msr) -> None:
+        """Put the C MRS/MSR hooks in front of the Python ones (ctypes callbacks)."""
+        self.state.py_mrs, self.state.py_msr = _addr(py_mrs), _addr(py_msr)
+        self._keep += [py_mrs, py_msr]
+        self._add(UC_HOOK_INSN, self.lib.neve_fast_mrs, ctypes.c_int(A.UC_ARM64_INS_MRS))
+        self._add(UC_HOOK_INSN, self.lib.neve_fast_msr, ctypes.c_int(A.UC_ARM64_INS_MSR))
+
+    def hook_block(self, py_block) -> int:
+        self.state.py_block = _addr(py_block)
+        self._keep.append(py_block)
+        return self._add(UC_HOOK_BLOCK, self.lib.neve_fast_block)
+
+    def hook_mem(self, htype: int, py_mem) -> int:
+        self.state.py_mem = _addr(py_mem)
+        self._keep.append(py_mem)
+        return self._add(htype, self.lib.neve_fast_mem)
+
+    # --- flags the Python side keeps ---------------------------------------------------
+    def set_vel2_active(self, active: bool) -> None:
+        self.state.vel2_active = int(active)
+
+    # --- tables --------------------------------------------------------------------------
+    def _install(self, ctx: int, table: array) -> None:
+        self.state.table[ctx] = table.buffer_info()[0]
+
+    def build(self) -> None:
+        """The tables for the run's start: vEL2's (fixed), and EL1/EL0's."""
+        m = self.m
+        v = m.vel2
+        if v is not None:
+            self._build_vel2()
+            m.bus.watch(self._subscribed)
+            self.state.store = ctypes.addressof(v.store)
+            self.state.wmask = ctypes.addressof(v.wmask)
+            self.set_vel2_active(v.active)
+        self.refresh_el()
+
+    def _build_vel2(self) -> None:
+        self._vel2_table = self._vel2()
+        self._install(CTX_VEL2, self._vel2_table)
+
+    def _subscribed(self, kind: type) -> None:
+        if kind is ev.PageAccess:            # its events are built by the Python path only
+            self._build_vel2()
+
+    def refresh_el(self) -> None:
+        """The EL1/EL0 tables for the trap controls in force below (vEL2) now."""
+        v = self.m.vel2
+        key = v.forward_key() if v is not None else None
+        if key == self._key_el and self._key_el is not None:
+            return
+        tables = self._el_tables.get(key)
+        if tables is None:
+            tables = self._el_tables[key] = (self._el(1, key), self._el(0, key))
+        self._key_el = key
+        self._install(CTX_EL1, tables[0])
+        self._install(CTX_EL0, tables[1])
+
+    def _base(self) -> array:
+        """Encodings that are not rows of the register table: the CPU executes them
+        (or UNDEFs them itself), but for the counter views the table lacks."""
+        t = array("H", [NATIVE]) * ENTRIES
+        for key in self.m.unlisted_slow():
+            t[index(key, False)] = t[index(key, True)] = SLOW
+        return t
+
+    def _el(self, el: int, key) -> array:
+        m = self.m
+        v = m.vel2
+        t = self._base()
+        controls = v.controls_of(key) if v is not None else None
+        if controls is not None and el == 1 and sysregs.TIDCP.holds(controls):
+            _fill_runs(t, SLOW, (3,), range(8), (11, 15))      # IMPLEMENTATION DEFINED encodings
+        for r in sysregs.REGISTERS:
+            for write in (False, True):
+                native = m.el1_native(r.key, write, el) and (controls is None
+                                                             or not v.forwards(r.key, write, el, controls))
+                t[index(r.key, write)] = NATIVE if native else SLOW
+        return t
+
+    def _vel2(self) -> array:
+        m, v = self.m, self.m.vel2
+        t = self._base()
+        _fill_runs(t, SLOW, range(4), (4, 5, 6))       # EL2/EL3 encodings the table lacks
+        for r in sysregs.REGISTERS:
+            for write in (False, True):
+                ent = v.vel2_fast(r.key, write)
+                if ent is None:                         # the machine's EL1 path
+                    t[index(r.key, write)] = NATIVE if m.el1_native(r.key, write, 1) else SLOW
+                elif ent is False:
+                    t[index(r.key, write)] = SLOW
+                else:
+                    acc, slot = ent
+                    act = REDIRECT if acc == Access.REDIRECT else MEM
+                    if slot >= MAX_SLOTS:
+                        t[index(r.key, write)] = SLOW
+                        continue
+                    adv = 0 if self.cpu.uc_accessible(r.key, write, 1) else ADVANCE
+                    t[index(r.key, write)] = act | adv | slot << SLOT_SHIFT
+        return t
+
+    # --- what it did ---------------------------------------------------------------------
+    def hits(self) -> dict[str, int]:
+        """Accesses the MRS/MSR hooks saw, by what answered them."""
+        h = self.state.hits
+        return {"python": h[SLOW], "native": h[NATIVE], "mem": h[MEM], "redirect": h[REDIRECT]}
