@@ -4,7 +4,8 @@
 #
 #   bash tools/test.sh [PYTEST ARGS...]
 #
-# apt (as root, or through sudo): the host C compiler, the aarch64 cross toolchain,
+# apt (as root, or through sudo): the host C compiler (and Python's headers, for the
+# compiled fast path), the aarch64 cross toolchain,
 # gdb-multiarch, and QEMU 10.x (qemu-system-arm) from bookworm-backports, whose
 # source line is made from this machine's own Debian mirror.  The apt step is
 # skipped when everything is already installed.  Then the package and its test
@@ -100,8 +101,17 @@ PY
     printf '%s\n' "$py"
 }
 
+# The compiled fast path (neve/core/_fastpath.c) needs Python's headers; Debian's
+# own Python has them in python3-dev (tests/test_fastpath.py fails without it).
+python_headers() {
+    local py=$1
+    "$py" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+        || as_root apt-get install -y python3-dev >&2
+}
+
 apt_setup
 PY=$(pick_python)
+python_headers "$PY"
 log "installing neve[test,bench] with $PY"
 "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,bench]'
 log "running the test suite"

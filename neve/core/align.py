@@ -96,15 +96,31 @@ class DeviceAlignment:
         self.vcpu = m.vcpu                # the vCPU it is built for (its vel2 comes later)
         self.cpu = m.cpu
         self._hook = None
-        self.pending: dict | None = None
+        self._fast = self.vcpu.fast          # the compiled memory hook in front, if built
+        self._pending: dict | None = None
         self._sizes: dict[int, decode.LdSt | None] = {}
+        self._cfunc = self.cpu.mem_cfunc(self._access) if self._fast is not None else None
+
+    @property
+    def pending(self) -> dict | None:
+        """The alignment fault being collected (the hook then sees every access)."""
+        return self._pending
+
+    @pending.setter
+    def pending(self, p: dict | None) -> None:
+        self._pending = p
+        if self._fast is not None:
+            self._fast.state.align_pending = int(p is not None)
 
     def sync(self) -> None:
         """After the regime may have changed: check accesses while the MMU is off."""
         want = device_regime(self.m)
         uc = self.cpu.uc
         if want and self._hook is None:
-            self._hook = self.cpu.add_mem_hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._access)
+            if self._fast is not None:
+                self._hook = self._fast.hook_mem(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._cfunc)
+            else:
+                self._hook = self.cpu.add_mem_hook(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._access)
         elif not want and self._hook is not None:
             uc.hook_del(self._hook)
             self._hook = None

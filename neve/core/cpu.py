@@ -413,6 +413,11 @@ class CPU:
         The binding's own registration wraps every call in three Python layers and
         copies `cp` into a tuple.  An exception escaping `fn` stops the CPU and is
         raised by emu_start, as the binding does."""
+        return self._add_raw_hook(UC_HOOK_INSN, self.sysreg_cfunc(fn), ctypes.c_int(insn))
+
+    def sysreg_cfunc(self, fn):
+        """`fn` as the bare ctypes callback add_sysreg_hook registers (also what the
+        compiled fast path calls, neve/core/fastpath.py)."""
         def raw(_handle, reg, pcp, _key):
             try:
                 return fn(reg, _CpReg.from_address(pcp))
@@ -420,19 +425,34 @@ class CPU:
                 self._hook_failed(e)
                 return SKIP
 
-        return self._add_raw_hook(UC_HOOK_INSN, HOOK_INSN_SYS_CFUNC(raw), ctypes.c_int(insn))
+        return HOOK_INSN_SYS_CFUNC(raw)
 
     def add_mem_hook(self, htype: int, fn) -> int:
         """A memory-access hook (UC_HOOK_MEM_READ/WRITE...) as a bare ctypes callback:
         `fn(access, address, size, value)`.  As add_sysreg_hook: no binding layers, and
         an exception escaping `fn` stops the CPU and is raised by emu_start."""
+        return self._add_raw_hook(htype, self.mem_cfunc(fn))
+
+    def mem_cfunc(self, fn):
+        """`fn` as the bare ctypes callback add_mem_hook registers."""
         def raw(_handle, access, address, size, value, _data):
             try:
                 fn(access, address, size, value)
             except BaseException as e:
                 self._hook_failed(e)
 
-        return self._add_raw_hook(htype, HOOK_MEM_ACCESS_CFUNC(raw))
+        return HOOK_MEM_ACCESS_CFUNC(raw)
+
+    def add_c_hook(self, htype: int, cfn, user_data: int, *args) -> int:
+        """A hook whose callback is a C function (`cfn`, a function of a ctypes
+        library) called with `user_data` (an address); removable with `uc.hook_del`."""
+        h = ctypes.c_size_t()
+        err = _uclib.uc_hook_add(self._h, ctypes.byref(h), ctypes.c_int(htype), ctypes.cast(cfn, ctypes.c_void_p),
+                                 ctypes.c_void_p(user_data), ctypes.c_uint64(1), ctypes.c_uint64(0), *args)
+        if err:
+            raise UcError(err)
+        self.uc._callbacks[h.value] = cfn       # as the binding keeps its own (hook_del pops it)
+        return h.value
 
     def _add_raw_hook(self, htype: int, cfunc, *args) -> int:
         self._raw_hooks.append(cfunc)           # Unicorn holds only the C pointer

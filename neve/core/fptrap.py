@@ -44,14 +44,37 @@ class FPTraps:
         self.vcpu = m.vcpu                # the vCPU it is built for (its vel2 comes later)
         self.cpu = m.cpu
         self._hook = None
-        self.want = False                    # could FP trap now (the hook's test)?
+        self._fast = self.vcpu.fast          # the compiled block hook in front, if built
+        self._want = False
+        self._until: int | None = None
         self._blocks: dict[tuple[int, int, int], tuple[int, ...]] = {}
         # (TTBR0_EL1, TTBR1_EL1) the running code translates through, read once after
         # each regime change (neve makes every write to them: neve/core/machine.py).
         self._space: tuple[int, int] | None = None
         self._cfunc = HOOK_CODE_CFUNC(self._block_raw)
         self.pending: int | None = None      # the FP instruction to stop at
-        self.until: int | None = None        # running up to it, hook held off
+
+    # What the block hook tests (the compiled one too): could FP trap now, and are we
+    # running up to a known FP instruction (the hook held off)?
+    @property
+    def want(self) -> bool:
+        return self._want
+
+    @want.setter
+    def want(self, v: bool) -> None:
+        self._want = v
+        if self._fast is not None:
+            self._fast.state.fp_want = int(v)
+
+    @property
+    def until(self) -> int | None:
+        return self._until
+
+    @until.setter
+    def until(self, v: int | None) -> None:
+        self._until = v
+        if self._fast is not None:
+            self._fast.state.fp_hold = int(v is not None)
 
     # --- where a trap goes ---------------------------------------------------------
     def _could_trap(self) -> bool:
@@ -85,7 +108,10 @@ class FPTraps:
             # does not reach blocks translated before; those are dropped here, once.
             # From a hook, the slice ends after this instruction, so no block
             # translated before runs again.
-            self._hook = self.cpu.add_block_hook_raw(self._cfunc)
+            if self._fast is not None:
+                self._hook = self._fast.hook_block(self._cfunc)
+            else:
+                self._hook = self.cpu.add_block_hook_raw(self._cfunc)
             self.cpu.uc.ctl_flush_tb()
             self.cpu.end_slice_after_current()
 
@@ -113,7 +139,7 @@ class FPTraps:
 
     def _block_raw(self, _uch, addr: int, size: int, _data) -> None:
         """Before each block (a bare ctypes callback: keep it short)."""
-        if self.until is not None or not self.want:
+        if self._until is not None or not self._want:
             return
         try:
             space = self._space

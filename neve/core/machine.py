@@ -21,7 +21,7 @@ from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED
 from unicorn import UC_ERR_FETCH_PROT
 from unicorn import arm64_const as A
 
-from neve.core import faults, elf
+from neve.core import faults, elf, fastpath
 from neve.arch import decode
 from neve.observe import events as ev
 from neve.core.align import DeviceAlignment
@@ -98,6 +98,10 @@ class Machine(ExceptionEntry, SysregHooks):
             if v.vel2 is not None:
                 v.vel2.connect(v.irq)
                 v.vel2.reset()
+        for v in self.vcpus:
+            if v.fast is not None:
+                self._run_on(v)
+                v.fast.build()
         self._run_on(self.vcpus[0])
         self.regime_changed()
 
@@ -108,6 +112,8 @@ class Machine(ExceptionEntry, SysregHooks):
         self.vcpus.append(v)
         self._run_on(v)                  # the parts below reach the CPU they are built for
         cpu = v.cpu
+        lib = fastpath.library()
+        v.fast = fastpath.FastPath(lib, self) if lib is not None else None
         cpu.map_ram_buffer(RAM_BASE, self.ram)
         for dev in self.devices:
             self._map_device(cpu, dev)
@@ -116,8 +122,11 @@ class Machine(ExceptionEntry, SysregHooks):
         v.erets = self.erets = EretHooks(self)
         uc = cpu.uc
         uc.hook_add(UC_HOOK_INTR, self._hook_intr)
-        cpu.add_sysreg_hook(A.UC_ARM64_INS_MRS, self._hook_mrs)
-        cpu.add_sysreg_hook(A.UC_ARM64_INS_MSR, self._hook_msr)
+        if v.fast is not None:                # C in front of the Python hooks
+            v.fast.hook_sysregs(cpu.sysreg_cfunc(self._hook_mrs), cpu.sysreg_cfunc(self._hook_msr))
+        else:
+            cpu.add_sysreg_hook(A.UC_ARM64_INS_MRS, self._hook_mrs)
+            cpu.add_sysreg_hook(A.UC_ARM64_INS_MSR, self._hook_msr)
         cpu.add_sysreg_hook(A.UC_ARM64_INS_SYS, self._hook_sys)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
         cpu.pc = self.images[0].entry

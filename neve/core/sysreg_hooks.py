@@ -28,6 +28,7 @@ _KEY_CNTVCT, _KEY_CNTPCT, _KEY_CNTFRQ = sysregs.BY_NAME["CNTVCT_EL0"].key, sysre
 # table, but Unicorn's CPU model answers them, so they read the same counter.
 _KEY_CNTVCTSS = (3, 3, 14, 0, 6)
 _KEY_CNTPCTSS = (3, 3, 14, 0, 5)
+_COUNTER_KEYS = frozenset((_KEY_CNTVCT, _KEY_CNTPCT, _KEY_CNTFRQ, _KEY_CNTVCTSS, _KEY_CNTPCTSS))
 
 
 class SysregHooks:
@@ -58,6 +59,35 @@ class SysregHooks:
             return self.fail_in_hook(e)
         except Exception as e:  # never let a hook die silently inside Unicorn
             return self.fail_in_hook(GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}"))
+
+    # --- for the compiled hooks (neve/core/fastpath.py) ---------------------------------
+    def el1_native(self, key: tuple, write: bool, el: int) -> bool:
+        """Does `_sysreg` let the CPU execute this access at hardware `el` (0, or 1
+        for the VM, what L1 runs at EL1 and vEL2's native accesses) with nothing else
+        to do, whatever the state?  The parts that depend on L1's controls are
+        vEL2's (Vel2Sysregs.forwards); anything that depends on other state (an EL1
+        control of an EL0 access, a pending interrupt, FP traps) is left to Python."""
+        if (key, write) in _WRONG_DIRECTION or not write and key in _COUNTER_KEYS:
+            return False
+        row = sysregs.BY_KEY.get(key)
+        if row is None:
+            return True
+        if el == 0 and (not row.el0_accessible or not model.implemented(row) or row.el0
+                        or write and row.name in sysregs.EL0_READ_ONLY):
+            return False
+        if (write and key == _KEY_DAIF or self.irq.handles(key) or row.name in ("FPCR", "FPSR")
+                or row.traps and row.trap_reasons(write, sysregs.VM_CONTROLS) or row.name in model.OWNED):
+            return False
+        if not self.cpu.uc_accessible(key, write, el):
+            return True                                   # UNDEFINED: Unicorn raises it
+        if not write:
+            return row.name not in _VIRTUAL_IDS and row.name not in model.ID_VALUES
+        return row.wmask == sysregs.ALL64 and not row.regime
+
+    @staticmethod
+    def unlisted_slow() -> tuple:
+        """Encodings outside the register table that `_sysreg` answers itself."""
+        return _KEY_CNTVCTSS, _KEY_CNTPCTSS
 
     def _el0_access(self, key: tuple, write: bool) -> int | None:
         """An access at EL0 to a register of the table: UNDEFINED if EL0 has no access

@@ -17,6 +17,7 @@ if TYPE_CHECKING:                       # types only: no import at run time
     from neve.core.align import DeviceAlignment
     from neve.core.cpu import CPU
     from neve.core.eret import EretHooks
+    from neve.core.fastpath import FastPath
     from neve.core.fptrap import FPTraps
     from neve.el2.vel2 import VirtualEL2
     from neve.gic.delivery import Interrupts
@@ -26,6 +27,7 @@ if TYPE_CHECKING:                       # types only: no import at run time
 class VCPU:
     index: int
     cpu: CPU                                   # the Unicorn instance and its counting
+    fast: FastPath | None = None               # the compiled hooks (neve/core/fastpath.py), if built
     align: DeviceAlignment | None = None       # Device-memory alignment (neve/core/align.py)
     fp: FPTraps | None = None                  # FP access traps (neve/core/fptrap.py)
     erets: EretHooks | None = None             # ERET/LDAR/STLR code hooks (neve/core/eret.py)

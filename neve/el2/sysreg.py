@@ -18,6 +18,8 @@ from neve.errors import Unsupported
 from neve.arch.modes import Access
 
 _KEY_CURRENTEL = sysregs.BY_NAME["CurrentEL"].key
+# L1's control registers: what decides which access of its EL1/EL0 code is forwarded.
+VIRTUAL_CONTROLS = tuple(n for n in sysregs.CTRL_BITS if sysregs.BY_NAME[n].group == "el2")
 
 
 class Vel2Sysregs:
@@ -82,6 +84,48 @@ class Vel2Sysregs:
             cpu.set_reg(reg, v)
         return cpu.skip_hooked(pc, key, write, 1)     # vEL2 runs at hardware EL1
 
+    def vel2_fast(self, key: tuple, write: bool):
+        """What `_vel2_sysreg` does with this access, for the compiled hooks
+        (neve/core/fastpath.py): None when it goes on to the machine's EL1 path, False
+        when only Python can make it, or (Access.MEM or Access.REDIRECT, slot) when it
+        is a plain read or write of the slot (through the row's write mask)."""
+        if key == _KEY_CURRENTEL:
+            return False
+        ent = self.vel2_action.get((key, write))
+        if ent is None:
+            return False if key[1] in (4, 5, 6) else None
+        row, act, _ = ent
+        if row.group == "el12" or not model.implemented(row) or act == Access.TRAP:
+            return False
+        if act == Access.NATIVE:
+            return None
+        if (self.m.bus.wants(ev.PageAccess) or row.fn is not None or self.is_hardware(row)
+                or write and (row.access == "ro" or row.regime and row.group == "el2")):
+            return False
+        return act, self.slot[row.name]
+
+    def forward_key(self) -> tuple:
+        """The values L1's trap controls have now (what `forwards` depends on)."""
+        return tuple(self.get(n) for n in VIRTUAL_CONTROLS)
+
+    @staticmethod
+    def controls_of(fkey: tuple) -> dict[str, int]:
+        """The effective controls (as `vcontrols`) of the values `fkey` (forward_key)."""
+        return sysregs.effective_controls(dict(zip(VIRTUAL_CONTROLS, fkey)))
+
+    @staticmethod
+    def forwards(key: tuple, write: bool, el: int, controls: dict[str, int]) -> bool:
+        """Would `_el1_sysreg` forward this access of L1's EL1 (el 1) or EL0 code to
+        vEL2 under `controls` (controls_of)?"""
+        row = sysregs.BY_KEY.get(key)
+        if row is not None and not model.implemented(row):
+            return False
+        if sysregs.impdef(key) and el == 1 and sysregs.TIDCP.holds(controls):
+            return True
+        if row is None or not row.traps or row.group in ("el2", "el12"):
+            return False
+        return bool(row.trap_reasons(write, controls))
+
     def is_hardware(self, row: sysregs.SysReg) -> bool:
         """A register outside the nested context that the CPU model implements: a
         trapped access is counted, then executed by the CPU itself, which applies
@@ -102,9 +146,9 @@ class Vel2Sysregs:
                 return v
         if self.is_hardware(row):
             return self.cpu.cpr_read(*row.key)
-        if row.group in ("el2", "el12") or name in self.context:
-            return self.get(name)
-        return self.regs.get(name, row.reset)  # a register the CPU model lacks (e.g. MDCCSR_EL0)
+        # vEL2's own, the nested context's, or one the CPU model lacks (e.g.
+        # MDCCSR_EL0), which starts from its reset value.
+        return self.get(name)
 
     def write(self, row: sysregs.SysReg, value: int, pc: int | None = None) -> None:
         name = row.name
@@ -116,12 +160,7 @@ class Vel2Sysregs:
             self.cpu.cpr_write(*row.key, value)
             return
         if row.wmask != sysregs.ALL64:           # RES0, RAZ/WI bits (the table's write mask)
-            old = self.get(name) if row.group in ("el2", "el12") or name in self.context \
-                else self.regs.get(name, row.reset)
-            value = (old & ~row.wmask) | (value & row.wmask)
-        if row.group not in ("el2", "el12") and name not in self.context:
-            self.regs[name] = value              # a register the CPU model lacks
-            return
+            value = (self.get(name) & ~row.wmask) | (value & row.wmask)
         self.set(name, value)
         if row.regime and row.group == "el2":   # vEL2's own regime (an EL1 row here is L2's context)
             self._refresh_regime()

@@ -19,6 +19,7 @@ against L1's own virtual control registers.
 """
 from __future__ import annotations
 
+import ctypes
 from typing import TYPE_CHECKING
 
 
@@ -29,13 +30,14 @@ from neve.errors import Unsupported
 from neve.arch.modes import Access
 from neve.arch.exceptions import M_EL1H, PSTATE_DAIF, PSTATE_IL, PSTATE_RESTORED, VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64
 from neve.el2.stage2 import ShadowStage2
-from neve.el2.sysreg import Vel2Sysregs
+from neve.el2.sysreg import VIRTUAL_CONTROLS, Vel2Sysregs
 
 if TYPE_CHECKING:                       # types only: no import at run time
     from neve.core.machine import Machine
 
 
 
+_PAGE_SLOTS = 4096 // 8              # the page's 64-bit slots come first in the storage
 SCTLR_EL1_RES1 = 0x30D0_0800
 # SCTLR_EL2 bits that carry over to SCTLR_EL1 when L0 runs vEL2 on EL1:
 # M, A, C, SA, I, WXN, EE.
@@ -50,7 +52,6 @@ for _b in ("VM", "FMO", "IMO", "AMO", "TWI", "TWE", "TID1", "TID2", "TID3", "TSC
            "TPCP", "TPU", "TTLB", "TVM", "TRVM", "TDZ", "TERR", "TEA", "TLOR"):
     GUEST_HCR_MASK |= _HCR[_b]
 
-VIRTUAL_CONTROLS = tuple(n for n in sysregs.CTRL_BITS if sysregs.BY_NAME[n].group == "el2")
 
 
 def el2_tcr_to_el1(tcr2: int) -> int:
@@ -74,14 +75,14 @@ class VirtualEL2(Vel2Sysregs):
         self.mode = mode
         self.policy = policy
         self.active = True
-        self.regs: dict[str, int] = {}
+        self.fast = m.vcpu.fast             # the compiled hooks (neve/core/fastpath.py), if any
         uses_page = (sysregs.MODE_COLUMN[mode] is not None
                      or (policy is not None and Access.MEM in policy.overrides.values()))
-        self.page = bytearray(4096) if uses_page else None
         self.offsets: dict[str, int] = {}
         self.sp_el2 = 0
-        # Accesses turned into page accesses / redirects (no trap): [mem, redirect].
-        self.page_counts = [0, 0]
+        # Accesses turned into page accesses / redirects (no trap): [mem, redirect]
+        # (shared with the compiled hooks, which make most of them).
+        self.page_counts = self.fast.state.page_counts if self.fast is not None else (ctypes.c_uint64 * 2)()
         self.controls = sysregs.l0_controls(mode)
         # Per-mode decision for every (encoding, write) at vEL2.
         self.vel2_action: dict[tuple, tuple[sysregs.SysReg, Access, list]] = {}
@@ -93,12 +94,27 @@ class VirtualEL2(Vel2Sysregs):
                 act = policy.access(r, write) if policy is not None else sysregs.vel2_access(r, write, mode)
                 reasons = r.trap_reasons(write, self.controls) if act == Access.TRAP else []
                 self.vel2_action[(r.key, write)] = (r, act, reasons)
-                if act == Access.MEM and self.page is not None and r.group != "el12" and r.name not in self.offsets:
+                if act == Access.MEM and uses_page and r.group != "el12" and r.name not in self.offsets:
                     if r.vncr is not None:
                         self.offsets[r.name] = r.vncr
                     else:
                         self.offsets[r.name] = next_free
                         next_free += 8
+        # Storage: one 64-bit slot per register.  The page's registers live at their
+        # offset in the first 4 KiB (the page itself), every other register after it;
+        # a register outside vEL2's own and the nested context (one the CPU model
+        # lacks) starts from its reset value.  The compiled hooks read and write the
+        # slots directly, with each slot's write mask.
+        self.slot: dict[str, int] = {n: off // 8 for n, off in self.offsets.items()}
+        for r in sysregs.REGISTERS:
+            if r.name not in self.slot:
+                self.slot[r.name] = _PAGE_SLOTS + len(self.slot) - len(self.offsets)
+        self.slot["SP_EL1"] = _PAGE_SLOTS + len(self.slot) - len(self.offsets)
+        self.store = (ctypes.c_uint64 * (max(self.slot.values()) + 1))()
+        self.wmask = (ctypes.c_uint64 * len(self.store))(*([sysregs.ALL64] * len(self.store)))
+        for r in sysregs.REGISTERS:
+            self.wmask[self.slot[r.name]] = r.wmask
+        self.page = memoryview(self.store).cast("B")[:4096] if uses_page else None
         # EL1 registers that the hardware swaps on a world switch: those whose
         # access at vEL2 does not reach the hardware register in this mode.
         self.swap = [r for r in sysregs.REGISTERS
@@ -109,6 +125,9 @@ class VirtualEL2(Vel2Sysregs):
         # trapped access to any other non-EL2 register (the PMU, debug status...) is
         # made on the one register the hardware has.
         self.context = {r.name for r in self.swap} | {"SP_EL1"} | set(self.offsets)
+        for r in sysregs.REGISTERS:
+            if r.group not in ("el2", "el12") and r.name not in self.context:
+                self.store[self.slot[r.name]] = r.reset
         self._hardware: dict[str, bool] = {}
         self.irq = None             # the interrupt subsystem: connect(), once it is built
         # Shadow stage 2 for the nested VM and L1's own EL2 stage 1 (neve/el2/stage2.py).
@@ -121,18 +140,19 @@ class VirtualEL2(Vel2Sysregs):
 
     # --- storage ---------------------------------------------------------------------
     def get(self, name: str) -> int:
-        off = self.offsets.get(name)
-        if off is not None:
-            return int.from_bytes(self.page[off:off + 8], "little")
-        return self.regs.get(name, 0)
+        return self.store[self.slot[name]]
 
     def set(self, name: str, value: int) -> None:
-        value &= 0xFFFF_FFFF_FFFF_FFFF
-        off = self.offsets.get(name)
-        if off is not None:
-            self.page[off:off + 8] = value.to_bytes(8, "little")
-        else:
-            self.regs[name] = value
+        self.store[self.slot[name]] = value & 0xFFFF_FFFF_FFFF_FFFF
+
+    def set_active(self, active: bool) -> None:
+        """vEL2 runs (True) or what L1 runs at EL1/EL0 does: the compiled hooks'
+        table follows, and below vEL2 the tables for L1's trap controls now."""
+        self.active = active
+        if self.fast is not None:
+            self.fast.set_vel2_active(active)
+            if not active:
+                self.fast.refresh_el()
 
     def vcontrols(self) -> dict[str, int]:
         return sysregs.effective_controls({n: self.get(n) for n in VIRTUAL_CONTROLS})
@@ -153,7 +173,7 @@ class VirtualEL2(Vel2Sysregs):
             self.set(r.name, cpu.cpr_read(*r.key))
         self.set("SP_EL1", 0)
         self.sp_el2 = 0
-        self.active = True
+        self.set_active(True)
         self._load_shadow()
         cpu.set_pstate(M_EL1H | PSTATE_DAIF)
 
@@ -215,7 +235,7 @@ class VirtualEL2(Vel2Sysregs):
         cpu.set_sp_el(1, self.get("SP_EL1"))
         cpu.set_pstate(spsr & 0xFFFF_FFFF)
         cpu.pc = elr
-        self.active = False
+        self.set_active(False)
         cpu.flush_tlb()
         self.s2.sync()              # HCR_EL2.VM: the shadow stage 2 (neve/el2/stage2.py)
         self.m.regime_changed()     # SCTLR_EL1.M, HCR_EL2.DC, CPACR_EL1, CPTR_EL2
@@ -237,7 +257,7 @@ class VirtualEL2(Vel2Sysregs):
         for r in self.swap:
             self.set(r.name, cpu.cpr_read(*r.key))
         self.set("SP_EL1", cpu.sp_el(1))
-        self.active = True
+        self.set_active(True)
         self._load_shadow()
         cpu.set_pstate(M_EL1H | PSTATE_DAIF)
         cpu.sp = self.sp_el2

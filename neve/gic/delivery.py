@@ -338,6 +338,11 @@ class Interrupts:
     # --- system registers reaching L0 from (hardware) EL1/EL0 ----------------------------
     # The rows whose `fn` (neve/arch/sysregs.py) names this subsystem: "gic", "timer" or
     # "pmu" picks the read/write handler below (as QEMU's readfn/writefn).
+    @staticmethod
+    def handles(key: tuple) -> bool:
+        """Is this encoding one `sysreg` answers (the GIC's, the timers', the PMU's)?"""
+        return key in _KEYS
+
     def sysreg(self, reg: int, key: tuple, write: bool, value: int) -> int | None:
         row = _KEYS.get(key)
         if row is None:

@@ -85,10 +85,18 @@ class Exit:
 class Bus:
     def __init__(self) -> None:
         self._subs: dict[type, list[Callable]] = {}
+        self._watchers: list[Callable[[type], None]] = []
         self.seq = 0
+
+    def watch(self, fn: Callable[[type], None]) -> None:
+        """Call `fn(kind)` whenever someone subscribes to `kind` (a publisher that
+        decided at start-up not to build some events learns it must now)."""
+        self._watchers.append(fn)
 
     def subscribe(self, kind: type, fn: Callable) -> None:
         self._subs.setdefault(kind, []).append(fn)
+        for w in self._watchers:
+            w(kind)
 
     def wants(self, kind: type) -> bool:
         """Has anyone subscribed to `kind`?  A publisher whose events are frequent
