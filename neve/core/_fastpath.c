@@ -40,6 +40,19 @@ enum { SLOW = 0, NATIVE = 1, MEM = 2, REDIRECT = 3 };
 /* Contexts: which table applies. */
 enum { CTX_VEL2 = 0, CTX_EL1 = 1, CTX_EL0 = 2 };
 
+/* Caches the Python hooks fill: a block known to hold no FP instruction (in the
+   address space `space`, the translation table base), and a load/store known not to
+   need 16-byte alignment.  Direct-mapped by address. */
+#define CACHE_SIZE 4096
+typedef struct {
+    uint64_t addr, space;
+    uint32_t size, valid;
+} block_entry;
+typedef struct {
+    uint64_t pc;
+    uint32_t valid, pad;
+} pc_entry;
+
 /* Keep in step with fastpath.py's _State. */
 typedef struct {
     reg_fn reg_read;            /* uc_reg_read, uc_reg_write */
@@ -56,6 +69,11 @@ typedef struct {
     int32_t fp_want;            /* an FP access could trap now */
     int32_t fp_hold;            /* running up to a known FP instruction */
     int32_t align_pending;      /* an alignment fault is being collected */
+    int32_t fp_space_known;     /* fp_space holds the current TTBR0/TTBR1 */
+    int32_t pad;
+    uint64_t fp_space[2];
+    block_entry *fp_free;       /* blocks without FP instructions */
+    pc_entry *align8;           /* loads/stores that need no more than 8-byte alignment */
     uint64_t page_counts[2];    /* vEL2 accesses made as MEM, REDIRECT */
     uint64_t hits[4];           /* answered here: by action (SLOW = sent to Python) */
 } state;
@@ -127,6 +145,11 @@ void neve_fast_block(void *uc, uint64_t addr, uint32_t size, void *data)
     state *s = data;
     if (s->fp_hold || !s->fp_want)
         return;
+    if (s->fp_space_known) {
+        const block_entry *e = &s->fp_free[(addr >> 2) & (CACHE_SIZE - 1)];
+        if (e->valid && e->addr == addr && e->size == size && e->space == s->fp_space[(addr >> 55) & 1])
+            return;
+    }
     s->py_block(uc, addr, size, NULL);
 }
 
@@ -135,8 +158,16 @@ void neve_fast_mem(void *uc, int type, uint64_t addr, int size, int64_t value, v
     state *s = data;
     /* Aligned, and not the second half of a 128-bit access that may be unaligned
        (Unicorn splits those into two 64-bit accesses): nothing to check. */
-    if (!(addr & (uint64_t)(size - 1)) && !s->align_pending && (size != 8 || (addr & 15) != 8))
-        return;
+    if (!(addr & (uint64_t)(size - 1)) && !s->align_pending) {
+        uint64_t pc;
+        const pc_entry *e;
+        if (size != 8 || (addr & 15) != 8)
+            return;
+        s->reg_read(uc, s->reg_pc, &pc);
+        e = &s->align8[(pc >> 2) & (CACHE_SIZE - 1)];
+        if (e->valid && e->pc == pc)
+            return;
+    }
     s->py_mem(uc, type, addr, size, value, NULL);
 }
 

@@ -134,6 +134,8 @@ class DeviceAlignment:
                 return
             ld = self._ldst()
             if ld is None or alignment(ld) != 16:
+                if self._fast is not None:         # the compiled hook answers it next time
+                    self._fast.note_align8(self.cpu.pc)
                 return
             cpu = self.cpu
             if not ld.address(cpu.base_reg, cpu.pc) & 15:
@@ -173,6 +175,8 @@ class DeviceAlignment:
 
     def code_changed(self) -> None:
         self._sizes.clear()
+        if self._fast is not None:
+            self._fast.code_changed()
 
     def deliver(self) -> None:
         """Undo what the faulting instruction did and take the alignment fault."""

@@ -48,6 +48,18 @@ CTX_VEL2, CTX_EL1, CTX_EL0 = 0, 1, 2
 ENTRIES = 1 << 17
 
 
+CACHE_SIZE = 4096
+
+
+class _BlockEntry(ctypes.Structure):
+    _fields_ = (("addr", ctypes.c_uint64), ("space", ctypes.c_uint64), ("size", ctypes.c_uint32),
+                ("valid", ctypes.c_uint32))
+
+
+class _PcEntry(ctypes.Structure):
+    _fields_ = (("pc", ctypes.c_uint64), ("valid", ctypes.c_uint32), ("pad", ctypes.c_uint32))
+
+
 class _State(ctypes.Structure):
     """The C hooks' state (the `state` struct of _fastpath.c)."""
     _fields_ = (("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p),
@@ -57,6 +69,8 @@ class _State(ctypes.Structure):
                 ("reg_pc", ctypes.c_int32), ("reg_pstate", ctypes.c_int32),
                 ("vel2_active", ctypes.c_int32), ("fp_want", ctypes.c_int32),
                 ("fp_hold", ctypes.c_int32), ("align_pending", ctypes.c_int32),
+                ("fp_space_known", ctypes.c_int32), ("pad", ctypes.c_int32), ("fp_space", ctypes.c_uint64 * 2),
+                ("fp_free", ctypes.c_void_p), ("align8", ctypes.c_void_p),
                 ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 4))
 
 
@@ -119,6 +133,9 @@ class FastPath:
         s.reg_read, s.reg_write = _addr(_uclib.uc_reg_read), _addr(_uclib.uc_reg_write)
         s.reg_pc, s.reg_pstate = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE
         self._keep: list = []               # what C points into: kept alive here
+        self.fp_free = (_BlockEntry * CACHE_SIZE)()
+        self.align8 = (_PcEntry * CACHE_SIZE)()
+        s.fp_free, s.align8 = ctypes.addressof(self.fp_free), ctypes.addressof(self.align8)
         self._el_tables: dict[tuple, tuple] = {}
         self._vel2_table = None
         self._key_el = None
@@ -144,9 +161,34 @@ class FastPath:
         self._keep.append(py_mem)
         return self._add(htype, self.lib.neve_fast_mem)
 
-    # --- flags the Python side keeps ---------------------------------------------------
+    # --- flags and caches the Python side keeps ------------------------------------------
     def set_vel2_active(self, active: bool) -> None:
         self.state.vel2_active = int(active)
+
+    def set_fp_space(self, space: tuple[int, int] | None) -> None:
+        """The (TTBR0_EL1, TTBR1_EL1) the FP-free block cache is keyed by now, or
+        None: not known (after a regime change, until the Python hook reads it)."""
+        s = self.state
+        if space is None:
+            s.fp_space_known = 0
+        else:
+            s.fp_space[0], s.fp_space[1] = space
+            s.fp_space_known = 1
+
+    def note_fp_free(self, addr: int, size: int, space: int) -> None:
+        """The block at `addr` (in `space`) holds no FP instruction."""
+        e = self.fp_free[(addr >> 2) & (CACHE_SIZE - 1)]
+        e.addr, e.size, e.space, e.valid = addr, size, space, 1
+
+    def note_align8(self, pc: int) -> None:
+        """The load/store at `pc` needs no more than 8-byte alignment."""
+        e = self.align8[(pc >> 2) & (CACHE_SIZE - 1)]
+        e.pc, e.valid = pc, 1
+
+    def code_changed(self) -> None:
+        """Instruction-cache maintenance: what the caches say about code may be stale."""
+        ctypes.memset(self.fp_free, 0, ctypes.sizeof(self.fp_free))
+        ctypes.memset(self.align8, 0, ctypes.sizeof(self.align8))
 
     # --- tables --------------------------------------------------------------------------
     def _install(self, ctx: int, table: array) -> None:

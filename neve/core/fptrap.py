@@ -100,6 +100,8 @@ class FPTraps:
 
     def sync(self) -> None:
         self._space = None
+        if self._fast is not None:
+            self._fast.set_fp_space(None)
         self.want = self._could_trap()
         if self.want and self._hook is None:
             # Installed once and kept: Unicorn compiles a block hook into each
@@ -118,6 +120,8 @@ class FPTraps:
     def code_changed(self) -> None:
         """The guest did instruction-cache maintenance: forget what blocks held."""
         self._blocks.clear()
+        if self._fast is not None:
+            self._fast.code_changed()
 
     # --- finding FP instructions -------------------------------------------------------
     def _fp_in(self, addr: int, size: int) -> tuple[int, ...]:
@@ -128,6 +132,8 @@ class FPTraps:
         if space is None:
             cpu = self.cpu
             space = self._space = (cpu.cpr_read(*_KEY_TTBR0), cpu.cpr_read(*_KEY_TTBR1))
+            if self._fast is not None:
+                self._fast.set_fp_space(space)
         key = (addr, size, space[addr >> 55 & 1])
         hit = self._blocks.get(key)
         if hit is None:
@@ -146,6 +152,8 @@ class FPTraps:
             hit = self._blocks.get((addr, size, space[addr >> 55 & 1])) if space is not None else None
             if hit is None:
                 hit = self._fp_in(addr, size)
+            if not hit and self._fast is not None:     # the compiled hook answers it next time
+                self._fast.note_fp_free(addr, size, self._space[addr >> 55 & 1])
             if hit and self.route() is not None:
                 self.pending = hit[0]
                 self.cpu.stop_before_current()        # the block's first instruction is not run
