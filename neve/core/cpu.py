@@ -217,6 +217,10 @@ class CPU:
         """Instructions executed so far, counting the one executing now (inside a hook)."""
         return self.base_icount + self._counter.value
 
+    def slice_end(self) -> int:
+        """The instruction count at which the running emu_start ends at the latest."""
+        return self.base_icount + self.slice_count
+
     def run(self, pc: int, count: int, timeout_us: int = 0) -> int:
         """emu_start for at most `count` instructions; returns the number executed.
         Raises UcError after the executed count has been accounted."""

@@ -257,7 +257,11 @@ class Machine(ExceptionEntry, SysregHooks):
         cpu = self.cpu
         if pc is None:
             pc = cpu.pc
-        self.bus.publish(ev.Trap(self.bus.next_seq(), cpu.icount(), pc, level or self.level, cpu.el(), cls, name,
+        at_vel2 = self.vel2 is not None and self.vel2.active
+        el = 1 if at_vel2 else cpu.el()                 # vEL2 runs at hardware EL1
+        if level is None:
+            level = "vEL2" if at_vel2 else "EL0" if el == 0 else "EL1"
+        self.bus.publish(ev.Trap(self.bus.next_seq(), cpu.icount(), pc, level, el, cls, name,
                                  rw, value, insn, reason, forwarded))
 
     def hypercall_begin(self, guest: str) -> None:

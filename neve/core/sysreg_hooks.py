@@ -169,7 +169,7 @@ class SysregHooks:
             cpu.pc += 4
             self.irq.unmasked()
             return cpu.redirected(acc)
-        r = self.irq.sysreg(reg, key, write, value)    # timers, ICC_*/ICV_*, ISR_EL1
+        r = self.irq.held(self.irq.sysreg, reg, key, write, value)    # timers, ICC_*/ICV_*, ISR_EL1
         if r is not None:
             return r
         row = sysregs.BY_KEY.get(key)

@@ -22,6 +22,10 @@ _KEY_CURRENTEL = sysregs.BY_NAME["CurrentEL"].key
 VIRTUAL_CONTROLS = tuple(n for n in sysregs.CTRL_BITS if sysregs.BY_NAME[n].group == "el2")
 
 
+def _call(fn, *args):
+    return fn(*args)
+
+
 class Vel2Sysregs:
     """VirtualEL2's system-register emulation (a mixin: `self` is the VirtualEL2)."""
 
@@ -77,11 +81,11 @@ class Vel2Sysregs:
             if m.bus.wants(ev.PageAccess):
                 off = self.offsets.get(row.name, -1)
                 m.bus.publish(ev.PageAccess(cpu.icount(), pc, row.name, rw, value if write else self.read(row), off, act))
+        held = self.irq.held if row.fn is not None else _call     # the GIC's, a timer's, the PMU's
         if write:
-            self.write(row, value, pc)
+            held(self.write, row, value, pc)
         else:
-            v = self.read(row)
-            cpu.set_reg(reg, v)
+            cpu.set_reg(reg, held(self.read, row))
         return cpu.skip_hooked(pc, key, write, 1)     # vEL2 runs at hardware EL1
 
     def vel2_fast(self, key: tuple, write: bool):

@@ -125,6 +125,10 @@ class VirtualEL2(Vel2Sysregs):
         # trapped access to any other non-EL2 register (the PMU, debug status...) is
         # made on the one register the hardware has.
         self.context = {r.name for r in self.swap} | {"SP_EL1"} | set(self.offsets)
+        # Of those, the ones vEL2 reads natively: the hardware must not show it what L1's
+        # EL1 context left there (the others it cannot read, so they stay as they are).
+        self._zero = [r for r in self.swap
+                      if self.vel2_action.get((r.key, False), (None, Access.NATIVE))[1] == Access.NATIVE]
         for r in sysregs.REGISTERS:
             if r.group not in ("el2", "el12") and r.name not in self.context:
                 self.store[self.slot[r.name]] = r.reset
@@ -182,9 +186,10 @@ class VirtualEL2(Vel2Sysregs):
         return SCTLR_EL1_RES1 | (self.get("SCTLR_EL2") & SCTLR_EL2_TO_EL1)
 
     def _load_shadow(self) -> None:
-        """Put into the hardware EL1 registers what vEL2 code needs to run."""
+        """Put into the hardware EL1 registers what vEL2 code needs to run (the
+        registers of L1's EL1 context are in vEL2's storage by now)."""
         cpu = self.cpu
-        for r in self.swap:
+        for r in self._zero:
             cpu.cpr_write(*r.key, 0)
         cpu.write_sysreg("VBAR_EL1", self.get("VBAR_EL2"))  # (informative)
         cpu.write_sysreg("ELR_EL1", eret.ERET_NET)

@@ -59,14 +59,14 @@ QEMU would wait for ever.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from unicorn import UC_HOOK_CODE
 
 from neve.arch import decode, model, sysregs
 from neve.observe import events as ev
 from neve.errors import Wedged
-from neve.gic.regs import ICH_HCR_WRITABLE, PPI_MAINTENANCE
+from neve.gic.regs import ICH_HCR_EN, ICH_HCR_WRITABLE, PPI_MAINTENANCE
 from neve.gic.state import GICv3
 from neve.gic.vif import VirtualInterface, mask_lr, mask_vmcr
 from neve.devices.pmu import PMU, PPI_PMU
@@ -124,6 +124,8 @@ class Interrupts:
         self._retry_at = 0                        # ... then check again at this icount
         self._dirty = True
         self._in_tick = False
+        self._hold = False                        # a register access is being made (hold/release)
+        self._held = False                        # ... and it kicked
         self._hook_daifclr(m)
         self._el1_read = {"gic": self._gic_read, "timer": self._timer_read, "pmu": self._pmu_read}
         self._el1_write = {"gic": self._gic_write, "timer": self._timer_write, "pmu": self._pmu_write}
@@ -189,6 +191,9 @@ class Interrupts:
         if self._in_tick:
             return
         self._dirty = True
+        if self._hold and not mmio:
+            self._held = True
+            return
         cpu = self.cpu
         if mmio:
             pc = cpu.pc
@@ -198,6 +203,53 @@ class Interrupts:
                 return
             cpu.pc = pc + 4
         cpu.uc.emu_stop()
+
+    def held(self, fn: Callable, *args):
+        """`fn(*args)`: an MRS/MSR hook's access to one of this subsystem's registers,
+        completed by the hook (PC not moved elsewhere).  A kick it makes waits for its
+        end and then settles (`_settle`) instead of stopping the slice."""
+        self._hold, self._held = True, False
+        try:
+            r = fn(*args)
+        except BaseException:
+            self._hold = False
+            if self._held:                          # as a plain kick
+                self._held = False
+                self.cpu.uc.emu_stop()
+            raise
+        self._hold = False
+        if self._held:
+            self._held = False
+            self._settle()
+        return r
+
+    def _settle(self) -> None:
+        """From the hook, what the run loop's `tick` would do right after this
+        instruction (at the same instruction count, so with the same result), unless
+        it takes an exception or a clock's next event falls inside the running slice:
+        then the slice stops there and the run loop does it, as a kick does.  Saves a
+        slice (an emu_start) per timer, GIC or PMU register write."""
+        cpu = self.cpu
+        self._in_tick = True
+        try:
+            self.pmu.sync()
+            self.update()
+            take, masked = self._decision()
+        finally:
+            self._in_tick = False
+        if take is not None:
+            cpu.uc.emu_stop()                       # still dirty: the run loop delivers it
+            return
+        self._dirty, self.masked = False, masked
+        now = cpu.icount()
+        if masked:
+            self._retry_at = now + MASKED_SLICE
+        end = cpu.slice_end()
+        for c in self.m.clocks:
+            t = c.next_event(now)
+            if t is not None and t < end:
+                cpu.uc.emu_stop()
+                return
 
     def next_event(self, icount: int) -> int | None:
         if self._dirty or self.timers.stale():
@@ -225,11 +277,18 @@ class Interrupts:
                 self._retry_at = self.cpu.icount() + MASKED_SLICE
 
     # --- lines -------------------------------------------------------------------------
-    def _vif_now(self) -> VirtualInterface | None:
+    def _maintenance_now(self) -> bool | None:
+        """The maintenance interrupt's level from the list registers in force now:
+        L1's own ICH_* view while vEL2 runs, the shadow ones below it; None without
+        a virtual EL2."""
         vel2 = self.vcpu.vel2
         if vel2 is None:
             return None
-        return VirtualInterface.from_regs(vel2.get) if vel2.active else self.shadow
+        if not vel2.active:
+            return self.shadow.maintenance()
+        if not vel2.get("ICH_HCR_EL2") & ICH_HCR_EN:       # no need to build the view
+            return False
+        return VirtualInterface.from_regs(vel2.get).maintenance()
 
     def update(self, in_l0: bool = False) -> None:
         """Recompute timer and maintenance lines; a rising line while a guest runs is
@@ -238,9 +297,8 @@ class Interrupts:
             self.gic.set_ppi(self.index, t.ppi, level)
             if level and not in_l0:
                 self._irq_trap(f"{t.name} timer", t.ppi)
-        vif = self._vif_now()
-        if vif is not None:
-            level = vif.maintenance()
+        level = self._maintenance_now()
+        if level is not None:
             if level != self.maintenance_line:
                 self.maintenance_line = level
                 self.gic.set_ppi(self.index, PPI_MAINTENANCE, level)
@@ -254,42 +312,45 @@ class Interrupts:
 
     # --- delivery ----------------------------------------------------------------------
     def deliver(self) -> None:
+        take, self.masked = self._decision()
+        if take is not None:
+            take()
+
+    def _decision(self) -> tuple[Callable[[], None] | None, bool]:
+        """What delivery does now: the exception entry to make (or None), and whether
+        a signal is pending but masked by PSTATE."""
         m, cpu, vel2 = self.m, self.cpu, self.vcpu.vel2
         ps = cpu.pstate()
         sig = self.gic.cpu[self.index].signal()
-        self.masked = False
+        masked = False
         if vel2 is None or vel2.active:
             if sig is None:
-                return
+                return None, False
             kind, mask = (VEC_IRQ, PSTATE_I) if sig == "irq" else (VEC_FIQ, PSTATE_F)
             if ps & mask:
-                self.masked = True
-                return
+                return None, True
             if vel2 is None:
-                m.take_el1(0, cpu.pc, None, kind)
-            else:
-                vel2.take_current(0, cpu.pc, None, kind)
-            return
+                return (lambda: m.take_el1(0, cpu.pc, None, kind)), False
+            return (lambda: vel2.take_current(0, cpu.pc, None, kind)), False
         hcr = vel2.get("HCR_EL2")
         if sig is not None:
             kind, mask, route = ((VEC_IRQ, PSTATE_I, _HCR["IMO"]) if sig == "irq"
                                  else (VEC_FIQ, PSTATE_F, _HCR["FMO"]))
             if hcr & (route | _HCR["TGE"]):
-                vel2.exit_to_vel2(0, cpu.pc, kind=kind, why="IRQ" if sig == "irq" else "FIQ")
-                return
+                why = "IRQ" if sig == "irq" else "FIQ"
+                return (lambda: vel2.exit_to_vel2(0, cpu.pc, kind=kind, why=why)), False
             if not ps & mask:
-                m.take_el1(0, cpu.pc, None, kind)
-                return
-            self.masked = True
+                return (lambda: m.take_el1(0, cpu.pc, None, kind)), False
+            masked = True
         vsig = self.shadow.signal()
         for s, kind, mask, route, force in (("irq", VEC_IRQ, PSTATE_I, _HCR["IMO"], _HCR["VI"]),
                                             ("fiq", VEC_FIQ, PSTATE_F, _HCR["FMO"], _HCR["VF"])):
             if hcr & route and (vsig == s or hcr & force):
                 if ps & mask:
-                    self.masked = True
+                    masked = True
                     continue
-                m.take_el1(0, cpu.pc, None, kind)
-                return
+                return (lambda: m.take_el1(0, cpu.pc, None, kind)), masked
+        return None, masked
 
     def wake_event(self) -> bool:
         """Would an interrupt wake a WFI now (PSTATE masks do not matter)?"""
