@@ -7,7 +7,9 @@
  *   MRS/MSR: a table per context (vEL2, EL1, EL0), indexed by the instruction's
  *     encoding and direction, says: go to Python; let the CPU execute it (native);
  *     or read/write vEL2's storage slot (a NEVE/VNCR page access or a redirect:
- *     no trap on hardware), with the register's write mask, counted.
+ *     no trap on hardware), with the register's write mask, counted; or read the
+ *     system counter (instructions executed plus ticks skipped in WFI) or its
+ *     virtual view (minus CNTVOFF_EL2).
  *   Before each block: nothing unless an FP access could trap now (neve/core/fptrap.py).
  *   Each memory access while the Device-memory alignment check is on: nothing
  *     unless the access is unaligned or could be (neve/core/align.py).
@@ -32,7 +34,7 @@ typedef void (*block_hook)(void *uc, uint64_t addr, uint32_t size, void *data);
 typedef void (*mem_hook)(void *uc, int type, uint64_t addr, int size, int64_t value, void *data);
 
 /* Table entries: the action in bits 0-2, ADVANCE in bit 3, the storage slot above. */
-enum { SLOW = 0, NATIVE = 1, MEM = 2, REDIRECT = 3 };
+enum { SLOW = 0, NATIVE = 1, MEM = 2, REDIRECT = 3, COUNT_P = 4, COUNT_V = 5 };
 #define ADVANCE 8u
 #define SLOT_SHIFT 4
 #define TABLE_ENTRIES (1u << 17)        /* 16-bit encoding, and the direction */
@@ -74,8 +76,13 @@ typedef struct {
     uint64_t fp_space[2];
     block_entry *fp_free;       /* blocks without FP instructions */
     pc_entry *align8;           /* loads/stores that need no more than 8-byte alignment */
+    const uint64_t *icount_base; /* instructions of completed emu_starts (CPU.base) */
+    const uint64_t *counter;    /* Unicorn's count in the running one */
+    const uint64_t *skipped;    /* ticks skipped in WFI (timer.Counter) */
+    int32_t cntvoff_slot;       /* CNTVOFF_EL2's storage slot, or -1 (no EL2: offset 0) */
+    int32_t pad2;
     uint64_t page_counts[2];    /* vEL2 accesses made as MEM, REDIRECT */
-    uint64_t hits[4];           /* answered here: by action (SLOW = sent to Python) */
+    uint64_t hits[6];           /* answered here: by action (SLOW = sent to Python) */
 } state;
 
 static inline int context(state *s, void *uc)
@@ -119,6 +126,13 @@ uint32_t neve_fast_mrs(void *uc, int reg, const cp_reg *cp, void *data)
         s->reg_write(uc, reg, &v);
         return finish(s, uc, e);
     }
+    if (act == COUNT_P || act == COUNT_V) {
+        uint64_t v = *s->icount_base + *s->counter + *s->skipped;
+        if (act == COUNT_V && s->cntvoff_slot >= 0)
+            v -= s->store[s->cntvoff_slot];
+        s->reg_write(uc, reg, &v);
+        return finish(s, uc, e);
+    }
     return s->py_mrs(uc, reg, cp, NULL);
 }
 
@@ -127,6 +141,8 @@ uint32_t neve_fast_msr(void *uc, int reg, const cp_reg *cp, void *data)
     state *s = data;
     uint16_t e = lookup(s, uc, cp, 1);
     unsigned act = e & 7;
+    if (act > REDIRECT)                 /* only reads have other actions */
+        act = SLOW;
     s->hits[act]++;
     if (act == NATIVE)
         return 0;

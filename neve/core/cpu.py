@@ -185,7 +185,9 @@ class CPU:
         self._ref = ctypes.byref(self._val)
         self._cp = _CpReg()                   # ... and for system registers (UC_ARM64_REG_CP_REG)
         self._cp_ref = ctypes.byref(self._cp)
-        self.base_icount = 0      # instructions executed by completed emu_start calls
+        # Instructions executed by completed emu_start calls (a C word: the compiled
+        # fast path reads the counter as base + Unicorn's own count, neve/core/fastpath.py).
+        self.base = ctypes.c_uint64(0)
         self.slice_count = 0      # the count limit of the running emu_start
         # Non-secure, EL2 present with HVC enabled, lower levels AArch64.
         self.cpr_write(3, 6, 1, 1, 0, (1 << 0) | (1 << 8) | (1 << 10))
@@ -213,9 +215,21 @@ class CPU:
         self._buffers.append(buf)
 
     # --- counting ------------------------------------------------------------------
+    @property
+    def base_icount(self) -> int:
+        return self.base.value
+
+    @base_icount.setter
+    def base_icount(self, v: int) -> None:
+        self.base.value = v
+
+    def counter_address(self) -> int:
+        """Where Unicorn counts the running emu_start's instructions."""
+        return ctypes.addressof(self._counter)
+
     def icount(self) -> int:
         """Instructions executed so far, counting the one executing now (inside a hook)."""
-        return self.base_icount + self._counter.value
+        return self.base.value + self._counter.value
 
     def slice_end(self) -> int:
         """The instruction count at which the running emu_start ends at the latest."""

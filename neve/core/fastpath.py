@@ -40,7 +40,8 @@ from neve.observe import events as ev
 if TYPE_CHECKING:                       # types only: no import at run time
     from neve.core.machine import Machine
 
-SLOW, NATIVE, MEM, REDIRECT = 0, 1, 2, 3
+SLOW, NATIVE, MEM, REDIRECT, COUNT_P, COUNT_V = 0, 1, 2, 3, 4, 5
+_COUNTERS = {"p": COUNT_P, "v": COUNT_V}
 ADVANCE = 8
 SLOT_SHIFT = 4
 MAX_SLOTS = 1 << (16 - SLOT_SHIFT)
@@ -71,7 +72,9 @@ class _State(ctypes.Structure):
                 ("fp_hold", ctypes.c_int32), ("align_pending", ctypes.c_int32),
                 ("fp_space_known", ctypes.c_int32), ("pad", ctypes.c_int32), ("fp_space", ctypes.c_uint64 * 2),
                 ("fp_free", ctypes.c_void_p), ("align8", ctypes.c_void_p),
-                ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 4))
+                ("icount_base", ctypes.c_void_p), ("counter", ctypes.c_void_p), ("skipped", ctypes.c_void_p),
+                ("cntvoff_slot", ctypes.c_int32), ("pad2", ctypes.c_int32),
+                ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6))
 
 
 _LIB: ctypes.CDLL | None | bool = False       # False: not looked for yet
@@ -132,6 +135,9 @@ class FastPath:
         s = self.state
         s.reg_read, s.reg_write = _addr(_uclib.uc_reg_read), _addr(_uclib.uc_reg_write)
         s.reg_pc, s.reg_pstate = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE
+        s.icount_base, s.counter = ctypes.addressof(m.cpu.base), m.cpu.counter_address()
+        s.skipped = m.counter.skipped_address()
+        s.cntvoff_slot = -1
         self._keep: list = []               # what C points into: kept alive here
         self.fp_free = (_BlockEntry * CACHE_SIZE)()
         self.align8 = (_PcEntry * CACHE_SIZE)()
@@ -201,6 +207,7 @@ class FastPath:
         if v is not None:
             self._build_vel2()
             m.bus.watch(self._subscribed)
+            self.state.cntvoff_slot = v.slot["CNTVOFF_EL2"]
             self.state.store = ctypes.addressof(v.store)
             self.state.wmask = ctypes.addressof(v.wmask)
             self.set_vel2_active(v.active)
@@ -231,9 +238,16 @@ class FastPath:
         """Encodings that are not rows of the register table: the CPU executes them
         (or UNDEFs them itself), but for the counter views the table lacks."""
         t = array("H", [NATIVE]) * ENTRIES
-        for key in self.m.unlisted_slow():
-            t[index(key, False)] = t[index(key, True)] = SLOW
+        for key, counter in self.m.unlisted_counters():
+            t[index(key, True)] = SLOW
+            t[index(key, False)] = self._entry(_COUNTERS[counter], key, False, 1)
         return t
+
+    def _entry(self, act: int, key: tuple, write: bool, el: int, slot: int = 0) -> int:
+        """An entry that the C hook completes: ADVANCE where Unicorn does not skip the
+        instruction by itself."""
+        adv = 0 if self.cpu.uc_accessible(key, write, el) else ADVANCE
+        return act | adv | slot << SLOT_SHIFT
 
     def _el(self, el: int, key) -> array:
         m = self.m
@@ -244,10 +258,19 @@ class FastPath:
             _fill_runs(t, SLOW, (3,), range(8), (11, 15))      # IMPLEMENTATION DEFINED encodings
         for r in sysregs.REGISTERS:
             for write in (False, True):
-                native = m.el1_native(r.key, write, el) and (controls is None
-                                                             or not v.forwards(r.key, write, el, controls))
-                t[index(r.key, write)] = NATIVE if native else SLOW
+                if controls is not None and v.forwards(r.key, write, el, controls):
+                    t[index(r.key, write)] = SLOW
+                else:
+                    t[index(r.key, write)] = self._el1_entry(r.key, write, el)
         return t
+
+    def _el1_entry(self, key: tuple, write: bool, el: int) -> int:
+        """The machine's EL1/EL0 path (SysregHooks): native, a counter read, or Python."""
+        m = self.m
+        if m.el1_native(key, write, el):
+            return NATIVE
+        counter = None if write else m.counter_read(key, el)
+        return self._entry(_COUNTERS[counter], key, False, el) if counter else SLOW
 
     def _vel2(self) -> array:
         m, v = self.m, self.m.vel2
@@ -257,21 +280,18 @@ class FastPath:
             for write in (False, True):
                 ent = v.vel2_fast(r.key, write)
                 if ent is None:                         # the machine's EL1 path
-                    t[index(r.key, write)] = NATIVE if m.el1_native(r.key, write, 1) else SLOW
+                    t[index(r.key, write)] = self._el1_entry(r.key, write, 1)
                 elif ent is False:
                     t[index(r.key, write)] = SLOW
                 else:
                     acc, slot = ent
                     act = REDIRECT if acc == Access.REDIRECT else MEM
-                    if slot >= MAX_SLOTS:
-                        t[index(r.key, write)] = SLOW
-                        continue
-                    adv = 0 if self.cpu.uc_accessible(r.key, write, 1) else ADVANCE
-                    t[index(r.key, write)] = act | adv | slot << SLOT_SHIFT
+                    t[index(r.key, write)] = self._entry(act, r.key, write, 1, slot) if slot < MAX_SLOTS else SLOW
         return t
 
     # --- what it did ---------------------------------------------------------------------
     def hits(self) -> dict[str, int]:
         """Accesses the MRS/MSR hooks saw, by what answered them."""
         h = self.state.hits
-        return {"python": h[SLOW], "native": h[NATIVE], "mem": h[MEM], "redirect": h[REDIRECT]}
+        return {"python": h[SLOW], "native": h[NATIVE], "mem": h[MEM], "redirect": h[REDIRECT],
+                "counter": h[COUNT_P] + h[COUNT_V]}

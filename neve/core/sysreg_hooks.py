@@ -29,6 +29,7 @@ _KEY_CNTVCT, _KEY_CNTPCT, _KEY_CNTFRQ = sysregs.BY_NAME["CNTVCT_EL0"].key, sysre
 _KEY_CNTVCTSS = (3, 3, 14, 0, 6)
 _KEY_CNTPCTSS = (3, 3, 14, 0, 5)
 _COUNTER_KEYS = frozenset((_KEY_CNTVCT, _KEY_CNTPCT, _KEY_CNTFRQ, _KEY_CNTVCTSS, _KEY_CNTPCTSS))
+_COUNTER_VIEWS = {_KEY_CNTVCT: "v", _KEY_CNTVCTSS: "v", _KEY_CNTPCT: "p", _KEY_CNTPCTSS: "p"}
 
 
 class SysregHooks:
@@ -85,9 +86,19 @@ class SysregHooks:
         return row.wmask == sysregs.ALL64 and not row.regime
 
     @staticmethod
-    def unlisted_slow() -> tuple:
-        """Encodings outside the register table that `_sysreg` answers itself."""
-        return _KEY_CNTVCTSS, _KEY_CNTPCTSS
+    def counter_read(key: tuple, el: int) -> str | None:
+        """Does `_sysreg_el1` answer this MRS at hardware `el` by `timer_read` with
+        the system counter ("p") or its virtual view ("v"), before anything else?  (At
+        EL0 a row's access depends on CNTKCTL_EL1 first: Python's.)"""
+        if el == 0 and key in sysregs.BY_KEY:
+            return None
+        return _COUNTER_VIEWS.get(key)
+
+    @staticmethod
+    def unlisted_counters() -> tuple:
+        """Encodings outside the register table that `timer_read` answers (FEAT_ECV's
+        self-synchronized views), with the counter each reads."""
+        return (_KEY_CNTVCTSS, "v"), (_KEY_CNTPCTSS, "p")
 
     def _el0_access(self, key: tuple, write: bool) -> int | None:
         """An access at EL0 to a register of the table: UNDEFINED if EL0 has no access

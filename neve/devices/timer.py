@@ -31,6 +31,7 @@ while the timer is disabled.  Lines are level-sensitive PPIs of the GIC.
 """
 from __future__ import annotations
 
+import ctypes
 from typing import Callable
 
 CNTFRQ = 1_000_000_000              # Hz, as QEMU 10's virt with -cpu max
@@ -51,10 +52,22 @@ class Counter:
 
     def __init__(self, icount: Callable[[], int]) -> None:
         self._icount = icount
-        self.skipped = 0
+        self._skipped = ctypes.c_uint64(0)     # a C word: the compiled fast path reads it
+
+    @property
+    def skipped(self) -> int:
+        """Ticks skipped in WFI."""
+        return self._skipped.value
+
+    @skipped.setter
+    def skipped(self, v: int) -> None:
+        self._skipped.value = v
+
+    def skipped_address(self) -> int:
+        return ctypes.addressof(self._skipped)
 
     def now(self) -> int:
-        return self._icount() + self.skipped
+        return self._icount() + self._skipped.value
 
     def to_icount(self, t: int) -> int:
         """The instruction count at which the counter reaches `t` (if nothing sleeps)."""
