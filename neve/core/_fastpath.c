@@ -10,7 +10,8 @@
  *     no trap on hardware), with the register's write mask, counted; or read the
  *     system counter (instructions executed plus ticks skipped in WFI) or its
  *     virtual view (minus CNTVOFF_EL2).
- *   Before each block: nothing unless an FP access could trap now (neve/core/fptrap.py).
+ *   Before each block: nothing unless an FP access could trap now (neve/core/fptrap.py),
+ *     or an interrupt waits for a PSTATE mask bit that is now clear (neve/gic/delivery.py).
  *   Each memory access while the Device-memory alignment check is on: nothing
  *     unless the access is unaligned or could be (neve/core/align.py).
  *
@@ -81,6 +82,8 @@ typedef struct {
     const uint64_t *skipped;    /* ticks skipped in WFI (timer.Counter) */
     int32_t cntvoff_slot;       /* CNTVOFF_EL2's storage slot, or -1 (no EL2: offset 0) */
     int32_t pad2;
+    block_hook py_irq_block;    /* the Python unmask watch */
+    uint64_t irq_watch;         /* PSTATE.I/F bits masking a pending interrupt (0: none) */
     uint64_t page_counts[2];    /* vEL2 accesses made as MEM, REDIRECT */
     uint64_t hits[6];           /* answered here: by action (SLOW = sent to Python) */
 } state;
@@ -167,6 +170,18 @@ void neve_fast_block(void *uc, uint64_t addr, uint32_t size, void *data)
             return;
     }
     s->py_block(uc, addr, size, NULL);
+}
+
+/* While an interrupt waits for PSTATE.I/F: Python once a watched bit is clear. */
+void neve_fast_irq_block(void *uc, uint64_t addr, uint32_t size, void *data)
+{
+    state *s = data;
+    uint64_t pstate;
+    if (!s->irq_watch)
+        return;
+    s->reg_read(uc, s->reg_pstate, &pstate);
+    if ((pstate & s->irq_watch) != s->irq_watch)
+        s->py_irq_block(uc, addr, size, NULL);
 }
 
 void neve_fast_mem(void *uc, int type, uint64_t addr, int size, int64_t value, void *data)

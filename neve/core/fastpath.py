@@ -12,7 +12,8 @@ front of (the reference implementation, which alone runs with NEVE_FASTPATH=0):
   the page-access counters count it), or SLOW (the Python hook).  The vEL2 table is
   fixed for the run; the EL1/EL0 tables of what L1 runs follow L1's trap controls and
   are built once per set of control values.
-* before each block: the Python FP-trap hook only while an FP access could trap;
+* before each block: the Python FP-trap hook only while an FP access could trap, and
+  the unmask watch only once a PSTATE.I/F bit masking a pending interrupt is clear;
 * each memory access while the Device-memory alignment check is on: the Python
   hook only for an access that is, or may be, unaligned.
 
@@ -74,6 +75,7 @@ class _State(ctypes.Structure):
                 ("fp_free", ctypes.c_void_p), ("align8", ctypes.c_void_p),
                 ("icount_base", ctypes.c_void_p), ("counter", ctypes.c_void_p), ("skipped", ctypes.c_void_p),
                 ("cntvoff_slot", ctypes.c_int32), ("pad2", ctypes.c_int32),
+                ("py_irq_block", ctypes.c_void_p), ("irq_watch", ctypes.c_uint64),
                 ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6))
 
 
@@ -161,6 +163,11 @@ class FastPath:
         self.state.py_block = _addr(py_block)
         self._keep.append(py_block)
         return self._add(UC_HOOK_BLOCK, self.lib.neve_fast_block)
+
+    def hook_irq_block(self, py_block) -> int:
+        self.state.py_irq_block = _addr(py_block)
+        self._keep.append(py_block)
+        return self._add(UC_HOOK_BLOCK, self.lib.neve_fast_irq_block)
 
     def hook_mem(self, htype: int, py_mem) -> int:
         self.state.py_mem = _addr(py_mem)

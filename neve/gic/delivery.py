@@ -41,8 +41,10 @@ line and takes an interrupt if one can be taken:
   PSTATE.I; otherwise at L2's own EL1 when its PSTATE allows.  Then a virtual
   interrupt from the shadow LRs (or HCR_EL2.VI/VF) is taken at L2's EL1 vector when
   L1's HCR_EL2.IMO/FMO is set and L2's PSTATE.I/F allow.
-Unicorn does not report `msr daifclr` (op0 = 0), so while an interrupt is signalled
-but masked the machine runs in slices of MASKED_SLICE instructions and checks again.
+Unicorn does not report `msr daifclr` (op0 = 0), but ends a translation block after
+it: while an interrupt is signalled but masked, a block hook watches PSTATE.I/F
+(`Interrupts.masked`) and the interrupt is taken right after the unmasking
+instruction.
 
 Traps
 -----
@@ -61,24 +63,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from unicorn import UC_HOOK_CODE
+from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC
 
 from neve.arch import decode, model, sysregs
 from neve.observe import events as ev
-from neve.errors import Wedged
+from neve.errors import GuestError, Wedged
 from neve.gic.regs import ICH_HCR_EN, ICH_HCR_WRITABLE, PPI_MAINTENANCE
 from neve.gic.state import GICv3
 from neve.gic.vif import VirtualInterface, mask_lr, mask_vmcr
 from neve.devices.pmu import PMU, PPI_PMU
 from neve.devices.timer import Counter, DictRegs, TimerBank
-from neve.arch.exceptions import PSTATE_F, PSTATE_I, VEC_FIQ, VEC_IRQ
-from neve.arch.platform import RAM_BASE
+from neve.arch.exceptions import PSTATE_F, PSTATE_I, PSTATE_IF, VEC_FIQ, VEC_IRQ
 
 if TYPE_CHECKING:                       # types only: no import at run time
     from neve.core.machine import Machine
     from neve.core.vcpu import VCPU
 
-MASKED_SLICE = 256
 
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in ("IMO", "FMO", "TGE", "VI", "VF")}
 
@@ -120,61 +120,72 @@ class Interrupts:
         self.shadow = VirtualInterface()          # the LRs L0 runs the nested VM with
         self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(index, pintid)
         self.maintenance_line = False
-        self.masked = False                       # a signal is pending but PSTATE masks it
-        self._retry_at = 0                        # ... then check again at this icount
+        self._fast = vcpu.fast                    # the compiled unmask watch, if built
+        self._masked = False
+        self._watch = 0                           # PSTATE.I/F bits masking a pending signal
+        self._watch_hook = None
+        self._keep = None                         # the Python watch's ctypes callback
         self._dirty = True
         self._in_tick = False
         self._hold = False                        # a register access is being made (hold/release)
         self._held = False                        # ... and it kicked
-        self._hook_daifclr(m)
         self._el1_read = {"gic": self._gic_read, "timer": self._timer_read, "pmu": self._pmu_read}
         self._el1_write = {"gic": self._gic_write, "timer": self._timer_write, "pmu": self._pmu_write}
 
     # --- unmasking: Unicorn does not report `msr daifclr` (op0 = 0) ---------------------
-    def _hook_daifclr(self, m) -> None:
-        """Hook every `msr daifclr, #imm` with I or F in the loaded images so that an
-        interrupt pending while masked is taken right after the instruction that
-        unmasks it, as on hardware (an ERET at EL1 is neve/core/eret.py's, MSR DAIF the
-        machine's; an MSR DAIFClr written at run time is caught by the MASKED_SLICE
-        re-check)."""
-        words = [(0xD50340FF | (crm << 8)).to_bytes(4, "little") for crm in range(16) if crm & 3]
-        uc = self.cpu.uc
-        seen = set()
-        for im in m.images:
-            for seg in im.segments:
-                lo = seg.paddr - RAM_BASE
-                hi = lo + len(seg.data)
-                for w in words:
-                    i = m.ram.find(w, lo, hi)
-                    while i != -1:
-                        if i % 4 == 0 and i not in seen:
-                            seen.add(i)
-                            a = RAM_BASE + i
-                            uc.hook_add(UC_HOOK_CODE, self._on_daifclr, None, a, a)
-                        i = m.ram.find(w, i + 1, hi)
+    @property
+    def masked(self) -> bool:
+        """A signal is pending but PSTATE masks it."""
+        return self._masked
 
-    def _on_daifclr(self, uc, addr: int, size: int, _) -> None:
-        if not self.masked:
+    @masked.setter
+    def masked(self, v: bool) -> None:
+        """While a signal waits for PSTATE.I/F, a block hook watches the mask bits set
+        now: Unicorn ends a translation block after `msr daifclr` (so that pending
+        interrupts are looked at), so the block after the one that unmasked stops
+        before its first instruction and the run loop takes the interrupt there, right
+        after the instruction that unmasked it, as on hardware.  (MSR DAIF and ERET,
+        which neve sees, call `unmasked` themselves.)  The hook is installed the first
+        time and kept (see neve/core/fptrap.py for why); the compiled one calls Python
+        only once a watched bit is clear."""
+        self._masked = v
+        bits = self.cpu.pstate() & PSTATE_IF if v else 0
+        self._watch = bits
+        if self._fast is not None:
+            self._fast.state.irq_watch = bits
+        if bits and self._watch_hook is None:
+            cfunc = HOOK_CODE_CFUNC(self._unmask_block)
+            if self._fast is not None:
+                self._watch_hook = self._fast.hook_irq_block(cfunc)
+            else:
+                self._watch_hook = self.cpu.add_block_hook_raw(cfunc)
+                self._keep = cfunc
+            self.cpu.uc.ctl_flush_tb()
+            self.cpu.end_slice_after_current()
+
+    def _unmask_block(self, _uch, addr: int, size: int, _data) -> None:
+        """Before each block (a bare ctypes callback): a watched mask bit was cleared?"""
+        bits = self._watch
+        if not bits:
             return
-        cpu = self.cpu
-        insn = cpu.read_insn(addr)
-        if insn is None or (insn & 0xFFFFF0FF) != 0xD50340FF:
-            return
-        crm = (insn >> 8) & 0xF
-        cpu.set_pstate(cpu.pstate() & ~(crm << 6))      # execute it here ...
-        cpu.pc = addr + 4
-        self.unmasked()                                  # ... and take the interrupt after it
+        try:
+            if self.cpu.pstate() & bits != bits:
+                self._watch = 0
+                if self._fast is not None:
+                    self._fast.state.irq_watch = 0
+                self._dirty = True                      # the run loop's tick delivers it
+                self.cpu.stop_before_current()
+        except Exception as e:                          # never let the hook die inside Unicorn
+            self.m.fail_in_hook(GuestError(f"internal error in the unmask block hook at {addr:#x}: {e!r}"))
 
     def unmasked(self) -> None:
         """PSTATE.I/F were just cleared by an instruction neve executed itself (MSR
-        DAIFClr, MSR DAIF, an ERET at EL1): take an interrupt pending while masked, now."""
+        DAIF, an ERET at EL1): take an interrupt pending while masked, now."""
         self._in_tick = True
         try:
             self.deliver()
         finally:
             self._in_tick = False
-            if self.masked:
-                self._retry_at = self.cpu.icount() + MASKED_SLICE
 
     def _cntvoff(self) -> int:
         return self.vcpu.vel2.cntvoff() if self.vcpu.vel2 is not None else 0
@@ -242,8 +253,6 @@ class Interrupts:
             return
         self._dirty, self.masked = False, masked
         now = cpu.icount()
-        if masked:
-            self._retry_at = now + MASKED_SLICE
         end = cpu.slice_end()
         for c in self.m.clocks:
             t = c.next_event(now)
@@ -259,9 +268,6 @@ class Interrupts:
         p = self.pmu.next_overflow()                # the PMU counts instructions: icount
         if p is not None and (best is None or p < best):
             best = p
-        if self.masked:
-            s = self._retry_at
-            best = s if best is None or s < best else best
         return best
 
     def tick(self, icount: int) -> None:
@@ -273,8 +279,6 @@ class Interrupts:
         finally:
             self._in_tick = False
             self._dirty = False
-            if self.masked:
-                self._retry_at = self.cpu.icount() + MASKED_SLICE
 
     # --- lines -------------------------------------------------------------------------
     def _maintenance_now(self) -> bool | None:
