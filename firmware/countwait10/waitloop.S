@@ -1,0 +1,2 @@
+/* The same loop as firmware/countwait (one source of truth). */
+#include "../countwait/waitloop.S"
