@@ -77,6 +77,10 @@ IMAGE_SETS: list[ImageSet] = [
     ImageSet("vtimer", ("vtimer.elf",)),
     ImageSet("compute", ("compute.elf",)),
     ImageSet("hypercall1k", ("hypercall1k.elf",)),
+    # The counter-wait benchmark: 100 ms (10^8 instructions in neve) and 10 ms of
+    # CNTVCT_EL0 busy-waiting; QEMU waits host time, neve counts instructions.
+    ImageSet("countwait", ("countwait.elf",), max_insns=200_000_000),
+    ImageSet("countwait10", ("countwait10.elf",)),
     # The fuzz harness with no case in it (tests/test_fuzz.py runs cases).
     ImageSet("fuzz", ("fuzz.elf",)),
     ImageSet("fuzz-el2", ("fuzz.elf",), el2=True),
@@ -85,6 +89,7 @@ IMAGE_SETS: list[ImageSet] = [
     ImageSet("kvmlike+mmio", ("kvmlike.elf", "mmio.elf"), el2=True),
     ImageSet("kvmlike+virteoi", ("kvmlike.elf", "virteoi.elf"), el2=True),
     ImageSet("kvmlike+vtimer", ("kvmlike.elf", "vtimer.elf"), el2=True),
+    ImageSet("kvmlike+countwait10", ("kvmlike.elf", "countwait10.elf"), el2=True),
     ImageSet("tinyhyp", ("tinyhyp.elf",), el2=True),
     ImageSet("nv2probe", ("nv2probe.elf",), el2=True),
     ImageSet("s2hyp", ("s2hyp.elf",), el2=True),
