@@ -146,6 +146,7 @@ class Benchmark:
     paper_traps: dict = field(default_factory=dict)     # mode -> traps reported by the paper
     pending: str = ""                      # which issue provides the images, for the skip note
     max_insns: int = 1_000_000_000         # a guest that never stops fails its row instead of hanging
+    speed: bool = False                    # the row also reports guest instructions per host second
 
     def images(self, mode: str, quick: bool) -> tuple[str, ...]:
         if mode == "vm":
@@ -216,4 +217,17 @@ register(Benchmark(
     vm_images=("vtimer.elf",),
     nested_images=("kvmlike.elf", "vtimer.elf"),
     window=trap_to_symbol_window(lambda t: t.cls == ev.IRQ, "irq_return"),
+))
+
+register(Benchmark(
+    name="counter-wait",
+    operation="the (nested) VM busy-waiting a fixed span of virtual time on CNTVCT_EL0 (countwait.elf: 100 ms, "
+              "ISB; MRS CNTVCT_EL0; compare with a deadline from CNTFRQ_EL0, as Linux's udelay), from "
+              "counter_wait to counter_wait_done; --quick: 10 ms (countwait10.elf)",
+    vm_images=("countwait.elf",),
+    nested_images=("kvmlike.elf", "countwait.elf"),
+    quick_vm_images=("countwait10.elf",),
+    quick_nested_images=("kvmlike.elf", "countwait10.elf"),
+    window=symbol_window("counter_wait", "counter_wait_done"),
+    speed=True,
 ))

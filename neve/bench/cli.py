@@ -28,7 +28,8 @@ from neve.bench.catalogue import BENCHMARKS, IMAGES, MODES
 from neve.bench.costmodel import FITTED, FIXED_DEFAULTS, CostModel
 from neve.bench.probes import HOST_PROBES, probe_compute, probe_floor, probe_startup
 from neve.bench.recorder import median_op
-from neve.bench.report import fill_floor, fill_ratios, host_summary, print_report, row_dict, write_csv, write_png
+from neve.bench.report import (fill_floor, fill_ratios, host_summary, print_report, row_dict, speed_summary,
+                               write_csv, write_png)
 from neve.bench.runner import RowRun, resolve, run_row
 from neve.el2 import policy as pol_mod
 from neve.errors import BadInput
@@ -193,6 +194,8 @@ def cmd_bench(args) -> int:
     for key, bench, fits in (("hypercalls", "hypercall", True), ("hypercalls_minimal", "hypercall-minimal", False)):
         if any(r["benchmark"] == bench for r in rows):
             host[key] = host_summary(rows, bench, fits)
+    if any(r["benchmark"] == "counter-wait" for r in rows):
+        host["counter_wait"] = speed_summary([r for r in rows if r["benchmark"] == "counter-wait"])
     for r in rows:
         if not r["deterministic"]:
             err.print(f"[red]neve bench: {r['benchmark']} ({r['mode']}): counts differ between repetitions")

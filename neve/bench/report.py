@@ -69,6 +69,10 @@ def row_dict(r: RowRun, bench: Benchmark, model: CostModel | None) -> dict:
         "us_per_op": (host / len(r.ops) * 1e6) if r.ops else None,
         "us_per_trap": (host / total_traps * 1e6) if total_traps else None,
     }
+    if bench.speed:
+        # Guest instructions per host second inside the operations (the wait of
+        # counter-wait): the instructions of a repetition's operations over its host time.
+        d["insns_per_second"] = (sum(o.instructions for o in r.ops) / host) if host > 0 else None
     return d
 
 
@@ -126,6 +130,14 @@ def host_summary(rows: list[dict], benchmark: str = "hypercall", fits: bool = Tr
                                        "how": "exact fit of us/hypercall = a*traps + b*(page+redirect) + c*switches "
                                               "on the v8.3, neve and nv2 hypercall rows (host timing noise included)"}
     return out
+
+
+def speed_summary(rows: list[dict]) -> dict:
+    """host.counter_wait: per mode, the guest instructions of the operations (one
+    repetition's), their host seconds and the instructions per host second."""
+    return {r["mode"]: {"images": r["images"], "instructions": r["instructions_per_op"] * r["ops"],
+                        "host_seconds": r["host_seconds"], "insns_per_second": r["insns_per_second"]}
+            for r in rows}
 
 
 # =============================================================================
@@ -243,6 +255,18 @@ def print_report(console, doc: dict, benches: dict[str, Benchmark]) -> None:
             for k in regs:
                 t.add_row(k, *[str(r["by_register"].get(k, "")) for r in rs])
             t.add_row("[b]total", *[f"[b]{r['traps_per_op']}" for r in rs])
+            console.print(t)
+        # Guest speed of the rows that report it (counter-wait).
+        for b in dict.fromkeys(r["benchmark"] for r in rows if "insns_per_second" in r):
+            t = Table(title=f"{b}: guest speed in the operations (host time)", title_justify="left")
+            for col, kw in [("mode", {}), ("images", {}), ("guest instructions", {"justify": "right"}),
+                            ("host s", {"justify": "right"}), ("M instr/s", {"justify": "right"})]:
+                t.add_column(col, **kw)
+            for r in rows:
+                if r["benchmark"] == b:
+                    t.add_row(r["mode"], " ".join(r["images"]), f"{r['instructions_per_op'] * r['ops']:,}",
+                              f"{r['host_seconds']:,.3f}",
+                              _fmt(r["insns_per_second"] / 1e6 if r["insns_per_second"] else None, ",.1f"))
             console.print(t)
     cm = doc.get("cost_model")
     if cm:
