@@ -187,7 +187,7 @@ class CPU:
         self._cp_ref = ctypes.byref(self._cp)
         # Instructions executed by completed emu_start calls (a C word: the compiled
         # fast path reads the counter as base + Unicorn's own count, neve/core/fastpath.py).
-        self.base = ctypes.c_uint64(0)
+        self.base = ctypes.c_int64(0)     # may be negative for a moment (end_slice_after_current)
         self.slice_count = 0      # the count limit of the running emu_start
         # Non-secure, EL2 present with HVC enabled, lower levels AArch64.
         self.cpr_write(3, 6, 1, 1, 0, (1 << 0) | (1 << 8) | (1 << 10))
