@@ -107,6 +107,9 @@ def library() -> ctypes.CDLL | None:
     return _LIB
 
 
+_ALL_SLOW = array("H", bytes(2 * ENTRIES))       # every access to Python
+
+
 def _addr(fn) -> int:
     return ctypes.cast(fn, ctypes.c_void_p).value
 
@@ -218,7 +221,11 @@ class FastPath:
             self.state.store = ctypes.addressof(v.store)
             self.state.wmask = ctypes.addressof(v.wmask)
             self.set_vel2_active(v.active)
-        self.refresh_el()
+        if v is None or not v.active:
+            self.refresh_el()
+        else:                                   # built at the first ERET to EL1 (enter_el1)
+            self._install(CTX_EL1, _ALL_SLOW)
+            self._install(CTX_EL0, _ALL_SLOW)
 
     def _build_vel2(self) -> None:
         self._vel2_table = self._vel2()
