@@ -68,6 +68,7 @@ typedef struct {
     uint64_t *store;            /* vEL2's storage, by slot */
     uint64_t *wmask;            /* each slot's write mask */
     int32_t reg_pc, reg_pstate; /* Unicorn's register ids */
+    int32_t reg_cp, pad0;
     int32_t vel2_active;        /* vEL2 runs (hardware EL1): the vEL2 table */
     int32_t fp_want;            /* an FP access could trap now */
     int32_t fp_hold;            /* running up to a known FP instruction */
@@ -200,6 +201,35 @@ void neve_fast_mem(void *uc, int type, uint64_t addr, int size, int64_t value, v
             return;
     }
     s->py_mem(uc, type, addr, size, value, NULL);
+}
+
+/* World switches: the EL1 registers of L1's EL1 context between the CPU and
+   vEL2's storage slots, in one call (`n` entries of `x`); 0, or 1 + the index of
+   the entry Unicorn refused. */
+typedef struct {
+    uint32_t crn, crm, op0, op1, op2;
+    int32_t slot;
+} xfer;
+
+int neve_fast_cp_save(state *s, void *uc, const xfer *x, int n)
+{
+    for (int i = 0; i < n; i++) {
+        cp_reg c = {x[i].crn, x[i].crm, x[i].op0, x[i].op1, x[i].op2, 0};
+        if (s->reg_read(uc, s->reg_cp, &c))
+            return i + 1;
+        s->store[x[i].slot] = c.val;
+    }
+    return 0;
+}
+
+int neve_fast_cp_load(state *s, void *uc, const xfer *x, int n)
+{
+    for (int i = 0; i < n; i++) {
+        cp_reg c = {x[i].crn, x[i].crm, x[i].op0, x[i].op1, x[i].op2, s->store[x[i].slot]};
+        if (s->reg_write(uc, s->reg_cp, &c))
+            return i + 1;
+    }
+    return 0;
 }
 
 size_t neve_fast_state_size(void)

@@ -223,6 +223,10 @@ class CPU:
     def base_icount(self, v: int) -> None:
         self.base.value = v
 
+    def handle(self):
+        """The uc_engine handle, for C code that calls Unicorn itself."""
+        return self._h
+
     def counter_address(self) -> int:
         """Where Unicorn counts the running emu_start's instructions."""
         return ctypes.addressof(self._counter)

@@ -62,6 +62,12 @@ class _PcEntry(ctypes.Structure):
     _fields_ = (("pc", ctypes.c_uint64), ("valid", ctypes.c_uint32), ("pad", ctypes.c_uint32))
 
 
+class _Xfer(ctypes.Structure):
+    """One system register to move between the CPU and a storage slot."""
+    _fields_ = (("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("op0", ctypes.c_uint32),
+                ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("slot", ctypes.c_int32))
+
+
 class _State(ctypes.Structure):
     """The C hooks' state (the `state` struct of _fastpath.c)."""
     _fields_ = (("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p),
@@ -69,6 +75,7 @@ class _State(ctypes.Structure):
                 ("py_block", ctypes.c_void_p), ("py_mem", ctypes.c_void_p),
                 ("table", ctypes.c_void_p * 3), ("store", ctypes.c_void_p), ("wmask", ctypes.c_void_p),
                 ("reg_pc", ctypes.c_int32), ("reg_pstate", ctypes.c_int32),
+                ("reg_cp", ctypes.c_int32), ("pad0", ctypes.c_int32),
                 ("vel2_active", ctypes.c_int32), ("fp_want", ctypes.c_int32),
                 ("fp_hold", ctypes.c_int32), ("align_pending", ctypes.c_int32),
                 ("fp_space_known", ctypes.c_int32), ("pad", ctypes.c_int32), ("fp_space", ctypes.c_uint64 * 2),
@@ -139,7 +146,7 @@ class FastPath:
         self.state = _State()
         s = self.state
         s.reg_read, s.reg_write = _addr(_uclib.uc_reg_read), _addr(_uclib.uc_reg_write)
-        s.reg_pc, s.reg_pstate = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE
+        s.reg_pc, s.reg_pstate, s.reg_cp = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE, A.UC_ARM64_REG_CP_REG
         s.icount_base, s.counter = ctypes.addressof(m.cpu.base), m.cpu.counter_address()
         s.skipped = m.counter.skipped_address()
         s.cntvoff_slot = -1
@@ -176,6 +183,27 @@ class FastPath:
         self.state.py_mem = _addr(py_mem)
         self._keep.append(py_mem)
         return self._add(htype, self.lib.neve_fast_mem)
+
+    # --- world switches ------------------------------------------------------------------
+    def transfer(self, keys_slots: list[tuple[tuple, int]]):
+        """A prepared move of these system registers (encoding, storage slot), for
+        `save` and `load`."""
+        x = (_Xfer * len(keys_slots))()
+        for e, ((op0, op1, crn, crm, op2), slot) in zip(x, keys_slots):
+            e.op0, e.op1, e.crn, e.crm, e.op2, e.slot = op0, op1, crn, crm, op2, slot
+        return x
+
+    def save(self, x) -> None:
+        """The CPU's registers of transfer `x` into their slots, in one call."""
+        err = self.lib.neve_fast_cp_save(ctypes.byref(self.state), self.cpu.handle(), x, len(x))
+        if err:
+            raise RuntimeError(f"reading system register {err - 1} of a world switch failed")
+
+    def load(self, x) -> None:
+        """The slots of transfer `x` into the CPU's registers, in one call."""
+        err = self.lib.neve_fast_cp_load(ctypes.byref(self.state), self.cpu.handle(), x, len(x))
+        if err:
+            raise RuntimeError(f"writing system register {err - 1} of a world switch failed")
 
     # --- flags and caches the Python side keeps ------------------------------------------
     def set_vel2_active(self, active: bool) -> None:

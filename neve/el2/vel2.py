@@ -125,6 +125,9 @@ class VirtualEL2(Vel2Sysregs):
         # trapped access to any other non-EL2 register (the PMU, debug status...) is
         # made on the one register the hardware has.
         self.context = {r.name for r in self.swap} | {"SP_EL1"} | set(self.offsets)
+        # ... moved in one call each way by the compiled fast path.
+        self._xfer = (self.fast.transfer([(r.key, self.slot[r.name]) for r in self.swap])
+                      if self.fast is not None else None)
         # Of those, the ones vEL2 reads natively: the hardware must not show it what L1's
         # EL1 context left there (the others it cannot read, so they stay as they are).
         self._zero = [r for r in self.swap
@@ -235,8 +238,11 @@ class VirtualEL2(Vel2Sysregs):
         if hcr & (_HCR["NV"] | _HCR["NV2"]):
             raise Unsupported("ERET to EL1 with HCR_EL2.NV set (recursive nesting)", pc_of_eret)
         self.sp_el2 = cpu.sp_el(1)
-        for r in self.swap:
-            cpu.cpr_write(*r.key, self.get(r.name))
+        if self._xfer is not None:
+            self.fast.load(self._xfer)
+        else:
+            for r in self.swap:
+                cpu.cpr_write(*r.key, self.get(r.name))
         cpu.set_sp_el(1, self.get("SP_EL1"))
         cpu.set_pstate(spsr & 0xFFFF_FFFF)
         cpu.pc = elr
@@ -259,8 +265,11 @@ class VirtualEL2(Vel2Sysregs):
         self.irq.on_exit_to_vel2()  # the shadow list registers -> L1's ICH_* view (neve/gic/delivery.py)
         ps = cpu.pstate()
         src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
-        for r in self.swap:
-            self.set(r.name, cpu.cpr_read(*r.key))
+        if self._xfer is not None:
+            self.fast.save(self._xfer)
+        else:
+            for r in self.swap:
+                self.set(r.name, cpu.cpr_read(*r.key))
         self.set("SP_EL1", cpu.sp_el(1))
         self.set_active(True)
         self._load_shadow()
