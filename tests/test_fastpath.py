@@ -93,3 +93,35 @@ def test_without_the_module_neve_says_so_once_and_runs(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("compiled fast path is not available") == 1, err
     assert err.count("\n") == 1
+
+
+def _compare(images: list, mode: str, monkeypatch, **kw) -> None:
+    runs = []
+    for python_only in (False, True):
+        with monkeypatch.context() as mp:
+            if python_only:
+                mp.setenv("NEVE_FASTPATH", "0")
+            m = Machine(images, mode=mode, uart_out=lambda b: None, semihost_out=lambda b: None, **kw)
+            r = m.run()
+        s = m.stats
+        runs.append((bytes(m.transcript), r.reason, r.status, r.message, m.icount(), m.counter.now(), s.total,
+                     dict(s.by_register), m.page_counts()))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("mode", ["vm", "v8.3", "neve", "nv2"])
+def test_fuzz_cases_run_the_same_with_and_without_the_fast_path(mode, tmp_path, monkeypatch):
+    """Generated cases (neve fuzz's: system registers, exceptions, loads and stores,
+    FP, at EL1 and at vEL2) run alike both ways, whatever they end with."""
+    from neve.fuzz.gen import generate
+    for seed in range(60):
+        img = generate(seed).write(tmp_path / f"c{seed}.elf")
+        _compare([elf.load(str(img))], mode, monkeypatch, max_insns=2_000_000)
+
+
+def test_a_policy_runs_the_same_with_and_without_the_fast_path(monkeypatch):
+    from conftest import ROOT
+    from neve.el2 import policy
+    pol = policy.load(ROOT / "examples" / "policy-vtr-in-page.toml")
+    images = [elf.load(str(IMAGES / n)) for n in ("kvmlike.elf", "hypercall.elf")]
+    _compare(images, pol.base, monkeypatch, policy=pol)
