@@ -255,7 +255,8 @@ class Interrupts:
         now = cpu.icount()
         end = cpu.slice_end()
         for c in self.m.clocks:
-            t = c.next_event(now)
+            # This subsystem was just updated (not dirty, not stale): its deadlines.
+            t = self._deadline() if c is self else c.next_event(now)
             if t is not None and t < end:
                 cpu.uc.emu_stop()
                 return
@@ -263,6 +264,10 @@ class Interrupts:
     def next_event(self, icount: int) -> int | None:
         if self._dirty or self.timers.stale():
             return icount
+        return self._deadline()
+
+    def _deadline(self) -> int | None:
+        """The instruction count of the next timer deadline or PMU overflow."""
         t = self.timers.next_deadline()
         best = self.counter.to_icount(t) if t is not None else None
         p = self.pmu.next_overflow()                # the PMU counts instructions: icount
