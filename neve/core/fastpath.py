@@ -276,13 +276,14 @@ class FastPath:
         self._install(CTX_EL1, tables[0])
         self._install(CTX_EL0, tables[1])
 
-    def _base(self) -> array:
-        """Encodings that are not rows of the register table: the CPU executes them
-        (or UNDEFs them itself), but for the counter views the table lacks."""
+    def _base(self, el: int) -> array:
+        """Encodings that are not rows of the register table, at hardware `el`: the
+        CPU executes them (or UNDEFs them itself), but for the counter views the
+        table lacks."""
         t = array("H", [NATIVE]) * ENTRIES
         for key, counter in self.m.unlisted_counters():
             t[index(key, True)] = SLOW
-            t[index(key, False)] = self._entry(_COUNTERS[counter], key, False, 1)
+            t[index(key, False)] = self._entry(_COUNTERS[counter], key, False, el)
         return t
 
     def _entry(self, act: int, key: tuple, write: bool, el: int, slot: int = 0) -> int:
@@ -294,7 +295,7 @@ class FastPath:
     def _el(self, el: int, key) -> array:
         m = self.m
         v = m.vel2
-        t = self._base()
+        t = self._base(el)
         controls = v.controls_of(key) if v is not None else None
         if controls is not None and el == 1 and sysregs.TIDCP.holds(controls):
             _fill_runs(t, SLOW, (3,), range(8), (11, 15))      # IMPLEMENTATION DEFINED encodings
@@ -316,7 +317,7 @@ class FastPath:
 
     def _vel2(self) -> array:
         m, v = self.m, self.m.vel2
-        t = self._base()
+        t = self._base(1)                               # vEL2 runs at hardware EL1
         _fill_runs(t, SLOW, range(4), (4, 5, 6))       # EL2/EL3 encodings the table lacks
         for r in sysregs.REGISTERS:
             for write in (False, True):
