@@ -127,7 +127,7 @@ class Interrupts:
         self._keep = None                         # the Python watch's ctypes callback
         self._dirty = True
         self._in_tick = False
-        self._hold = False                        # a register access is being made (hold/release)
+        self._hold = False                        # a register access is being made (`held`)
         self._held = False                        # ... and it kicked
         self._el1_read = {"gic": self._gic_read, "timer": self._timer_read, "pmu": self._pmu_read}
         self._el1_write = {"gic": self._gic_write, "timer": self._timer_write, "pmu": self._pmu_write}
