@@ -4,6 +4,14 @@
   whose data register address is in x1 (clobbers x2-x5).
 - `system_off_any_el`: PSCI SYSTEM_OFF over HVC at EL1 and over SMC at EL2, so one
   image runs in vm mode (EL1) and at (virtual) EL2 (clobbers x0, x2).
+- `puts_function`: a function `puts` that prints the NUL-terminated string at x0 on
+  the PL011 (clobbers x5, x6).
+- `vectors_current_spx SYNC, IRQ`: a vector table labelled `vectors` whose current-EL
+  SP_ELx synchronous and IRQ entries branch to SYNC and IRQ; every other entry spins.
+- `gic_enable_ppi INTID, PRIO`: the GICv3 of QEMU's virt board ready to signal PPI
+  INTID (group 1, priority PRIO) to this CPU's EL1: distributor group 1 on, the
+  redistributor awake, the PPI enabled, ICC_PMR_EL1 open, ICC_IGRPEN1_EL1 set
+  (clobbers x0, x1).
 """
 
 MACROS = r"""
@@ -18,6 +26,58 @@ MACROS = r"""
     csel    x4, x5, x4, ge
     strb    w4, [x1]
     cbnz    x2, 91b
+    .endm
+
+    .macro puts_function
+puts:
+    ldr     x5, =0x09000000
+95: ldrb    w6, [x0], #1
+    cbz     w6, 96f
+    strb    w6, [x5]
+    b       95b
+96: ret
+    .endm
+
+    .macro vectors_current_spx sync, irq
+    .balign 2048
+vectors:
+    .rept 4
+    b       .
+    .balign 128
+    .endr
+    b       \sync                       // current EL, SP_ELx, synchronous
+    .balign 128
+    b       \irq                        // current EL, SP_ELx, IRQ
+    .balign 128
+    .rept 10
+    b       .
+    .balign 128
+    .endr
+    .endm
+
+    .macro gic_enable_ppi intid, prio
+    ldr     x1, =0x08000000             // GICD_CTLR.EnableGrp1
+    mov     w0, #2
+    str     w0, [x1]
+    ldr     x1, =0x080A0000             // GICR_WAKER: wake the redistributor
+    ldr     w0, [x1, #0x14]
+    bic     w0, w0, #2
+    str     w0, [x1, #0x14]
+94: ldr     w0, [x1, #0x14]
+    tbnz    w0, #2, 94b
+    ldr     x1, =0x080B0000             // SGI_base: group 1, priority, enable
+    ldr     w0, [x1, #0x80]
+    orr     w0, w0, #(1 << \intid)
+    str     w0, [x1, #0x80]
+    mov     w0, #\prio
+    strb    w0, [x1, #(0x400 + \intid)]
+    mov     w0, #(1 << \intid)
+    str     w0, [x1, #0x100]
+    mov     x0, #0xff
+    msr     S3_0_C4_C6_0, x0            // ICC_PMR_EL1
+    mov     x0, #1
+    msr     S3_0_C12_C12_7, x0          // ICC_IGRPEN1_EL1
+    isb
     .endm
 
     .macro system_off_any_el

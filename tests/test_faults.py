@@ -11,9 +11,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import assemble, run_neve
+from guest_asm import MACROS
 from neve.qemu import qemu_binary, run_qemu
 
-KERNEL = r"""
+KERNEL = MACROS + r"""
     .global _start
 _start:
     ldr     x0, =stack_top
@@ -62,26 +63,8 @@ sync:                                   /* print "FAR ok" or "FAR bad", skip the
     msr     elr_el1, x3
     eret
 
-puts:                                   /* x0: string; clobbers x5, x6 */
-    ldr     x5, =0x09000000
-1:  ldrb    w6, [x0], #1
-    cbz     w6, 2f
-    strb    w6, [x5]
-    b       1b
-2:  ret
-
-    .balign 2048
-vectors:
-    .rept 4
-    b .
-    .balign 128
-    .endr
-    b       sync                        /* current EL, SP_ELx, synchronous */
-    .balign 128
-    .rept 11
-    b .
-    .balign 128
-    .endr
+    puts_function
+    vectors_current_spx sync, .
 
 far_ok:  .asciz "FAR ok\n"
 far_bad: .asciz "FAR bad\n"

@@ -112,10 +112,7 @@ def test_hyp_timer_only_with_a_virtual_el2():
 
 
 # --- end to end -------------------------------------------------------------------------
-VMTIMER = r"""
-    .equ GICD, 0x08000000
-    .equ GICR, 0x080A0000
-    .equ SGI_BASE, 0x080B0000
+VMTIMER = MACROS + r"""
     .text
     .global _start
 _start:
@@ -125,28 +122,7 @@ _start:
     ldr x0, =vectors
     msr vbar_el1, x0
     isb
-    ldr x1, =GICD
-    mov w0, #2                      // GICD_CTLR.EnableGrp1
-    str w0, [x1]
-    ldr x1, =GICR
-    ldr w0, [x1, #0x14]             // GICR_WAKER: wake the redistributor
-    bic w0, w0, #2
-    str w0, [x1, #0x14]
-1:  ldr w0, [x1, #0x14]
-    tbnz w0, #2, 1b
-    ldr x1, =SGI_BASE
-    ldr w0, [x1, #0x80]             // PPI 27: group 1, priority 0xa0, enabled
-    orr w0, w0, #(1 << 27)
-    str w0, [x1, #0x80]
-    mov w0, #0xa0
-    strb w0, [x1, #(0x400 + 27)]
-    mov w0, #(1 << 27)
-    str w0, [x1, #0x100]
-    mov x0, #0xff
-    msr S3_0_C4_C6_0, x0            // ICC_PMR_EL1
-    mov x0, #1
-    msr S3_0_C12_C12_7, x0          // ICC_IGRPEN1_EL1
-    isb
+    gic_enable_ppi 27, 0xa0         // the virtual timer's PPI
     mov x0, #1000
     msr cntv_tval_el0, x0
     mov x0, #1

@@ -12,12 +12,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import assemble, run_neve
+from guest_asm import MACROS
 from neve.qemu import qemu_binary, run_qemu
 
-KERNEL = r"""
-    .equ GICD, 0x08000000
-    .equ GICR, 0x080A0000
-    .equ SGI_BASE, 0x080B0000
+KERNEL = MACROS + r"""
     .global _start
 _start:
     ldr x28, =0x09000000
@@ -26,27 +24,7 @@ _start:
     ldr x0, =vectors
     msr vbar_el1, x0
     isb
-    ldr x1, =GICD
-    mov w0, #2                      // GICD_CTLR.EnableGrp1
-    str w0, [x1]
-    ldr x1, =GICR
-    ldr w0, [x1, #0x14]             // GICR_WAKER: wake the redistributor
-    bic w0, w0, #2
-    str w0, [x1, #0x14]
-1:  ldr w0, [x1, #0x14]
-    tbnz w0, #2, 1b
-    ldr x1, =SGI_BASE
-    ldr w0, [x1, #0x80]             // PPI 27: group 1, priority 0xa0, enabled
-    orr w0, w0, #(1 << 27)
-    str w0, [x1, #0x80]
-    mov w0, #0xa0
-    strb w0, [x1, #(0x400 + 27)]
-    mov w0, #(1 << 27)
-    str w0, [x1, #0x100]
-    mov x0, #0xff
-    msr S3_0_C4_C6_0, x0            // ICC_PMR_EL1
-    mov x0, #1
-    msr S3_0_C12_C12_7, x0          // ICC_IGRPEN1_EL1
+    gic_enable_ppi 27, 0xa0         // the virtual timer's PPI
     // Copy the unmasking code into RAM (run time: not part of the loaded image).
     ldr x0, =tramp
     ldr x1, =0xd50342ff             // msr daifclr, #2
@@ -98,26 +76,10 @@ irq_handler:
     msr S3_0_C12_C12_1, x2          // ICC_EOIR1_EL1
     eret
 
-puts:
-    ldrb w9, [x0], #1
-    cbz w9, 1f
-    strb w9, [x28]
-    b puts
-1:  ret
+    puts_function
 
 msg_at: .asciz "IRQ taken at DAIFClr + "
-    .balign 2048
-vectors:
-    .rept 5
-    b .
-    .balign 128
-    .endr
-    b irq_handler                   // current EL, SPx, IRQ
-    .balign 128
-    .rept 10
-    b .
-    .balign 128
-    .endr
+    vectors_current_spx ., irq_handler
     .balign 64
 tramp: .space 64
 elr:   .quad 0
