@@ -360,7 +360,9 @@ class VirtualEL2(Vel2Sysregs):
         m.hypercall_begin(self.guest_id())
         m.trap(ev.HVC, name, value=self.cpu.x(0), pc=insn_pc, insn=insn, forwarded=True,
                reason=f"HVC from {m.level} goes to EL2: L0 forwards it to vEL2")
-        self.exit_to_vel2(decode.esr(decode.EC_HVC64, imm), insn_pc + 4, why=name)
+        # From the HVC's exception hook, Unicorn goes on at the vector without a stop:
+        # the interrupt subsystem settles here (Interrupts.held) instead of ending the slice.
+        self.irq.held(lambda: self.exit_to_vel2(decode.esr(decode.EC_HVC64, imm), insn_pc + 4, why=name))
         return True
 
     def on_smc(self, imm: int, insn_pc: int, insn: int | None) -> bool:
