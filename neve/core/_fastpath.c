@@ -85,6 +85,9 @@ typedef struct {
     int32_t pad2;
     block_hook py_irq_block;    /* the Python unmask watch */
     uint64_t irq_watch;         /* PSTATE.I/F bits masking a pending interrupt (0: none) */
+    block_hook py_code;         /* the Python ERET/LDAR/STLR hooks (neve/core/eret.py) */
+    const uint64_t *code_addrs; /* ... at these addresses, sorted */
+    int64_t n_code;
     uint64_t page_counts[2];    /* vEL2 accesses made as MEM, REDIRECT */
     uint64_t hits[6];           /* answered here: by action (SLOW = sent to Python) */
 } state;
@@ -183,6 +186,26 @@ void neve_fast_irq_block(void *uc, uint64_t addr, uint32_t size, void *data)
     s->reg_read(uc, s->reg_pstate, &pstate);
     if ((pstate & s->irq_watch) != s->irq_watch)
         s->py_irq_block(uc, addr, size, NULL);
+}
+
+/* One code hook for all the instructions neve/core/eret.py watches (a hook per
+   address would make Unicorn walk the whole list on every instruction). */
+void neve_fast_code(void *uc, uint64_t addr, uint32_t size, void *data)
+{
+    state *s = data;
+    int64_t lo = 0, hi = s->n_code - 1;
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        uint64_t a = s->code_addrs[mid];
+        if (a == addr) {
+            s->py_code(uc, addr, size, NULL);
+            return;
+        }
+        if (a < addr)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
 }
 
 void neve_fast_mem(void *uc, int type, uint64_t addr, int size, int64_t value, void *data)

@@ -465,12 +465,13 @@ class CPU:
 
         return HOOK_MEM_ACCESS_CFUNC(raw)
 
-    def add_c_hook(self, htype: int, cfn, user_data: int, *args) -> int:
+    def add_c_hook(self, htype: int, cfn, user_data: int, *args, begin: int = 1, end: int = 0) -> int:
         """A hook whose callback is a C function (`cfn`, a function of a ctypes
-        library) called with `user_data` (an address); removable with `uc.hook_del`."""
+        library) called with `user_data` (an address), for addresses [begin, end]
+        (begin > end: all); removable with `uc.hook_del`."""
         h = ctypes.c_size_t()
         err = _uclib.uc_hook_add(self._h, ctypes.byref(h), ctypes.c_int(htype), ctypes.cast(cfn, ctypes.c_void_p),
-                                 ctypes.c_void_p(user_data), ctypes.c_uint64(1), ctypes.c_uint64(0), *args)
+                                 ctypes.c_void_p(user_data), ctypes.c_uint64(begin), ctypes.c_uint64(end), *args)
         if err:
             raise UcError(err)
         self.uc._callbacks[h.value] = cfn       # as the binding keeps its own (hook_del pops it)

@@ -18,16 +18,19 @@ instruction-cache maintenance (IC IVAU/IALLU), as it must after writing code.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import re
 
 from unicorn import UC_HOOK_CODE
+from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC
 
 from neve.core import align, faults
 from neve.arch import decode
 from neve.arch.platform import RAM_BASE
 from neve.arch.exceptions import PSTATE_IF, PSTATE_IL, PSTATE_RESTORED
+from neve.core.result import Stop
+from neve.errors import GuestError, NeveError
 
 if TYPE_CHECKING:                       # types only: no import at run time
     from neve.core.machine import Machine
@@ -52,10 +55,19 @@ class EretHooks:
         self.m = m
         self.vcpu = m.vcpu                # the vCPU it is built for (its vel2 comes later)
         self.cpu = m.cpu
-        self._hooked: set[int] = set()
+        self._hooked: dict[int, Callable] = {}     # address -> its handler
+        self._fast = self.vcpu.fast          # one compiled hook for them all, if built
+        self._fast_hook = None
+        self._range = (0, -1)
+        self._cfunc = HOOK_CODE_CFUNC(self._code_raw) if self._fast is not None else None
 
     def scan(self, base: int, size: int) -> None:
-        """Hook every ERET, LDAR and STLR word in [base, base+size) of RAM."""
+        """Hook every ERET, LDAR and STLR word in [base, base+size) of RAM.  The
+        Python path gives each its own code hook; the compiled path one hook for all
+        (Unicorn walks its list of code hooks on every instruction once there are
+        two, its instruction counter and another: with a hook per address, a kernel
+        image's thousands of LDAR/STLR made every instruction cost thousands of
+        checks)."""
         m = self.m
         lo = max(0, base - RAM_BASE)
         hi = min(base - RAM_BASE + size, len(m.ram))
@@ -65,8 +77,9 @@ class EretHooks:
         def hook(i: int, fn) -> None:
             a = RAM_BASE + i
             if i % 4 == 0 and a not in self._hooked:
-                self._hooked.add(a)
-                uc.hook_add(UC_HOOK_CODE, fn, None, a, a)
+                self._hooked[a] = fn
+                if self._fast is None:
+                    uc.hook_add(UC_HOOK_CODE, fn, None, a, a)
                 new.append(a)
         for pat in _ERET_BYTES:
             i = m.ram.find(pat, lo, hi)
@@ -75,8 +88,27 @@ class EretHooks:
                 i = m.ram.find(pat, i + 1, hi)
         for mt in _ACQREL.finditer(m.ram, lo, hi):
             hook(mt.start(), self._acqrel)
-        for a in new:
-            uc.ctl_remove_cache(a, a + 4)
+        if not new:
+            return
+        if self._fast is None:
+            for a in new:
+                uc.ctl_remove_cache(a, a + 4)
+            return
+        rng = (min(self._range[0], *new) if self._fast_hook else min(new),
+               max(self._range[1], *new))
+        if self._fast_hook is None or rng != self._range:
+            self._range = rng
+            self._fast_hook = self._fast.hook_code(self._cfunc, list(self._hooked), self._fast_hook)
+        else:
+            self._fast.update_code(list(self._hooked))
+
+    def _code_raw(self, _uch, addr: int, size: int, _data) -> None:
+        """The compiled hook found `addr` among the hooked ones (a bare ctypes callback)."""
+        try:
+            self._hooked[addr](None, addr, size, None)
+        except Exception as e:                  # never let the hook die inside Unicorn
+            self.m.fail_in_hook(e if isinstance(e, (NeveError, Stop)) else
+                                GuestError(f"internal error in the ERET/LDAR/STLR hook at {addr:#x}: {e!r}"))
 
     def _eret(self, uc, addr: int, size: int, _) -> None:
         m = self.m

@@ -30,7 +30,7 @@ import sys
 from array import array
 from typing import TYPE_CHECKING
 
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_INSN
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INSN
 from unicorn import arm64_const as A
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
@@ -83,6 +83,7 @@ class _State(ctypes.Structure):
                 ("icount_base", ctypes.c_void_p), ("counter", ctypes.c_void_p), ("skipped", ctypes.c_void_p),
                 ("cntvoff_slot", ctypes.c_int32), ("pad2", ctypes.c_int32),
                 ("py_irq_block", ctypes.c_void_p), ("irq_watch", ctypes.c_uint64),
+                ("py_code", ctypes.c_void_p), ("code_addrs", ctypes.c_void_p), ("n_code", ctypes.c_int64),
                 ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6))
 
 
@@ -178,6 +179,33 @@ class FastPath:
         self.state.py_irq_block = _addr(py_block)
         self._keep.append(py_block)
         return self._add(UC_HOOK_BLOCK, self.lib.neve_fast_irq_block)
+
+    def hook_code(self, py_code, addrs: list[int], old: int | None) -> int:
+        """One code hook over [min(addrs), max(addrs)] that calls `py_code` at exactly
+        `addrs` (replacing the hook `old`).  Unicorn calls a lone code hook (its
+        instruction counter) directly from translated code and walks a list of them
+        otherwise, so translated code is dropped: the slice ends after the current
+        instruction when called from a hook."""
+        arr = (ctypes.c_uint64 * len(addrs))(*sorted(addrs))
+        self._code_addrs = arr
+        s = self.state
+        if not s.py_code:
+            s.py_code = _addr(py_code)
+            self._keep.append(py_code)
+        s.code_addrs, s.n_code = ctypes.addressof(arr), len(arr)
+        if old is not None:
+            self.cpu.uc.hook_del(old)
+        h = self.cpu.add_c_hook(UC_HOOK_CODE, self.lib.neve_fast_code, ctypes.addressof(self.state),
+                                begin=arr[0], end=arr[-1])
+        self.cpu.uc.ctl_flush_tb()
+        self.cpu.end_slice_after_current()
+        return h
+
+    def update_code(self, addrs: list[int]) -> None:
+        """New addresses inside the hook's range: the C lookup follows at once."""
+        arr = (ctypes.c_uint64 * len(addrs))(*sorted(addrs))
+        self._code_addrs = arr
+        self.state.code_addrs, self.state.n_code = ctypes.addressof(arr), len(arr)
 
     def hook_mem(self, htype: int, py_mem) -> int:
         self.state.py_mem = _addr(py_mem)
