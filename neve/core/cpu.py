@@ -16,6 +16,7 @@ details the rest of neve must not know about:
 from __future__ import annotations
 
 import ctypes
+from typing import Callable
 import mmap
 
 from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR
@@ -198,6 +199,8 @@ class CPU:
         self.cpr_write(3, 0, 1, 0, 2, 0)
         self._buffers: list = []
         self._raw_hooks: list = []
+        self._running = False                 # inside emu_start (a hook is running)
+        self._between: list = []              # between_slices actions waiting for its end
         self._stopped_at: int | None = None
         self._redirect_pc: int | None = None
 
@@ -246,9 +249,11 @@ class CPU:
         self.slice_count = count
         self._stopped_at = None
         self._redirect_pc = None
+        self._running = True
         try:
             self.uc.emu_start(pc, 0, timeout=timeout_us, count=count)
         finally:
+            self._running = False
             c = self._counter.value
             done = count if c > count else c
             if self._stopped_at is not None:
@@ -262,7 +267,23 @@ class CPU:
                 self._redirect_pc = None
             self.base_icount += done
             self._counter.value = 0
+            later, self._between = self._between, []
+            for fn in later:
+                fn()
         return done
+
+    def between_slices(self, fn: Callable[[], None]) -> None:
+        """Run `fn` (a change to Unicorn's hooks or translated code: adding or
+        removing a hook, dropping translations) where it is safe: now outside
+        emulation; from a hook, once emu_start has returned, the slice ending right
+        after the current instruction.  Dropping translated code from inside Unicorn
+        pulls the running translation block from under it (a Debian kernel's boot
+        alternatives then took an instruction abort at the next instruction)."""
+        if not self._running:
+            fn()
+            return
+        self._between.append(fn)
+        self.end_slice_after_current()
 
     # --- finishing an emulated MRS/MSR/SYS -----------------------------------------
     # Unicorn calls the MRS/MSR/SYS hook before its own access check.  When the hook

@@ -78,8 +78,6 @@ class EretHooks:
             a = RAM_BASE + i
             if i % 4 == 0 and a not in self._hooked:
                 self._hooked[a] = fn
-                if self._fast is None:
-                    uc.hook_add(UC_HOOK_CODE, fn, None, a, a)
                 new.append(a)
         for pat in _ERET_BYTES:
             i = m.ram.find(pat, lo, hi)
@@ -91,16 +89,23 @@ class EretHooks:
         if not new:
             return
         if self._fast is None:
-            for a in new:
-                uc.ctl_remove_cache(a, a + 4)
+            def add() -> None:
+                for a in new:
+                    uc.hook_add(UC_HOOK_CODE, self._hooked[a], None, a, a)
+                    uc.ctl_remove_cache(a, a + 4)
+            self.cpu.between_slices(add)
             return
-        rng = (min(self._range[0], *new) if self._fast_hook else min(new),
+        rng = (min(self._range[0], *new) if self._range[0] <= self._range[1] else min(new),
                max(self._range[1], *new))
-        if self._fast_hook is None or rng != self._range:
+        if rng != self._range:
             self._range = rng
-            self._fast_hook = self._fast.hook_code(self._cfunc, list(self._hooked), self._fast_hook)
+            self.cpu.between_slices(self._rehook)
         else:
             self._fast.update_code(list(self._hooked))
+
+    def _rehook(self) -> None:
+        """The compiled hook over the range of the addresses hooked now."""
+        self._fast_hook = self._fast.hook_code(self._cfunc, list(self._hooked), self._fast_hook)
 
     def _code_raw(self, _uch, addr: int, size: int, _data) -> None:
         """The compiled hook found `addr` among the hooked ones (a bare ctypes callback)."""

@@ -184,8 +184,8 @@ class FastPath:
         """One code hook over [min(addrs), max(addrs)] that calls `py_code` at exactly
         `addrs` (replacing the hook `old`).  Unicorn calls a lone code hook (its
         instruction counter) directly from translated code and walks a list of them
-        otherwise, so translated code is dropped: the slice ends after the current
-        instruction when called from a hook."""
+        otherwise, so translated code is dropped.  Between slices only
+        (CPU.between_slices)."""
         arr = (ctypes.c_uint64 * len(addrs))(*sorted(addrs))
         self._code_addrs = arr
         s = self.state
@@ -198,7 +198,6 @@ class FastPath:
         h = self.cpu.add_c_hook(UC_HOOK_CODE, self.lib.neve_fast_code, ctypes.addressof(self.state),
                                 begin=arr[0], end=arr[-1])
         self.cpu.uc.ctl_flush_tb()
-        self.cpu.end_slice_after_current()
         return h
 
     def update_code(self, addrs: list[int]) -> None:

@@ -44,6 +44,7 @@ class FPTraps:
         self.vcpu = m.vcpu                # the vCPU it is built for (its vel2 comes later)
         self.cpu = m.cpu
         self._hook = None
+        self._installing = False             # the hook is installed, or will be between slices
         self._fast = self.vcpu.fast          # the compiled block hook in front, if built
         self._want = False
         self._until: int | None = None
@@ -103,19 +104,21 @@ class FPTraps:
         if self._fast is not None:
             self._fast.set_fp_space(None)
         self.want = self._could_trap()
-        if self.want and self._hook is None:
+        if self.want and not self._installing:
             # Installed once and kept: Unicorn compiles a block hook into each
             # translation block, so removing it retranslates every block that had it
             # (a world switch would cost a retranslation of all code), and adding it
-            # does not reach blocks translated before; those are dropped here, once.
-            # From a hook, the slice ends after this instruction, so no block
-            # translated before runs again.
-            if self._fast is not None:
-                self._hook = self._fast.hook_block(self._cfunc)
-            else:
-                self._hook = self.cpu.add_block_hook_raw(self._cfunc)
-            self.cpu.uc.ctl_flush_tb()
-            self.cpu.end_slice_after_current()
+            # does not reach blocks translated before; those are dropped, once,
+            # between slices (from a hook, the slice ends after this instruction).
+            self._installing = True
+            self.cpu.between_slices(self._install)
+
+    def _install(self) -> None:
+        if self._fast is not None:
+            self._hook = self._fast.hook_block(self._cfunc)
+        else:
+            self._hook = self.cpu.add_block_hook_raw(self._cfunc)
+        self.cpu.uc.ctl_flush_tb()
 
     def code_changed(self) -> None:
         """The guest did instruction-cache maintenance: forget what blocks held."""

@@ -153,15 +153,16 @@ class Interrupts:
         self._watch = bits
         if self._fast is not None:
             self._fast.state.irq_watch = bits
-        if bits and self._watch_hook is None:
-            cfunc = HOOK_CODE_CFUNC(self._unmask_block)
-            if self._fast is not None:
-                self._watch_hook = self._fast.hook_irq_block(cfunc)
-            else:
-                self._watch_hook = self.cpu.add_block_hook_raw(cfunc)
-                self._keep = cfunc
-            self.cpu.uc.ctl_flush_tb()
-            self.cpu.end_slice_after_current()
+        if bits and self._keep is None:
+            self._keep = HOOK_CODE_CFUNC(self._unmask_block)
+            self.cpu.between_slices(self._install_watch)
+
+    def _install_watch(self) -> None:
+        if self._fast is not None:
+            self._watch_hook = self._fast.hook_irq_block(self._keep)
+        else:
+            self._watch_hook = self.cpu.add_block_hook_raw(self._keep)
+        self.cpu.uc.ctl_flush_tb()
 
     def _unmask_block(self, _uch, addr: int, size: int, _data) -> None:
         """Before each block (a bare ctypes callback): a watched mask bit was cleared?"""
