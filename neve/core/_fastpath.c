@@ -46,7 +46,7 @@ enum { CTX_VEL2 = 0, CTX_EL1 = 1, CTX_EL0 = 2 };
 /* Caches the Python hooks fill: a block known to hold no FP instruction (in the
    address space `space`, the translation table base), and a load/store known not to
    need 16-byte alignment.  Direct-mapped by address. */
-#define CACHE_SIZE 4096
+#define CACHE_SIZE 65536
 typedef struct {
     uint64_t addr, space;
     uint32_t size, valid;
@@ -70,7 +70,7 @@ typedef struct {
     int32_t reg_pc, reg_pstate; /* Unicorn's register ids */
     int32_t reg_cp, pad0;
     int32_t vel2_active;        /* vEL2 runs (hardware EL1): the vEL2 table */
-    int32_t fp_want;            /* an FP access could trap now */
+    int32_t fp_want;            /* ELs (bit 0: EL0, bit 1: EL1) where an FP access could trap now */
     int32_t fp_hold;            /* running up to a known FP instruction */
     int32_t align_pending;      /* an alignment fault is being collected */
     int32_t fp_space_known;     /* fp_space holds the current TTBR0/TTBR1 */
@@ -168,6 +168,12 @@ void neve_fast_block(void *uc, uint64_t addr, uint32_t size, void *data)
     state *s = data;
     if (s->fp_hold || !s->fp_want)
         return;
+    if (s->fp_want != 3) {
+        uint64_t pstate;
+        s->reg_read(uc, s->reg_pstate, &pstate);
+        if (!((s->fp_want >> ((pstate >> 2) & 3)) & 1))
+            return;
+    }
     if (s->fp_space_known) {
         const block_entry *e = &s->fp_free[(addr >> 2) & (CACHE_SIZE - 1)];
         if (e->valid && e->addr == addr && e->size == size && e->space == s->fp_space[(addr >> 55) & 1])
@@ -253,6 +259,23 @@ int neve_fast_cp_load(state *s, void *uc, const xfer *x, int n)
             return i + 1;
     }
     return 0;
+}
+
+/* Instruction-cache maintenance of [lo, hi): forget the cached blocks that overlap
+   it (a block starts at most a page before) and the loads/stores in it. */
+void neve_fast_forget(state *s, uint64_t lo, uint64_t hi)
+{
+    uint64_t start = lo >= 4096 ? lo - 4096 : 0;
+    for (uint64_t a = start & ~(uint64_t)3; a < hi; a += 4) {
+        block_entry *e = &s->fp_free[(a >> 2) & (CACHE_SIZE - 1)];
+        if (e->valid && e->addr == a && e->addr < hi && e->addr + e->size > lo)
+            e->valid = 0;
+        if (a >= lo) {
+            pc_entry *p = &s->align8[(a >> 2) & (CACHE_SIZE - 1)];
+            if (p->valid && p->pc == a)
+                p->valid = 0;
+        }
+    }
 }
 
 size_t neve_fast_state_size(void)

@@ -173,10 +173,15 @@ class DeviceAlignment:
             self._sizes[pc] = decode.decode_ldst(insn) if insn is not None else None
         return self._sizes[pc]
 
-    def code_changed(self) -> None:
-        self._sizes.clear()
+    def code_changed(self, lo: int | None = None, hi: int | None = None) -> None:
+        """Forget the decoded loads/stores in [lo, hi) (all without a range)."""
+        if lo is None:
+            self._sizes.clear()
+        else:
+            for pc in range(lo, hi, 4):
+                self._sizes.pop(pc, None)
         if self._fast is not None:
-            self._fast.code_changed()
+            self._fast.code_changed(lo, hi)
 
     def deliver(self) -> None:
         """Undo what the faulting instruction did and take the alignment fault."""

@@ -50,7 +50,7 @@ CTX_VEL2, CTX_EL1, CTX_EL0 = 0, 1, 2
 ENTRIES = 1 << 17
 
 
-CACHE_SIZE = 4096
+CACHE_SIZE = 65536
 
 
 class _BlockEntry(ctypes.Structure):
@@ -256,10 +256,14 @@ class FastPath:
         e = self.align8[(pc >> 2) & (CACHE_SIZE - 1)]
         e.pc, e.valid = pc, 1
 
-    def code_changed(self) -> None:
-        """Instruction-cache maintenance: what the caches say about code may be stale."""
-        ctypes.memset(self.fp_free, 0, ctypes.sizeof(self.fp_free))
-        ctypes.memset(self.align8, 0, ctypes.sizeof(self.align8))
+    def code_changed(self, lo: int | None = None, hi: int | None = None) -> None:
+        """Instruction-cache maintenance: what the caches say about the code in
+        [lo, hi) (all code without a range) may be stale."""
+        if lo is None:
+            ctypes.memset(self.fp_free, 0, ctypes.sizeof(self.fp_free))
+            ctypes.memset(self.align8, 0, ctypes.sizeof(self.align8))
+        else:
+            self.lib.neve_fast_forget(ctypes.byref(self.state), ctypes.c_uint64(lo), ctypes.c_uint64(hi))
 
     # --- tables --------------------------------------------------------------------------
     def _install(self, ctx: int, table: array) -> None:

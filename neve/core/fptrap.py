@@ -36,6 +36,8 @@ if TYPE_CHECKING:                       # types only: no import at run time
 _KEY_CPACR = sysregs.BY_NAME["CPACR_EL1"].key
 _KEY_TTBR0, _KEY_TTBR1 = sysregs.BY_NAME["TTBR0_EL1"].key, sysregs.BY_NAME["TTBR1_EL1"].key
 CPTR_TFP = 1 << 10
+# CPACR_EL1.FPEN -> the ELs (bit 0: EL0, bit 1: EL1) whose FP accesses trap to EL1.
+_FPEN_TRAPS = {0b00: 0b11, 0b01: 0b01, 0b10: 0b11, 0b11: 0}
 
 
 class FPTraps:
@@ -46,9 +48,10 @@ class FPTraps:
         self._hook = None
         self._installing = False             # the hook is installed, or will be between slices
         self._fast = self.vcpu.fast          # the compiled block hook in front, if built
-        self._want = False
+        self._want = 0
         self._until: int | None = None
         self._blocks: dict[tuple[int, int, int], tuple[int, ...]] = {}
+        self._by_page: dict[int, list] = {}  # VA page -> the keys of _blocks on it
         # (TTBR0_EL1, TTBR1_EL1) the running code translates through, read once after
         # each regime change (neve makes every write to them: neve/core/machine.py).
         self._space: tuple[int, int] | None = None
@@ -58,14 +61,16 @@ class FPTraps:
     # What the block hook tests (the compiled one too): could FP trap now, and are we
     # running up to a known FP instruction (the hook held off)?
     @property
-    def want(self) -> bool:
+    def want(self) -> int:
+        """The hardware ELs at which an FP access could trap now (bit 0: EL0, bit 1:
+        EL1; vEL2 runs at EL1)."""
         return self._want
 
     @want.setter
-    def want(self, v: bool) -> None:
+    def want(self, v: int) -> None:
         self._want = v
         if self._fast is not None:
-            self._fast.state.fp_want = int(v)
+            self._fast.state.fp_want = v
 
     @property
     def until(self) -> int | None:
@@ -78,13 +83,17 @@ class FPTraps:
             self._fast.state.fp_hold = int(v is not None)
 
     # --- where a trap goes ---------------------------------------------------------
-    def _could_trap(self) -> bool:
+    def _trap_els(self) -> int:
+        """At which hardware ELs `route` could send an FP access somewhere now: a
+        mask, bit 0 for EL0 and bit 1 for EL1 (so a kernel that traps only its user
+        space's FP, CPACR_EL1.FPEN = 0b01 as Linux runs, costs its own blocks nothing)."""
         v = self.vcpu.vel2
-        if v is not None and v.get("CPTR_EL2") & CPTR_TFP:
-            return True
+        tfp = v is not None and v.get("CPTR_EL2") & CPTR_TFP
         if v is not None and v.active:
-            return False
-        return (self.cpu.cpr_read(*_KEY_CPACR) >> 20) & 3 != 3
+            return 0b10 if tfp else 0              # vEL2 runs at hardware EL1
+        if tfp:
+            return 0b11
+        return _FPEN_TRAPS[(self.cpu.cpr_read(*_KEY_CPACR) >> 20) & 3]
 
     def route(self) -> str | None:
         """"el1", "vel2" (forwarded from L1's EL1/EL0 code), "vel2-self", or None."""
@@ -103,7 +112,7 @@ class FPTraps:
         self._space = None
         if self._fast is not None:
             self._fast.set_fp_space(None)
-        self.want = self._could_trap()
+        self.want = self._trap_els()
         if self.want and not self._installing:
             # Installed once and kept: Unicorn compiles a block hook into each
             # translation block, so removing it retranslates every block that had it
@@ -120,11 +129,19 @@ class FPTraps:
             self._hook = self.cpu.add_block_hook_raw(self._cfunc)
         self.cpu.uc.ctl_flush_tb()
 
-    def code_changed(self) -> None:
-        """The guest did instruction-cache maintenance: forget what blocks held."""
-        self._blocks.clear()
+    def code_changed(self, lo: int | None = None, hi: int | None = None) -> None:
+        """The guest did instruction-cache maintenance: forget what the blocks that
+        overlap [lo, hi) held (all blocks without a range).  A kernel patching its
+        own code (jump labels) does it line by line, thousands of times while booting."""
+        if lo is None:
+            self._blocks.clear()
+            self._by_page.clear()
+        else:
+            for page in range(lo >> 12, ((hi - 1) >> 12) + 1):
+                for key in self._by_page.pop(page, ()):
+                    self._blocks.pop(key, None)
         if self._fast is not None:
-            self._fast.code_changed()
+            self._fast.code_changed(lo, hi)
 
     # --- finding FP instructions -------------------------------------------------------
     def _fp_in(self, addr: int, size: int) -> tuple[int, ...]:
@@ -144,11 +161,14 @@ class FPTraps:
             hit = tuple(addr + i for i in range(0, len(raw) - 3, 4)
                         if is_fp(int.from_bytes(raw[i:i + 4], "little")))
             self._blocks[key] = hit
+            for page in range(addr >> 12, ((addr + max(size, 1) - 1) >> 12) + 1):
+                self._by_page.setdefault(page, []).append(key)
         return hit
 
     def _block_raw(self, _uch, addr: int, size: int, _data) -> None:
         """Before each block (a bare ctypes callback: keep it short)."""
-        if self._until is not None or not self._want:
+        want = self._want
+        if self._until is not None or not want or want != 0b11 and not want >> self.cpu.el() & 1:
             return
         try:
             space = self._space

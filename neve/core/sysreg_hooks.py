@@ -256,14 +256,17 @@ class SysregHooks:
         return cpu.redirected(acc)
 
     def _code_changed(self, cp) -> None:
-        """The guest did instruction-cache maintenance: code may have changed."""
-        self.fp.code_changed()
-        self.align.code_changed()
-        if cp.op1 == 3:                                 # IC IVAU: by VA (the code runs identity-mapped
-            va = self.cpu.x(self.cpu.read_insn(self.cpu.pc) & 0x1F) & ~63   # or MMU-off here)
-            if RAM_BASE <= va < RAM_BASE + self.ram_size:
+        """The guest did instruction-cache maintenance: code may have changed (IC
+        IVAU: the 64-byte line at a VA; IC IALLU/IALLUIS: anywhere)."""
+        if cp.op1 == 3:                                 # IC IVAU: by VA
+            va = self.cpu.x(self.cpu.read_insn(self.cpu.pc) & 0x1F) & ~63
+            self.fp.code_changed(va, va + 64)
+            self.align.code_changed(va, va + 64)
+            if RAM_BASE <= va < RAM_BASE + self.ram_size:   # (the code runs identity-mapped or MMU-off here)
                 self.erets.scan(va, 64)
         else:
+            self.fp.code_changed()
+            self.align.code_changed()
             self.erets.scan(RAM_BASE, self.ram_size)
 
     def _at(self, op: tuple, cp) -> int:
