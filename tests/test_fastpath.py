@@ -125,3 +125,30 @@ def test_a_policy_runs_the_same_with_and_without_the_fast_path(monkeypatch):
     pol = policy.load(ROOT / "examples" / "policy-vtr-in-page.toml")
     images = [elf.load(str(IMAGES / n)) for n in ("kvmlike.elf", "hypercall.elf")]
     _compare(images, pol.base, monkeypatch, policy=pol)
+
+
+def test_the_compiled_ram_scan_finds_what_the_python_one_finds(monkeypatch):
+    """neve/core/eret.py's scan for ERET and LDAR/STLR words, compiled and in Python,
+    over random bytes (with those words planted at every alignment) and the images."""
+    import random
+    from neve.core import eret
+
+    def hooked(python_only: bool, images) -> dict:
+        with monkeypatch.context() as mp:
+            if python_only:
+                mp.setenv("NEVE_FASTPATH", "0")
+            m = Machine(images, mode="vm", uart_out=lambda b: None)
+        rng = random.Random(5)
+        junk = bytearray(rng.randbytes(1 << 16))
+        for k in range(0, 400, 4):
+            off = rng.randrange(0, len(junk) - 8)
+            junk[off:off + 4] = rng.choice([0xD69F03E0, 0xC8DFFC62, 0x889FFC41, 0x48DFFC20]).to_bytes(4, "little")
+        m.ram[0x100000:0x100000 + len(junk)] = junk
+        m.erets.scan(0x40100000 - 3, len(junk) + 6)         # unaligned ends too
+        return {a: fn.__name__ for a, fn in m.erets._hooked.items()}
+
+    images = [elf.load(str(IMAGES / n)) for n in ("kvmlike.elf",)]
+    a, b = hooked(False, images), hooked(True, images)
+    assert a == b and len(a) > 20
+    assert set(a.values()) == {"_eret", "_acqrel"}
+    assert eret.ERET_WORDS                                   # (what is searched for)

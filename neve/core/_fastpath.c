@@ -261,6 +261,29 @@ int neve_fast_cp_load(state *s, void *uc, const xfer *x, int n)
     return 0;
 }
 
+/* neve/core/eret.py's scan of RAM for the words it hooks, 4-byte aligned, in
+   [lo, hi) of `ram`: ERET/ERETAA/ERETAB (kind 0) and the LDAR/STLR forms its regular
+   expression matches (kind 1: bytes 1-3 of the word are 0x80-0xff, 0x80-0x9f or
+   0xc0-0xdf, and 0x48/0x88/0xc8).  Offsets and kinds into `out`/`kinds`, at most
+   `max`; returns how many (== max: call again from the last one + 4). */
+int64_t neve_fast_scan(const uint8_t *ram, uint64_t lo, uint64_t hi, uint64_t *out, uint8_t *kinds, int64_t max)
+{
+    int64_t n = 0;
+    for (uint64_t i = (lo + 3) & ~(uint64_t)3; i + 4 <= hi && n < max; i += 4) {
+        uint32_t w = (uint32_t)ram[i] | (uint32_t)ram[i + 1] << 8 | (uint32_t)ram[i + 2] << 16
+                     | (uint32_t)ram[i + 3] << 24;
+        uint8_t b1 = ram[i + 1], b2 = ram[i + 2], b3 = ram[i + 3];
+        if (w == 0xD69F03E0u || w == 0xD69F0BFFu || w == 0xD69F0FFFu) {
+            out[n] = i;
+            kinds[n++] = 0;
+        } else if (b1 >= 0x80 && (b2 & 0xA0) == 0x80 && (b3 == 0x48 || b3 == 0x88 || b3 == 0xC8)) {
+            out[n] = i;
+            kinds[n++] = 1;
+        }
+    }
+    return n;
+}
+
 /* Instruction-cache maintenance of [lo, hi): forget the cached blocks that overlap
    it (a block starts at most a page before) and the loads/stores in it. */
 void neve_fast_forget(state *s, uint64_t lo, uint64_t hi)

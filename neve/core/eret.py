@@ -79,13 +79,17 @@ class EretHooks:
             if i % 4 == 0 and a not in self._hooked:
                 self._hooked[a] = fn
                 new.append(a)
-        for pat in _ERET_BYTES:
-            i = m.ram.find(pat, lo, hi)
-            while i != -1:
-                hook(i, self._eret)
-                i = m.ram.find(pat, i + 1, hi)
-        for mt in _ACQREL.finditer(m.ram, lo, hi):
-            hook(mt.start(), self._acqrel)
+        if self._fast is not None:                 # the same search, compiled
+            for i, kind in self._fast.scan(m.ram, lo, hi):
+                hook(i, self._acqrel if kind else self._eret)
+        else:
+            for pat in _ERET_BYTES:
+                i = m.ram.find(pat, lo, hi)
+                while i != -1:
+                    hook(i, self._eret)
+                    i = m.ram.find(pat, i + 1, hi)
+            for mt in _ACQREL.finditer(m.ram, lo, hi):
+                hook(mt.start(), self._acqrel)
         if not new:
             return
         if self._fast is None:

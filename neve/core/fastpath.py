@@ -200,6 +200,22 @@ class FastPath:
         self.cpu.uc.ctl_flush_tb()
         return h
 
+    def scan(self, buf, lo: int, hi: int) -> list[tuple[int, int]]:
+        """(offset, kind) of the words neve/core/eret.py hooks in buf[lo:hi], 4-byte
+        aligned: kind 0 an ERET, 1 an LDAR/STLR (neve_fast_scan)."""
+        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        found: list[tuple[int, int]] = []
+        cap = 1 << 16
+        out, kinds = (ctypes.c_uint64 * cap)(), (ctypes.c_uint8 * cap)()
+        while lo < hi:
+            n = self.lib.neve_fast_scan(ctypes.c_void_p(base), ctypes.c_uint64(lo), ctypes.c_uint64(hi),
+                                        out, kinds, ctypes.c_int64(cap))
+            found += zip(out[:n], kinds[:n])
+            if n < cap:
+                break
+            lo = out[n - 1] + 4
+        return found
+
     def update_code(self, addrs: list[int]) -> None:
         """New addresses inside the hook's range: the C lookup follows at once."""
         arr = (ctypes.c_uint64 * len(addrs))(*sorted(addrs))
