@@ -108,6 +108,15 @@ def need_qemu() -> None:
         missing("qemu-system-aarch64", ": QEMU is required in CI")
 
 
+def run_kernel(tmp_path: Path, name: str, source: str, base: int = 0x4000_0000):
+    """Assemble a small EL1 kernel and run it in neve (vm mode) and, where QEMU is
+    installed, on QEMU: (neve's CompletedProcess, QEMU's (stdout, status) or None)."""
+    from neve.qemu import qemu_binary, run_qemu
+    img = assemble(tmp_path, name, source, base)
+    r = run_neve("run", img, timeout=60)
+    return r, (run_qemu([img]) if qemu_binary() is not None else None)
+
+
 def assemble(tmp_path: Path, name: str, source: str, base: int) -> Path:
     """Assemble and link a tiny image (one segment at `base`, entry _start)."""
     as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assemble, run_neve
+from conftest import run_kernel
 from guest_asm import MACROS
-from neve.qemu import qemu_binary, run_qemu
 
 KERNEL = MACROS + r"""
     .global _start
@@ -71,8 +70,6 @@ EXPECTED = b"after the IC\nthe written LDAR ran\n"
 
 @pytest.mark.toolchain
 def test_code_written_at_run_time_is_hooked_without_disturbing_the_running_block(tmp_path):
-    img = assemble(tmp_path, "codechange", KERNEL, 0x40000000)
-    r = run_neve("run", img, timeout=60)
+    r, qemu = run_kernel(tmp_path, "codechange", KERNEL)
     assert (r.returncode, r.stdout) == (0, EXPECTED), r.stderr
-    if qemu_binary() is not None:
-        assert run_qemu([img]) == (EXPECTED, 0)
+    assert qemu in (None, (EXPECTED, 0))

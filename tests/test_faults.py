@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assemble, run_neve
+from conftest import run_kernel
 from guest_asm import MACROS
-from neve.qemu import qemu_binary, run_qemu
 
 KERNEL = MACROS + r"""
     .global _start
@@ -80,8 +79,6 @@ EXPECTED = b"FAR ok\nFAR ok\ndone\n"
 
 @pytest.mark.toolchain
 def test_far_is_the_virtual_address_with_the_mmu_on(tmp_path):
-    img = assemble(tmp_path, "farva", KERNEL, 0x40000000)
-    r = run_neve("run", img, timeout=60)
+    r, qemu = run_kernel(tmp_path, "farva", KERNEL)
     assert (r.returncode, r.stdout) == (0, EXPECTED), r.stderr
-    if qemu_binary() is not None:
-        assert run_qemu([img]) == (EXPECTED, 0)
+    assert qemu in (None, (EXPECTED, 0))

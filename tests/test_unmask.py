@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assemble, run_neve
+from conftest import run_kernel
 from guest_asm import MACROS
-from neve.qemu import qemu_binary, run_qemu
 
 KERNEL = MACROS + r"""
     .global _start
@@ -93,8 +92,6 @@ EXPECTED = b"IRQ taken at DAIFClr + 4\n"
 
 @pytest.mark.toolchain
 def test_irq_taken_right_after_a_daifclr_written_at_run_time(tmp_path):
-    img = assemble(tmp_path, "unmask", KERNEL, 0x40000000)
-    r = run_neve("run", img, timeout=60)
+    r, qemu = run_kernel(tmp_path, "unmask", KERNEL)
     assert (r.returncode, r.stdout) == (0, EXPECTED), r.stderr
-    if qemu_binary() is not None:
-        assert run_qemu([img]) == (EXPECTED, 0)
+    assert qemu in (None, (EXPECTED, 0))
