@@ -88,6 +88,7 @@ typedef struct {
     block_hook py_code;         /* the Python ERET/LDAR/STLR hooks (neve/core/eret.py) */
     const uint64_t *code_addrs; /* ... at these addresses, sorted */
     int64_t n_code;
+    sys_hook py_sys;            /* the Python SYS hook */
     uint64_t page_counts[2];    /* vEL2 accesses made as MEM, REDIRECT */
     uint64_t hits[6];           /* answered here: by action (SLOW = sent to Python) */
 } state;
@@ -161,6 +162,20 @@ uint32_t neve_fast_msr(void *uc, int reg, const cp_reg *cp, void *data)
         return finish(s, uc, e);
     }
     return s->py_msr(uc, reg, cp, NULL);
+}
+
+/* SYS (DC, IC, AT, TLBI): the table's op0 = 1 entries, as a write. */
+uint32_t neve_fast_sys(void *uc, int reg, const cp_reg *cp, void *data)
+{
+    state *s = data;
+    cp_reg k = *cp;
+    k.op0 = 1;
+    if ((lookup(s, uc, &k, 1) & 7) == NATIVE) {
+        s->hits[NATIVE]++;
+        return 0;
+    }
+    s->hits[SLOW]++;
+    return s->py_sys(uc, reg, cp, NULL);
 }
 
 void neve_fast_block(void *uc, uint64_t addr, uint32_t size, void *data)

@@ -84,6 +84,7 @@ class _State(ctypes.Structure):
                 ("cntvoff_slot", ctypes.c_int32), ("pad2", ctypes.c_int32),
                 ("py_irq_block", ctypes.c_void_p), ("irq_watch", ctypes.c_uint64),
                 ("py_code", ctypes.c_void_p), ("code_addrs", ctypes.c_void_p), ("n_code", ctypes.c_int64),
+                ("py_sys", ctypes.c_void_p),
                 ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6))
 
 
@@ -169,6 +170,26 @@ class FastPath:
         self._keep += [py_mrs, py_msr]
         self._add(UC_HOOK_INSN, self.lib.neve_fast_mrs, ctypes.c_int(A.UC_ARM64_INS_MRS))
         self._add(UC_HOOK_INSN, self.lib.neve_fast_msr, ctypes.c_int(A.UC_ARM64_INS_MSR))
+
+    def hook_sys(self, py_sys) -> None:
+        """The C SYS hook in front of the Python one: only what the table says the
+        CPU executes (op0 = 1 entries) skips Python."""
+        self.state.py_sys = _addr(py_sys)
+        self._keep.append(py_sys)
+        self._add(UC_HOOK_INSN, self.lib.neve_fast_sys, ctypes.c_int(A.UC_ARM64_INS_SYS))
+
+    def _sys_entries(self, t: array, el: int, at_vel2: bool) -> None:
+        """SYS instructions (op0 = 1): Python's, but for those `sys_native` says the
+        CPU executes in this context."""
+        _fill_runs(t, SLOW, (1,), range(8))
+        if el == 0 or not at_vel2 and self.m.vel2 is not None:
+            return                              # EL0 checks, L1's trap controls: Python's
+        for op1 in range(8):
+            for crn in range(16):
+                for crm in range(16):
+                    for op2 in range(8):
+                        if self.m.sys_native(op1, crn, crm, op2, at_vel2):
+                            t[index((1, op1, crn, crm, op2), True)] = NATIVE
 
     def hook_block(self, py_block) -> int:
         self.state.py_block = _addr(py_block)
@@ -343,6 +364,7 @@ class FastPath:
         m = self.m
         v = m.vel2
         t = self._base(el)
+        self._sys_entries(t, el, False)
         controls = v.controls_of(key) if v is not None else None
         if controls is not None and el == 1 and sysregs.TIDCP.holds(controls):
             _fill_runs(t, SLOW, (3,), range(8), (11, 15))      # IMPLEMENTATION DEFINED encodings
@@ -365,6 +387,7 @@ class FastPath:
     def _vel2(self) -> array:
         m, v = self.m, self.m.vel2
         t = self._base(1)                               # vEL2 runs at hardware EL1
+        self._sys_entries(t, 1, True)
         _fill_runs(t, SLOW, range(4), (4, 5, 6))       # EL2/EL3 encodings the table lacks
         for r in sysregs.REGISTERS:
             for write in (False, True):

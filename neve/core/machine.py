@@ -127,7 +127,10 @@ class Machine(ExceptionEntry, SysregHooks):
         else:
             cpu.add_sysreg_hook(A.UC_ARM64_INS_MRS, self._hook_mrs)
             cpu.add_sysreg_hook(A.UC_ARM64_INS_MSR, self._hook_msr)
-        cpu.add_sysreg_hook(A.UC_ARM64_INS_SYS, self._hook_sys)
+        if v.fast is not None:
+            v.fast.hook_sys(cpu.sysreg_cfunc(self._hook_sys))
+        else:
+            cpu.add_sysreg_hook(A.UC_ARM64_INS_SYS, self._hook_sys)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
         cpu.pc = self.images[0].entry
         # RAM outside the loaded images is zero, so only they can hold an ERET now;

@@ -86,6 +86,18 @@ class SysregHooks:
         return row.wmask == sysregs.ALL64 and not row.regime
 
     @staticmethod
+    def sys_native(op1: int, crn: int, crm: int, op2: int, at_vel2: bool) -> bool:
+        """Does `_hook_sys` let the CPU execute this SYS instruction at hardware EL1,
+        with nothing else to do: in vm mode, or at vEL2 (below vEL2 L1's trap controls
+        decide: Python's)?  Not IC (neve rescans code), not AT (emulated), not the EL2
+        forms at vEL2 (TLBI and UNDEF checks)."""
+        if op1 == 3 and crn == 7 and crm == 5 or op1 == 0 and crn == 7 and crm in (1, 5):
+            return False
+        if crn == 7 and (op1, crm, op2) in at.OPS:
+            return False
+        return not (at_vel2 and op1 in (4, 5, 6))
+
+    @staticmethod
     def counter_read(key: tuple, el: int) -> str | None:
         """Does `_sysreg_el1` answer this MRS at hardware `el` by `timer_read` with
         the system counter ("p") or its virtual view ("v"), before anything else?  (At
