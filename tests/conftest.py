@@ -8,6 +8,7 @@ fixtures (`neve_in_process`) need no import.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -106,6 +107,18 @@ def need_qemu() -> None:
     from neve.qemu import qemu_binary
     if qemu_binary() is None:
         missing("qemu-system-aarch64", ": QEMU is required in CI")
+
+
+def quick_bench(tmp: Path, benchmark: str) -> tuple[dict, Path, str]:
+    """`neve bench --quick --benchmarks BENCHMARK` with --json and --csv into `tmp`:
+    (the JSON document, the CSV's path, the console output, whole table)."""
+    js, cs = tmp / "b.json", tmp / "b.csv"
+    env = dict(os.environ, COLUMNS="300")       # the whole table, not cut to 80 columns
+    p = subprocess.run([sys.executable, "-m", "neve", "bench", "--quick", "--no-progress",
+                        "--benchmarks", benchmark, "--json", str(js), "--csv", str(cs)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return json.loads(js.read_text()), cs, p.stdout
 
 
 def run_kernel(tmp_path: Path, name: str, source: str, base: int = 0x4000_0000):

@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import IMAGES, ROOT, one_line_error, run_neve
+from conftest import IMAGES, one_line_error, quick_bench, run_neve
 from neve.arch import decode, sysregs
 from neve.arch.modes import MODES, NESTED_MODES, Access
 from neve.bench.catalogue import BENCHMARKS, hypercall_window_of
@@ -145,14 +142,7 @@ def test_registered_next_to_the_kvmlike_hypercall():
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bench-minimal")
-    js, cs = tmp / "b.json", tmp / "b.csv"
-    env = dict(os.environ, COLUMNS="300")       # the whole table, not cut to 80 columns
-    p = subprocess.run([sys.executable, "-m", "neve", "bench", "--quick", "--no-progress",
-                        "--benchmarks", "hypercall-minimal", "--json", str(js), "--csv", str(cs)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-    assert p.returncode == 0, p.stderr[-2000:]
-    return json.loads(js.read_text()), cs, p.stdout
+    return quick_bench(tmp_path_factory.mktemp("bench-minimal"), "hypercall-minimal")
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,13 @@ The transcript against QEMU is tests/test_differential.py's (rows countwait...).
 from __future__ import annotations
 
 import csv
-import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 from unicorn import UC_HOOK_CODE
 from unicorn import arm64_const as A
 
-from conftest import IMAGES, ROOT, one_line_error
+from conftest import IMAGES, one_line_error, quick_bench
 from neve.arch import decode, sysregs
 from neve.arch.modes import MODES, NESTED_MODES
 from neve.bench.catalogue import BENCHMARKS, symbol_window
@@ -178,14 +174,7 @@ def test_registered_with_a_quick_image():
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bench-countwait")
-    js, cs = tmp / "b.json", tmp / "b.csv"
-    env = dict(os.environ, COLUMNS="300")       # the whole table, not cut to 80 columns
-    p = subprocess.run([sys.executable, "-m", "neve", "bench", "--quick", "--no-progress",
-                        "--benchmarks", "counter-wait", "--json", str(js), "--csv", str(cs)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-    assert p.returncode == 0, p.stderr[-2000:]
-    return json.loads(js.read_text()), cs, p.stdout
+    return quick_bench(tmp_path_factory.mktemp("bench-countwait"), "counter-wait")
 
 
 @pytest.fixture(scope="module")
