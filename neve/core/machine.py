@@ -39,7 +39,8 @@ from neve.devices.timer import Counter
 from neve.gic.mmio import Distributor, Redistributors
 from neve.gic.state import GICv3
 from neve.errors import BadInput, GuestError, NeveError
-from neve.arch.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
+from neve.arch.platform import BOARD, RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, board_device
+from neve.devices import DeviceClock
 from neve.observe.stats import Stats
 from neve.arch.modes import MODES, NESTED_MODES, Mode
 
@@ -51,7 +52,9 @@ class Machine(ExceptionEntry, SysregHooks):
     def __init__(self, images: list[elf.Image], *, mode: str = "vm", ram_size: int = RAM_SIZE_DEFAULT,
                  max_insns: int | None = None, timeout: float | None = None,
                  uart_out: Callable[[bytes], None] | None = None,
-                 semihost_out: Callable[[bytes], None] | None = None, policy=None) -> None:
+                 semihost_out: Callable[[bytes], None] | None = None, policy=None,
+                 bios: bytes | None = None, pflash: tuple | None = None, rtc_epoch: int = 0,
+                 power_button_at: int | None = None) -> None:
         if mode not in MODES:
             raise BadInput(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
         if not images:
@@ -61,6 +64,11 @@ class Machine(ExceptionEntry, SysregHooks):
         if policy is not None and mode != policy.base:
             raise BadInput(f"policy {policy.name} is based on mode {policy.base}, not {mode}")
         self.images = images
+        # The board's devices built from its table read these (neve/arch/platform.py BOARD):
+        self.bios = bios                        # flash bank 0's contents (QEMU's -bios)
+        self.pflash = pflash                    # files backing the flash banks, by unit (None: the run's own)
+        self.rtc_epoch = rtc_epoch              # the PL031's count at virtual time 0, in seconds
+        self.power_button_at = power_button_at  # system counter value of a power-button press
         self.symbols = elf.SymbolTable(images)
         self.ram_size = ram_size
         self.max_insns = max_insns
@@ -92,6 +100,12 @@ class Machine(ExceptionEntry, SysregHooks):
         self.gic.on_change = self._gic_changed
         self.add_device(Distributor(self.gic))
         self.add_device(Redistributors(self.gic))
+        for row in BOARD:                        # the rest of the board, from its table
+            cls = row.cls() if row.model else None
+            if cls is not None and hasattr(cls, "create"):
+                self.add_device(cls.create(self, row))
+        self.device_clock = DeviceClock(self.counter, [d for d in self.devices if hasattr(d, "next_deadline")])
+        self.add_clock(self.device_clock)
         for v in self.vcpus:
             v.irq = Interrupts(self, v, self.gic, self.counter)
             self.add_clock(v.irq)
@@ -205,7 +219,11 @@ class Machine(ExceptionEntry, SysregHooks):
             self.trap(ev.MMIO, dev.reg_name(off), "w", value)
             dev.write(off, size, value)
 
-        cpu.uc.mmio_map(dev.base, dev.size, rd, None, wr, None)
+        attach = getattr(dev, "attach", None)
+        if attach is not None:          # a device that maps itself (the flash: memory in read-array mode)
+            attach(cpu, rd, wr)
+        else:
+            cpu.uc.mmio_map(dev.base, dev.size, rd, None, wr, None)
 
     def _load(self, im: elf.Image) -> None:
         end_ram = RAM_BASE + self.ram_size
@@ -233,7 +251,7 @@ class Machine(ExceptionEntry, SysregHooks):
 
     def device_at(self, pa: int) -> str | None:
         """The device of the QEMU virt map at a physical address, modelled or not."""
-        return unmodelled_device(pa) or next((d.name for d in self.devices if d.base <= pa < d.base + d.size), None)
+        return board_device(pa) or next((d.name for d in self.devices if d.base <= pa < d.base + d.size), None)
 
     def _uart_write(self, b: bytes) -> None:
         self.transcript += b

@@ -21,3 +21,46 @@ class Device:
 
     def state(self) -> dict:
         return {}
+
+
+def apb_clock_props(sw, phandles: dict, names: tuple[str, ...]) -> None:
+    """A PrimeCell's clock properties as QEMU's virt writes them (clock-names, then
+    clocks: one reference to the board's 24 MHz `apb-pclk` per name)."""
+    sw.property("clock-names", b"".join(n.encode() + b"\0" for n in names))
+    sw.property("clocks", b"".join(phandles["apb-pclk"].to_bytes(4, "big") for _ in names))
+
+
+def cells(*v: int) -> bytes:
+    """Big-endian 32-bit cells of a device-tree property."""
+    return b"".join(x.to_bytes(4, "big") for x in v)
+
+
+class DeviceClock:
+    """The devices' own deadlines on the system counter (the RTC's alarm, the power
+    button's press and release), as one clock of the machine's run loop
+    (Machine.add_clock) and for WFI, which skips time to the next of them as to a
+    timer's (neve/gic/delivery.py Interrupts.wfi).  A device takes part with
+    `next_deadline() -> counter value | None` and `expire(now)`."""
+
+    def __init__(self, counter, devices: list) -> None:
+        self.counter = counter
+        self.devices = devices
+
+    def next_deadline(self) -> int | None:
+        best = None
+        for d in self.devices:
+            t = d.next_deadline()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def next_event(self, icount: int) -> int | None:
+        t = self.next_deadline()
+        return None if t is None else self.counter.to_icount(t)
+
+    def tick(self, icount: int = 0) -> None:
+        now = self.counter.now()
+        for d in self.devices:
+            t = d.next_deadline()
+            if t is not None and t <= now:
+                d.expire(now)

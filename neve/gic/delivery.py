@@ -385,11 +385,17 @@ class Interrupts:
         self.pmu.sync()
         self.update(in_l0=True)
         skipped = 0
+        board = getattr(self.m, "device_clock", None)      # the devices' deadlines (RTC alarm...)
         while not self.wake_event():
             d = self.timers.next_deadline()
+            b = board.next_deadline() if board is not None else None
+            if b is not None and (d is None or b < d):
+                d = b
             if d is None:
                 raise Wedged("WFI with no interrupt that can ever wake the CPU", pc)
             skipped += self.counter.skip_to(d)
+            if b is not None:
+                board.tick()
             self.update(in_l0=True)
         self.kick()
         return skipped
