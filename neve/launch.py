@@ -51,6 +51,26 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _epoch(s: str) -> int:
+    try:
+        v = int(s, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if not 0 <= v < 1 << 32:
+        raise argparse.ArgumentTypeError(f"out of range (0 to 2^32 - 1): {s!r}")
+    return v
+
+
+def _ticks(s: str) -> int:
+    try:
+        v = int(s, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if not 0 <= v < 1 << 63:
+        raise argparse.ArgumentTypeError(f"out of range (0 to 2^63 - 1): {s!r}")
+    return v
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default=None,
                    help="vm: the image is a kernel at EL1 with neve as its hypervisor; v8.3/neve/nv2: the image is "
@@ -64,6 +84,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per trap")
     p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace-event timeline of the world "
                    "switches (opens in Perfetto; see neve/observe/timeline.py)")
+    p.add_argument("--pflash", action="append", default=[], metavar="FILE",
+                   help="back a CFI flash bank with FILE (exactly 64 MiB; writes and erases reach it): unit 0, "
+                        "then unit 1 (with --bios, bank 0 holds the bios and the first --pflash is unit 1)")
+    p.add_argument("--rtc-epoch", type=_epoch, default=0, metavar="SECONDS",
+                   help="the PL031 RTC's count at virtual time 0, in seconds since 1970 (default 0); "
+                        "it advances with virtual time (the system counter)")
+    p.add_argument("--power-button-at", type=_ticks, default=None, metavar="TICKS",
+                   help="press the gpio-keys power button (PL061 GPIO 3) when the system counter reaches TICKS "
+                        "(1 GHz: nanoseconds of virtual time); released 100 ms later, as QEMU's")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="ELF64 AArch64 images")
 
 
@@ -80,8 +109,14 @@ def build_machine(args, uart_out=None):
     if args.mode is None:
         args.mode = "vm"
     images = [elf.load(p) for p in args.images]
+    # Flash units: with a bios, bank 0 holds it and the --pflash files start at unit 1.
+    units = ([None] if getattr(args, "bios", None) else []) + list(getattr(args, "pflash", None) or [])
+    if len(units) > 2:
+        raise BadInput("--pflash: the board has two flash banks" + (" (bank 0 holds the --bios image)"
+                                                                     if getattr(args, "bios", None) else ""))
     return Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
-                   uart_out=uart_out, policy=pol)
+                   uart_out=uart_out, policy=pol, pflash=tuple(units), rtc_epoch=getattr(args, "rtc_epoch", 0),
+                   power_button_at=getattr(args, "power_button_at", None))
 
 
 class Parser(argparse.ArgumentParser):

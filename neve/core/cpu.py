@@ -167,6 +167,8 @@ def uc_implements(word: int, el: int, fp: bool = False) -> bool:
 # "not mine: ask the next one".
 EXECUTE, SKIP = 0, 1
 
+NO_UNTIL = 1        # emu_start's end address: odd, so PC never equals it
+
 
 def alloc_ram(size: int) -> mmap.mmap:
     """Zeroed host memory for guest RAM, to map into one or more CPUs."""
@@ -251,7 +253,9 @@ class CPU:
         self._redirect_pc = None
         self._running = True
         try:
-            self.uc.emu_start(pc, 0, timeout=timeout_us, count=count)
+            # `until` = 1: an address no instruction has (Unicorn stops when PC equals
+            # it; 0 would stop code running at 0, the flash of --bios).
+            self.uc.emu_start(pc, NO_UNTIL, timeout=timeout_us, count=count)
         finally:
             self._running = False
             c = self._counter.value

@@ -275,6 +275,7 @@ class CFIFlash(Device):
         self._cpus.append((cpu, rd, wr))
         for b in self.banks:
             self._map(cpu, b, rd, wr)
+        cpu.flush_tlb()                 # a translation of the range made before (none) must go
 
         def write_prot(uc, access, addr, size, value, _):
             off = addr - self.base
@@ -307,6 +308,7 @@ class CFIFlash(Device):
             if c is cpu:
                 cpu.uc.mem_unmap(b.base, BANK_SIZE)
                 self._map(cpu, b, rd, wr)
+                cpu.flush_tlb()
                 if b.romd and b.dirty:
                     cpu.uc.ctl_remove_cache(b.base, b.base + BANK_SIZE)
         if b.romd and cpu is self._cpus[-1][0]:
