@@ -121,7 +121,7 @@ FETCH = ".global _start\n_start:\n    ldr x30, ={target:#x}\n    ret\n"
 
 @pytest.mark.toolchain
 @pytest.mark.parametrize("target, device", [(0x0900_0000, "UART"), (0x0800_0000, "GICv3 distributor"),
-                                            (0x0, "flash"), (0x1000, "flash")])
+                                            (0x0902_0000, "fw_cfg")])
 def test_fetch_from_a_device_is_unsupported(neve_in_process, tmp_path, target, device):
     img = assemble(tmp_path, "fetch", FETCH.format(target=target), 0x40080000)
     r = neve_in_process(*run_args(img, "vm"))

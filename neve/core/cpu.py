@@ -167,7 +167,6 @@ def uc_implements(word: int, el: int, fp: bool = False) -> bool:
 # "not mine: ask the next one".
 EXECUTE, SKIP = 0, 1
 
-NO_UNTIL = 1        # emu_start's end address: odd, so PC never equals it
 
 
 def alloc_ram(size: int) -> mmap.mmap:
@@ -200,6 +199,7 @@ class CPU:
         # resets it with FP enabled.
         self.cpr_write(3, 0, 1, 0, 2, 0)
         self._buffers: list = []
+        self.until = 0                        # emu_start's end address (see run)
         self._raw_hooks: list = []
         self._running = False                 # inside emu_start (a hook is running)
         self._between: list = []              # between_slices actions waiting for its end
@@ -253,9 +253,9 @@ class CPU:
         self._redirect_pc = None
         self._running = True
         try:
-            # `until` = 1: an address no instruction has (Unicorn stops when PC equals
-            # it; 0 would stop code running at 0, the flash of --bios).
-            self.uc.emu_start(pc, NO_UNTIL, timeout=timeout_us, count=count)
+            # Unicorn stops when PC equals `until`: 0 (no code there) unless code runs
+            # from the flash at 0 (--bios), then 1, which no instruction has.
+            self.uc.emu_start(pc, self.until, timeout=timeout_us, count=count)
         finally:
             self._running = False
             c = self._counter.value

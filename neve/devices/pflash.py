@@ -240,6 +240,7 @@ class CFIFlash(Device):
 
     def __init__(self, base: int = 0, bios: bytes | None = None, files: tuple = (None, None)) -> None:
         self.base = base
+        self.bios = bios is not None
         if bios is not None and len(bios) > BANK_SIZE:
             raise BadInput(f"--bios: {len(bios)} bytes do not fit the 64 MiB flash bank 0")
         files = tuple(files) + (None,) * (BANKS - len(files))
@@ -273,6 +274,11 @@ class CFIFlash(Device):
         """Map the banks into `cpu` (Machine._map_device): `rd`/`wr` are the machine's MMIO
         callbacks for this device (offsets from its base)."""
         self._cpus.append((cpu, rd, wr))
+        if self.bios:
+            # emu_start's default end address (0) would stop the bios at its first
+            # instruction.  (1 is kept for --bios only: with it, two nested-mode fuzz
+            # cases behind L1's stage 2 stopped being refused; not understood yet.)
+            cpu.until = 1
         for b in self.banks:
             self._map(cpu, b, rd, wr)
         cpu.flush_tlb()                 # a translation of the range made before (none) must go
