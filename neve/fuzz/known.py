@@ -150,6 +150,17 @@ def _pl011_receive(d, case) -> bool:
         _store_overlaps(s.note, 0x0900_0030, 4) for s in case.a + case.epilogue + case.b)
 
 
+def _dtb_in_flash(d, case) -> bool:
+    """A load whose address, in the 44 bits of the physical address space, falls in flash
+    bank 0 reads zero in neve and something else on QEMU."""
+    m = _ACCESS.match(d.what)
+    if m is None or not (_value(d.neve) and _value(d.qemu)) or not m.group(1):
+        return False
+    if int(m.group(2), 16) & ((1 << 44) - 1) >= 0x0400_0000:
+        return False
+    return set(d.neve.split(" = ", 1)[1].strip()) == {"0"}
+
+
 def _store_overlaps(note: str, lo: int, size: int) -> bool:
     """Is the slot a store (STR*, STUR*, STP...) whose bytes overlap [lo, lo + size)?"""
     m = re.match(r"(st\S*) size (\d+) at (0x[0-9a-f]+) ", note)
@@ -235,6 +246,10 @@ KNOWN: tuple[Known, ...] = (
           "neve's PL011 has no receive path: DR reads 0 and loopback (UARTCR.LBE) is not "
           "modelled (a documented limit).  QEMU loops the harness's own output back into its "
           "receive FIFO.", _pl011_receive),
+    Known("QEMU's DTB in flash", "neve",
+          "For an ELF -kernel, QEMU 10 writes its device tree blob at the start of flash bank 0 "
+          "(a ROM image in the flash); neve's bank 0 is blank (zero) unless --bios or --pflash "
+          "fill it, so a load there reads 0 in neve and the DTB's bytes on QEMU.", _dtb_in_flash),
     Known("ERET to AArch64 EL0 under an AArch32 EL1", "QEMU",
           "With HCR_EL2.RW = 0, EL1 and so EL0 use AArch32: a return to AArch64 EL0 is an illegal "
           "exception return (Arm ARM IllegalExceptionReturn).  QEMU 10 checks the register width "
