@@ -429,3 +429,27 @@ def test_high_ecam_through_the_mmu_is_unsupported(tmp_path, neve_in_process):
     assert r.returncode == 125
     line = one_line_error(r)
     assert line.startswith("neve: unsupported: access to the QEMU virt PCIe ECAM at PA 0x4010000000 at PC 0x4000")
+
+
+def _at_el2(src: str) -> str:
+    """The same mapping made by a guest hypervisor in its own EL2 regime (TTBR0_EL2)."""
+    for a, b in (("msr     mair_el1, x0", "msr     mair_el2, x0"),
+                 ("(16 | (1 << 8) | (1 << 10) | (3 << 12) | (16 << 16) | (1 << 24) | (1 << 26) | (3 << 28) | (2 << 30) "
+                  "| (4 << 32))", "(16 | (1 << 8) | (1 << 10) | (3 << 12) | (4 << 16) | (1 << 31) | (1 << 23))"),
+                 ("msr     tcr_el1, x0", "msr     tcr_el2, x0"),
+                 ("msr     ttbr0_el1, x0\n    msr     ttbr1_el1, x0", "msr     ttbr0_el2, x0"),
+                 ("sctlr_el1", "sctlr_el2"),
+                 ("ldr     x8, =0xffff000090000000", "ldr     x8, =0x90000000")):
+        assert a in src, a
+        src = src.replace(a, b)
+    return src
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("mode", ["v8.3", "nv2"])
+def test_high_ecam_through_the_el2_mmu_is_unsupported(tmp_path, neve_in_process, mode):
+    """At virtual EL2 with L1's EL2 MMU on (neve translates with its own walker)."""
+    img = assemble(tmp_path, "ecam2", _at_el2(ECAM_MMU), 0x4000_0000)
+    r = neve_in_process("run", "--mode", mode, img)
+    assert r.returncode == 125
+    assert one_line_error(r).startswith("neve: unsupported: access to the QEMU virt PCIe ECAM at PA 0x4010000000 at PC ")
