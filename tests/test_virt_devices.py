@@ -453,3 +453,66 @@ def test_high_ecam_through_the_el2_mmu_is_unsupported(tmp_path, neve_in_process,
     r = neve_in_process("run", "--mode", mode, img)
     assert r.returncode == 125
     assert one_line_error(r).startswith("neve: unsupported: access to the QEMU virt PCIe ECAM at PA 0x4010000000 at PC ")
+
+
+def _qemu_dtb(tmp_path) -> bytes:
+    import subprocess
+    from neve.qemu import qemu_binary
+    need_qemu()
+    out = tmp_path / "qemu.dtb"
+    subprocess.run([qemu_binary(), "-M", f"virt,gic-version=3,dumpdtb={out}", "-cpu", "max", "-m", "128M",
+                    "-nographic", "-monitor", "none"], check=True, capture_output=True, timeout=60)
+    return out.read_bytes()
+
+
+def _nodes(fdt, parent: int = 0) -> dict:
+    """{path: [(property, value)...]} of the subtree under `parent`, properties in blob order."""
+    import libfdt
+    out = {}
+
+    def walk(node: int, path: str) -> None:
+        props = []
+        off = fdt.first_property_offset(node, libfdt.QUIET_NOTFOUND)
+        while off >= 0:
+            p = fdt.get_property_by_offset(off)
+            props.append((p.name, bytes(p)))
+            off = fdt.next_property_offset(off, libfdt.QUIET_NOTFOUND)
+        out[path] = props
+        sub = fdt.first_subnode(node, libfdt.QUIET_NOTFOUND)
+        while sub >= 0:
+            walk(sub, f"{path}/{fdt.get_name(sub)}")
+            sub = fdt.next_subnode(sub, libfdt.QUIET_NOTFOUND)
+    sub = fdt.first_subnode(parent, libfdt.QUIET_NOTFOUND)
+    while sub >= 0:
+        walk(sub, "/" + fdt.get_name(sub))
+        sub = fdt.next_subnode(sub, libfdt.QUIET_NOTFOUND)
+    return out
+
+
+def test_device_tree_nodes_match_qemu(tmp_path):
+    """Each new device's `describe` writes its node(s) as QEMU's virt DTB has them: name,
+    properties in QEMU's order, values (phandles as QEMU numbers them: apb-pclk 0x8000,
+    gic 0x8002, the PL061 0x8004)."""
+    import libfdt
+    from neve.arch.platform import BOARD
+    from neve.core.machine import Machine  # noqa: F401  (the device modules, as the machine loads them)
+    devices = []
+    for row in BOARD:
+        if row.model and row.name not in ("UART", "GICv3 distributor", "GICv3 redistributor"):
+            cls = row.cls()
+            devices.append(cls(row.base) if row.name == "flash" else
+                           cls(row.base, row.intid) if row.name == "virtio-mmio" else
+                           cls(row.base, row.intid, None, None))
+    sw = libfdt.FdtSw()
+    sw.finish_reservemap()
+    phandles = {"apb-pclk": 0x8000, "gic": 0x8002, "its": 0x8003}
+    with sw.add_node(""):
+        for d in devices:
+            d.describe(sw, phandles)
+    assert phandles["pl061"] == 0x8004
+    ours = _nodes(sw.as_fdt())
+    qemu = _nodes(libfdt.Fdt(_qemu_dtb(tmp_path)))
+    assert len(ours) == 1 + 32 + 1 + 2 + 1        # flash, virtio, pl031, gpio-keys (+ poweroff), pl061
+    for path, props in ours.items():
+        assert path in qemu, path
+        assert props == qemu[path], path
