@@ -199,7 +199,6 @@ class CPU:
         # resets it with FP enabled.
         self.cpr_write(3, 0, 1, 0, 2, 0)
         self._buffers: list = []
-        self.until = 0                        # emu_start's end address (see run)
         self._raw_hooks: list = []
         self._running = False                 # inside emu_start (a hook is running)
         self._between: list = []              # between_slices actions waiting for its end
@@ -253,9 +252,12 @@ class CPU:
         self._redirect_pc = None
         self._running = True
         try:
-            # Unicorn stops when PC equals `until`: 0 (no code there) unless code runs
-            # from the flash at 0 (--bios), then 1, which no instruction has.
-            self.uc.emu_start(pc, self.until, timeout=timeout_us, count=count)
+            # Unicorn stops when PC reaches `until`.  0 is where no code usually is, and
+            # any other address costs a TLB fill for its page at each emu_start (under
+            # the nested modes' UC_TLB_VIRTUAL, a fault of the guest's tables).  Code at
+            # 0 (flash bank 0, --bios) then stops there once, and the next slice starts
+            # at 0 with `until` 1, an address no instruction has, in the same page.
+            self.uc.emu_start(pc, 1 if pc == 0 else 0, timeout=timeout_us, count=count)
         finally:
             self._running = False
             c = self._counter.value

@@ -150,6 +150,12 @@ def mmu_abort(m: Machine, prefetch: bool, pc: int) -> None:
     if prefetch:
         t = mmu.walk_stage1(read64_phys(m), regime, pc, execute=True, el=el)
         if not isinstance(t, mmu.Fault):
+            if pc == 0 and m.executable(t.pa):
+                # Unicorn stopping at emu_start's end address 0 (CPU.run): end the
+                # slice with nothing executed; the next one runs on from 0.
+                m.cpu.pc = 0
+                m.cpu.stop_before_current()
+                return
             fetch_from_device(m, pc, t.pa)
             raise Unsupported("instruction abort that the page tables do not explain", pc)
         ec = decode.EC_IABT_CUR if same else decode.EC_IABT_LOW

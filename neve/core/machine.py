@@ -249,6 +249,14 @@ class Machine(ExceptionEntry, SysregHooks):
             return True
         return any(d.base <= pa < d.base + d.size for d in self.devices)
 
+    def executable(self, pa: int) -> bool:
+        """Can code run from this physical address: RAM, or a device mapped as memory
+        (flash bank 0 in read-array mode)?"""
+        if RAM_BASE <= pa < RAM_BASE + self.ram_size:
+            return True
+        return any(d.base <= pa < d.base + d.size and getattr(d, "executable", lambda _: False)(pa)
+                   for d in self.devices)
+
     def device_at(self, pa: int) -> str | None:
         """The device of the QEMU virt map at a physical address, modelled or not."""
         return board_device(pa) or next((d.name for d in self.devices if d.base <= pa < d.base + d.size), None)

@@ -240,7 +240,6 @@ class CFIFlash(Device):
 
     def __init__(self, base: int = 0, bios: bytes | None = None, files: tuple = (None, None)) -> None:
         self.base = base
-        self.bios = bios is not None
         if bios is not None and len(bios) > BANK_SIZE:
             raise BadInput(f"--bios: {len(bios)} bytes do not fit the 64 MiB flash bank 0")
         files = tuple(files) + (None,) * (BANKS - len(files))
@@ -254,6 +253,10 @@ class CFIFlash(Device):
     @classmethod
     def create(cls, m, row):
         return cls(row.base, getattr(m, "bios", None), getattr(m, "pflash", (None, None)) or (None, None))
+
+    def executable(self, pa: int) -> bool:
+        """Is the bank at `pa` mapped as memory (read-array mode)?"""
+        return self.banks[(pa - self.base) // BANK_SIZE].romd
 
     def reg_name(self, off: int) -> str:
         return f"flash{off // BANK_SIZE}+{off % BANK_SIZE:#x}"
@@ -274,11 +277,6 @@ class CFIFlash(Device):
         """Map the banks into `cpu` (Machine._map_device): `rd`/`wr` are the machine's MMIO
         callbacks for this device (offsets from its base)."""
         self._cpus.append((cpu, rd, wr))
-        if self.bios:
-            # emu_start's default end address (0) would stop the bios at its first
-            # instruction.  (1 is kept for --bios only: with it, two nested-mode fuzz
-            # cases behind L1's stage 2 stopped being refused; not understood yet.)
-            cpu.until = 1
         for b in self.banks:
             self._map(cpu, b, rd, wr)
         cpu.flush_tlb()                 # a translation of the range made before (none) must go

@@ -339,7 +339,7 @@ class ShadowStage2:
     def _fetch_from_device(self, va: int, pa: int) -> bool:
         """Code behind a device (L1's tables map it there): QEMU executes it, Unicorn
         cannot; say so (as neve/core/faults.py: fetch_from_device for a single stage)."""
-        if RAM_BASE <= pa < self._ram_end:
+        if RAM_BASE <= pa < self._ram_end or self.m.executable(pa):
             return False
         err = Unsupported(f"instruction fetch from the QEMU virt {self.m.device_at(pa)} at PA {pa:#x} "
                           f"(VA {va:#x}, through L1's tables)", self.cpu.pc)
