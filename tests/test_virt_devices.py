@@ -516,3 +516,38 @@ def test_device_tree_nodes_match_qemu(tmp_path):
     for path, props in ours.items():
         assert path in qemu, path
         assert props == qemu[path], path
+
+
+@pytest.mark.toolchain
+def test_power_button_matches_qemu_system_powerdown(tmp_path):
+    """QEMU presses its gpio-keys button on the monitor's `system_powerdown`: the same two
+    GPIO interrupts (press, release 100 ms later) reach the guest's handler as with
+    neve's --power-button-at (the times differ: QEMU's are host time)."""
+    import socket
+    import subprocess
+    import time
+    from neve.qemu import qemu_command
+    need_qemu()
+    img = assemble(tmp_path, "button", BUTTON, 0x4000_0000)
+    ours = run_neve("run", "--power-button-at", "5000000", img, timeout=60)
+    sock = tmp_path / "mon.sock"
+    cmd = qemu_command([img], semihosting=False)
+    cmd[cmd.index("-monitor") + 1] = f"unix:{sock},server=on,wait=off"
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)                            # the guest waits in WFI by now
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(sock))
+            s.sendall(b"system_powerdown\n")
+            out, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    fields = [line.split()[:3] for line in out.decode().splitlines()]
+    assert fields == [["27", "08", "08"], ["27", "08", "00"]], out
+    assert fields == [line.split()[:3] for line in ours.stdout.decode().splitlines()]
