@@ -103,13 +103,13 @@ def build_machine(args, uart_out=None):
         args.mode = "vm"
     dump = getattr(args, "dumpdtb", None)
     kernel, bios = getattr(args, "kernel", None), getattr(args, "bios", None)
-    if not args.images and kernel is None and bios is None and not dump:
-        raise BadInput("nothing to run: give an ELF image, --kernel FILE or --bios FILE")
     from neve import boot
     first, how = boot.prepare(kernel=kernel, initrd=getattr(args, "initrd", None),
                               append=getattr(args, "append", None), dtb=getattr(args, "dtb", None), bios=bios,
                               kernel_addr=getattr(args, "kernel_addr", None), ram_size=args.ram,
                               dump_only=bool(dump))
+    if not args.images and kernel is None and bios is None and not dump:
+        raise BadInput("nothing to run: give an ELF image, --kernel FILE or --bios FILE")
     images = first + [elf.load(p) for p in args.images]
     m = Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
                 uart_out=uart_out, policy=pol, boot=how)
