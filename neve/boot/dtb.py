@@ -221,7 +221,7 @@ def validate(blob: bytes, name: str) -> bytes:
             raise BadInput(f"--dtb {name}: truncated device tree blob ({len(blob)} bytes, its header says "
                            f"{fdt.totalsize()})")
         off, depth = 0, 0
-        while off >= 0:                                 # every node and property: the structure block
+        while off >= 0 and depth >= 0:                  # every node and property: the structure block
             fdt.get_name(off)
             p = fdt.first_property_offset(off, [libfdt.NOTFOUND])
             while p >= 0:
