@@ -8,6 +8,7 @@ import argparse
 import math
 import sys
 
+from neve import boot
 from neve.core import elf
 from neve.core.machine import MODES, Machine
 from neve.el2 import policy
@@ -103,7 +104,6 @@ def build_machine(args, uart_out=None):
         args.mode = "vm"
     dump = getattr(args, "dumpdtb", None)
     kernel, bios = getattr(args, "kernel", None), getattr(args, "bios", None)
-    from neve import boot
     first, how = boot.prepare(kernel=kernel, initrd=getattr(args, "initrd", None),
                               append=getattr(args, "append", None), dtb=getattr(args, "dtb", None), bios=bios,
                               kernel_addr=getattr(args, "kernel_addr", None), ram_size=args.ram,

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import libfdt
 
+from neve.arch.modes import NESTED_MODES
 from neve.arch.platform import GICD_BASE, GICR_BASE, RAM_BASE
+from neve.devices.pl011 import PL011
 from neve.errors import BadInput
 
 FDT_SIZE = 1 << 20                  # QEMU virt's blob size (the generated tree's totalsize)
@@ -99,9 +101,6 @@ def _describers(machine, parent: str | None) -> list:
 
 def generate(machine, *, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
     """The device tree blob (totalsize 1 MiB, as QEMU's) for `machine`."""
-    from neve.arch.modes import NESTED_MODES
-    from neve.devices.pl011 import PL011
-
     at_el2 = machine.mode in NESTED_MODES
     ph = Phandles()
     ph.alloc("apb-pclk")

@@ -17,11 +17,13 @@ import sys
 import time
 from typing import Callable
 
-from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED
+from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE_PROT
+from unicorn import UC_PROT_EXEC, UC_PROT_READ
 from unicorn import UC_ERR_FETCH_PROT
 from unicorn import arm64_const as A
 
 from neve.core import faults, elf, fastpath
+from neve.boot import dtb
 from neve.arch import decode
 from neve.observe import events as ev
 from neve.core.align import DeviceAlignment
@@ -38,7 +40,7 @@ from neve.devices.pl011 import PL011
 from neve.devices.timer import Counter
 from neve.gic.mmio import Distributor, Redistributors
 from neve.gic.state import GICv3
-from neve.errors import BadInput, GuestError, NeveError
+from neve.errors import BadInput, GuestError, NeveError, Unsupported
 from neve.arch.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
 from neve.observe.stats import Stats
 from neve.arch.modes import MODES, NESTED_MODES, Mode
@@ -234,7 +236,6 @@ class Machine(ExceptionEntry, SysregHooks):
     def _install_dtb(self) -> None:
         """The device tree (the user's --dtb, or generated from the board now that its
         devices exist), written where neve.boot placed it."""
-        from neve.boot import dtb
         b = self.boot
         self.dtb = b.user_dtb if b.user_dtb is not None else dtb.generate(self, bootargs=b.bootargs,
                                                                               initrd=b.initrd)
@@ -248,9 +249,6 @@ class Machine(ExceptionEntry, SysregHooks):
         """--bios: the firmware in flash bank 0 (address 0), readable and executable,
         the rest of the bank reading 0 as on QEMU.  A stand-in for the CFI flash device:
         the flash's commands (a write to the bank) stop the run as unsupported."""
-        from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_EXEC, UC_PROT_READ
-        from neve.core.entry import _raiser
-        from neve.errors import Unsupported
         cpu.uc.mem_map(0, self.FIRMWARE_SIZE, UC_PROT_READ | UC_PROT_EXEC)
         cpu.uc.mem_write(0, fw)
         cpu.until = 0xFFFF_FFFF_FFFF_FFFC      # not 0: the firmware starts there
@@ -259,7 +257,10 @@ class Machine(ExceptionEntry, SysregHooks):
         def write(uc, access, addr, size, value, _):
             err = Unsupported(f"write to the QEMU virt flash at PA {addr:#x} (CFI flash commands are not "
                               "modelled; the firmware is mapped read-only)", self.cpu.pc)
-            self.defer(_raiser(err))
+
+            def fail() -> None:
+                raise err
+            self.defer(fail)
             return False
         cpu.uc.hook_add(UC_HOOK_MEM_WRITE_PROT, write, None, 0, self.FIRMWARE_SIZE - 1)
 
