@@ -421,3 +421,39 @@ def test_uboot_legacy_image_refused(tmp_path):
     p = tmp_path / "uImage"
     p.write_bytes(struct.pack(">I", 0x27051956) + bytes(60))
     bad(neve_boot(kernel=p), "uImage")
+
+
+def test_dtb_needs_kernel_or_bios(tmp_path):
+    from conftest import image
+    p = tmp_path / "q.dtb"
+    assert qemu_boot(dumpdtb=p).returncode == 0
+    bad(run_neve("run", "--dtb", p, image("hello")), "--dtb needs --kernel or --bios")
+
+
+FLASH_WRITER = MACROS + r"""
+    .global _start
+_start:
+    ldr     x1, =0x09000000
+    mov     x7, #0x100
+    ldr     w0, [x7]                    // flash reads: what --bios put there (0 past the file)
+    put_hex_x0 32
+    mov     w2, #'\n'
+    strb    w2, [x1]
+    mov     w0, #0x98                   // CFI "read query": a write to the flash
+    str     w0, [x7]
+    system_off_any_el
+    .ltorg
+"""
+
+
+def test_bios_flash_write_is_unsupported(tmp_path):
+    """Until the CFI flash device exists, the firmware's bank is read-only: a write
+    (a CFI command) stops the run as unsupported, naming the flash."""
+    elf = assemble(tmp_path, "fw", FLASH_WRITER, 0)
+    fw = tmp_path / "fw.bin"
+    subprocess.run([need_tool(CROSS + "objcopy"), "-O", "binary", str(elf), str(fw)], check=True)
+    r = neve_boot(bios=fw)
+    assert r.returncode == 125, r.stderr
+    assert r.stdout == b"00000000\n"
+    err = one_line_error(r)
+    assert "unsupported: write to the QEMU virt flash at PA 0x100" in err, err

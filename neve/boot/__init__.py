@@ -49,7 +49,9 @@ def prepare(*, kernel: str | None, initrd: str | None, append: str | None, dtb: 
         if initrd is not None or append is not None or kernel_addr is not None:
             what = "--initrd" if initrd is not None else "--append" if append is not None else "--kernel-addr"
             raise BadInput(f"{what} needs --kernel")
-        if dtb is None and not dump_only:
+        if not dump_only:
+            if dtb is not None:
+                raise BadInput("--dtb needs --kernel or --bios (ELF images given without them get no device tree)")
             return [], None
     if kernel is not None and bios is not None:
         raise BadInput("--kernel with --bios: QEMU hands the kernel to the firmware through fw_cfg, which neve "
