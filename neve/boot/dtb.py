@@ -19,7 +19,8 @@ What the generator writes, from the Machine:
 * /pl011@9000000 with the 24 MHz /apb-pclk clock, /aliases serial0;
 * /chosen: bootargs (--append), stdout-path, linux,initrd-start/-end (64-bit cells).
   No kaslr-seed and no rng-seed (QEMU's are random; neve's runs are deterministic):
-  the kernel boots without KASLR, as on QEMU with `-M virt,dtb-kaslr-seed=off`.
+  the tree is QEMU's with `-M virt,dtb-randomness=off`, and the kernel boots without
+  KASLR ("KASLR disabled due to lack of seed").
 
 Every other device of `machine.devices` with a `describe(sw, phandles)` method adds
 its own node, in ascending base order, with `sw` positioned inside the root node (or
