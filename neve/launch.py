@@ -8,6 +8,7 @@ import argparse
 import math
 import sys
 
+from neve import boot
 from neve.core import elf
 from neve.core.machine import MODES, Machine
 from neve.el2 import policy
@@ -51,6 +52,16 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _address(s: str) -> int:
+    try:
+        v = int(s, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an address: {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"not an address: {s!r}")
+    return v
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default=None,
                    help="vm: the image is a kernel at EL1 with neve as its hypervisor; v8.3/neve/nv2: the image is "
@@ -64,7 +75,19 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per trap")
     p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace-event timeline of the world "
                    "switches (opens in Perfetto; see neve/observe/timeline.py)")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="ELF64 AArch64 images")
+    g = p.add_argument_group("booting as QEMU's -M virt does (neve/boot/)")
+    g.add_argument("--kernel", metavar="FILE", help="the kernel: an ELF, an arm64 Linux Image (gzip-compressed or "
+                   "not) or a raw binary, placed and started as QEMU's -kernel")
+    g.add_argument("--initrd", metavar="FILE", help="initial RAM disk for a Linux kernel (as QEMU's -initrd)")
+    g.add_argument("--append", metavar="STR", help="kernel command line: /chosen/bootargs (as QEMU's -append)")
+    g.add_argument("--dtb", metavar="FILE", help="use this device tree blob instead of the generated one")
+    g.add_argument("--bios", metavar="FILE", help="firmware in flash bank 0, started at address 0 (as QEMU's -bios)")
+    g.add_argument("--kernel-addr", type=_address, metavar="ADDR",
+                   help="load address of a raw-binary --kernel (default: RAM base + 0x80000, as QEMU)")
+    g.add_argument("--dumpdtb", metavar="FILE", help="write the device tree the guest would get to FILE and exit "
+                   "(as QEMU's -machine dumpdtb=FILE)")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="ELF64 AArch64 images (the first one's entry is where "
+                   "the CPU starts, unless --kernel or --bios is given)")
 
 
 def build_machine(args, uart_out=None):
@@ -79,9 +102,26 @@ def build_machine(args, uart_out=None):
             raise BadInput(f"--policy {args.policy} has base {pol.base!r}; use --mode {pol.base} or drop --mode")
     if args.mode is None:
         args.mode = "vm"
-    images = [elf.load(p) for p in args.images]
-    return Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
-                   uart_out=uart_out, policy=pol)
+    dump = getattr(args, "dumpdtb", None)
+    kernel, bios = getattr(args, "kernel", None), getattr(args, "bios", None)
+    first, how = boot.prepare(kernel=kernel, initrd=getattr(args, "initrd", None),
+                              append=getattr(args, "append", None), dtb=getattr(args, "dtb", None), bios=bios,
+                              kernel_addr=getattr(args, "kernel_addr", None), ram_size=args.ram,
+                              dump_only=bool(dump))
+    if not args.images and kernel is None and bios is None and not dump:
+        raise BadInput("nothing to run: give an ELF image, --kernel FILE or --bios FILE")
+    images = first + [elf.load(p) for p in args.images]
+    m = Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
+                uart_out=uart_out, policy=pol, boot=how)
+    if dump:
+        # As QEMU's -machine dumpdtb: write the tree the guest would get, and exit.
+        try:
+            with open(dump, "wb") as f:
+                f.write(m.dtb)
+        except OSError as e:
+            raise BadInput(f"--dumpdtb {dump}: {e.strerror}") from None
+        raise SystemExit(0)
+    return m
 
 
 class Parser(argparse.ArgumentParser):

@@ -190,6 +190,10 @@ class CPU:
         # fast path reads the counter as base + Unicorn's own count, neve/core/fastpath.py).
         self.base = ctypes.c_int64(0)     # may be negative for a moment (end_slice_after_current)
         self.slice_count = 0      # the count limit of the running emu_start
+        # emu_start's `until`: Unicorn stops (with a prefetch abort) when a block starts
+        # there.  0 is nothing's address unless firmware runs from flash at 0 (--bios),
+        # which moves it to the last word of the address space.
+        self.until = 0
         # Non-secure, EL2 present with HVC enabled, lower levels AArch64.
         self.cpr_write(3, 6, 1, 1, 0, (1 << 0) | (1 << 8) | (1 << 10))
         # HCR_EL2: RW (EL1 is AArch64), TWI (WFI arrives as UDEF so L0 sees it).
@@ -251,7 +255,7 @@ class CPU:
         self._redirect_pc = None
         self._running = True
         try:
-            self.uc.emu_start(pc, 0, timeout=timeout_us, count=count)
+            self.uc.emu_start(pc, self.until, timeout=timeout_us, count=count)
         finally:
             self._running = False
             c = self._counter.value

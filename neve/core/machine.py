@@ -17,11 +17,13 @@ import sys
 import time
 from typing import Callable
 
-from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED
+from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, UC_HOOK_MEM_WRITE_PROT
+from unicorn import UC_PROT_EXEC, UC_PROT_READ
 from unicorn import UC_ERR_FETCH_PROT
 from unicorn import arm64_const as A
 
 from neve.core import faults, elf, fastpath
+from neve.boot import dtb
 from neve.arch import decode
 from neve.observe import events as ev
 from neve.core.align import DeviceAlignment
@@ -38,7 +40,7 @@ from neve.devices.pl011 import PL011
 from neve.devices.timer import Counter
 from neve.gic.mmio import Distributor, Redistributors
 from neve.gic.state import GICv3
-from neve.errors import BadInput, GuestError, NeveError
+from neve.errors import BadInput, GuestError, NeveError, Unsupported
 from neve.arch.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
 from neve.observe.stats import Stats
 from neve.arch.modes import MODES, NESTED_MODES, Mode
@@ -51,11 +53,13 @@ class Machine(ExceptionEntry, SysregHooks):
     def __init__(self, images: list[elf.Image], *, mode: str = "vm", ram_size: int = RAM_SIZE_DEFAULT,
                  max_insns: int | None = None, timeout: float | None = None,
                  uart_out: Callable[[bytes], None] | None = None,
-                 semihost_out: Callable[[bytes], None] | None = None, policy=None) -> None:
+                 semihost_out: Callable[[bytes], None] | None = None, policy=None, boot=None) -> None:
         if mode not in MODES:
             raise BadInput(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
-        if not images:
+        if not images and boot is None:
             raise BadInput("no image given")
+        self.boot = boot                # neve.boot.Boot: --kernel/--bios/--dtb (None: ELF images only)
+        self.dtb: bytes | None = None   # the device tree given to the guest (neve/boot/dtb.py)
         self.mode = Mode(mode)
         self.policy = policy
         if policy is not None and mode != policy.base:
@@ -102,6 +106,8 @@ class Machine(ExceptionEntry, SysregHooks):
             if v.fast is not None:
                 self._run_on(v)
                 v.fast.build()
+        if boot is not None:
+            self._install_dtb()
         self._run_on(self.vcpus[0])
         self.regime_changed()
 
@@ -132,7 +138,9 @@ class Machine(ExceptionEntry, SysregHooks):
         else:
             cpu.add_sysreg_hook(A.UC_ARM64_INS_SYS, self._hook_sys)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
-        cpu.pc = self.images[0].entry
+        cpu.pc = self.boot.entry if self.boot is not None else self.images[0].entry
+        if self.boot is not None and self.boot.bios is not None:
+            self._map_firmware(cpu, self.boot.bios)
         # RAM outside the loaded images is zero, so only they can hold an ERET now;
         # code written later is scanned when the guest does its IC maintenance.
         for im in self.images:
@@ -225,9 +233,43 @@ class Machine(ExceptionEntry, SysregHooks):
             self.ram[off:off + len(s.data)] = s.data
             self.ram[off + len(s.data):off + s.memsz] = bytes(s.memsz - len(s.data))
 
+    def _install_dtb(self) -> None:
+        """The device tree (the user's --dtb, or generated from the board now that its
+        devices exist), written where neve.boot placed it."""
+        b = self.boot
+        self.dtb = b.user_dtb if b.user_dtb is not None else dtb.generate(self, bootargs=b.bootargs,
+                                                                              initrd=b.initrd)
+        if b.dtb_addr is not None:
+            off = b.dtb_addr - RAM_BASE
+            self.ram[off:off + len(self.dtb)] = self.dtb
+
+    FIRMWARE_SIZE = 64 << 20        # flash bank 0 of QEMU virt, where --bios goes
+
+    def _map_firmware(self, cpu: CPU, fw: bytes) -> None:
+        """--bios: the firmware in flash bank 0 (address 0), readable and executable,
+        the rest of the bank reading 0 as on QEMU.  A stand-in for the CFI flash device:
+        the flash's commands (a write to the bank) stop the run as unsupported."""
+        cpu.uc.mem_map(0, self.FIRMWARE_SIZE, UC_PROT_READ | UC_PROT_EXEC)
+        cpu.uc.mem_write(0, fw)
+        cpu.until = 0xFFFF_FFFF_FFFF_FFFC      # not 0: the firmware starts there
+        self.firmware = (0, self.FIRMWARE_SIZE)
+
+        def write(uc, access, addr, size, value, _):
+            err = Unsupported(f"write to the QEMU virt flash at PA {addr:#x} (CFI flash commands are not "
+                              "modelled; the firmware is mapped read-only)", self.cpu.pc)
+
+            def fail() -> None:
+                raise err
+            self.defer(fail)
+            return False
+        cpu.uc.hook_add(UC_HOOK_MEM_WRITE_PROT, write, None, 0, self.FIRMWARE_SIZE - 1)
+
     def backed(self, pa: int) -> bool:
         """Is there something at this physical address (RAM or an emulated device)?"""
         if RAM_BASE <= pa < RAM_BASE + self.ram_size:
+            return True
+        fw = getattr(self, "firmware", None)
+        if fw is not None and fw[0] <= pa < fw[1]:
             return True
         return any(d.base <= pa < d.base + d.size for d in self.devices)
 
