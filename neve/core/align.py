@@ -41,6 +41,7 @@ if TYPE_CHECKING:                       # types only: no import at run time
 
 FSC_ALIGNMENT = 0x21
 _HCR_DC = 1 << 12
+_SCTLR_A = 1 << 1
 _KEY_SCTLR_EL1 = sysregs.BY_NAME["SCTLR_EL1"].key
 _X = [getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
 _Q = [getattr(A, f"UC_ARM64_REG_Q{i}") for i in range(32)]
@@ -56,10 +57,23 @@ def device_regime(m: Machine) -> bool:
     return not (v is not None and v.get("HCR_EL2") & _HCR_DC)
 
 
+def strict_regime(m: Machine) -> bool:
+    """Does the running regime check the alignment of every access (SCTLR_ELx.A)?"""
+    v = m.vel2
+    if v is not None and v.active:
+        return bool(v.get("SCTLR_EL2") & _SCTLR_A)
+    return bool(m.cpu.cpr_read(*_KEY_SCTLR_EL1) & _SCTLR_A)
+
+
+def checked_regime(m: Machine) -> bool:
+    """Must the memory hook check the alignment of every access (MMU off, or SCTLR.A)?"""
+    return device_regime(m) or strict_regime(m)
+
+
 def must_align(m: Machine, ld: decode.LdSt) -> bool:
     """Does this access fault when unaligned?  Exclusives and acquire/release always;
-    every access when the regime's MMU is off."""
-    return ld.exclusive or ld.acqrel or ld.rmw or device_regime(m)
+    every access when the regime's MMU is off or its SCTLR.A is set."""
+    return ld.exclusive or ld.acqrel or ld.rmw or checked_regime(m)
 
 
 def alignment(ld: decode.LdSt) -> int:
@@ -76,10 +90,12 @@ def misaligned(m: Machine, ld: decode.LdSt | None, va: int) -> bool:
     return ld is not None and not ld.cm and va % alignment(ld) != 0 and must_align(m, ld)
 
 
-def misaligned_first(ld: decode.LdSt | None, va: int) -> bool:
-    """Unaligned where the instruction itself requires alignment (exclusives, acquire/
-    release): this alignment fault comes before any translation fault."""
-    return ld is not None and not ld.cm and va % alignment(ld) != 0 and (ld.exclusive or ld.acqrel or ld.rmw)
+def misaligned_first(ld: decode.LdSt | None, va: int, m: Machine | None = None) -> bool:
+    """Unaligned where the instruction itself (exclusives, acquire/release) or, given
+    `m`, the running regime's SCTLR.A requires alignment: this alignment fault comes
+    before any translation fault (as QEMU 10 orders them)."""
+    return (ld is not None and not ld.cm and va % alignment(ld) != 0
+            and (ld.exclusive or ld.acqrel or ld.rmw or (m is not None and strict_regime(m))))
 
 
 def fault(m: Machine, ld: decode.LdSt, va: int, pc: int) -> None:
@@ -113,8 +129,9 @@ class DeviceAlignment:
             self._fast.state.align_pending = int(p is not None)
 
     def sync(self) -> None:
-        """After the regime may have changed: check accesses while the MMU is off."""
-        want = device_regime(self.m)
+        """After the regime may have changed: check accesses while the MMU is off or
+        SCTLR.A is set."""
+        want = checked_regime(self.m)
         uc = self.cpu.uc
         if want and self._hook is None:
             if self._fast is not None:

@@ -161,19 +161,44 @@ def mmu_abort(m: Machine, prefetch: bool, pc: int) -> None:
                           else "data abort with an unreadable instruction", pc)
     va = _va_of(m, ld, pc)
     if align.misaligned(m, ld, va):
-        # Before translation: an exclusive's always; with the MMU off, Device memory's
-        # too, before the address-size check, as QEMU 10 orders them (neve/core/align.py).
+        # Before translation: an exclusive's and SCTLR_EL1.A's always; with the MMU
+        # off, Device memory's too, before the address-size check, as QEMU 10 orders
+        # them (neve/core/align.py).
         align.fault(m, ld, va, pc)
         return
     ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
-    t = mmu.walk_stage1(read64_phys(m), regime, va, write=ld.write, el=el)
-    if isinstance(t, mmu.Fault):
-        fsc = t.fsc
-    else:
-        # The walk succeeded: an alignment fault (SCTLR_EL1.A, or exclusives/atomics).
-        if va % align.alignment(ld):
-            fsc = FSC_ALIGNMENT
-        else:
-            raise Unsupported(f"data abort at VA {va:#x} that the page tables do not explain", pc)
-    iss = decode.data_abort_iss(ld, fsc=fsc, with_syndrome=False)
-    m.deliver_sync(decode.esr(ec, iss), pc, _va_of(m, ld, pc, exact=True))    # DC ZVA: the register's VA
+    rd = read64_phys(m)
+    far = _va_of(m, ld, pc, exact=True)      # DC ZVA: the register's VA
+    t = mmu.walk_stage1(rd, regime, va, write=ld.write, el=el)
+    second = second_page(ld, va)
+    if not isinstance(t, mmu.Fault) and second is not None:
+        # The first page translates: the access crosses into a second page that does
+        # not (QEMU translates both before it accesses either; FAR is the first byte
+        # of the second page).  Unicorn may have made the first part of a pair.
+        t, far = mmu.walk_stage1(rd, regime, second, write=ld.write, el=el), second
+    if not isinstance(t, mmu.Fault):
+        raise Unsupported(f"data abort at VA {va:#x} that the page tables do not explain", pc)
+    iss = decode.data_abort_iss(ld, fsc=t.fsc, with_syndrome=False)
+    m.deliver_sync(decode.esr(ec, iss), pc, far)
+
+
+PAGE = 4096          # the smallest translation granule: a page boundary is a multiple
+
+
+def span(ld: decode.LdSt) -> int:
+    """How many bytes from its first address an access covers (DC ZVA: its block,
+    aligned; other cache maintenance and AT: one byte)."""
+    if ld.align_down:
+        return ld.size
+    if ld.cm:
+        return 1
+    return ld.size * ld.nregs
+
+
+def second_page(ld: decode.LdSt, va: int) -> int | None:
+    """The first byte of the next page when the access at `va` crosses a 4 KiB
+    boundary (the only one that can separate two translations), else None."""
+    last = (va + span(ld) - 1) & decode.MASK64
+    if (last ^ va) & ~(PAGE - 1):
+        return last & ~(PAGE - 1)
+    return None
