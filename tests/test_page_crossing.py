@@ -26,10 +26,13 @@ import pytest
 from conftest import assemble, run_neve
 from guest_asm import MACROS
 
-A, B, C, D, E, F, G, H, K, L = (0x4020_0000 + 0x1000 * i for i in range(10))
+A, B, C, D, E, F, G, H, K, L, M, N = (0x4020_0000 + 0x1000 * i for i in range(12))
 I_ = 0x403F_F000
+NOTHING = 0x1_0000_0000             # a PA with nothing behind it (QEMU virt, 128 MiB)
+# (tag of a page of data in the image, or a PA; the descriptor's attributes)
 PAGES = [("a", "P_RW"), (None, None), ("c", "P_RW"), ("d", "P_RO"), ("e", "P_NOAF"), ("f", "P_RW"),
-         ("g", "P_RW"), ("h", "P_RW1"), ("k", "P_RW"), ("l", "P_RW")]
+         ("g", "P_RW"), ("h", "P_RW1"), ("k", "P_RW"), ("l", "P_RW"), ("m", "P_RW"), (NOTHING, "P_RW"),
+         (None, None)]
 
 # (instructions, address in x1); x2, x3 and v0..v3 are preset.
 CASES = [
@@ -78,6 +81,15 @@ CASES = [
     ("str w2, [x1]", D + 0xFFE),
     ("ldr x2, [x1]", I_ + 0xFFC),
     ("stp q0, q0, [x1]", I_ + 0xFF0),
+    # into a page whose PA has nothing behind it: a synchronous external abort; from
+    # there into an invalid page: the translation fault comes first
+    ("ldr x2, [x1]", M + 0xFFC),
+    ("stp q0, q0, [x1]", M + 0xFF0),
+    ("ldr x2, [x1]", N + 0xFFC),
+    ("ldr x2, [x1]", N + 0x10),
+    ("ldp q0, q1, [x1]", N + 0xFF0),
+    ("ldr q0, [x1]", N + 0xFF8),
+    ("ldp x2, x3, [x1]", N + 0xFFC),
     # into a page EL0 cannot access (a fault at EL0 only)
     ("ldr x2, [x1]", G + 0xFFC),
     ("ldp q0, q1, [x1]\n fmov x2, d1", G + 0xFF0),
@@ -156,8 +168,14 @@ def _page(tag: str, n: int) -> str:
     return f"pg_{tag}: .rept 512\n    .quad 0x{n:02x}06050403020100\n    .endr"
 
 
-_L3 = "\n".join(f"    .quad   pg_{t} + {globals()[a]:#x}" if t else "    .quad   0" for t, a in PAGES)
-_DATA = "\n".join(_page(t, 0xa0 + i) for i, (t, _) in enumerate(PAGES + [("i", 1)]) if t)
+def _l3(t, a) -> str:
+    if t is None:
+        return "    .quad   0"
+    return f"    .quad   {'pg_' + t if isinstance(t, str) else hex(t)} + {globals()[a]:#x}"
+
+
+_L3 = "\n".join(_l3(t, a) for t, a in PAGES)
+_DATA = "\n".join(_page(t, 0xa0 + i) for i, (t, _) in enumerate(PAGES + [("i", 1)]) if isinstance(t, str))
 
 TABLES = f"""
     .balign 4096
@@ -169,7 +187,7 @@ l2: .quad   0x40000000 + {BLOCK:#x}
     .fill   510, 8, 0
 l3:
 {_L3}
-    .fill   5, 8, 0
+    .fill   {15 - len(PAGES)}, 8, 0
     .quad   el0_page + {P_RO:#x}           // VA 0x4020f000: EL0's code
     .fill   495, 8, 0
     .quad   pg_i + {P_RW:#x}

@@ -64,6 +64,13 @@ def external_abort(m: Machine, access: int, addr: int, pc: int, level: str) -> N
             return
         # DC ZVA: the block is one access, reported at its (aligned) start, as QEMU.
         va = start if ld.align_down else start + ((addr - start) & 0xFFF)
+        t = _other_page_fault(m, ld, start, va)
+        if t is not None:
+            # The register's access crosses into a page that does not translate: QEMU
+            # translates both pages before it accesses either, so that fault is taken.
+            ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
+            m.deliver_sync(decode.esr(ec, decode.data_abort_iss(ld, fsc=t.fsc, with_syndrome=False)), pc, t.va)
+            return
     m.trap(ev.ABORT, f"{'write' if write else 'read'} of unbacked PA", "w" if write else "r", addr, pc=pc,
            insn=insn, reason="stage-2 fault in L0's tables: no memory at this physical address")
     ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
@@ -73,6 +80,24 @@ def external_abort(m: Machine, access: int, addr: int, pc: int, level: str) -> N
     else:
         iss = (int(write) << 6) | FSC_EXTERNAL
     m.deliver_sync(decode.esr(ec, iss), pc, va)
+
+
+def _other_page_fault(m: Machine, ld: decode.LdSt, start: int, va: int) -> mmu.Fault | None:
+    """The byte at `va` of the access `ld` (from `start`) has nothing behind it: the
+    stage-1 fault of the next page when the one register's access that holds `va`
+    crosses into it (in a single-stage regime; the shadow stage 2 translates both
+    pages itself).  Unicorn makes the first part of an access before it translates the
+    second page; QEMU, and the architecture's order, translate the whole access first."""
+    if ld.align_down or ld.cm or (m.vel2 is not None and m.vel2.s2.regime is not None):
+        return None
+    i = min(max((va - start) // ld.size, 0), ld.nregs - 1)
+    lo = (start + i * ld.size) & decode.MASK64
+    last = (lo + ld.size - 1) & decode.MASK64
+    if not (last ^ lo) & ~(PAGE - 1) or (va ^ last) & ~(PAGE - 1) == 0:
+        return None                     # one page, or `va` is already on the second
+    second = last & ~(PAGE - 1)
+    t = mmu.walk_stage1(read64_phys(m), stage1_regime(m), second, write=ld.write, el=m.cpu.el())
+    return t if isinstance(t, mmu.Fault) else None
 
 
 def stage1_regime(m: Machine):
