@@ -2,7 +2,7 @@
 for the nested VM), a fault of the second page is taken at the right address with the
 right syndrome, and unaligned accesses to Normal memory complete while SCTLR.A is clear.
 
-Each kernel runs a list of cases; a case prints its letter, makes one access, and
+Each kernel runs a list of cases; a case prints its tag and number, makes one access, and
 prints either "ok" and X2 (no fault) or, from the abort handler, ESR and FAR (and HPFAR
 for a stage-2 fault taken at EL2).  The output is compared with QEMU's byte for byte.
 
@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assemble, run_neve
+import subprocess
+
+from conftest import CROSS, need_tool, run_neve
 from guest_asm import MACROS
 
 A, B, C, D, E, F, G, H, K, L, M, N = (0x4020_0000 + 0x1000 * i for i in range(12))
@@ -112,11 +114,12 @@ def cases_code(prefix: str, cases, tag: str) -> str:
     letter and either ' ok X2' or, from the handler, the syndrome."""
     out = []
     for i, (insn, addr) in enumerate(cases):
-        letter = chr(ord("a") + i) if i < 26 else chr(ord("A") + i - 26)
         out.append(f"""
     mov     w0, #'{tag}'
     bl      {prefix}_putc
-    mov     w0, #'{letter}'
+    mov     w0, #'{i // 10}'
+    bl      {prefix}_putc
+    mov     w0, #'{i % 10}'
     bl      {prefix}_putc
     ldr     x2, =0x1716151413121110
     ldr     x3, =0x2726252423222120
@@ -156,103 +159,177 @@ def helpers(prefix: str) -> str:
 """
 
 
+# Stage-2 tests (the nested VM): L2's stage 1 maps VA pages 16.. (P = 0x40210000) to
+# IPAs 0x40a0x000 that L1's stage 2 maps (or not): P RW, Q invalid, P2 RW, R read-only,
+# P3 RW, S AF = 0, P4 RW, T to a PA with nothing behind it.  VA 0x40400000 (after I)
+# has a level-3 table at an IPA that stage 2 does not map (a fault on the walk: S1PTW).
+P, Q, P2, R, P3, S, P4, T = (0x4021_0000 + 0x1000 * i for i in range(8))
+S2_IPA = 0x40A0_0000
+S2_PAGES = [0, 1, 5, 2, 6, 3, 7, 4]                # IPA page of P, Q, P2, R, P3, S, P4, T
+S2_L3 = [("p", "S2_RW"), (None, None), ("r", "S2_RO"), ("s", "S2_NOAF"), (NOTHING, "S2_RW"),
+         ("p2", "S2_RW"), ("p3", "S2_RW"), ("p4", "S2_RW")]
+S2_CASES = [
+    ("ldr x2, [x1]", P + 0xFFC),
+    ("str x2, [x1]", P + 0xFFC),
+    ("ldrsw x2, [x1]", P + 0xFFE),
+    ("ldrh w2, [x1]", P + 0xFFF),
+    ("str w2, [x1, #-4]!", P + 0x1002),
+    ("ldp x2, x3, [x1]", P + 0xFF8),
+    ("ldr q0, [x1]", P + 0xFF8),
+    ("stp q0, q0, [x1]", P + 0xFF0),
+    ("ld1 {v0.16b, v1.16b, v2.16b, v3.16b}, [x1]", P + 0xFD0),
+    ("ldxr x2, [x1]", P + 0xFFC),
+    ("ldr x2, [x1]", Q + 0xFFC),
+    ("dc zva, x1", Q + 0x48),
+    ("ldr x2, [x1]", P2 + 0xFFC),
+    ("str x2, [x1]", P2 + 0xFFC),
+    ("stp q0, q0, [x1]", P2 + 0xFF0),
+    ("stp q0, q0, [x1]", P2 + 0xFF8),
+    ("ldr x2, [x1]", R),                # no store above reached R
+    ("ldr x2, [x1]", P3 + 0xFFC),
+    ("ldr x2, [x1]", P4 + 0xFFC),
+    ("str x2, [x1]", P4 + 0xFFA),
+    ("ldr x2, [x1]", T + 0x10),
+    ("ldr x2, [x1]", T + 0xFFC),        # the next VA has no stage-1 entry: that comes first
+    ("ldp q0, q1, [x1]", T + 0xFF0),
+]
+
 # Stage-1 descriptors (4K granule): AF, SH inner, AttrIndx 0 (Normal WB) + AP.
-P_RW1 = 0x703            # EL1 RW, EL0 none
+P_RW1 = 0x703            # EL1 RW, EL0 none (at EL2: RW)
 P_RW = 0x743             # EL1 and EL0 RW
 P_RO = 0x7C3             # EL1 and EL0 RO
 P_NOAF = 0x343
 BLOCK = 0x701
 DEV_BLOCK = 0x0060_0000_0000_0445    # Device, AP EL0 RW, PXN UXN
+# Stage-2 descriptors: page, MemAttr Normal WB, SH inner, AF + S2AP.
+S2_RW = 0x7FF
+S2_RO = 0x77F
+S2_NOAF = 0x3FF
+S2_BLOCK = 0x7FD
+S2_DEV_BLOCK = 0x4C5
+EL0_PAGE = 32                        # VA 0x40220000: EL0's code (two pages)
+EL0_VA = 0x4020_0000 + 0x1000 * EL0_PAGE
+
 
 def _page(tag: str, n: int) -> str:
     return f"pg_{tag}: .rept 512\n    .quad 0x{n:02x}06050403020100\n    .endr"
 
 
-def _l3(t, a) -> str:
+def _desc(t, a) -> str:
     if t is None:
-        return "    .quad   0"
-    return f"    .quad   {'pg_' + t if isinstance(t, str) else hex(t)} + {globals()[a]:#x}"
+        return "0"
+    return f"{'pg_' + t if isinstance(t, str) else hex(t)} + {globals()[a]:#x}"
 
 
-_L3 = "\n".join(_l3(t, a) for t, a in PAGES)
-_DATA = "\n".join(_page(t, 0xa0 + i) for i, (t, _) in enumerate(PAGES + [("i", 1)]) if isinstance(t, str))
-
-TABLES = f"""
+def tables(nested: bool) -> str:
+    """L2's (or the VM's, or vEL2's) stage-1 tables and data pages."""
+    l3 = ["0"] * 512
+    for i, (t, a) in enumerate(PAGES):
+        l3[i] = _desc(t, a)
+    l3[EL0_PAGE] = f"el0_page + {P_RO:#x}"
+    l3[EL0_PAGE + 1] = f"el0_page + 0x1000 + {P_RO:#x}"
+    l3[511] = f"pg_i + {P_RW:#x}"
+    data = [t for t, _ in PAGES if isinstance(t, str)] + ["i"]
+    l2_2 = "0"
+    if nested:
+        for i, ipa_page in enumerate(S2_PAGES):
+            l3[16 + i] = f"{S2_IPA + 0x1000 * ipa_page:#x} + {P_RW:#x}"
+        data += [t for t, _ in S2_L3 if isinstance(t, str)]
+        l2_2 = f"{S2_IPA + 0x1000:#x} + 3"         # a table where stage 2 maps nothing
+    quads = "\n".join(f"    .quad   {d}" for d in l3)
+    pages = "\n".join(_page(t, 0xa0 + i) for i, t in enumerate(data))
+    return f"""
     .balign 4096
 l1: .quad   {DEV_BLOCK:#x}
     .quad   l2 + 3
     .fill   510, 8, 0
 l2: .quad   0x40000000 + {BLOCK:#x}
     .quad   l3 + 3
-    .fill   510, 8, 0
+    .quad   {l2_2}
+    .fill   509, 8, 0
 l3:
-{_L3}
-    .fill   {15 - len(PAGES)}, 8, 0
-    .quad   el0_page + {P_RO:#x}           // VA 0x4020f000: EL0's code
-    .fill   495, 8, 0
-    .quad   pg_i + {P_RW:#x}
-{_DATA}
+{quads}
+{pages}
 """
 
 
-def el1_kernel() -> str:
-    """vm mode: the cases at EL1, at EL1 with SCTLR_EL1.A set, then at EL0."""
+def kernel(el: int = 1, nested: bool = False) -> str:
+    """The cases at EL`el` with its MMU on, then with SCTLR_ELx.A set, then (EL1) at
+    EL0; each prints its tag (EL, 2 for stage 2, A for SCTLR.A) and number.  `nested`: as L2, under the guest hypervisor of `nested_l1` (with the
+    stage-2 cases too)."""
+    x = f"el{el}"
+    if el == 1:
+        setup = f"""
+    mov     x0, #(3 << 20)              // CPACR_EL1.FPEN: SIMD at EL1 and EL0
+    msr     cpacr_el1, x0
+    ldr     x0, =(25 | 0x3500 | (1 << 23) | (2 << 32))    // T0SZ 25, 4K, WB, EPD1, 40 bits
+    msr     tcr_el1, x0"""
+        sctlr, sctlr_a = 0x30D0_5805, 0x30D0_5807     # M, C, I, DZE, SPAN (PAN kept); A
+    else:
+        setup = f"""
+    ldr     x0, =0x33ff                 // CPTR_EL2: no FP trap
+    msr     cptr_el2, x0
+    ldr     x0, =(0x80800000 | 25 | 0x3500 | (2 << 16))   // TCR_EL2: T0SZ 25, 4K, WB, 40 bits
+    msr     tcr_el2, x0"""
+        sctlr, sctlr_a = 0x30C5_1835, 0x30C5_1837
+    el0 = s2 = ""
+    if el == 1:
+        el0 = f"""
+    msr     spsr_el1, xzr               // EL0t
+    ldr     x0, ={EL0_VA:#x}             // el0_page's VA
+    msr     elr_el1, x0
+    eret"""
+    if nested:
+        s2 = cases_code("k", S2_CASES, "2")
+    start = "l2_start" if nested else "_start"
     return MACROS + f"""
-    .global _start
-_start:
+    .global {start}
+{start}:
     ldr     x0, =stack_top
     mov     sp, x0
     ldr     x0, =vectors
-    msr     vbar_el1, x0
-    mov     x0, #(3 << 20)              // CPACR_EL1.FPEN: SIMD at EL1 and EL0
-    msr     cpacr_el1, x0
+    msr     vbar_{x}, x0
     ldr     x0, =0xff
-    msr     mair_el1, x0
-    ldr     x0, =(25 | 0x3500 | (1 << 23) | (2 << 32))
-    msr     tcr_el1, x0
+    msr     mair_{x}, x0{setup}
     ldr     x0, =l1
-    msr     ttbr0_el1, x0
+    msr     ttbr0_{x}, x0
     isb
-    ldr     x0, =0x30d01805             // M, C, I, SPAN (PAN untouched), A clear
-    msr     sctlr_el1, x0
+    ldr     x0, ={sctlr:#x}
+    msr     sctlr_{x}, x0
     isb
-{cases_code("k", CASES, "1")}
-    ldr     x0, =0x30d01807             // SCTLR_EL1.A
-    msr     sctlr_el1, x0
+{cases_code("k", CASES, str(el))}
+{s2}
+    ldr     x0, ={sctlr_a:#x}             // SCTLR.A
+    msr     sctlr_{x}, x0
     isb
 {cases_code("k", ALIGN_CASES, "A")}
-    ldr     x0, =0x30d01805
-    msr     sctlr_el1, x0
+    ldr     x0, ={sctlr:#x}
+    msr     sctlr_{x}, x0
     isb
-    msr     spsr_el1, xzr               // EL0t
-    ldr     x0, =0x4020f000           // el0_page's VA
-    msr     elr_el1, x0
-    eret
+{el0}
 
 done:
-    ldr     x0, =0x84000008
-    hvc     #0
-    b       .
+    system_off_any_el
 
 sync:
-    mrs     x0, esr_el1
+    mrs     x0, esr_{x}
     lsr     x9, x0, #26
     cmp     x9, #0x15                   // SVC from EL0: the end
     b.eq    done
     mov     w0, #' '
     bl      k_putc
-    mrs     x0, esr_el1
+    mrs     x0, esr_{x}
     ldr     x1, =0x09000000
     put_hex_x0 32
     mov     w0, #' '
     bl      k_putc
-    mrs     x0, far_el1
+    mrs     x0, far_{x}
     put_hex_x0 64
-    mov     w0, #'\\n'
+    mov     w0, #'\n'
     bl      k_putc
-    mrs     x0, elr_el1
+    mrs     x0, elr_{x}
     add     x0, x0, #8                  // skip the access and the "ok"
-    msr     elr_el1, x0
+    msr     elr_{x}, x0
     eret
 {helpers("k")}
 
@@ -277,14 +354,129 @@ vectors:
 
     .balign 4096
 el0_page:
-{cases_code("u", CASES, "0")}
+{cases_code("u", CASES + (S2_CASES if nested else []), "0") if el == 1 else ""}
     svc     #0
 {helpers("u")}
-    .org    el0_page + 4096             // (an error if EL0's code outgrew its page)
-{TABLES}
+    .org    el0_page + 8192             // (an error if EL0's code outgrew its pages)
+{tables(nested)}
     .space 4096
 stack_top:
+""" + (nested_l1() if nested else "")
+
+
+def nested_l1() -> str:
+    """The guest hypervisor (at EL2, its MMU off): a stage 2 that maps L2's image
+    (IPA 0x40000000, 2 MiB) and the PL011 one to one and IPAs 0x40a00000.. as S2_L3
+    says; it prints each stage-2 abort's ESR_EL2, FAR_EL2 and HPFAR_EL2 and skips the
+    access; L2's HVC (PSCI SYSTEM_OFF) ends the run."""
+    s2l3 = "\n".join(f"    .quad   {_desc(t, a)}" for t, a in S2_L3)
+    return rf"""
+    .section .l1, "ax"
+    .global _start
+_start:
+    ldr     x0, =l1_vectors
+    msr     vbar_el2, x0
+    ldr     x0, =0x33ff                 // CPTR_EL2: no FP trap
+    msr     cptr_el2, x0
+    ldr     x0, =s2_l1
+    mov     x1, #1
+    orr     x0, x0, x1, lsl #48         // VMID 1
+    msr     vttbr_el2, x0
+    ldr     x0, =0x80023559             // T0SZ 25, SL0 1 (level 1), 4K, WB, 40 bits
+    msr     vtcr_el2, x0
+    ldr     x0, =0x80000001             // RW, VM
+    msr     hcr_el2, x0
+    mov     x0, #0x3c5
+    msr     spsr_el2, x0
+    ldr     x0, =l2_start
+    msr     elr_el2, x0
+    isb
+    eret
+
+l1_putc:
+    ldr     x5, =0x09000000
+    strb    w0, [x5]
+    ret
+
+l1_sync:
+    mrs     x0, esr_el2
+    lsr     x9, x0, #26
+    cmp     x9, #0x16                   // L2's HVC: PSCI SYSTEM_OFF
+    b.ne    1f
+    ldr     x0, =0x84000008
+    smc     #0
+1:  mov     x10, x30
+    mov     w0, #' '
+    bl      l1_putc
+    mov     w0, #'s'
+    bl      l1_putc
+    mov     w0, #'2'
+    bl      l1_putc
+    mov     w0, #' '
+    bl      l1_putc
+    mrs     x0, esr_el2
+    ldr     x1, =0x09000000
+    put_hex_x0 32
+    mov     w0, #' '
+    bl      l1_putc
+    mrs     x0, far_el2
+    put_hex_x0 64
+    mov     w0, #' '
+    bl      l1_putc
+    mrs     x0, hpfar_el2
+    put_hex_x0 64
+    mov     w0, #'\n'
+    bl      l1_putc
+    mov     x30, x10
+    mrs     x0, elr_el2
+    add     x0, x0, #8
+    msr     elr_el2, x0
+    eret
+    .ltorg
+
+    .balign 2048
+l1_vectors:
+    .rept 8
+    b       .
+    .balign 128
+    .endr
+    b       l1_sync                     // lower EL, AArch64, synchronous
+    .balign 128
+    .rept 7
+    b       .
+    .balign 128
+    .endr
+
+    .balign 4096
+s2_l1:
+    .quad   s2_l2dev + 3                // IPA 0: the PL011
+    .quad   s2_l2 + 3                   // IPA 0x40000000
+    .fill   510, 8, 0
+s2_l2dev:
+    .fill   0x48, 8, 0
+    .quad   0x09000000 + {S2_DEV_BLOCK:#x}
+    .fill   (512 - 0x49), 8, 0
+s2_l2:
+    .quad   0x40000000 + {S2_BLOCK:#x}    // L2's image
+    .fill   4, 8, 0
+    .quad   s2_l3 + 3                   // IPA 0x40a00000
+    .fill   506, 8, 0
+s2_l3:
+{s2l3}
+    .fill   {512 - len(S2_L3)}, 8, 0
 """
+
+
+def build(tmp_path, name: str, source: str):
+    """Assemble and link: L2's (or the one) image at 0x40000000, the guest
+    hypervisor's section .l1 at 0x40800000."""
+    as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
+    src, obj, out = tmp_path / f"{name}.S", tmp_path / f"{name}.o", tmp_path / f"{name}.elf"
+    src.write_text(source)
+    subprocess.run([as_, str(src), "-o", str(obj)], check=True)
+    subprocess.run([ld, "-n", "--build-id=none", "-Ttext=0x40000000", "--section-start=.l1=0x40800000",
+                    "-e", "_start", str(obj), "-o", str(out)], check=True)
+    return out
 
 
 def run_qemu_a72(img, el2: bool = False) -> bytes | None:
@@ -298,15 +490,69 @@ def run_qemu_a72(img, el2: bool = False) -> bytes | None:
     return r.stdout
 
 
+def el1_kernel() -> str:
+    return kernel(1)
+
+
+def el2_kernel() -> str:
+    return kernel(2)
+
+
+def nested_kernel() -> str:
+    return kernel(1, nested=True)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cross")
+    return {n: build(tmp, n, f()) for n, f in (("vm", el1_kernel), ("el2", el2_kernel), ("nested", nested_kernel))}
+
+
+@pytest.fixture(scope="module")
+def qemu_out(images):
+    """QEMU's transcripts: the VM at EL1, vEL2 and the nested VM at real EL2."""
+    return {n: run_qemu_a72(img, el2=n != "vm") for n, img in images.items()}
+
+
 @pytest.mark.toolchain
-def test_el1_and_el0(tmp_path):
+def test_el1_and_el0(images, qemu_out):
     """vm mode: EL1, EL1 with SCTLR_EL1.A, EL0."""
-    img = assemble(tmp_path, "cross1", el1_kernel(), 0x4000_0000)
-    r = run_neve("run", img, timeout=120)
+    r = run_neve("run", images["vm"], timeout=120)
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
     # The bug this fixes: the fault of the second page, not an alignment fault.
-    assert "1m 96000007 0000000040201000\n" in out, out
-    qemu = run_qemu_a72(img)
-    if qemu is not None:
-        assert out == qemu.decode()
+    assert "112 96000007 0000000040201000\n" in out, out
+    if qemu_out["vm"] is not None:
+        assert out == qemu_out["vm"].decode()
+
+
+NESTED = ("v8.3", "neve", "nv2")
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("mode", NESTED)
+def test_vel2(images, qemu_out, mode):
+    """A guest hypervisor with its EL2 MMU on (neve's shadow regime "el2"), also with
+    SCTLR_EL2.A; QEMU runs it at real EL2."""
+    r = run_neve("run", "--mode", mode, images["el2"], timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "212 96000007 0000000040201000\n" in out, out
+    if qemu_out["el2"] is not None:
+        assert out == qemu_out["el2"].decode()
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("mode", NESTED)
+def test_nested_vm(images, qemu_out, mode):
+    """The cases of the VM (stage-1 faults: to L2's EL1) and the stage-2 ones (to the
+    guest hypervisor, with ESR_EL2's ISV syndrome, FAR_EL2 and HPFAR_EL2), at L2's EL1
+    and EL0; QEMU runs L1 at real EL2."""
+    r = run_neve("run", "--mode", mode, images["nested"], timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    # LDR X2 crossing into a page stage 2 does not map: ISV, SAS 3, SRT 2, SF; FAR the
+    # second page; HPFAR its IPA (0x40a01000).
+    assert "200 s2 93c28007 0000000040211000 000000000040a010\n" in out, out
+    if qemu_out["nested"] is not None:
+        assert out == qemu_out["nested"].decode()

@@ -88,16 +88,30 @@ def _other_page_fault(m: Machine, ld: decode.LdSt, start: int, va: int) -> mmu.F
     crosses into it (in a single-stage regime; the shadow stage 2 translates both
     pages itself).  Unicorn makes the first part of an access before it translates the
     second page; QEMU, and the architecture's order, translate the whole access first."""
-    if ld.align_down or ld.cm or (m.vel2 is not None and m.vel2.s2.regime is not None):
+    second = other_page(ld, start, va)
+    if second is None:
+        return None
+    s2 = m.vel2.s2 if m.vel2 is not None else None
+    if s2 is not None and s2.regime == "el2":           # vEL2 with its MMU on
+        t = s2.translate_el2(second, write=ld.write)
+    elif s2 is not None and s2.regime == "s2":          # the nested VM: stage2.py
+        return None
+    else:
+        t = mmu.walk_stage1(read64_phys(m), stage1_regime(m), second, write=ld.write, el=m.cpu.el())
+    return t if isinstance(t, mmu.Fault) else None
+
+
+def other_page(ld: decode.LdSt, start: int, va: int) -> int | None:
+    """The first byte of the next page when the one register's access of `ld` (from
+    `start`) that holds the byte at `va` crosses into it from `va`'s page, else None."""
+    if ld.align_down or ld.cm:
         return None
     i = min(max((va - start) // ld.size, 0), ld.nregs - 1)
     lo = (start + i * ld.size) & decode.MASK64
     last = (lo + ld.size - 1) & decode.MASK64
     if not (last ^ lo) & ~(PAGE - 1) or (va ^ last) & ~(PAGE - 1) == 0:
         return None                     # one page, or `va` is already on the second
-    second = last & ~(PAGE - 1)
-    t = mmu.walk_stage1(read64_phys(m), stage1_regime(m), second, write=ld.write, el=m.cpu.el())
-    return t if isinstance(t, mmu.Fault) else None
+    return last & ~(PAGE - 1)
 
 
 def stage1_regime(m: Machine):
