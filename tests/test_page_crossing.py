@@ -1,29 +1,34 @@
 """Accesses that cross a page boundary: both pages are checked (stage 1, and stage 2
 for the nested VM), a fault of the second page is taken at the right address with the
-right syndrome, and unaligned accesses to Normal memory complete while SCTLR.A is clear.
+right syndrome, unaligned accesses to Normal memory complete while SCTLR.A is clear and
+fault (before any translation fault) when it is set.
 
-Each kernel runs a list of cases; a case prints its tag and number, makes one access, and
-prints either "ok" and X2 (no fault) or, from the abort handler, ESR and FAR (and HPFAR
-for a stage-2 fault taken at EL2).  The output is compared with QEMU's byte for byte.
+Each kernel runs a list of cases; a case prints its tag and number, makes one access,
+and prints either "ok" and X2 (no fault) or, from the abort handler, ESR and FAR (and,
+from the guest hypervisor, "s2", ESR_EL2, FAR_EL2 and HPFAR_EL2 of a stage-2 fault).
+The transcript is compared with QEMU's byte for byte: the VM at EL1 and EL0; a guest
+hypervisor at (virtual) EL2 with its own MMU on; the nested VM at EL1 and EL0 under a
+guest hypervisor's stage 2 (QEMU runs both hypervisors at real EL2).
 
 QEMU runs the cortex-a72 that neve models (QEMU's `max` has FEAT_LSE2, which lets
 unaligned exclusives and LDAR/STLR inside 16 bytes complete).
 
 Pages (4 KiB granule, a level-3 table at VA 0x40200000, each page holding bytes
-0x00..0x06 and a tag in every doubleword; the same at EL1 and EL0):
+0x00..0x06 and a tag in every doubleword; the same at EL1, EL0 and EL2):
   A RW        B invalid        C RW          D read-only     E Access flag 0
   F RW        G RW             H EL1 only    K RW            L RW
+  M RW        N RW at a PA with nothing behind it            (then an invalid page)
   I RW at VA 0x403ff000, the last of the table: the next VA, 0x40400000, has no
-  level-2 entry.
+  level-2 entry (in the nested VM: a level-3 table at an IPA stage 2 does not map).
 Loads that complete read F and G (and G, H); stores that complete write K and L;
 stores that fault write the end of A, C and I, which nothing reads (a pair's first
 register may or may not have been stored: the Arm ARM leaves it UNKNOWN).
 """
 from __future__ import annotations
 
-import pytest
-
 import subprocess
+
+import pytest
 
 from conftest import CROSS, need_tool, run_neve
 from guest_asm import MACROS
@@ -92,9 +97,12 @@ CASES = [
     ("ldp q0, q1, [x1]", N + 0xFF0),
     ("ldr q0, [x1]", N + 0xFF8),
     ("ldp x2, x3, [x1]", N + 0xFFC),
-    # into a page EL0 cannot access (a fault at EL0 only)
+    # into a page EL0 cannot access (a fault at EL0 only, and of LDTR/STTR at EL1)
     ("ldr x2, [x1]", G + 0xFFC),
     ("ldp q0, q1, [x1]\n fmov x2, d1", G + 0xFF0),
+    ("ldtr x2, [x1]", G + 0xFFC),
+    ("sttr w2, [x1]", G + 0xFFE),
+    ("ldtr x2, [x1]", H + 8),
 ]
 
 # SCTLR.A set: unaligned accesses fault, before the translation of either page.
@@ -255,18 +263,19 @@ l3:
 
 def kernel(el: int = 1, nested: bool = False) -> str:
     """The cases at EL`el` with its MMU on, then with SCTLR_ELx.A set, then (EL1) at
-    EL0; each prints its tag (EL, 2 for stage 2, A for SCTLR.A) and number.  `nested`: as L2, under the guest hypervisor of `nested_l1` (with the
-    stage-2 cases too)."""
+    EL0; each prints its tag (the EL, 2 for stage 2, A for SCTLR.A) and number.
+    `nested`: as L2, under the guest hypervisor of `nested_l1`, with the stage-2
+    cases too."""
     x = f"el{el}"
     if el == 1:
-        setup = f"""
+        setup = """
     mov     x0, #(3 << 20)              // CPACR_EL1.FPEN: SIMD at EL1 and EL0
     msr     cpacr_el1, x0
     ldr     x0, =(25 | 0x3500 | (1 << 23) | (2 << 32))    // T0SZ 25, 4K, WB, EPD1, 40 bits
     msr     tcr_el1, x0"""
         sctlr, sctlr_a = 0x30D0_5805, 0x30D0_5807     # M, C, I, DZE, SPAN (PAN kept); A
     else:
-        setup = f"""
+        setup = """
     ldr     x0, =0x33ff                 // CPTR_EL2: no FP trap
     msr     cptr_el2, x0
     ldr     x0, =(0x80800000 | 25 | 0x3500 | (2 << 16))   // TCR_EL2: T0SZ 25, 4K, WB, 40 bits

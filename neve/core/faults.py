@@ -97,7 +97,7 @@ def _other_page_fault(m: Machine, ld: decode.LdSt, start: int, va: int) -> mmu.F
     elif s2 is not None and s2.regime == "s2":          # the nested VM: stage2.py
         return None
     else:
-        t = mmu.walk_stage1(read64_phys(m), stage1_regime(m), second, write=ld.write, el=m.cpu.el())
+        t = mmu.walk_stage1(read64_phys(m), stage1_regime(m), second, write=ld.write, el=access_el(m, ld))
     return t if isinstance(t, mmu.Fault) else None
 
 
@@ -208,13 +208,14 @@ def mmu_abort(m: Machine, prefetch: bool, pc: int) -> None:
     ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
     rd = read64_phys(m)
     far = _va_of(m, ld, pc, exact=True)      # DC ZVA: the register's VA
-    t = mmu.walk_stage1(rd, regime, va, write=ld.write, el=el)
+    acc_el = access_el(m, ld)
+    t = mmu.walk_stage1(rd, regime, va, write=ld.write, el=acc_el)
     second = second_page(ld, va)
     if not isinstance(t, mmu.Fault) and second is not None:
         # The first page translates: the access crosses into a second page that does
         # not (QEMU translates both before it accesses either; FAR is the first byte
         # of the second page).  Unicorn may have made the first part of a pair.
-        t, far = mmu.walk_stage1(rd, regime, second, write=ld.write, el=el), second
+        t, far = mmu.walk_stage1(rd, regime, second, write=ld.write, el=acc_el), second
     if not isinstance(t, mmu.Fault):
         raise Unsupported(f"data abort at VA {va:#x} that the page tables do not explain", pc)
     iss = decode.data_abort_iss(ld, fsc=t.fsc, with_syndrome=False)
@@ -222,6 +223,13 @@ def mmu_abort(m: Machine, prefetch: bool, pc: int) -> None:
 
 
 PAGE = 4096          # the smallest translation granule: a page boundary is a multiple
+
+
+def access_el(m: Machine, ld: decode.LdSt) -> int:
+    """The EL whose permissions an access is checked with: LDTR/STTR at EL1 are
+    checked as EL0's (vEL2 runs at EL1 too, but its regime has no EL0 permissions)."""
+    el = m.cpu.el()
+    return 0 if ld.unpriv and el == 1 and not (m.vel2 is not None and m.vel2.active) else el
 
 
 def span(ld: decode.LdSt) -> int:
