@@ -7,7 +7,8 @@ SCTLR_EL2.M = 0 at virtual EL2) every data access is to Device memory, so an
 unaligned LDR takes an alignment fault (DFSC 0x21) before anything is accessed.
 Unicorn's AArch64 has no Device-memory alignment check (and ignores SCTLR.A), so:
 
-* while the running regime has its MMU off, a Unicorn memory hook (about 0.4 us per
+* while the running regime has its MMU off, or its SCTLR_ELx.A set (every unaligned
+  access to Normal memory then faults too), a Unicorn memory hook (about 0.4 us per
   access) checks every data access; the first unaligned one of an instruction
   records the registers and, for stores, the bytes the instruction is about to
   overwrite, and stops the CPU after that instruction (a memory hook cannot cancel
@@ -15,7 +16,8 @@ Unicorn's AArch64 has no Device-memory alignment check (and ignores SCTLR.A), so
 * `deliver` then puts memory and registers back and takes the alignment fault, as
   if the access had never been made;
 * in the abort paths (faults.py, stage2.py): the alignment fault of an exclusive or
-  acquire/release comes first; then, in the nested VM, stage-1 faults, the alignment
+  acquire/release, or of any access under SCTLR.A, comes first (QEMU 10 orders it
+  before the translation of either page of a page-crossing access); then, in the nested VM, stage-1 faults, the alignment
   fault of Device memory, and stage-2 faults and external aborts last (Arm ARM
   R_XCHFJ).  With the MMU off in a single-stage regime (the VM, vEL2), the Device
   alignment fault also comes before the address-size check, as QEMU 10 orders them
