@@ -4,6 +4,13 @@ Two sources: an access to a physical address nothing backs (Unicorn's unmapped-m
 hook; the guest gets a synchronous external abort, as on QEMU's virt board), and a
 fault of the guest's own stage-1 translation (Unicorn raises the exception without
 the syndrome; neve walks the tables itself to find the fault kind and level).
+
+An access that crosses a page boundary is checked on both pages: when the first page
+translates, the fault is the second page's, with FAR its first byte (QEMU translates
+both pages of an access before it makes either part; Unicorn may already have made
+the first register of a pair).  When the first part has nothing behind it and the
+second page does not translate, the translation fault is taken, not the external
+abort.  The nested VM's and vEL2's own regimes do the same in neve/el2/stage2.py.
 """
 from __future__ import annotations
 
