@@ -12,6 +12,7 @@ from neve.core import elf
 from neve.core.machine import MODES, Machine
 from neve.el2 import policy
 from neve import errors
+from neve.devices import uart_input
 from neve.devices.timer import CNTFRQ
 from neve.errors import BadInput, NeveError
 from neve.observe import stats as st
@@ -64,6 +65,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per trap")
     p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace-event timeline of the world "
                    "switches (opens in Perfetto; see neve/observe/timeline.py)")
+    p.add_argument("--uart-input", metavar="FILE",
+                   help="bytes the guest's PL011 receives, delivered when the guest polls an empty receive FIFO "
+                        "or waits in WFI for it (reproducible); default for `neve run`: stdin when it is a "
+                        "terminal (raw mode, Ctrl-A x quits, Ctrl-A h for help) or a pipe")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="ELF64 AArch64 images")
 
 
@@ -80,8 +85,9 @@ def build_machine(args, uart_out=None):
     if args.mode is None:
         args.mode = "vm"
     images = [elf.load(p) for p in args.images]
+    uart_in = uart_input.open_input(args.uart_input) if getattr(args, "uart_input", None) else None
     return Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
-                   uart_out=uart_out, policy=pol)
+                   uart_out=uart_out, policy=pol, uart_in=uart_in)
 
 
 class Parser(argparse.ArgumentParser):
@@ -103,6 +109,16 @@ def stdout_uart():
 
 def cmd_run(args) -> int:
     m = build_machine(args, stdout_uart())
+    if m.uart.source is None:
+        m.uart.source = uart_input.stdin_input()     # a terminal (raw mode from here) or a pipe
+    try:
+        return _run(m, args)
+    finally:
+        if m.uart.source is not None:
+            m.uart.source.close()                   # the terminal's settings back
+
+
+def _run(m: Machine, args) -> int:
     tracer = TraceWriter(args.trace, m) if args.trace else None
     if args.timeline:
         timeline = Timeline(m)

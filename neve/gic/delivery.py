@@ -72,7 +72,7 @@ from neve.gic.regs import ICH_HCR_EN, ICH_HCR_WRITABLE, PPI_MAINTENANCE
 from neve.gic.state import GICv3
 from neve.gic.vif import VirtualInterface, mask_lr, mask_vmcr
 from neve.devices.pmu import PMU, PPI_PMU
-from neve.devices.timer import Counter, DictRegs, TimerBank
+from neve.devices.timer import CNTFRQ, Counter, DictRegs, TimerBank
 from neve.arch.exceptions import PSTATE_F, PSTATE_I, PSTATE_IF, VEC_FIQ, VEC_IRQ
 
 if TYPE_CHECKING:                       # types only: no import at run time
@@ -215,6 +215,11 @@ class Interrupts:
                 return
             cpu.pc = pc + 4
         cpu.uc.emu_stop()
+
+    def touch(self) -> None:
+        """A device's interrupt line changed inside an access the caller ends the
+        slice after (Machine._uart_line): re-evaluate at the next tick."""
+        self._dirty = True
 
     def held(self, fn: Callable, *args):
         """`fn(*args)`: an MRS/MSR hook's access to one of this subsystem's registers,
@@ -385,8 +390,16 @@ class Interrupts:
         self.pmu.sync()
         self.update(in_l0=True)
         skipped = 0
+        uart = self.m.uart
         while not self.wake_event():
             d = self.timers.next_deadline()
+            if uart.wants_input():
+                # Input is a wake-up source: a file's next characters arrive now; a
+                # live source (stdin) is waited for in host time until the next timer
+                # deadline (for ever without one).
+                wait = None if d is None else max(0.0, (d - self.counter.now()) / CNTFRQ)
+                if uart.receive_at_wfi(wait):
+                    continue
             if d is None:
                 raise Wedged("WFI with no interrupt that can ever wake the CPU", pc)
             skipped += self.counter.skip_to(d)
