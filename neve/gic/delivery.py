@@ -57,7 +57,10 @@ the hardware serves (CNTV_*), and interrupt entries cost no trap.
 WFI: when L0 traps a WFI (HCR_EL2.TWI) and no interrupt would wake the CPU, the counter
 skips to the next timer deadline (neve/devices/timer.py), and on until one would; when
 nothing at all can ever wake it, the run stops with "guest wedged" (exit 126), where
-QEMU would wait for ever.
+QEMU would wait for ever.  UART input is a wake-up source too: while the PL011's RX
+interrupt is enabled and its FIFO empty, a WFI first takes the next characters of
+a file input at once (no time skipped), or waits for a live one (stdin) in host time
+until the next timer deadline, for ever without one (neve/devices/pl011.py).
 """
 from __future__ import annotations
 
