@@ -521,3 +521,28 @@ def test_terminal_restored_on_an_error(tmp_path):
     t = Pty(img)
     code, out, err = t.finish()
     assert code == 126 and b"guest wedged" in err, err
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_terminal_restored_while_stopped(kernels):
+    """Ctrl-Z (SIGTSTP): the terminal is the shell's while neve is stopped, raw again
+    after SIGCONT."""
+    t = Pty(kernels["poll", "fifo"])
+    t.expect(b"poll echo\n")
+    t.p.send_signal(signal.SIGTSTP)
+    deadline = time.monotonic() + 30
+    while _state(t.p.pid) != "T" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _state(t.p.pid) == "T"
+    assert termios.tcgetattr(t.slave) == t.before
+    t.p.send_signal(signal.SIGCONT)
+    t.type(b"z")
+    t.expect(b"<z>")
+    assert t.raw()
+    t.type(b".")
+    code, out, err = t.finish()
+    assert (code, out) == (0, b"poll echo\n<z>\nbye\n"), err

@@ -100,6 +100,7 @@ class StreamInput(UartInput):
         self.eof = False
         self._escape = False
         self._saved = None                 # the terminal's attributes before raw mode
+        self._raw_attrs = None
         self._old_handlers: dict = {}
         if tty:
             self._raw()
@@ -108,7 +109,22 @@ class StreamInput(UartInput):
     def _raw(self) -> None:
         import termios
         self._saved = termios.tcgetattr(self.fd)
-        new = termios.tcgetattr(self.fd)
+        self._raw_attrs = self._make_raw(termios.tcgetattr(self.fd))
+        termios.tcsetattr(self.fd, termios.TCSANOW, self._raw_attrs)
+        atexit.register(self.close)
+        # A signal that ends the process restores the terminal first; Ctrl-Z (SIGTSTP)
+        # restores it while neve is stopped, SIGCONT makes it raw again.
+        for sig, h in ((signal.SIGTERM, self._on_signal), (signal.SIGHUP, self._on_signal),
+                       (signal.SIGQUIT, self._on_signal), (signal.SIGTSTP, self._on_stop),
+                       (signal.SIGCONT, self._on_cont)):
+            try:
+                self._old_handlers[sig] = signal.signal(sig, h)
+            except (ValueError, OSError):          # not the main thread
+                pass
+
+    @staticmethod
+    def _make_raw(new: list) -> list:
+        import termios
         # What QEMU's stdio chardev does (qemu_chr_set_echo_stdio with echo off).
         new[0] &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
                     | termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON)
@@ -117,19 +133,26 @@ class StreamInput(UartInput):
         new[2] = (new[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
         new[6][termios.VMIN] = 1
         new[6][termios.VTIME] = 0
-        termios.tcsetattr(self.fd, termios.TCSANOW, new)
-        atexit.register(self.close)
-        # A signal that ends the process restores the terminal first.
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-            try:
-                self._old_handlers[sig] = signal.signal(sig, self._on_signal)
-            except (ValueError, OSError):          # not the main thread
-                pass
+        return new
 
     def _on_signal(self, signum, _frame) -> None:
         self.close()
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
+
+    def _on_stop(self, _signum, _frame) -> None:
+        import termios
+        if self._saved is not None:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    def _on_cont(self, _signum, _frame) -> None:
+        import termios
+        if self._saved is not None:
+            try:
+                termios.tcsetattr(self.fd, termios.TCSANOW, self._raw_attrs)
+            except termios.error:
+                pass
 
     def close(self) -> None:
         """Give the terminal its settings back (idempotent)."""
