@@ -82,8 +82,7 @@ _start:
     b 1b
 9:  adr x0, bye
     bl puts
-    ldr x0, =0x84000008
-    hvc #0
+    system_off_any_el
     puts_function
 hello: .asciz "poll echo\n"
 bye: .asciz "\nbye\n"
@@ -97,9 +96,18 @@ _start:
     ldr x28, =0x09000000
     ldr x0, =stack_top
     mov sp, x0
-    ldr x0, =vectors
-    msr vbar_el1, x0
-    isb
+    ldr x1, =vectors
+    mrs x0, CurrentEL
+    cmp x0, #(2 << 2)
+    b.ne 5f
+    msr vbar_el2, x1                // at EL2: IRQs routed to EL2 (HCR_EL2.IMO), ICC_SRE_EL2
+    ldr x0, =((1 << 31) | (1 << 4) | (1 << 3))
+    msr hcr_el2, x0
+    mov x0, #0xf
+    msr S3_4_C12_C9_5, x0
+    b 6f
+5:  msr vbar_el1, x1
+6:  isb
     mov w0, #LCRH
     str w0, [x28, #0x2c]
     gic_enable_uart_spi 0x80
@@ -115,8 +123,7 @@ _start:
     msr daifset, #2
     adr x0, bye
     bl puts
-    ldr x0, =0x84000008
-    hvc #0
+    system_off_any_el
 
 irq_handler:
     mrs x9, S3_0_C12_C12_0          // ICC_IAR1_EL1
@@ -277,6 +284,22 @@ def test_echo_matches_qemu(kernels, kind, fen):
     assert (status, out) == (0, echo_of(kind, TYPED)), err
     r = run_neve("run", "--uart-input", kernels["input"], kernels[kind, fen])
     assert (r.returncode, r.stdout) == (status, out)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("kind", ["poll", "irq"])
+def test_echo_at_virtual_el2_matches_qemu_at_el2(kernels, kind):
+    """The same kernels as a guest hypervisor: the UART's SPI reaches L1's GIC and is
+    taken at vEL2 (HCR_EL2.IMO), in each nested mode."""
+    need_qemu()
+    from neve.qemu import qemu_binary
+    cmd = [qemu_binary(), *QEMU_CMD[1:], str(kernels[kind, "fifo"])]
+    cmd[cmd.index("virt,gic-version=3")] = "virt,virtualization=on,gic-version=3"
+    out, status, err = drive(cmd, b"echo\n", INPUT)
+    assert (status, out) == (0, echo_of(kind, TYPED)), err
+    for mode in ("v8.3", "neve", "nv2"):
+        r = run_neve("run", "--mode", mode, "--uart-input", kernels["input"], kernels[kind, "fifo"])
+        assert (r.returncode, r.stdout) == (status, out), (mode, r.stderr)
 
 
 # --- the registers, compared with QEMU ---------------------------------------------------------
