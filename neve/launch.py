@@ -13,6 +13,7 @@ from neve.core import elf
 from neve.core.machine import MODES, Machine
 from neve.el2 import policy
 from neve import errors
+from neve.devices import uart_input
 from neve.devices.timer import CNTFRQ
 from neve.errors import BadInput, NeveError
 from neve.observe import stats as st
@@ -75,6 +76,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per trap")
     p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace-event timeline of the world "
                    "switches (opens in Perfetto; see neve/observe/timeline.py)")
+    p.add_argument("--uart-input", metavar="FILE",
+                   help="bytes the guest's PL011 receives, delivered when the guest polls an empty receive FIFO "
+                        "or waits in WFI for it (reproducible); default for `neve run`: stdin when it is a "
+                        "terminal (raw mode, Ctrl-A x quits, Ctrl-A h for help) or a pipe")
     g = p.add_argument_group("booting as QEMU's -M virt does (neve/boot/)")
     g.add_argument("--kernel", metavar="FILE", help="the kernel: an ELF, an arm64 Linux Image (gzip-compressed or "
                    "not) or a raw binary, placed and started as QEMU's -kernel")
@@ -111,8 +116,9 @@ def build_machine(args, uart_out=None):
     if not args.images and kernel is None and bios is None and not dump:
         raise BadInput("nothing to run: give an ELF image, --kernel FILE or --bios FILE")
     images = first + [elf.load(p) for p in args.images]
+    uart_in = uart_input.open_input(args.uart_input) if getattr(args, "uart_input", None) and not dump else None
     m = Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
-                uart_out=uart_out, policy=pol, boot=how)
+                uart_out=uart_out, policy=pol, boot=how, uart_in=uart_in)
     if dump:
         # As QEMU's -machine dumpdtb: write the tree the guest would get, and exit.
         try:
@@ -143,6 +149,16 @@ def stdout_uart():
 
 def cmd_run(args) -> int:
     m = build_machine(args, stdout_uart())
+    if m.uart.source is None:
+        m.uart.source = uart_input.stdin_input()     # a terminal (raw mode from here) or a pipe
+    try:
+        return _run(m, args)
+    finally:
+        if m.uart.source is not None:
+            m.uart.source.close()                   # the terminal's settings back
+
+
+def _run(m: Machine, args) -> int:
     tracer = TraceWriter(args.trace, m) if args.trace else None
     if args.timeline:
         timeline = Timeline(m)

@@ -41,7 +41,7 @@ from neve.devices.timer import Counter
 from neve.gic.mmio import Distributor, Redistributors
 from neve.gic.state import GICv3
 from neve.errors import BadInput, GuestError, NeveError, Unsupported
-from neve.arch.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, unmodelled_device
+from neve.arch.platform import RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, UART_INTID, unmodelled_device
 from neve.observe.stats import Stats
 from neve.arch.modes import MODES, NESTED_MODES, Mode
 
@@ -53,7 +53,8 @@ class Machine(ExceptionEntry, SysregHooks):
     def __init__(self, images: list[elf.Image], *, mode: str = "vm", ram_size: int = RAM_SIZE_DEFAULT,
                  max_insns: int | None = None, timeout: float | None = None,
                  uart_out: Callable[[bytes], None] | None = None,
-                 semihost_out: Callable[[bytes], None] | None = None, policy=None, boot=None) -> None:
+                 semihost_out: Callable[[bytes], None] | None = None, policy=None, boot=None,
+                 uart_in=None) -> None:
         if mode not in MODES:
             raise BadInput(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
         if not images and boot is None:
@@ -83,7 +84,8 @@ class Machine(ExceptionEntry, SysregHooks):
         self.ram = alloc_ram(ram_size)
         self.devices: list = []
         self.vcpus: list[VCPU] = []
-        self.add_device(PL011(UART_BASE, self._uart_write))
+        self.uart = PL011(UART_BASE, self._uart_write, uart_in, self._uart_line)
+        self.add_device(self.uart)
         self._loaded: list[tuple[int, int, str]] = []     # (start, end, image) of every segment loaded
         for im in images:
             self._load(im)
@@ -281,6 +283,18 @@ class Machine(ExceptionEntry, SysregHooks):
         self.transcript += b
         if self._uart_out:
             self._uart_out(b)
+
+    def _uart_line(self, level: bool) -> None:
+        """The PL011's interrupt output, a level on its SPI.  Called from the UART's
+        MMIO access (or a WFI): the slice ends once the accessing instruction is
+        complete (not with emu_stop, which would make Unicorn repeat the access: a
+        FIFO popped twice), so the run loop delivers an interrupt it raised right
+        after it."""
+        self.gic.spi.set_line(UART_INTID, level)
+        for v in self.vcpus:
+            if v.irq is not None:
+                v.irq.touch()
+        self.cpu.end_slice_after_current()
 
     # --- state queries ---------------------------------------------------------------
     @property
