@@ -8,10 +8,12 @@ import argparse
 import math
 import sys
 
+from neve import boot
 from neve.core import elf
 from neve.core.machine import MODES, Machine
 from neve.el2 import policy
 from neve import errors
+from neve.devices import uart_input
 from neve.devices.timer import CNTFRQ
 from neve.errors import BadInput, NeveError
 from neve.observe import stats as st
@@ -71,6 +73,16 @@ def _ticks(s: str) -> int:
     return v
 
 
+def _address(s: str) -> int:
+    try:
+        v = int(s, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an address: {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"not an address: {s!r}")
+    return v
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default=None,
                    help="vm: the image is a kernel at EL1 with neve as its hypervisor; v8.3/neve/nv2: the image is "
@@ -93,7 +105,23 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--power-button-at", type=_ticks, default=None, metavar="TICKS",
                    help="press the gpio-keys power button (PL061 GPIO 3) when the system counter reaches TICKS "
                         "(1 GHz: nanoseconds of virtual time); released 100 ms later, as QEMU's")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="ELF64 AArch64 images")
+    p.add_argument("--uart-input", metavar="FILE",
+                   help="bytes the guest's PL011 receives, delivered when the guest polls an empty receive FIFO "
+                        "or waits in WFI for it (reproducible); default for `neve run`: stdin when it is a "
+                        "terminal (raw mode, Ctrl-A x quits, Ctrl-A h for help) or a pipe")
+    g = p.add_argument_group("booting as QEMU's -M virt does (neve/boot/)")
+    g.add_argument("--kernel", metavar="FILE", help="the kernel: an ELF, an arm64 Linux Image (gzip-compressed or "
+                   "not) or a raw binary, placed and started as QEMU's -kernel")
+    g.add_argument("--initrd", metavar="FILE", help="initial RAM disk for a Linux kernel (as QEMU's -initrd)")
+    g.add_argument("--append", metavar="STR", help="kernel command line: /chosen/bootargs (as QEMU's -append)")
+    g.add_argument("--dtb", metavar="FILE", help="use this device tree blob instead of the generated one")
+    g.add_argument("--bios", metavar="FILE", help="firmware in flash bank 0, started at address 0 (as QEMU's -bios)")
+    g.add_argument("--kernel-addr", type=_address, metavar="ADDR",
+                   help="load address of a raw-binary --kernel (default: RAM base + 0x80000, as QEMU)")
+    g.add_argument("--dumpdtb", metavar="FILE", help="write the device tree the guest would get to FILE and exit "
+                   "(as QEMU's -machine dumpdtb=FILE)")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="ELF64 AArch64 images (the first one's entry is where "
+                   "the CPU starts, unless --kernel or --bios is given)")
 
 
 def build_machine(args, uart_out=None):
@@ -108,15 +136,33 @@ def build_machine(args, uart_out=None):
             raise BadInput(f"--policy {args.policy} has base {pol.base!r}; use --mode {pol.base} or drop --mode")
     if args.mode is None:
         args.mode = "vm"
-    images = [elf.load(p) for p in args.images]
+    dump = getattr(args, "dumpdtb", None)
+    kernel, bios = getattr(args, "kernel", None), getattr(args, "bios", None)
+    first, how = boot.prepare(kernel=kernel, initrd=getattr(args, "initrd", None),
+                              append=getattr(args, "append", None), dtb=getattr(args, "dtb", None), bios=bios,
+                              kernel_addr=getattr(args, "kernel_addr", None), ram_size=args.ram,
+                              dump_only=bool(dump))
+    if not args.images and kernel is None and bios is None and not dump:
+        raise BadInput("nothing to run: give an ELF image, --kernel FILE or --bios FILE")
+    images = first + [elf.load(p) for p in args.images]
+    uart_in = uart_input.open_input(args.uart_input) if getattr(args, "uart_input", None) and not dump else None
     # Flash units: with a bios, bank 0 holds it and the --pflash files start at unit 1.
-    units = ([None] if getattr(args, "bios", None) else []) + list(getattr(args, "pflash", None) or [])
+    units = ([None] if bios else []) + list(getattr(args, "pflash", None) or [])
     if len(units) > 2:
         raise BadInput("--pflash: the board has two flash banks" + (" (bank 0 holds the --bios image)"
-                                                                     if getattr(args, "bios", None) else ""))
-    return Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
-                   uart_out=uart_out, policy=pol, pflash=tuple(units), rtc_epoch=getattr(args, "rtc_epoch", 0),
-                   power_button_at=getattr(args, "power_button_at", None))
+                                                                     if bios else ""))
+    m = Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
+                uart_out=uart_out, policy=pol, boot=how, uart_in=uart_in, pflash=tuple(units),
+                rtc_epoch=getattr(args, "rtc_epoch", 0), power_button_at=getattr(args, "power_button_at", None))
+    if dump:
+        # As QEMU's -machine dumpdtb: write the tree the guest would get, and exit.
+        try:
+            with open(dump, "wb") as f:
+                f.write(m.dtb)
+        except OSError as e:
+            raise BadInput(f"--dumpdtb {dump}: {e.strerror}") from None
+        raise SystemExit(0)
+    return m
 
 
 class Parser(argparse.ArgumentParser):
@@ -138,6 +184,16 @@ def stdout_uart():
 
 def cmd_run(args) -> int:
     m = build_machine(args, stdout_uart())
+    if m.uart.source is None:
+        m.uart.source = uart_input.stdin_input()     # a terminal (raw mode from here) or a pipe
+    try:
+        return _run(m, args)
+    finally:
+        if m.uart.source is not None:
+            m.uart.source.close()                   # the terminal's settings back
+
+
+def _run(m: Machine, args) -> int:
     tracer = TraceWriter(args.trace, m) if args.trace else None
     if args.timeline:
         timeline = Timeline(m)

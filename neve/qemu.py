@@ -29,7 +29,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["QemuResult", "QemuTimeout", "qemu_binary", "qemu_command", "run_qemu", "run_qemu_full"]
+__all__ = ["QemuResult", "QemuTimeout", "boot_command", "qemu_binary", "qemu_command", "run_qemu",
+           "run_qemu_full"]
 
 
 class QemuTimeout(Exception):
@@ -79,6 +80,24 @@ def qemu_command(images: list[Path], *, el2: bool = False, semihosting: bool = T
         if "," in str(extra):
             raise ValueError(f"run_qemu: a comma in {extra} would break -device option parsing")
         cmd += ["-device", f"loader,file={extra}"]
+    return cmd
+
+
+def boot_command(*, kernel: Path | None = None, initrd: Path | None = None, append: str | None = None,
+                 bios: Path | None = None, el2: bool = False, cpu: str = "cortex-a72", ram: str = "128M",
+                 binary: str | None = None) -> list[str]:
+    """QEMU booting third-party software as `neve run --kernel/--initrd/--append/--bios`
+    does: the `virt` board with neve's GICv3 and CPU model (cortex-a72), no network
+    card (QEMU's default virtio-net is a device neve does not model), no reboot."""
+    qemu = binary or qemu_binary()
+    if qemu is None:
+        raise FileNotFoundError("qemu-system-aarch64 not found (set NEVE_QEMU or install qemu-system-arm)")
+    machine = "virt,virtualization=on,gic-version=3" if el2 else "virt,gic-version=3"
+    cmd = [qemu, "-M", machine, "-cpu", cpu, "-m", ram, "-nographic", "-monitor", "none",
+           "-serial", "stdio", "-no-reboot", "-nic", "none"]
+    for opt, val in (("-kernel", kernel), ("-initrd", initrd), ("-append", append), ("-bios", bios)):
+        if val is not None:
+            cmd += [opt, str(val)]
     return cmd
 
 

@@ -139,3 +139,17 @@ def assemble(tmp_path: Path, name: str, source: str, base: int) -> Path:
     subprocess.run([ld, "-n", "--build-id=none", f"-Ttext={base:#x}", "-e", "_start", str(obj), "-o", str(out)],
                    check=True)
     return out
+
+
+# --- third-party guests (tools/guests.sh) -----------------------------------------------------
+
+GUESTS = Path(os.environ.get("NEVE_GUESTS", ROOT / "guests"))
+
+
+def guest(name: str) -> Path:
+    """GUESTS/NAME (vmlinuz, initrd.gz, u-boot.bin), fetched by tools/guests.sh
+    (tools/test.sh runs it), or `missing`."""
+    p = GUESTS / name
+    if not p.is_file():
+        missing(f"{p} (run tools/guests.sh)")
+    return p

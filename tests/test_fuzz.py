@@ -307,15 +307,6 @@ def test_known_divergences_are_narrow():
     assert explain(_div(*wfi, slot_="b07"), vf_fmo0) == "WFI and a disabled virtual interrupt"
     assert explain(_div(*wfi, slot_="b07"), vf_fmo1) is None                    # enabled: a real divergence
     assert explain(_div(*wfi, slot_="b07"), c) is None                          # nothing pending
-    lbe = Case(seed=1, a=[slot(a64.NOP, note="str size 4 at 0x9000030 (uart)")])
-    dr = ("ldr size 2 at 0x9000000 (uart)", "b0a = 0000000000000000", "b0a = 000000000000000a")
-    assert explain(_div(*dr, slot_="b0a"), lbe) == "UART receive path"
-    assert explain(_div(*dr, slot_="b0a"), c) is None                          # UARTCR never written
-    assert explain(_div("ldr size 4 at 0x9000024 (uart)", *dr[1:], slot_="b0a"), lbe) is None   # IBRD
-    byte = Case(seed=1, b=[slot(a64.NOP, note="stur size 1 at 0x9000032 (uart)")])
-    assert explain(_div(*dr, slot_="b0a"), byte) == "UART receive path"       # a byte of UARTCR
-    lcr = Case(seed=1, b=[slot(a64.NOP, note="stur size 4 at 0x900002c (uart)")])
-    assert explain(_div(*dr, slot_="b0a"), lcr) is None                        # UARTLCR_H only
     aa32 = Case(seed=1, l2_spsr=0x3C0, epilogue=[set_reg("HCR_EL2", 0x2001000)])
     il = ("random word 0x1ef9e3e8 (.inst 0x1ef9e3e8)", "b00+00 2 3a000000", "! v a32 82000004 0000000040007000")
     assert explain(_div(*il), aa32) == "ERET to AArch64 EL0 under an AArch32 EL1"

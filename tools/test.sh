@@ -6,8 +6,10 @@
 #
 # apt (as root, or through sudo): the host C compiler (and Python's headers, for the
 # compiled fast path), the aarch64 cross toolchain,
-# gdb-multiarch, and QEMU 10.x (qemu-system-arm) from bookworm-backports, whose
-# source line is made from this machine's own Debian mirror.  The apt step is
+# gdb-multiarch, cpio, and QEMU 10.x (qemu-system-arm) from bookworm-backports, whose
+# source line is made from this machine's own Debian mirror; the arm64 architecture,
+# so that tools/guests.sh can fetch Debian's arm64 kernel, busybox and U-Boot (run
+# before the tests; no root needed for it).  The apt step is
 # skipped when everything is already installed.  Then the package and its test
 # and bench extras are installed with pip (editable): into the active virtualenv,
 # or the Python given as $PYTHON, or, when the system Python is externally managed
@@ -15,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(gcc gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu gdb-multiarch)
+APT_PACKAGES=(gcc gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu gdb-multiarch cpio)
 QEMU_MIN_MAJOR=10
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
@@ -53,13 +55,16 @@ debian_mirror() {
     printf '%s\n' "$uri"
 }
 
+# apt knows arm64 packages (tools/guests.sh downloads Debian's arm64 kernel and busybox).
+arm64_ok() { dpkg --print-foreign-architectures | grep -qx arm64; }
+
 apt_setup() {
     local missing=()
     for p in "${APT_PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
     if [ -z "${PYTHON:-}" ] && [ -z "${VIRTUAL_ENV:-}" ] && ! command -v python3 >/dev/null; then
         missing+=(python3 python3-venv python3-pip)
     fi
-    if [ ${#missing[@]} = 0 ] && qemu_ok; then
+    if [ ${#missing[@]} = 0 ] && qemu_ok && arm64_ok; then
         log "apt packages already installed, QEMU $(qemu-system-aarch64 --version | head -1 | awk '{print $4}')"
         return
     fi
@@ -69,6 +74,10 @@ apt_setup() {
         uri=$(debian_mirror)
         log "adding bookworm-backports from $uri"
         echo "deb $uri bookworm-backports main" | as_root tee /etc/apt/sources.list.d/backports.list >/dev/null
+    fi
+    if ! arm64_ok; then
+        log "adding the arm64 architecture (for Debian's arm64 kernel and busybox: tools/guests.sh)"
+        as_root dpkg --add-architecture arm64
     fi
     as_root apt-get update
     if [ ${#missing[@]} != 0 ]; then
@@ -112,6 +121,8 @@ python_headers() {
 apt_setup
 PY=$(pick_python)
 python_headers "$PY"
+log "fetching the third-party guests (tools/guests.sh)"
+bash tools/guests.sh
 log "installing neve[test,bench] with $PY"
 "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,bench]'
 log "running the test suite"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 RAM_BASE = 0x4000_0000
 RAM_SIZE_DEFAULT = 128 << 20
 UART_BASE = 0x0900_0000
+UART_INTID = 33            # the PL011's interrupt: SPI 1, level-sensitive, as on QEMU virt
 GICD_BASE = 0x0800_0000
 GICR_BASE = 0x080A_0000
 

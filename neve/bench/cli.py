@@ -24,6 +24,7 @@ import os
 import sys
 from pathlib import Path
 
+from neve.bench.boot import GUESTS, guest_files, probe_linux_boot
 from neve.bench.catalogue import BENCHMARKS, IMAGES, MODES
 from neve.bench.costmodel import FITTED, FIXED_DEFAULTS, CostModel
 from neve.bench.probes import HOST_PROBES, probe_compute, probe_floor, probe_startup
@@ -41,13 +42,15 @@ from neve.errors import BadInput
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="run the microbenchmarks and host-speed probes (the paper's table)",
                        description=__doc__.split("\n\n")[0])
-    names = ", ".join([*BENCHMARKS, *HOST_PROBES])
+    names = ", ".join([*BENCHMARKS, *HOST_PROBES, LINUX_BOOT])
     p.add_argument("--quick", action="store_true", help="short images and one repetition")
     p.add_argument("--benchmarks", metavar="A,B", help=f"what to run (default all: {names})")
     p.add_argument("--modes", metavar="M1,M2", help=f"modes for the table (default {','.join(MODES)})")
     p.add_argument("--policy", metavar="FILE.toml", help="also run the nested benchmarks under this register policy")
     p.add_argument("--reps", type=int, metavar="N", help="timed repetitions (default 3, 1 with --quick)")
     p.add_argument("--images", metavar="DIR", default=str(IMAGES), help="image directory (default images/)")
+    p.add_argument("--guests", metavar="DIR", default=str(GUESTS),
+                   help="the kernel and initrd of the linux-boot row (default guests/, from tools/guests.sh)")
     p.add_argument("--cost", action="append", default=[], metavar="NAME=VALUE",
                    help=f"override a fixed cost-model parameter ({', '.join(FIXED_DEFAULTS)})")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
@@ -55,6 +58,11 @@ def add_parser(sub) -> None:
     p.add_argument("--png", metavar="FILE", help="write a bar chart (matplotlib)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_bench)
+
+
+# The Linux boot row (neve/bench/boot.py): part of a full run when tools/guests.sh has
+# fetched the kernel; --quick runs it only when named in --benchmarks.
+LINUX_BOOT = "linux-boot"
 
 
 def _split(s: str | None, allowed, what: str) -> list[str] | None:
@@ -74,7 +82,8 @@ def cmd_bench(args) -> int:
     from rich.progress import Progress, BarColumn, TextColumn, TimeElapsedColumn
     err = Console(stderr=True)
     out = Console()
-    selected = _split(args.benchmarks, [*BENCHMARKS, *HOST_PROBES], "benchmark") or [*BENCHMARKS, *HOST_PROBES]
+    named = _split(args.benchmarks, [*BENCHMARKS, *HOST_PROBES, LINUX_BOOT], "benchmark")
+    selected = named or [*BENCHMARKS, *HOST_PROBES, *([] if args.quick else [LINUX_BOOT])]
     modes = _split(args.modes, MODES, "mode") or list(MODES)
     reps = args.reps if args.reps is not None else (1 if args.quick else 3)
     if reps < 1:
@@ -125,13 +134,21 @@ def cmd_bench(args) -> int:
                 continue
             plan.append((b, label, mode, paths, pol))
     probes = [n for n in selected if n in HOST_PROBES]
+    boot = LINUX_BOOT in selected
+    if boot:
+        files = guest_files(Path(args.guests))
+        if isinstance(files, str):
+            if named:
+                raise BadInput(f"--benchmarks {LINUX_BOOT}: {files}")
+            skipped.append({"benchmark": LINUX_BOOT, "mode": ",".join(modes), "reason": files})
+            boot = False
     if plan and "floor" not in probes:
         # The rows' floor_ratio compares their host time per trap with the trap
         # floor, measured in the same run.
         probes.insert(0, "floor")
     need_calib = "hypercall" in BENCHMARKS and bool(plan)   # only rows need modeled cycles
     steps = len(plan) * reps + (reps * 2 if "compute" in probes else 0) + (reps if "floor" in probes else 0) + \
-        (reps * 2 if "startup" in probes else 0) + 3
+        (reps * 2 if "startup" in probes else 0) + (reps * len(modes) if boot else 0) + 3
 
     runs: list[RowRun] = []
     errors: list[dict] = []
@@ -182,6 +199,13 @@ def cmd_bench(args) -> int:
             except Exception as e:
                 errors.append({"benchmark": name, "mode": "host", "error": str(e)})
                 err.print(f"[red]neve bench: {name} failed: {escape(str(e))}")
+        if boot:
+            prog.update(task, description=f"{LINUX_BOOT}: Debian's kernel to poweroff, neve and QEMU")
+            try:
+                host["linux_boot"] = probe_linux_boot(modes, reps, tick, Path(args.guests))
+            except Exception as e:
+                errors.append({"benchmark": LINUX_BOOT, "mode": ",".join(modes), "error": str(e)})
+                err.print(f"[red]neve bench: {LINUX_BOOT} failed: {escape(str(e))}")
 
     for r in [r for r in runs if not r.ops]:
         runs.remove(r)

@@ -310,6 +310,18 @@ def print_report(console, doc: dict, benches: dict[str, Benchmark]) -> None:
                           f"{d['per_world_switch']:,.1f} us per world switch")
         elif "marginal_us_per_trap" in hs:
             console.print(f"  marginal host cost of one more trap (v8.3 vs neve): {hs['marginal_us_per_trap']:.1f} us")
+    lb = host.get("linux_boot")
+    if lb:
+        t = Table(title=f"linux-boot: {lb['kernel']} + busybox initramfs to poweroff (host time; QEMU 10 TCG "
+                        f"timed in the same run)", title_justify="left")
+        for col in ("mode", "instructions", "traps", "traps by class", "host s", "M instr/s", "QEMU s",
+                    "neve/QEMU"):
+            t.add_column(col, justify="left" if col in ("mode", "traps by class") else "right")
+        for mode, v in lb["modes"].items():
+            by = ", ".join(f"{k} {n:,}" for k, n in sorted(v["traps_by_class"].items(), key=lambda kv: -kv[1]))
+            t.add_row(mode, f"{v['instructions']:,}", f"{v['traps']:,}", by, f"{v['seconds']:,.1f}",
+                      f"{v['minstr_per_s']:,.1f}", f"{v['qemu_seconds']:,.1f}", f"{v['ratio_to_qemu']:,.1f}x")
+        console.print(t)
     su = host.get("startup")
     if su:
         for mode, v in su.items():

@@ -7,7 +7,8 @@ SCTLR_EL2.M = 0 at virtual EL2) every data access is to Device memory, so an
 unaligned LDR takes an alignment fault (DFSC 0x21) before anything is accessed.
 Unicorn's AArch64 has no Device-memory alignment check (and ignores SCTLR.A), so:
 
-* while the running regime has its MMU off, a Unicorn memory hook (about 0.4 us per
+* while the running regime has its MMU off, or its SCTLR_ELx.A set (every unaligned
+  access to Normal memory then faults too), a Unicorn memory hook (about 0.4 us per
   access) checks every data access; the first unaligned one of an instruction
   records the registers and, for stores, the bytes the instruction is about to
   overwrite, and stops the CPU after that instruction (a memory hook cannot cancel
@@ -15,7 +16,8 @@ Unicorn's AArch64 has no Device-memory alignment check (and ignores SCTLR.A), so
 * `deliver` then puts memory and registers back and takes the alignment fault, as
   if the access had never been made;
 * in the abort paths (faults.py, stage2.py): the alignment fault of an exclusive or
-  acquire/release comes first; then, in the nested VM, stage-1 faults, the alignment
+  acquire/release, or of any access under SCTLR.A, comes first (QEMU 10 orders it
+  before the translation of either page of a page-crossing access); then, in the nested VM, stage-1 faults, the alignment
   fault of Device memory, and stage-2 faults and external aborts last (Arm ARM
   R_XCHFJ).  With the MMU off in a single-stage regime (the VM, vEL2), the Device
   alignment fault also comes before the address-size check, as QEMU 10 orders them
@@ -41,6 +43,7 @@ if TYPE_CHECKING:                       # types only: no import at run time
 
 FSC_ALIGNMENT = 0x21
 _HCR_DC = 1 << 12
+_SCTLR_A = 1 << 1
 _KEY_SCTLR_EL1 = sysregs.BY_NAME["SCTLR_EL1"].key
 _X = [getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
 _Q = [getattr(A, f"UC_ARM64_REG_Q{i}") for i in range(32)]
@@ -56,10 +59,23 @@ def device_regime(m: Machine) -> bool:
     return not (v is not None and v.get("HCR_EL2") & _HCR_DC)
 
 
+def strict_regime(m: Machine) -> bool:
+    """Does the running regime check the alignment of every access (SCTLR_ELx.A)?"""
+    v = m.vel2
+    if v is not None and v.active:
+        return bool(v.get("SCTLR_EL2") & _SCTLR_A)
+    return bool(m.cpu.cpr_read(*_KEY_SCTLR_EL1) & _SCTLR_A)
+
+
+def checked_regime(m: Machine) -> bool:
+    """Must the memory hook check the alignment of every access (MMU off, or SCTLR.A)?"""
+    return device_regime(m) or strict_regime(m)
+
+
 def must_align(m: Machine, ld: decode.LdSt) -> bool:
     """Does this access fault when unaligned?  Exclusives and acquire/release always;
-    every access when the regime's MMU is off."""
-    return ld.exclusive or ld.acqrel or ld.rmw or device_regime(m)
+    every access when the regime's MMU is off or its SCTLR.A is set."""
+    return ld.exclusive or ld.acqrel or ld.rmw or checked_regime(m)
 
 
 def alignment(ld: decode.LdSt) -> int:
@@ -76,10 +92,12 @@ def misaligned(m: Machine, ld: decode.LdSt | None, va: int) -> bool:
     return ld is not None and not ld.cm and va % alignment(ld) != 0 and must_align(m, ld)
 
 
-def misaligned_first(ld: decode.LdSt | None, va: int) -> bool:
-    """Unaligned where the instruction itself requires alignment (exclusives, acquire/
-    release): this alignment fault comes before any translation fault."""
-    return ld is not None and not ld.cm and va % alignment(ld) != 0 and (ld.exclusive or ld.acqrel or ld.rmw)
+def misaligned_first(ld: decode.LdSt | None, va: int, m: Machine | None = None) -> bool:
+    """Unaligned where the instruction itself (exclusives, acquire/release) or, given
+    `m`, the running regime's SCTLR.A requires alignment: this alignment fault comes
+    before any translation fault (as QEMU 10 orders them)."""
+    return (ld is not None and not ld.cm and va % alignment(ld) != 0
+            and (ld.exclusive or ld.acqrel or ld.rmw or (m is not None and strict_regime(m))))
 
 
 def fault(m: Machine, ld: decode.LdSt, va: int, pc: int) -> None:
@@ -113,8 +131,9 @@ class DeviceAlignment:
             self._fast.state.align_pending = int(p is not None)
 
     def sync(self) -> None:
-        """After the regime may have changed: check accesses while the MMU is off."""
-        want = device_regime(self.m)
+        """After the regime may have changed: check accesses while the MMU is off or
+        SCTLR.A is set."""
+        want = checked_regime(self.m)
         uc = self.cpu.uc
         if want and self._hook is None:
             if self._fast is not None:

@@ -4,6 +4,13 @@ Two sources: an access to a physical address nothing backs (Unicorn's unmapped-m
 hook; the guest gets a synchronous external abort, as on QEMU's virt board), and a
 fault of the guest's own stage-1 translation (Unicorn raises the exception without
 the syndrome; neve walks the tables itself to find the fault kind and level).
+
+An access that crosses a page boundary is checked on both pages: when the first page
+translates, the fault is the second page's, with FAR its first byte (QEMU translates
+both pages of an access before it makes either part; Unicorn may already have made
+the first register of a pair).  When the first part has nothing behind it and the
+second page does not translate, the translation fault is taken, not the external
+abort.  The nested VM's and vEL2's own regimes do the same in neve/el2/stage2.py.
 """
 from __future__ import annotations
 
@@ -64,6 +71,13 @@ def external_abort(m: Machine, access: int, addr: int, pc: int, level: str) -> N
             return
         # DC ZVA: the block is one access, reported at its (aligned) start, as QEMU.
         va = start if ld.align_down else start + ((addr - start) & 0xFFF)
+        t = _other_page_fault(m, ld, start, va)
+        if t is not None:
+            # The register's access crosses into a page that does not translate: QEMU
+            # translates both pages before it accesses either, so that fault is taken.
+            ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
+            m.deliver_sync(decode.esr(ec, decode.data_abort_iss(ld, fsc=t.fsc, with_syndrome=False)), pc, t.va)
+            return
     m.trap(ev.ABORT, f"{'write' if write else 'read'} of unbacked PA", "w" if write else "r", addr, pc=pc,
            insn=insn, reason="stage-2 fault in L0's tables: no memory at this physical address")
     ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
@@ -73,6 +87,38 @@ def external_abort(m: Machine, access: int, addr: int, pc: int, level: str) -> N
     else:
         iss = (int(write) << 6) | FSC_EXTERNAL
     m.deliver_sync(decode.esr(ec, iss), pc, va)
+
+
+def _other_page_fault(m: Machine, ld: decode.LdSt, start: int, va: int) -> mmu.Fault | None:
+    """The byte at `va` of the access `ld` (from `start`) has nothing behind it: the
+    stage-1 fault of the next page when the one register's access that holds `va`
+    crosses into it (in a single-stage regime; the shadow stage 2 translates both
+    pages itself).  Unicorn makes the first part of an access before it translates the
+    second page; QEMU, and the architecture's order, translate the whole access first."""
+    second = other_page(ld, start, va)
+    if second is None:
+        return None
+    s2 = m.vel2.s2 if m.vel2 is not None else None
+    if s2 is not None and s2.regime == "el2":           # vEL2 with its MMU on
+        t = s2.translate_el2(second, write=ld.write)
+    elif s2 is not None and s2.regime == "s2":          # the nested VM: stage2.py
+        return None
+    else:
+        t = mmu.walk_stage1(read64_phys(m), stage1_regime(m), second, write=ld.write, el=access_el(m, ld))
+    return t if isinstance(t, mmu.Fault) else None
+
+
+def other_page(ld: decode.LdSt, start: int, va: int) -> int | None:
+    """The first byte of the next page when the one register's access of `ld` (from
+    `start`) that holds the byte at `va` crosses into it from `va`'s page, else None."""
+    if ld.align_down or ld.cm:
+        return None
+    i = min(max((va - start) // ld.size, 0), ld.nregs - 1)
+    lo = (start + i * ld.size) & decode.MASK64
+    last = (lo + ld.size - 1) & decode.MASK64
+    if not (last ^ lo) & ~(PAGE - 1) or (va ^ last) & ~(PAGE - 1) == 0:
+        return None                     # one page, or `va` is already on the second
+    return last & ~(PAGE - 1)
 
 
 def stage1_regime(m: Machine):
@@ -167,19 +213,52 @@ def mmu_abort(m: Machine, prefetch: bool, pc: int) -> None:
                           else "data abort with an unreadable instruction", pc)
     va = _va_of(m, ld, pc)
     if align.misaligned(m, ld, va):
-        # Before translation: an exclusive's always; with the MMU off, Device memory's
-        # too, before the address-size check, as QEMU 10 orders them (neve/core/align.py).
+        # Before translation: an exclusive's and SCTLR_EL1.A's always; with the MMU
+        # off, Device memory's too, before the address-size check, as QEMU 10 orders
+        # them (neve/core/align.py).
         align.fault(m, ld, va, pc)
         return
     ec = decode.EC_DABT_CUR if same else decode.EC_DABT_LOW
-    t = mmu.walk_stage1(read64_phys(m), regime, va, write=ld.write, el=el)
-    if isinstance(t, mmu.Fault):
-        fsc = t.fsc
-    else:
-        # The walk succeeded: an alignment fault (SCTLR_EL1.A, or exclusives/atomics).
-        if va % align.alignment(ld):
-            fsc = FSC_ALIGNMENT
-        else:
-            raise Unsupported(f"data abort at VA {va:#x} that the page tables do not explain", pc)
-    iss = decode.data_abort_iss(ld, fsc=fsc, with_syndrome=False)
-    m.deliver_sync(decode.esr(ec, iss), pc, _va_of(m, ld, pc, exact=True))    # DC ZVA: the register's VA
+    rd = read64_phys(m)
+    far = _va_of(m, ld, pc, exact=True)      # DC ZVA: the register's VA
+    acc_el = access_el(m, ld)
+    t = mmu.walk_stage1(rd, regime, va, write=ld.write, el=acc_el)
+    second = second_page(ld, va)
+    if not isinstance(t, mmu.Fault) and second is not None:
+        # The first page translates: the access crosses into a second page that does
+        # not (QEMU translates both before it accesses either; FAR is the first byte
+        # of the second page).  Unicorn may have made the first part of a pair.
+        t, far = mmu.walk_stage1(rd, regime, second, write=ld.write, el=acc_el), second
+    if not isinstance(t, mmu.Fault):
+        raise Unsupported(f"data abort at VA {va:#x} that the page tables do not explain", pc)
+    iss = decode.data_abort_iss(ld, fsc=t.fsc, with_syndrome=False)
+    m.deliver_sync(decode.esr(ec, iss), pc, far)
+
+
+PAGE = 4096          # the smallest translation granule: a page boundary is a multiple
+
+
+def access_el(m: Machine, ld: decode.LdSt) -> int:
+    """The EL whose permissions an access is checked with: LDTR/STTR at EL1 are
+    checked as EL0's (vEL2 runs at EL1 too, but its regime has no EL0 permissions)."""
+    el = m.cpu.el()
+    return 0 if ld.unpriv and el == 1 and not (m.vel2 is not None and m.vel2.active) else el
+
+
+def span(ld: decode.LdSt) -> int:
+    """How many bytes from its first address an access covers (DC ZVA: its block,
+    aligned; other cache maintenance and AT: one byte)."""
+    if ld.align_down:
+        return ld.size
+    if ld.cm:
+        return 1
+    return ld.size * ld.nregs
+
+
+def second_page(ld: decode.LdSt, va: int) -> int | None:
+    """The first byte of the next page when the access at `va` crosses a 4 KiB
+    boundary (the only one that can separate two translations), else None."""
+    last = (va + span(ld) - 1) & decode.MASK64
+    if (last ^ va) & ~(PAGE - 1):
+        return last & ~(PAGE - 1)
+    return None

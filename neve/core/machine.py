@@ -22,6 +22,7 @@ from unicorn import UC_ERR_FETCH_PROT
 from unicorn import arm64_const as A
 
 from neve.core import faults, elf, fastpath
+from neve.boot import dtb
 from neve.arch import decode
 from neve.observe import events as ev
 from neve.core.align import DeviceAlignment
@@ -39,7 +40,7 @@ from neve.devices.timer import Counter
 from neve.gic.mmio import Distributor, Redistributors
 from neve.gic.state import GICv3
 from neve.errors import BadInput, GuestError, NeveError
-from neve.arch.platform import BOARD, RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, board_device
+from neve.arch.platform import BOARD, RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, UART_INTID, board_device
 from neve.devices import DeviceClock
 from neve.observe.stats import Stats
 from neve.arch.modes import MODES, NESTED_MODES, Mode
@@ -52,19 +53,23 @@ class Machine(ExceptionEntry, SysregHooks):
     def __init__(self, images: list[elf.Image], *, mode: str = "vm", ram_size: int = RAM_SIZE_DEFAULT,
                  max_insns: int | None = None, timeout: float | None = None,
                  uart_out: Callable[[bytes], None] | None = None,
-                 semihost_out: Callable[[bytes], None] | None = None, policy=None,
-                 bios: bytes | None = None, pflash: tuple | None = None, rtc_epoch: int = 0,
+                 semihost_out: Callable[[bytes], None] | None = None, policy=None, boot=None,
+                 uart_in=None, bios: bytes | None = None, pflash: tuple | None = None, rtc_epoch: int = 0,
                  power_button_at: int | None = None) -> None:
         if mode not in MODES:
             raise BadInput(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
-        if not images:
+        if not images and boot is None:
             raise BadInput("no image given")
+        self.boot = boot                # neve.boot.Boot: --kernel/--bios/--dtb (None: ELF images only)
+        self.dtb: bytes | None = None   # the device tree given to the guest (neve/boot/dtb.py)
         self.mode = Mode(mode)
         self.policy = policy
         if policy is not None and mode != policy.base:
             raise BadInput(f"policy {policy.name} is based on mode {policy.base}, not {mode}")
         self.images = images
         # The board's devices built from its table read these (neve/arch/platform.py BOARD):
+        if bios is None and boot is not None:
+            bios = boot.bios
         self.bios = bios                        # flash bank 0's contents (QEMU's -bios)
         self.pflash = pflash                    # files backing the flash banks, by unit (None: the run's own)
         self.rtc_epoch = rtc_epoch              # the PL031's count at virtual time 0, in seconds
@@ -87,7 +92,8 @@ class Machine(ExceptionEntry, SysregHooks):
         self.ram = alloc_ram(ram_size)
         self.devices: list = []
         self.vcpus: list[VCPU] = []
-        self.add_device(PL011(UART_BASE, self._uart_write))
+        self.uart = PL011(UART_BASE, self._uart_write, uart_in, self._uart_line)
+        self.add_device(self.uart)
         self._loaded: list[tuple[int, int, str]] = []     # (start, end, image) of every segment loaded
         for im in images:
             self._load(im)
@@ -116,6 +122,8 @@ class Machine(ExceptionEntry, SysregHooks):
             if v.fast is not None:
                 self._run_on(v)
                 v.fast.build()
+        if boot is not None:
+            self._install_dtb()
         self._run_on(self.vcpus[0])
         self.regime_changed()
 
@@ -146,7 +154,7 @@ class Machine(ExceptionEntry, SysregHooks):
         else:
             cpu.add_sysreg_hook(A.UC_ARM64_INS_SYS, self._hook_sys)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
-        cpu.pc = self.images[0].entry
+        cpu.pc = self.boot.entry if self.boot is not None else self.images[0].entry
         # RAM outside the loaded images is zero, so only they can hold an ERET now;
         # code written later is scanned when the guest does its IC maintenance.
         for im in self.images:
@@ -243,6 +251,16 @@ class Machine(ExceptionEntry, SysregHooks):
             self.ram[off:off + len(s.data)] = s.data
             self.ram[off + len(s.data):off + s.memsz] = bytes(s.memsz - len(s.data))
 
+    def _install_dtb(self) -> None:
+        """The device tree (the user's --dtb, or generated from the board now that its
+        devices exist), written where neve.boot placed it."""
+        b = self.boot
+        self.dtb = b.user_dtb if b.user_dtb is not None else dtb.generate(self, bootargs=b.bootargs,
+                                                                              initrd=b.initrd)
+        if b.dtb_addr is not None:
+            off = b.dtb_addr - RAM_BASE
+            self.ram[off:off + len(self.dtb)] = self.dtb
+
     def backed(self, pa: int) -> bool:
         """Is there something at this physical address (RAM or an emulated device)?"""
         if RAM_BASE <= pa < RAM_BASE + self.ram_size:
@@ -265,6 +283,23 @@ class Machine(ExceptionEntry, SysregHooks):
         self.transcript += b
         if self._uart_out:
             self._uart_out(b)
+
+    def _uart_line(self, level: bool) -> None:
+        """The PL011's interrupt output, a level on its SPI.  Called from the UART's
+        MMIO access (or a WFI): the slice ends once the accessing instruction is
+        complete (not with emu_stop, which would make Unicorn repeat the access: a
+        FIFO popped twice), so the run loop delivers an interrupt it raised right
+        after it."""
+        self.set_spi_line(UART_INTID, level)
+
+    def set_spi_line(self, intid: int, level: bool) -> None:
+        """A device's interrupt output (a level on SPI `intid`), from its MMIO access, a
+        WFI or its own deadline; as _uart_line."""
+        self.gic.spi.set_line(intid, level)
+        for v in self.vcpus:
+            if v.irq is not None:
+                v.irq.touch()
+        self.cpu.end_slice_after_current()
 
     # --- state queries ---------------------------------------------------------------
     @property

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 @dataclass
 class Result:
-    reason: str          # system-off | system-reset | semihosting-exit | budget | timeout | unsupported | guest-error
+    reason: str          # system-off | system-reset | semihosting-exit | quit (Ctrl-A x) | budget | timeout | unsupported | guest-error
     status: int
     message: str = ""
 

@@ -34,7 +34,7 @@ class PL031(Device):
 
     @classmethod
     def create(cls, m, row):
-        return cls(row.base, row.intid, m.counter, lambda lv: m.gic.set_spi(row.intid, lv),
+        return cls(row.base, row.intid, m.counter, lambda lv: m.set_spi_line(row.intid, lv),
                    getattr(m, "rtc_epoch", 0))
 
     def count(self) -> int:

@@ -49,7 +49,7 @@ class PL061(Device):
 
     @classmethod
     def create(cls, m, row):
-        return cls(row.base, row.intid, m.counter, lambda lv: m.gic.set_spi(row.intid, lv),
+        return cls(row.base, row.intid, m.counter, lambda lv: m.set_spi_line(row.intid, lv),
                    getattr(m, "power_button_at", None))
 
     # --- registers ------------------------------------------------------------------------
@@ -147,8 +147,14 @@ class PL061(Device):
     def describe(self, sw, phandles) -> None:
         """The gpio-keys node, then the PL061's, as in QEMU's DTB."""
         ph = phandles.get(PHANDLE_KEY)
-        if ph is None:
-            ph = phandles[PHANDLE_KEY] = max(phandles.values()) + 1
+        if ph is None:          # the generator's allocator (neve/boot/dtb.py Phandles), else the next value
+            alloc = getattr(phandles, "alloc", None)
+            if alloc is not None:
+                if "its" not in phandles:
+                    alloc("its")    # QEMU numbers its ITS (0x8003) before the GPIO, also when neve's tree omits it
+                ph = alloc(PHANDLE_KEY)
+            else:
+                ph = phandles.setdefault(PHANDLE_KEY, max(phandles.values()) + 1)
         with sw.add_node("gpio-keys"):
             sw.property_string("compatible", "gpio-keys")
             with sw.add_node("poweroff"):

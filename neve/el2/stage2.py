@@ -73,7 +73,7 @@ from collections import Counter
 from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 from unicorn import UC_TLB_CPU, UC_TLB_VIRTUAL
 
-from neve.core import align
+from neve.core import align, faults
 from neve.arch import decode, mmu, model
 from neve.observe import events as ev
 from neve.core.eret import ERET_NET
@@ -425,7 +425,7 @@ class ShadowStage2:
             # when stage 1 is off under stage 2.
             start = ld.address(cpu.base_reg, pc)
             s1 = isinstance(r, mmu.Fault) and r.stage == 1
-            if align.misaligned_first(ld, start) or not s1 and align.misaligned(m, ld, start):
+            if align.misaligned_first(ld, start, m) or not s1 and align.misaligned(m, ld, start):
                 align.fault(m, ld, start, pc)
                 return
         if isinstance(r, mmu.Fault) and r.stage == 1:
@@ -456,6 +456,14 @@ class ShadowStage2:
             return
         # ("external", ipa, pa): L1's stage 2 points outside what L0 gave L1.
         _, ipa, pa = r
+        if not execute and ld is not None and at is None:
+            # A register's access that crosses into a page that does not translate takes
+            # that page's fault: QEMU translates both pages before it accesses either.
+            second = faults.other_page(ld, ld.address(cpu.base_reg, pc), va)
+            r2 = self.translate_l2(second, write, False, el) if second is not None else None
+            if isinstance(r2, mmu.Fault):
+                self._l2_fault(r2, second, write, execute, el)
+                return
         dev = unmodelled_device(pa)
         if dev is not None:
             # A device QEMU's virt board has and neve does not model: not an abort.
@@ -489,6 +497,12 @@ class ShadowStage2:
         cpu = self.cpu
         pc = cpu.pc
         va, insn, ld = self._access(va_page, execute)
+        if not execute and ld is not None:
+            # An exclusive's or SCTLR_EL2.A's alignment fault comes before translation.
+            start = ld.address(cpu.base_reg, pc)
+            if align.misaligned_first(ld, start, self.m):
+                align.fault(self.m, ld, start, pc)
+                return
         self.counters["el2_faults"] += 1
         if execute:
             self.v.take_current(decode.esr(decode.EC_IABT_CUR, t.fsc), pc, va)

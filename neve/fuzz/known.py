@@ -139,17 +139,6 @@ def _wfi_virtual_interrupt_disabled(d, case) -> bool:
     return any(hcr & 1 << v and not hcr & 1 << route for v, route in ((7, 4), (6, 3), (8, 5)))
 
 
-def _pl011_receive(d, case) -> bool:
-    """A value read from the UART's receive side (DR, RSR, FR, RIS, MIS) differs, in a
-    case that wrote the UART's control register (loopback: UARTCR.LBE)."""
-    m = _ACCESS.match(d.what)
-    if m is None or m.group(3) != "uart" or not (_value(d.neve) and _value(d.qemu)):
-        return False
-    reg = (int(m.group(2), 16) - 0x0900_0000) & ~3
-    return reg in (0x00, 0x04, 0x18, 0x3C, 0x40) and any(
-        _store_overlaps(s.note, 0x0900_0030, 4) for s in case.a + case.epilogue + case.b)
-
-
 def _dtb_in_flash(d, case) -> bool:
     """A load whose address, in the 44 bits of the physical address space, falls in flash
     bank 0 reads zero in neve and something else on QEMU."""
@@ -159,15 +148,6 @@ def _dtb_in_flash(d, case) -> bool:
     if int(m.group(2), 16) & ((1 << 44) - 1) >= 0x0400_0000:
         return False
     return set(d.neve.split(" = ", 1)[1].strip()) == {"0"}
-
-
-def _store_overlaps(note: str, lo: int, size: int) -> bool:
-    """Is the slot a store (STR*, STUR*, STP...) whose bytes overlap [lo, lo + size)?"""
-    m = re.match(r"(st\S*) size (\d+) at (0x[0-9a-f]+) ", note)
-    if m is None:
-        return False
-    start, n = int(m.group(3), 16), int(m.group(2)) * (2 if m.group(1).startswith("stp") else 1)
-    return start < lo + size and lo < start + n
 
 
 def _eret_aarch64_el0_under_aarch32_el1(d, case) -> bool:
@@ -242,10 +222,6 @@ KNOWN: tuple[Known, ...] = (
           "HCR_EL2.VI/VF/VSE have no effect while IMO/FMO/AMO is clear: no virtual interrupt is "
           "pending, so a WFI that L1 traps (TWI) traps.  QEMU 10 counts the VI/VF/VSE bit itself "
           "as work, and the WFI completes without trapping.", _wfi_virtual_interrupt_disabled),
-    Known("UART receive path", "neve",
-          "neve's PL011 has no receive path: DR reads 0 and loopback (UARTCR.LBE) is not "
-          "modelled (a documented limit).  QEMU loops the harness's own output back into its "
-          "receive FIFO.", _pl011_receive),
     Known("QEMU's DTB in flash", "neve",
           "For an ELF -kernel, QEMU 10 writes its device tree blob at the start of flash bank 0 "
           "(a ROM image in the flash); neve's bank 0 is blank (zero) unless --bios or --pflash "

@@ -105,6 +105,7 @@ def run_neve(image: Path, mode: str, opts: Options, tmp: Path) -> Run:
             fe = os.open(err_p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(fo, 1)
             os.dup2(fe, 2)
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)     # no UART input from the fuzzer's stdin
             sys.stdout = os.fdopen(1, "w", closefd=False)
             sys.stderr = os.fdopen(2, "w", closefd=False)
             rc = launch.run_main(argv[1:])

@@ -57,7 +57,10 @@ the hardware serves (CNTV_*), and interrupt entries cost no trap.
 WFI: when L0 traps a WFI (HCR_EL2.TWI) and no interrupt would wake the CPU, the counter
 skips to the next timer deadline (neve/devices/timer.py), and on until one would; when
 nothing at all can ever wake it, the run stops with "guest wedged" (exit 126), where
-QEMU would wait for ever.
+QEMU would wait for ever.  UART input is a wake-up source too: while the PL011's RX
+interrupt is enabled and its FIFO empty, a WFI first takes the next characters of
+a file input at once (no time skipped), or waits for a live one (stdin) in host time
+until the next timer deadline, for ever without one (neve/devices/pl011.py).
 """
 from __future__ import annotations
 
@@ -72,7 +75,7 @@ from neve.gic.regs import ICH_HCR_EN, ICH_HCR_WRITABLE, PPI_MAINTENANCE
 from neve.gic.state import GICv3
 from neve.gic.vif import VirtualInterface, mask_lr, mask_vmcr
 from neve.devices.pmu import PMU, PPI_PMU
-from neve.devices.timer import Counter, DictRegs, TimerBank
+from neve.devices.timer import CNTFRQ, Counter, DictRegs, TimerBank
 from neve.arch.exceptions import PSTATE_F, PSTATE_I, PSTATE_IF, VEC_FIQ, VEC_IRQ
 
 if TYPE_CHECKING:                       # types only: no import at run time
@@ -215,6 +218,11 @@ class Interrupts:
                 return
             cpu.pc = pc + 4
         cpu.uc.emu_stop()
+
+    def touch(self) -> None:
+        """A device's interrupt line changed inside an access the caller ends the
+        slice after (Machine._uart_line): re-evaluate at the next tick."""
+        self._dirty = True
 
     def held(self, fn: Callable, *args):
         """`fn(*args)`: an MRS/MSR hook's access to one of this subsystem's registers,
@@ -386,11 +394,19 @@ class Interrupts:
         self.update(in_l0=True)
         skipped = 0
         board = getattr(self.m, "device_clock", None)      # the devices' deadlines (RTC alarm...)
+        uart = self.m.uart
         while not self.wake_event():
             d = self.timers.next_deadline()
             b = board.next_deadline() if board is not None else None
             if b is not None and (d is None or b < d):
                 d = b
+            if uart.wants_input():
+                # Input is a wake-up source: a file's next characters arrive now; a
+                # live source (stdin) is waited for in host time until the next timer
+                # deadline (for ever without one).
+                wait = None if d is None else max(0.0, (d - self.counter.now()) / CNTFRQ)
+                if uart.receive_at_wfi(wait):
+                    continue
             if d is None:
                 raise Wedged("WFI with no interrupt that can ever wake the CPU", pc)
             skipped += self.counter.skip_to(d)

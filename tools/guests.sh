@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Fetch the third-party guests the suite and `neve bench` boot, from Debian's
+# arm64 packages, and build the initramfs:
+#
+#   bash tools/guests.sh [DIR]        (default: guests/ in the repository)
+#
+# DIR/vmlinuz      Debian's linux-image-6.12.*-cloud-arm64-unsigned kernel (bookworm-backports)
+# DIR/initrd.gz    busybox-static + tools/initramfs/init, a gzip'd newc cpio
+# DIR/u-boot.bin   u-boot-qemu's qemu_arm64 U-Boot (for --bios)
+# DIR/VERSIONS     the package versions used
+#
+# No root needed here: `apt-get download` and `dpkg-deb -x` only.  The machine's apt
+# must know the arm64 architecture and bookworm-backports (tools/test.sh sets both up).
+# Nothing is fetched again when DIR/VERSIONS already names what would be fetched.
+# NEVE_LINUX_PACKAGE picks another kernel package.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+DIR=${1:-$ROOT/guests}
+log() { printf 'guests.sh: %s\n' "$*" >&2; }
+
+# The kernel the README's figures were measured with; the newest 6.12 cloud kernel
+# when the archive no longer has it.
+PREFERRED=linux-image-6.12.111+deb12-cloud-arm64-unsigned
+kernel_package() {
+    if [ -n "${NEVE_LINUX_PACKAGE:-}" ]; then echo "$NEVE_LINUX_PACKAGE"; return; fi
+    if apt-cache show "$PREFERRED:arm64" >/dev/null 2>&1; then echo "$PREFERRED"; return; fi
+    apt-cache search --names-only '^linux-image-6\.12\..*-cloud-arm64-unsigned$' \
+        | awk '{print $1}' | sort -V | tail -1
+}
+
+version_of() { apt-cache show "$1" 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -1; }
+
+KPKG=$(kernel_package)
+[ -n "$KPKG" ] || { log "no linux-image-6.12.*-cloud-arm64-unsigned in apt: is arm64 + bookworm-backports set up?"; exit 1; }
+WANT="$KPKG:arm64=$(version_of "$KPKG:arm64")
+busybox-static:arm64=$(version_of busybox-static:arm64)
+u-boot-qemu=$(version_of u-boot-qemu)
+init=$(sha256sum tools/initramfs/init | cut -c1-16)"
+
+if [ -f "$DIR/VERSIONS" ] && [ "$(cat "$DIR/VERSIONS")" = "$WANT" ] \
+   && [ -s "$DIR/vmlinuz" ] && [ -s "$DIR/initrd.gz" ] && [ -s "$DIR/u-boot.bin" ]; then
+    log "guests up to date in $DIR"
+    exit 0
+fi
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$DIR"
+(cd "$WORK" && apt-get download -q "$KPKG:arm64" busybox-static:arm64 u-boot-qemu >&2)
+for deb in "$WORK"/*.deb; do dpkg-deb -x "$deb" "$WORK/x"; done
+
+cp "$(ls "$WORK"/x/boot/vmlinuz-* | head -1)" "$DIR/vmlinuz"
+cp "$WORK/x/usr/lib/u-boot/qemu_arm64/u-boot.bin" "$DIR/u-boot.bin"
+
+# The initramfs: busybox and its applet links, /init; every file dated 0 and owned
+# by root so the archive is the same bytes on every machine.
+R=$WORK/root
+mkdir -p "$R"/{bin,sbin,dev,proc,sys}
+cp "$WORK/x/bin/busybox" "$R/bin/busybox"
+for a in sh mount echo cat grep head dmesg uname poweroff ls; do ln -s busybox "$R/bin/$a"; done
+ln -s ../bin/busybox "$R/sbin/poweroff"
+cp tools/initramfs/init "$R/init"
+chmod 755 "$R/init" "$R/bin/busybox"
+find "$R" -exec touch -h -d @0 {} +
+(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) \
+    | gzip -9n > "$DIR/initrd.gz"
+
+printf '%s\n' "$WANT" > "$DIR/VERSIONS"
+log "guests in $DIR: $(tr '\n' ' ' < "$DIR/VERSIONS")"
