@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from neve.bench.catalogue import ROOT
+from neve.qemu import boot_command, qemu_binary
 
 GUESTS = ROOT / "guests"
 APPEND = "console=ttyAMA0 panic=-1"
@@ -59,7 +60,6 @@ def _neve(mode: str, files: dict[str, Path]) -> dict:
 
 
 def _qemu(el2: bool, files: dict[str, Path]) -> dict:
-    from neve.qemu import boot_command
     cmd = boot_command(kernel=files["kernel"], initrd=files["initrd"], append=APPEND, el2=el2)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=600, check=False)
@@ -73,7 +73,6 @@ def probe_linux_boot(modes: list[str], reps: int, tick=lambda: None, guests: Pat
     files = guest_files(guests)
     if isinstance(files, str):
         raise FileNotFoundError(files)
-    from neve.qemu import qemu_binary
     if qemu_binary() is None:
         raise FileNotFoundError("qemu-system-aarch64 not found: the row times QEMU beside neve")
     versions = (guests / "VERSIONS").read_text().split() if (guests / "VERSIONS").is_file() else []
