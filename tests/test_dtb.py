@@ -155,8 +155,12 @@ def test_user_dtb_used_as_is(tmp_path):
     images, how = boot.prepare(kernel=build(tmp_path, "probe"), initrd=None, append=None, dtb=str(p), bios=None,
                                kernel_addr=None, ram_size=128 << 20)
     m = Machine(images, boot=how)
-    assert m.dtb == q
-    assert bytes(m.ram[0x0400_0000:0x0400_0000 + len(q)]) == q
+    # Opened as QEMU's load_device_tree opens a -dtb: in twice (file size + 10000)
+    # bytes, its new totalsize; the tree itself unchanged.
+    size = 2 * (len(q) + 10000)
+    assert len(m.dtb) == size and libfdt.Fdt(m.dtb).totalsize() == size
+    assert tree(m.dtb) == tree(q)
+    assert bytes(m.ram[0x0400_0000:0x0400_0000 + size]) == m.dtb
 
 
 def test_user_dtb_chosen_updated_as_qemu(tmp_path):

@@ -61,7 +61,7 @@ def prepare(*, kernel: str | None, initrd: str | None, append: str | None, dtb: 
                        "(as QEMU's -initrd and -append)")
     user = None
     if dtb is not None:
-        user = dtbmod.validate(read_file(dtb, "--dtb"), dtb)
+        user = dtbmod.open_like_qemu(dtbmod.validate(read_file(dtb, "--dtb"), dtb))
     rd = read_file(initrd, "--initrd") if initrd is not None else None
     dtb_size = len(user) if user is not None else place.FDT_SIZE
     if bios is not None:
@@ -79,11 +79,6 @@ def prepare(*, kernel: str | None, initrd: str | None, append: str | None, dtb: 
                      kernel_addr=kernel_addr)
     if user is not None:
         user = dtbmod.patch_chosen(user, bootargs=append, initrd=lay.initrd)
-        if len(user) > dtb_size:        # room for the edit: QEMU opens a -dtb with slack too
-            for b in lay.blobs:
-                if b.name == "the device tree":
-                    b.size = len(user)
-            place.check_fit(lay.blobs, RAM_BASE + ram_size)
     images = [_blob_image(b) for b in lay.blobs]
     if k.kind == "elf":
         images.insert(0, k.elf)

@@ -233,13 +233,21 @@ def validate(blob: bytes, name: str) -> bytes:
     return blob
 
 
+def open_like_qemu(blob: bytes) -> bytes:
+    """A `-dtb` as QEMU's load_device_tree opens it: in a buffer of twice (its file size
+    + 10000 bytes), which becomes its totalsize, so that the guest sees the same blob
+    size (U-Boot's bdinfo prints it, and places itself by it)."""
+    fdt = libfdt.Fdt(blob)
+    fdt.resize(2 * (len(blob) + 10000))
+    return bytes(fdt.as_bytearray())
+
+
 def patch_chosen(blob: bytes, *, bootargs: str | None, initrd: tuple[int, int] | None) -> bytes:
     """What QEMU's arm_load_dtb does to a `-dtb`: /chosen's bootargs (when -append is
     given) and linux,initrd-start/-end (when -initrd is); nothing else is changed."""
     if not bootargs and initrd is None:
         return blob
-    fdt = libfdt.Fdt(blob)
-    fdt.resize(fdt.totalsize() + 4096)
+    fdt = libfdt.Fdt(blob)                  # opened with QEMU's slack (open_like_qemu)
     chosen = fdt.path_offset("/chosen", [libfdt.NOTFOUND])
     if chosen < 0:
         chosen = fdt.add_subnode(0, "chosen")
