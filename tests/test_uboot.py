@@ -59,3 +59,56 @@ def test_uboot_is_deterministic(tmp_path):
         assert r.returncode == 0, r.stderr.decode()[-2000:]
         runs.append((r.stdout, stats.read_text()))
     assert runs[0] == runs[1]
+
+
+def test_uboot_interactively_on_a_terminal():
+    """As a user at a terminal: neve on a pty, a key stops the autoboot countdown, a
+    command typed at the prompt runs (raw mode: Enter is CR, as on QEMU's stdio), and
+    `poweroff` ends neve with status 0."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+    from conftest import ROOT
+    bios = guest("u-boot.bin")
+    pid, fd = pty.fork()
+    if pid == 0:                                        # the child: neve on the pty
+        os.chdir(ROOT)
+        os.execvp(sys.executable, [sys.executable, "-m", "neve", "run", "--bios", str(bios), "--timeout", "300"])
+    seen = bytearray()
+
+    def until(pattern: bytes, seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([fd], [], [], 0.5)[0]:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    return False
+                if not data:
+                    return False
+                seen.extend(data)
+                if pattern in seen:
+                    return True
+        return False
+    try:
+        assert until(b"Hit any key to stop autoboot", 300), bytes(seen)
+        os.write(fd, b" ")
+        assert until(b"=> ", 120), bytes(seen)
+        os.write(fd, b"version\r")
+        assert until(b"GNU ld", 120), bytes(seen)
+        os.write(fd, b"poweroff\r")
+        until(b"poweroff ...", 60)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, bytes(seen)
+    finally:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+    # The terminal's output processing (OPOST, kept as QEMU's stdio keeps it) makes
+    # U-Boot's CR LF a CR CR LF.
+    assert b"=> version\r\r\nU-Boot 2023.01" in seen, bytes(seen)
