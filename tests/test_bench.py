@@ -267,7 +267,7 @@ def test_solve3_is_exact():
     assert solve3([[Fraction(1)] * 3] * 3, [Fraction(1)] * 3) is None
 
 
-BENCH_MODULES = ("recorder", "catalogue", "runner", "costmodel", "probes", "report", "cli")
+BENCH_MODULES = ("recorder", "catalogue", "runner", "costmodel", "probes", "boot", "report", "cli")
 
 
 def test_bench_modules_import_only_modules_below_them():

@@ -15,7 +15,7 @@ Two kinds of measurement, kept apart:
 The package, bottom up: recorder.py (what one operation executed), catalogue.py (the
 microbenchmarks and what one operation is), runner.py (running a row), costmodel.py
 (modeled cycles, calibrated on the paper's hypercall figures), probes.py (host
-figures), report.py (rows, JSON/CSV/PNG and the console table), and this command.
+figures), boot.py (the Linux boot row, next to QEMU), report.py (rows, JSON/CSV/PNG and the console table), and this command.
 """
 from __future__ import annotations
 
