@@ -47,6 +47,8 @@ class _CpReg(ctypes.Structure):
 
 _uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _uclib.uc_vmem_read.restype = ctypes.c_int
+_uclib.uc_vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p]
+_uclib.uc_vmem_translate.restype = ctypes.c_int
 
 X_REGS = [getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
 
@@ -442,6 +444,13 @@ class CPU:
         buf = ctypes.create_string_buffer(size)
         err = _uclib.uc_vmem_read(self.uc._uch, ctypes.c_uint64(va), ctypes.c_int(prot), buf, ctypes.c_size_t(size))
         return None if err else buf.raw
+
+    def translate(self, va: int, prot: int = 1) -> int | None:
+        """The physical address of `va` for a read (prot 1) or an instruction fetch (4)
+        in the current translation regime; None when it does not translate."""
+        pa = ctypes.c_uint64()
+        err = _uclib.uc_vmem_translate(self._h, ctypes.c_uint64(va), ctypes.c_int(prot), ctypes.byref(pa))
+        return None if err else pa.value
 
     def read_insn(self, va: int) -> int | None:
         b = self.read_virt(va, 4, 4)

@@ -35,6 +35,8 @@ _COUNTER_VIEWS = {_KEY_CNTVCT: "v", _KEY_CNTVCTSS: "v", _KEY_CNTPCT: "p", _KEY_C
 class SysregHooks:
     """The Machine's MRS/MSR/SYS handling (a mixin: `self` is the Machine)."""
 
+    _ic_run: tuple | None = None        # the IC IVAU run being made (_drop_translations)
+
     # --- system registers ----------------------------------------------------------------
     def _hook_mrs(self, reg, cp) -> int:
         return self._sysreg(reg, (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2), False, 0)
@@ -270,6 +272,7 @@ class SysregHooks:
     def _code_changed(self, cp) -> None:
         """The guest did instruction-cache maintenance: code may have changed (IC
         IVAU: the 64-byte line at a VA; IC IALLU/IALLUIS: anywhere)."""
+        va = 0
         if cp.op1 == 3:                                 # IC IVAU: by VA
             va = self.cpu.x(self.cpu.read_insn(self.cpu.pc) & 0x1F) & ~63
             self.fp.code_changed(va, va + 64)
@@ -280,6 +283,34 @@ class SysregHooks:
             self.fp.code_changed()
             self.align.code_changed()
             self.erets.scan(RAM_BASE, self.ram_size)
+        self._drop_translations(cp, va if cp.op1 == 3 else None)
+
+    def _drop_translations(self, cp, va: int | None) -> None:
+        """Unicorn's translations of the code the IC instruction makes stale, dropped
+        between slices (never under the running block).  Unicorn sees a store to code
+        only through a TLB entry it has not yet marked dirty (neve/core/machine.py's
+        unmapped hooks leave RAM out so that the others are fast), so code written
+        through another mapping (Linux writes through its linear map) becomes visible
+        here, where the architecture requires it to: IC IALLU(IS) drops everything;
+        IC IVAU by an executable VA drops that page's blocks, by a non-executable one
+        (the writer's alias: its executable VA is unknown) everything.  A run of
+        IVAUs over consecutive lines (one maintenance call) drops once."""
+        cpu = self.cpu
+        if va is None:
+            self._ic_run = None
+            cpu.between_slices(cpu.uc.ctl_flush_tb)
+            return
+        run = self._ic_run
+        if run is not None and run[0] <= va <= run[0] + 64 and (run[1] is None or run[1] == va >> 12):
+            self._ic_run = (va, run[1])                 # the same maintenance call
+            return
+        if cpu.translate(va, 4) is not None:
+            page = va & ~0xFFF
+            self._ic_run = (va, va >> 12)
+            cpu.between_slices(lambda: cpu.uc.ctl_remove_cache(page, page + 0x1000))
+        else:
+            self._ic_run = (va, None)
+            cpu.between_slices(cpu.uc.ctl_flush_tb)
 
     def _at(self, op: tuple, cp) -> int:
         """AT: emulated by neve at every level (neve/core/at.py)."""
