@@ -192,6 +192,7 @@ class CPU:
         # fast path reads the counter as base + Unicorn's own count, neve/core/fastpath.py).
         self.base = ctypes.c_int64(0)     # may be negative for a moment (end_slice_after_current)
         self.slice_count = 0      # the count limit of the running emu_start
+        self._limit: ctypes.c_uint64 | None = None    # count_with's limit word
         # emu_start's `until`: Unicorn stops (with a prefetch abort) when a block starts
         # there.  0 is nothing's address unless firmware runs from flash at 0 (--bios),
         # which moves it to the last word of the address space.
@@ -240,6 +241,12 @@ class CPU:
         """Where Unicorn counts the running emu_start's instructions."""
         return ctypes.addressof(self._counter)
 
+    def count_with(self, counter: ctypes.c_uint64, limit: ctypes.c_uint64) -> None:
+        """Count instructions with a code hook of the caller's (the compiled fast path's
+        neve_fast_count, which counts in `counter` and stops past `limit` exactly as
+        Unicorn's counter does), not with emu_start's count."""
+        self._counter, self._limit = counter, limit
+
     def icount(self) -> int:
         """Instructions executed so far, counting the one executing now (inside a hook)."""
         return self.base.value + self._counter.value
@@ -257,7 +264,11 @@ class CPU:
         self._redirect_pc = None
         self._running = True
         try:
-            self.uc.emu_start(pc, self.until, timeout=timeout_us, count=count)
+            if self._limit is None:
+                self.uc.emu_start(pc, self.until, timeout=timeout_us, count=count)
+            else:
+                self._limit.value = count
+                self.uc.emu_start(pc, self.until, timeout=timeout_us, count=0)
         finally:
             self._running = False
             c = self._counter.value

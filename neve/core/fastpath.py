@@ -84,7 +84,9 @@ class _State(ctypes.Structure):
                 ("cntvoff_slot", ctypes.c_int32), ("pad2", ctypes.c_int32),
                 ("py_irq_block", ctypes.c_void_p), ("irq_watch", ctypes.c_uint64),
                 ("py_code", ctypes.c_void_p), ("code_addrs", ctypes.c_void_p), ("n_code", ctypes.c_int64),
-                ("py_sys", ctypes.c_void_p),
+                ("py_sys", ctypes.c_void_p), ("emu_stop", ctypes.c_void_p),
+                ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64),
+                ("code_lo", ctypes.c_uint64), ("code_hi", ctypes.c_uint64),
                 ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6))
 
 
@@ -149,6 +151,12 @@ class FastPath:
         s = self.state
         s.reg_read, s.reg_write = _addr(_uclib.uc_reg_read), _addr(_uclib.uc_reg_write)
         s.reg_pc, s.reg_pstate, s.reg_cp = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE, A.UC_ARM64_REG_CP_REG
+        s.emu_stop = _addr(_uclib.uc_emu_stop)
+        # The instruction counter (neve_fast_count): registered first, so that it comes
+        # before every other code hook as Unicorn's own would.
+        m.cpu.count_with(ctypes.c_uint64.from_buffer(s, _State.count.offset),
+                         ctypes.c_uint64.from_buffer(s, _State.limit.offset))
+        self._counter_hook = self._add(UC_HOOK_CODE, lib.neve_fast_count)
         s.icount_base, s.counter = ctypes.addressof(m.cpu.base), m.cpu.counter_address()
         s.skipped = m.counter.skipped_address()
         s.cntvoff_slot = -1
@@ -201,25 +209,17 @@ class FastPath:
         self._keep.append(py_block)
         return self._add(UC_HOOK_BLOCK, self.lib.neve_fast_irq_block)
 
-    def hook_code(self, py_code, addrs: list[int], old: int | None) -> int:
-        """One code hook over [min(addrs), max(addrs)] that calls `py_code` at exactly
-        `addrs` (replacing the hook `old`).  Unicorn calls a lone code hook (its
-        instruction counter) directly from translated code and walks a list of them
-        otherwise, so translated code is dropped.  Between slices only
-        (CPU.between_slices)."""
-        arr = (ctypes.c_uint64 * len(addrs))(*sorted(addrs))
-        self._code_addrs = arr
+    def hook_code(self, py_code, addrs: list[int], old: int | None) -> None:
+        """Call `py_code` at exactly `addrs`: the instruction counter's hook
+        (neve_fast_count) checks them, so no other code hook is added (Unicorn walks
+        its list of code hooks on every instruction).  Between slices only
+        (CPU.between_slices), as the Python path's hooks take effect."""
         s = self.state
         if not s.py_code:
             s.py_code = _addr(py_code)
             self._keep.append(py_code)
-        s.code_addrs, s.n_code = ctypes.addressof(arr), len(arr)
-        if old is not None:
-            self.cpu.uc.hook_del(old)
-        h = self.cpu.add_c_hook(UC_HOOK_CODE, self.lib.neve_fast_code, ctypes.addressof(self.state),
-                                begin=arr[0], end=arr[-1])
-        self.cpu.uc.ctl_flush_tb()
-        return h
+        self.update_code(addrs)
+        self.cpu.uc.ctl_flush_tb()          # as before: blocks translated anew after a change
 
     def scan(self, buf, lo: int, hi: int) -> list[tuple[int, int]]:
         """(offset, kind) of the words neve/core/eret.py hooks in buf[lo:hi], 4-byte
@@ -241,7 +241,10 @@ class FastPath:
         """New addresses inside the hook's range: the C lookup follows at once."""
         arr = (ctypes.c_uint64 * len(addrs))(*sorted(addrs))
         self._code_addrs = arr
-        self.state.code_addrs, self.state.n_code = ctypes.addressof(arr), len(arr)
+        s = self.state
+        s.code_addrs, s.n_code = ctypes.addressof(arr), len(arr)
+        if len(arr):
+            s.code_lo, s.code_hi = arr[0], arr[-1]
 
     def hook_mem(self, htype: int, py_mem) -> int:
         self.state.py_mem = _addr(py_mem)
