@@ -34,7 +34,7 @@ from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INSN
 from unicorn import arm64_const as A
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
-from neve.arch import sysregs
+from neve.arch import decode, sysregs
 from neve.arch.modes import Access
 from neve.observe import events as ev
 
@@ -197,6 +197,21 @@ class FastPath:
                 for crm in range(16):
                     for op2 in range(8):
                         if self.m.sys_native(op1, crn, crm, op2, at_vel2):
+                            t[index((1, op1, crn, crm, op2), True)] = NATIVE
+
+    def _l1_sys_entries(self, t: array, controls: dict[str, int]) -> None:
+        """SYS instructions of L1's EL1 code (below vEL2) that L1's trap controls
+        `controls` leave alone (Vel2Sysregs.sys: no rule of sysregs.SYS_TRAPS holds)
+        and that `sys_native` lets the CPU execute: NATIVE, as Python would let them
+        run.  A kernel's DC and TLBI maintenance then costs no Python."""
+        for op1 in range(8):
+            for crn in range(16):
+                for crm in range(16):
+                    for op2 in range(8):
+                        if not self.m.sys_native(op1, crn, crm, op2, False):
+                            continue
+                        rule = sysregs.SYS_TRAPS.get(decode.sys_name(op1, crn, crm, op2))
+                        if rule is None or not rule.holds(controls):
                             t[index((1, op1, crn, crm, op2), True)] = NATIVE
 
     def hook_block(self, py_block) -> int:
@@ -369,6 +384,8 @@ class FastPath:
         t = self._base(el)
         self._sys_entries(t, el, False)
         controls = v.controls_of(key) if v is not None else None
+        if controls is not None and el == 1:
+            self._l1_sys_entries(t, controls)
         if controls is not None and el == 1 and sysregs.TIDCP.holds(controls):
             _fill_runs(t, SLOW, (3,), range(8), (11, 15))      # IMPLEMENTATION DEFINED encodings
         for r in sysregs.REGISTERS:
