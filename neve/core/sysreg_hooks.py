@@ -32,6 +32,11 @@ _COUNTER_KEYS = frozenset((_KEY_CNTVCT, _KEY_CNTPCT, _KEY_CNTFRQ, _KEY_CNTVCTSS,
 _COUNTER_VIEWS = {_KEY_CNTVCT: "v", _KEY_CNTVCTSS: "v", _KEY_CNTPCT: "p", _KEY_CNTPCTSS: "p"}
 
 
+# The longest distance, in instructions, between two IVAUs of one maintenance loop
+# (Linux's: ic ivau; add; cmp; b.lo).
+_IC_LOOP = 8
+
+
 class SysregHooks:
     """The Machine's MRS/MSR/SYS handling (a mixin: `self` is the Machine)."""
 
@@ -293,24 +298,42 @@ class SysregHooks:
         through another mapping (Linux writes through its linear map) becomes visible
         here, where the architecture requires it to: IC IALLU(IS) drops everything;
         IC IVAU by an executable VA drops that page's blocks, by a non-executable one
-        (the writer's alias: its executable VA is unknown) everything.  A run of
-        IVAUs over consecutive lines (one maintenance call) drops once."""
+        (the writer's alias: its executable VA is unknown) everything.  One
+        maintenance loop drops once: an IVAU of the next line (at most 64 bytes on),
+        at most _IC_LOOP instructions after the previous one (and, by an executable
+        VA, in the same page), adds nothing (the code was written before the loop
+        began, and nothing in the loop runs it)."""
         cpu = self.cpu
         if va is None:
             self._ic_run = None
             cpu.between_slices(cpu.uc.ctl_flush_tb)
             return
+        now = cpu.icount()
         run = self._ic_run
-        if run is not None and run[0] <= va <= run[0] + 64 and (run[1] is None or run[1] == va >> 12):
-            self._ic_run = (va, run[1])                 # the same maintenance call
+        if (run is not None and 0 < va - run[0] <= 64 and now - run[2] <= _IC_LOOP
+                and (run[1] is None or run[1] == va >> 12)):
+            self._ic_run = (va, run[1], now)            # the same maintenance loop
             return
-        if cpu.translate(va, 4) is not None:
+        if self._fetchable(va):
             page = va & ~0xFFF
-            self._ic_run = (va, va >> 12)
+            self._ic_run = (va, va >> 12, now)
             cpu.between_slices(lambda: cpu.uc.ctl_remove_cache(page, page + 0x1000))
         else:
-            self._ic_run = (va, None)
+            self._ic_run = (va, None, now)
             cpu.between_slices(cpu.uc.ctl_flush_tb)
+
+    def _fetchable(self, va: int) -> bool:
+        """Can the code running now fetch instructions from `va`?  Under the shadow
+        stage 2 (neve/el2/stage2.py) by its own walks, which have no side effect
+        (Unicorn's probe would enter its TLB-fill hook, which takes the fault)."""
+        s2 = self.vel2.s2 if self.vel2 is not None else None
+        if s2 is not None and s2.regime == "s2":
+            r = s2.translate_l2(va, execute=True, el=self.cpu.el())
+            return isinstance(r, tuple) and len(r) == 4 and bool(r[3])
+        if s2 is not None and s2.regime == "el2":
+            t = s2.translate_el2(va, execute=True)
+            return getattr(t, "executable", False) is True
+        return self.cpu.translate(va, 4) is not None
 
     def _at(self, op: tuple, cp) -> int:
         """AT: emulated by neve at every level (neve/core/at.py)."""
