@@ -175,3 +175,17 @@ def test_l1_el1_maintenance_runs_natively_unless_l1_traps_it():
             rule = sysregs.SYS_TRAPS.get(name)
             python = name.startswith(("IC", "AT")) or (rule is not None and rule.holds(v.controls_of((hcr,) + rest)))
             assert (t[fastpath.index(key, True)] & 7) == (fastpath.SLOW if python else fastpath.NATIVE), (hex(hcr), name)
+
+
+def test_dczid_reads_are_native_unless_the_model_answers_them():
+    """DCZID_EL0 (read by a kernel's clear_page for every page) is the CPU's unless
+    L1's HCR_EL2.TDZ makes the model answer DZP = 1: native in vm mode and below a
+    vEL2 without TDZ, Python's (which sets DZP) under TDZ."""
+    key = sysregs.BY_NAME["DCZID_EL0"].key
+    vm = Machine([elf.load(str(IMAGES / "hello.elf"))], mode="vm", uart_out=lambda b: None)
+    assert vm.vcpu.fast._el(1, None)[fastpath.index(key, False)] & 7 == fastpath.NATIVE
+    m = Machine([elf.load(str(IMAGES / n)) for n in ("kvmlike.elf", "hypercall.elf")], mode="nv2",
+                uart_out=lambda b: None)
+    rest = m.vel2.forward_key()[1:]
+    for hcr, want in ((1 << 31, fastpath.NATIVE), (1 << 31 | 1 << 28, fastpath.SLOW)):
+        assert m.vcpu.fast._el(1, (hcr,) + rest)[fastpath.index(key, False)] & 7 == want, hex(hcr)

@@ -36,6 +36,7 @@ from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
 from neve.arch import decode, sysregs
 from neve.arch.modes import Access
+from neve.el2.sysreg import VIRTUAL_CONTROLS
 from neve.observe import events as ev
 
 if TYPE_CHECKING:                       # types only: no import at run time
@@ -388,18 +389,20 @@ class FastPath:
             self._l1_sys_entries(t, controls)
         if controls is not None and el == 1 and sysregs.TIDCP.holds(controls):
             _fill_runs(t, SLOW, (3,), range(8), (11, 15))      # IMPLEMENTATION DEFINED encodings
+        hcr = 0 if key is None else dict(zip(VIRTUAL_CONTROLS, key))["HCR_EL2"]
         for r in sysregs.REGISTERS:
             for write in (False, True):
                 if controls is not None and v.forwards(r.key, write, el, controls):
                     t[index(r.key, write)] = SLOW
                 else:
-                    t[index(r.key, write)] = self._el1_entry(r.key, write, el)
+                    t[index(r.key, write)] = self._el1_entry(r.key, write, el, hcr)
         return t
 
-    def _el1_entry(self, key: tuple, write: bool, el: int) -> int:
-        """The machine's EL1/EL0 path (SysregHooks): native, a counter read, or Python."""
+    def _el1_entry(self, key: tuple, write: bool, el: int, hcr: int = 0) -> int:
+        """The machine's EL1/EL0 path (SysregHooks): native, a counter read, or Python.
+        `hcr`: the HCR_EL2 in force for the code the table is for."""
         m = self.m
-        if m.el1_native(key, write, el):
+        if m.el1_native(key, write, el, hcr):
             return NATIVE
         counter = None if write else m.counter_read(key, el)
         return self._entry(_COUNTERS[counter], key, False, el) if counter else SLOW

@@ -69,12 +69,16 @@ class SysregHooks:
             return self.fail_in_hook(GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}"))
 
     # --- for the compiled hooks (neve/core/fastpath.py) ---------------------------------
-    def el1_native(self, key: tuple, write: bool, el: int) -> bool:
+    def el1_native(self, key: tuple, write: bool, el: int, hcr: int | None = None) -> bool:
         """Does `_sysreg` let the CPU execute this access at hardware `el` (0, or 1
         for the VM, what L1 runs at EL1 and vEL2's native accesses) with nothing else
         to do, whatever the state?  The parts that depend on L1's controls are
         vEL2's (Vel2Sysregs.forwards); anything that depends on other state (an EL1
-        control of an EL0 access, a pending interrupt, FP traps) is left to Python."""
+        control of an EL0 access, a pending interrupt, FP traps) is left to Python.
+        `hcr`: the HCR_EL2 in force for the reading code (L1's below vEL2, else 0)
+        when the caller's table is for it: an ID register the model answers only
+        under some HCR_EL2 (DCZID_EL0: DZP under TDZ) is then native where it
+        does not (a kernel's clear_page reads DCZID_EL0 for every page)."""
         if (key, write) in _WRONG_DIRECTION or not write and key in _COUNTER_KEYS:
             return False
         row = sysregs.BY_KEY.get(key)
@@ -89,7 +93,12 @@ class SysregHooks:
         if not self.cpu.uc_accessible(key, write, el):
             return True                                   # UNDEFINED: Unicorn raises it
         if not write:
-            return row.name not in _VIRTUAL_IDS and row.name not in model.ID_VALUES
+            if row.name in _VIRTUAL_IDS:
+                return False
+            if row.name in model.ID_VALUES:
+                return (hcr is not None and row.name != "CCSIDR_EL1"
+                        and model.id_value(row.name, self.vel2 is not None, 0, hcr) is None)
+            return True
         return row.wmask == sysregs.ALL64 and not row.regime
 
     @staticmethod
