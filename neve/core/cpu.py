@@ -7,7 +7,10 @@ details the rest of neve must not know about:
 * the instruction counter: `uc_emu_start(count=N)` counts executed instructions in
   `uc_struct.emu_counter`, which the API does not expose.  We locate that field once
   per process by calibration (run 1, 2, 5 instructions and look for the word that
-  follows) and read it with ctypes; `icount()` is then exact inside every hook;
+  follows) and read it with ctypes; `icount()` is then exact inside every hook.
+  With the compiled fast path the count is its own code hook's (`count_with`,
+  neve_fast_count: the same count and stop, and one code hook fewer for Unicorn
+  to walk on every instruction), and emu_start runs with count=0;
 * PSTATE writes: Unicorn's raw PSTATE write neither swaps the banked stack pointer
   nor rebuilds QEMU's cached hflags; `set_pstate` does both;
 * the hardware trap configuration L0 keeps on the CPU (SCR_EL3.{NS,HCE,RW} so HVC

@@ -15,7 +15,10 @@ front of (the reference implementation, which alone runs with NEVE_FASTPATH=0):
 * before each block: the Python FP-trap hook only while an FP access could trap, and
   the unmask watch only once a PSTATE.I/F bit masking a pending interrupt is clear;
 * each memory access while the Device-memory alignment check is on: the Python
-  hook only for an access that is, or may be, unaligned.
+  hook only for an access that is, or may be, unaligned;
+* each instruction: the instruction counter (in place of emu_start's count=N, the
+  same count and stop), which also calls the Python ERET/LDAR/STLR hook
+  (neve/core/eret.py) at exactly the addresses it watches.
 
 Trap counts, transcripts and virtual time are the same with and without it (the
 differential tests run both).  When the module was not built, neve says so once on
