@@ -9,7 +9,7 @@ from __future__ import annotations
 from neve.core import at
 from neve.arch import decode, model, sysregs
 from neve.observe import events as ev
-from neve.core.cpu import EXECUTE, uc_implements
+from neve.core.cpu import EXECUTE, X_REGS, uc_implements
 from neve.core.result import Stop
 from neve.devices.timer import CNTFRQ
 from neve.errors import GuestError, NeveError, Unsupported
@@ -31,6 +31,8 @@ _KEY_CNTPCTSS = (3, 3, 14, 0, 5)
 _COUNTER_KEYS = frozenset((_KEY_CNTVCT, _KEY_CNTPCT, _KEY_CNTFRQ, _KEY_CNTVCTSS, _KEY_CNTPCTSS))
 _COUNTER_VIEWS = {_KEY_CNTVCT: "v", _KEY_CNTVCTSS: "v", _KEY_CNTPCT: "p", _KEY_CNTPCTSS: "p"}
 
+
+_X_IDS = frozenset(X_REGS)
 
 # The longest distance, in instructions, between two IVAUs of one maintenance loop
 # (Linux's: ic ivau; add; cmp; b.lo).
@@ -283,12 +285,17 @@ class SysregHooks:
         self.take_el1(esr, pc)
         return cpu.redirected(acc)
 
-    def _code_changed(self, cp) -> None:
+    def _code_changed(self, cp, reg: int | None = None) -> None:
         """The guest did instruction-cache maintenance: code may have changed (IC
-        IVAU: the 64-byte line at a VA; IC IALLU/IALLUIS: anywhere)."""
+        IVAU: the 64-byte line at a VA; IC IALLU/IALLUIS: anywhere).  `reg`: the
+        hook's Unicorn id of Xt, when it is one of X0-X30 (else the instruction is
+        read to find it)."""
         va = 0
         if cp.op1 == 3:                                 # IC IVAU: by VA
-            va = self.cpu.x(self.cpu.read_insn(self.cpu.pc) & 0x1F) & ~63
+            if reg in _X_IDS:
+                va = self.cpu.reg(reg) & ~63
+            else:
+                va = self.cpu.x(self.cpu.read_insn(self.cpu.pc) & 0x1F) & ~63
             self.fp.code_changed(va, va + 64)
             self.align.code_changed(va, va + 64)
             if RAM_BASE <= va < RAM_BASE + self.ram_size:   # (the code runs identity-mapped or MMU-off here)
@@ -371,7 +378,7 @@ class SysregHooks:
     def _hook_sys(self, reg, cp) -> int:
         try:
             if cp.op1 == 3 and cp.crn == 7 and cp.crm == 5 or cp.op1 == 0 and cp.crn == 7 and cp.crm in (1, 5):
-                self._code_changed(cp)                  # IC IVAU / IALLU / IALLUIS
+                self._code_changed(cp, reg)             # IC IVAU / IALLU / IALLUIS
             if self.cpu.el() == 0:
                 r = self._sys_el0(cp)
                 if r is not None:
