@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import IMAGES
+from neve.arch import sysregs
 from neve.core import elf, fastpath
 from neve.core.machine import Machine
 from test_differential import IMAGE_SETS
@@ -152,3 +153,39 @@ def test_the_compiled_ram_scan_finds_what_the_python_one_finds(monkeypatch):
     assert a == b and len(a) > 20
     assert set(a.values()) == {"_eret", "_acqrel"}
     assert eret.ERET_WORDS                                   # (what is searched for)
+
+
+def test_l1_el1_maintenance_runs_natively_unless_l1_traps_it():
+    """Below vEL2, the EL1 table lets the CPU execute the cache and TLB maintenance
+    L1's HCR_EL2 does not trap (no Python per DC/TLBI of a nested kernel), and sends
+    to Python exactly what a rule of sysregs.SYS_TRAPS traps under L1's controls;
+    IC and AT always go to Python (code rescans, AT emulation)."""
+    m = Machine([elf.load(str(IMAGES / n)) for n in ("kvmlike.elf", "hypercall.elf")], mode="nv2",
+                uart_out=lambda b: None)
+    fast, v = m.vcpu.fast, m.vel2
+    rw = 1 << 31
+    bits = {n: 1 << b for n, b in (("TPU", 24), ("TTLB", 25), ("TPCP", 23), ("TSW", 22), ("TDZ", 28))}
+    enc = {"DC CVAU": (1, 3, 7, 11, 1), "DC CIVAC": (1, 3, 7, 14, 1), "DC CISW": (1, 0, 7, 14, 2),
+           "DC ZVA": (1, 3, 7, 4, 1), "TLBI VMALLE1IS": (1, 0, 8, 3, 0), "TLBI VAE1": (1, 0, 8, 7, 1),
+           "IC IVAU": (1, 3, 7, 5, 1), "IC IALLU": (1, 0, 7, 5, 0), "AT S1E1R": (1, 0, 7, 8, 0)}
+    rest = v.forward_key()[1:]
+    for hcr in (rw, rw | bits["TPU"] | bits["TTLB"], rw | bits["TPCP"] | bits["TSW"] | bits["TDZ"]):
+        t = fast._el(1, (hcr,) + rest)
+        for name, key in enc.items():
+            rule = sysregs.SYS_TRAPS.get(name)
+            python = name.startswith(("IC", "AT")) or (rule is not None and rule.holds(v.controls_of((hcr,) + rest)))
+            assert (t[fastpath.index(key, True)] & 7) == (fastpath.SLOW if python else fastpath.NATIVE), (hex(hcr), name)
+
+
+def test_dczid_reads_are_native_unless_the_model_answers_them():
+    """DCZID_EL0 (read by a kernel's clear_page for every page) is the CPU's unless
+    L1's HCR_EL2.TDZ makes the model answer DZP = 1: native in vm mode and below a
+    vEL2 without TDZ, Python's (which sets DZP) under TDZ."""
+    key = sysregs.BY_NAME["DCZID_EL0"].key
+    vm = Machine([elf.load(str(IMAGES / "hello.elf"))], mode="vm", uart_out=lambda b: None)
+    assert vm.vcpu.fast._el(1, None)[fastpath.index(key, False)] & 7 == fastpath.NATIVE
+    m = Machine([elf.load(str(IMAGES / n)) for n in ("kvmlike.elf", "hypercall.elf")], mode="nv2",
+                uart_out=lambda b: None)
+    rest = m.vel2.forward_key()[1:]
+    for hcr, want in ((1 << 31, fastpath.NATIVE), (1 << 31 | 1 << 28, fastpath.SLOW)):
+        assert m.vcpu.fast._el(1, (hcr,) + rest)[fastpath.index(key, False)] & 7 == want, hex(hcr)

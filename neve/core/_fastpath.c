@@ -89,6 +89,10 @@ typedef struct {
     const uint64_t *code_addrs; /* ... at these addresses, sorted */
     int64_t n_code;
     sys_hook py_sys;            /* the Python SYS hook */
+    int (*emu_stop)(void *uc);  /* uc_emu_stop */
+    uint64_t count;             /* instructions counted in the running emu_start (neve_fast_count) */
+    uint64_t limit;             /* ... and where it stops */
+    uint64_t code_lo, code_hi;  /* code_addrs[0], code_addrs[n_code - 1] (n_code > 0) */
     uint64_t page_counts[2];    /* vEL2 accesses made as MEM, REDIRECT */
     uint64_t hits[6];           /* answered here: by action (SLOW = sent to Python) */
 } state;
@@ -227,6 +231,22 @@ void neve_fast_code(void *uc, uint64_t addr, uint32_t size, void *data)
         else
             hi = mid - 1;
     }
+}
+
+/* The instruction counter, in place of Unicorn's own (emu_start's count=N, which
+   registers hook_count_cb in front of every other code hook): the same count and
+   the same stop (before the instruction that would exceed the limit, no later hook
+   called for it), and the ERET/LDAR/STLR check of neve_fast_code in the same call,
+   so that Unicorn walks a list of one code hook on every instruction, not two. */
+void neve_fast_count(void *uc, uint64_t addr, uint32_t size, void *data)
+{
+    state *s = data;
+    if (++s->count > s->limit) {
+        s->emu_stop(uc);
+        return;
+    }
+    if (s->n_code && addr - s->code_lo <= s->code_hi - s->code_lo)
+        neve_fast_code(uc, addr, size, data);
 }
 
 void neve_fast_mem(void *uc, int type, uint64_t addr, int size, int64_t value, void *data)

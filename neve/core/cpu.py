@@ -7,7 +7,10 @@ details the rest of neve must not know about:
 * the instruction counter: `uc_emu_start(count=N)` counts executed instructions in
   `uc_struct.emu_counter`, which the API does not expose.  We locate that field once
   per process by calibration (run 1, 2, 5 instructions and look for the word that
-  follows) and read it with ctypes; `icount()` is then exact inside every hook;
+  follows) and read it with ctypes; `icount()` is then exact inside every hook.
+  With the compiled fast path the count is its own code hook's (`count_with`,
+  neve_fast_count: the same count and stop, and one code hook fewer for Unicorn
+  to walk on every instruction), and emu_start runs with count=0;
 * PSTATE writes: Unicorn's raw PSTATE write neither swaps the banked stack pointer
   nor rebuilds QEMU's cached hflags; `set_pstate` does both;
 * the hardware trap configuration L0 keeps on the CPU (SCR_EL3.{NS,HCE,RW} so HVC
@@ -47,6 +50,8 @@ class _CpReg(ctypes.Structure):
 
 _uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _uclib.uc_vmem_read.restype = ctypes.c_int
+_uclib.uc_vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p]
+_uclib.uc_vmem_translate.restype = ctypes.c_int
 
 X_REGS = [getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
 
@@ -191,6 +196,7 @@ class CPU:
         # fast path reads the counter as base + Unicorn's own count, neve/core/fastpath.py).
         self.base = ctypes.c_int64(0)     # may be negative for a moment (end_slice_after_current)
         self.slice_count = 0      # the count limit of the running emu_start
+        self._limit: ctypes.c_uint64 | None = None    # count_with's limit word
         # Non-secure, EL2 present with HVC enabled, lower levels AArch64.
         self.cpr_write(3, 6, 1, 1, 0, (1 << 0) | (1 << 8) | (1 << 10))
         # HCR_EL2: RW (EL1 is AArch64), TWI (WFI arrives as UDEF so L0 sees it).
@@ -235,6 +241,12 @@ class CPU:
         """Where Unicorn counts the running emu_start's instructions."""
         return ctypes.addressof(self._counter)
 
+    def count_with(self, counter: ctypes.c_uint64, limit: ctypes.c_uint64) -> None:
+        """Count instructions with a code hook of the caller's (the compiled fast path's
+        neve_fast_count, which counts in `counter` and stops past `limit` exactly as
+        Unicorn's counter does), not with emu_start's count."""
+        self._counter, self._limit = counter, limit
+
     def icount(self) -> int:
         """Instructions executed so far, counting the one executing now (inside a hook)."""
         return self.base.value + self._counter.value
@@ -257,7 +269,12 @@ class CPU:
             # the nested modes' UC_TLB_VIRTUAL, a fault of the guest's tables).  Code at
             # 0 (flash bank 0, --bios) then stops there once, and the next slice starts
             # at 0 with `until` 1, an address no instruction has, in the same page.
-            self.uc.emu_start(pc, 1 if pc == 0 else 0, timeout=timeout_us, count=count)
+            until = 1 if pc == 0 else 0
+            if self._limit is None:
+                self.uc.emu_start(pc, until, timeout=timeout_us, count=count)
+            else:
+                self._limit.value = count
+                self.uc.emu_start(pc, until, timeout=timeout_us, count=0)
         finally:
             self._running = False
             c = self._counter.value
@@ -444,6 +461,13 @@ class CPU:
         buf = ctypes.create_string_buffer(size)
         err = _uclib.uc_vmem_read(self.uc._uch, ctypes.c_uint64(va), ctypes.c_int(prot), buf, ctypes.c_size_t(size))
         return None if err else buf.raw
+
+    def translate(self, va: int, prot: int = 1) -> int | None:
+        """The physical address of `va` for a read (prot 1) or an instruction fetch (4)
+        in the current translation regime; None when it does not translate."""
+        pa = ctypes.c_uint64()
+        err = _uclib.uc_vmem_translate(self._h, ctypes.c_uint64(va), ctypes.c_int(prot), ctypes.byref(pa))
+        return None if err else pa.value
 
     def read_insn(self, va: int) -> int | None:
         b = self.read_virt(va, 4, 4)

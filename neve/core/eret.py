@@ -57,17 +57,16 @@ class EretHooks:
         self.cpu = m.cpu
         self._hooked: dict[int, Callable] = {}     # address -> its handler
         self._fast = self.vcpu.fast          # one compiled hook for them all, if built
-        self._fast_hook = None
         self._range = (0, -1)
         self._cfunc = HOOK_CODE_CFUNC(self._code_raw) if self._fast is not None else None
 
     def scan(self, base: int, size: int) -> None:
         """Hook every ERET, LDAR and STLR word in [base, base+size) of RAM.  The
-        Python path gives each its own code hook; the compiled path one hook for all
-        (Unicorn walks its list of code hooks on every instruction once there are
-        two, its instruction counter and another: with a hook per address, a kernel
-        image's thousands of LDAR/STLR made every instruction cost thousands of
-        checks)."""
+        Python path gives each its own code hook; the compiled path checks them all
+        in its instruction counter's hook (Unicorn walks its list of code hooks on
+        every instruction: with a hook per address, a kernel image's thousands of
+        LDAR/STLR made every instruction cost thousands of checks, and even one more
+        hook cost a quarter of a Linux boot)."""
         m = self.m
         lo = max(0, base - RAM_BASE)
         hi = min(base - RAM_BASE + size, len(m.ram))
@@ -108,8 +107,9 @@ class EretHooks:
             self._fast.update_code(list(self._hooked))
 
     def _rehook(self) -> None:
-        """The compiled hook over the range of the addresses hooked now."""
-        self._fast_hook = self._fast.hook_code(self._cfunc, list(self._hooked), self._fast_hook)
+        """The compiled check (in the instruction counter's hook) over the addresses
+        hooked now."""
+        self._fast.hook_code(self._cfunc, list(self._hooked), None)
 
     def _code_raw(self, _uch, addr: int, size: int, _data) -> None:
         """The compiled hook found `addr` among the hooked ones (a bare ctypes callback)."""

@@ -15,7 +15,10 @@ front of (the reference implementation, which alone runs with NEVE_FASTPATH=0):
 * before each block: the Python FP-trap hook only while an FP access could trap, and
   the unmask watch only once a PSTATE.I/F bit masking a pending interrupt is clear;
 * each memory access while the Device-memory alignment check is on: the Python
-  hook only for an access that is, or may be, unaligned.
+  hook only for an access that is, or may be, unaligned;
+* each instruction: the instruction counter (in place of emu_start's count=N, the
+  same count and stop), which also calls the Python ERET/LDAR/STLR hook
+  (neve/core/eret.py) at exactly the addresses it watches.
 
 Trap counts, transcripts and virtual time are the same with and without it (the
 differential tests run both).  When the module was not built, neve says so once on
@@ -34,8 +37,9 @@ from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INSN
 from unicorn import arm64_const as A
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
-from neve.arch import sysregs
+from neve.arch import decode, sysregs
 from neve.arch.modes import Access
+from neve.el2.sysreg import VIRTUAL_CONTROLS
 from neve.observe import events as ev
 
 if TYPE_CHECKING:                       # types only: no import at run time
@@ -84,7 +88,9 @@ class _State(ctypes.Structure):
                 ("cntvoff_slot", ctypes.c_int32), ("pad2", ctypes.c_int32),
                 ("py_irq_block", ctypes.c_void_p), ("irq_watch", ctypes.c_uint64),
                 ("py_code", ctypes.c_void_p), ("code_addrs", ctypes.c_void_p), ("n_code", ctypes.c_int64),
-                ("py_sys", ctypes.c_void_p),
+                ("py_sys", ctypes.c_void_p), ("emu_stop", ctypes.c_void_p),
+                ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64),
+                ("code_lo", ctypes.c_uint64), ("code_hi", ctypes.c_uint64),
                 ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6))
 
 
@@ -149,6 +155,12 @@ class FastPath:
         s = self.state
         s.reg_read, s.reg_write = _addr(_uclib.uc_reg_read), _addr(_uclib.uc_reg_write)
         s.reg_pc, s.reg_pstate, s.reg_cp = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE, A.UC_ARM64_REG_CP_REG
+        s.emu_stop = _addr(_uclib.uc_emu_stop)
+        # The instruction counter (neve_fast_count): registered first, so that it comes
+        # before every other code hook as Unicorn's own would.
+        m.cpu.count_with(ctypes.c_uint64.from_buffer(s, _State.count.offset),
+                         ctypes.c_uint64.from_buffer(s, _State.limit.offset))
+        self._counter_hook = self._add(UC_HOOK_CODE, lib.neve_fast_count)
         s.icount_base, s.counter = ctypes.addressof(m.cpu.base), m.cpu.counter_address()
         s.skipped = m.counter.skipped_address()
         s.cntvoff_slot = -1
@@ -191,6 +203,21 @@ class FastPath:
                         if self.m.sys_native(op1, crn, crm, op2, at_vel2):
                             t[index((1, op1, crn, crm, op2), True)] = NATIVE
 
+    def _l1_sys_entries(self, t: array, controls: dict[str, int]) -> None:
+        """SYS instructions of L1's EL1 code (below vEL2) that L1's trap controls
+        `controls` leave alone (Vel2Sysregs.sys: no rule of sysregs.SYS_TRAPS holds)
+        and that `sys_native` lets the CPU execute: NATIVE, as Python would let them
+        run.  A kernel's DC and TLBI maintenance then costs no Python."""
+        for op1 in range(8):
+            for crn in range(16):
+                for crm in range(16):
+                    for op2 in range(8):
+                        if not self.m.sys_native(op1, crn, crm, op2, False):
+                            continue
+                        rule = sysregs.SYS_TRAPS.get(decode.sys_name(op1, crn, crm, op2))
+                        if rule is None or not rule.holds(controls):
+                            t[index((1, op1, crn, crm, op2), True)] = NATIVE
+
     def hook_block(self, py_block) -> int:
         self.state.py_block = _addr(py_block)
         self._keep.append(py_block)
@@ -201,25 +228,17 @@ class FastPath:
         self._keep.append(py_block)
         return self._add(UC_HOOK_BLOCK, self.lib.neve_fast_irq_block)
 
-    def hook_code(self, py_code, addrs: list[int], old: int | None) -> int:
-        """One code hook over [min(addrs), max(addrs)] that calls `py_code` at exactly
-        `addrs` (replacing the hook `old`).  Unicorn calls a lone code hook (its
-        instruction counter) directly from translated code and walks a list of them
-        otherwise, so translated code is dropped.  Between slices only
-        (CPU.between_slices)."""
-        arr = (ctypes.c_uint64 * len(addrs))(*sorted(addrs))
-        self._code_addrs = arr
+    def hook_code(self, py_code, addrs: list[int], old: int | None) -> None:
+        """Call `py_code` at exactly `addrs`: the instruction counter's hook
+        (neve_fast_count) checks them, so no other code hook is added (Unicorn walks
+        its list of code hooks on every instruction).  Between slices only
+        (CPU.between_slices), as the Python path's hooks take effect."""
         s = self.state
         if not s.py_code:
             s.py_code = _addr(py_code)
             self._keep.append(py_code)
-        s.code_addrs, s.n_code = ctypes.addressof(arr), len(arr)
-        if old is not None:
-            self.cpu.uc.hook_del(old)
-        h = self.cpu.add_c_hook(UC_HOOK_CODE, self.lib.neve_fast_code, ctypes.addressof(self.state),
-                                begin=arr[0], end=arr[-1])
-        self.cpu.uc.ctl_flush_tb()
-        return h
+        self.update_code(addrs)
+        self.cpu.uc.ctl_flush_tb()          # as before: blocks translated anew after a change
 
     def scan(self, buf, lo: int, hi: int) -> list[tuple[int, int]]:
         """(offset, kind) of the words neve/core/eret.py hooks in buf[lo:hi], 4-byte
@@ -241,7 +260,10 @@ class FastPath:
         """New addresses inside the hook's range: the C lookup follows at once."""
         arr = (ctypes.c_uint64 * len(addrs))(*sorted(addrs))
         self._code_addrs = arr
-        self.state.code_addrs, self.state.n_code = ctypes.addressof(arr), len(arr)
+        s = self.state
+        s.code_addrs, s.n_code = ctypes.addressof(arr), len(arr)
+        if len(arr):
+            s.code_lo, s.code_hi = arr[0], arr[-1]
 
     def hook_mem(self, htype: int, py_mem) -> int:
         self.state.py_mem = _addr(py_mem)
@@ -366,20 +388,24 @@ class FastPath:
         t = self._base(el)
         self._sys_entries(t, el, False)
         controls = v.controls_of(key) if v is not None else None
+        if controls is not None and el == 1:
+            self._l1_sys_entries(t, controls)
         if controls is not None and el == 1 and sysregs.TIDCP.holds(controls):
             _fill_runs(t, SLOW, (3,), range(8), (11, 15))      # IMPLEMENTATION DEFINED encodings
+        hcr = 0 if key is None else dict(zip(VIRTUAL_CONTROLS, key))["HCR_EL2"]
         for r in sysregs.REGISTERS:
             for write in (False, True):
                 if controls is not None and v.forwards(r.key, write, el, controls):
                     t[index(r.key, write)] = SLOW
                 else:
-                    t[index(r.key, write)] = self._el1_entry(r.key, write, el)
+                    t[index(r.key, write)] = self._el1_entry(r.key, write, el, hcr)
         return t
 
-    def _el1_entry(self, key: tuple, write: bool, el: int) -> int:
-        """The machine's EL1/EL0 path (SysregHooks): native, a counter read, or Python."""
+    def _el1_entry(self, key: tuple, write: bool, el: int, hcr: int = 0) -> int:
+        """The machine's EL1/EL0 path (SysregHooks): native, a counter read, or Python.
+        `hcr`: the HCR_EL2 in force for the code the table is for."""
         m = self.m
-        if m.el1_native(key, write, el):
+        if m.el1_native(key, write, el, hcr):
             return NATIVE
         counter = None if write else m.counter_read(key, el)
         return self._entry(_COUNTERS[counter], key, False, el) if counter else SLOW

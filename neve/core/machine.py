@@ -153,7 +153,13 @@ class Machine(ExceptionEntry, SysregHooks):
             v.fast.hook_sys(cpu.sysreg_cfunc(self._hook_sys))
         else:
             cpu.add_sysreg_hook(A.UC_ARM64_INS_SYS, self._hook_sys)
-        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
+        # Unmapped accesses, over the physical addresses outside RAM (RAM is always
+        # mapped, so none is lost): Unicorn keeps every store to a page under a memory
+        # hook on its slow path (its self-modifying-code check, forever), so a hook
+        # covering RAM made each store of the guest cost a TB lookup.
+        end = RAM_BASE + self.ram_size
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped, None, 0, RAM_BASE - 1)
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._hook_unmapped, None, end, (1 << 64) - 1)
         cpu.pc = self.boot.entry if self.boot is not None else self.images[0].entry
         # RAM outside the loaded images is zero, so only they can hold an ERET now;
         # code written later is scanned when the guest does its IC maintenance.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from neve.core import at
 from neve.arch import decode, model, sysregs
 from neve.observe import events as ev
-from neve.core.cpu import EXECUTE, uc_implements
+from neve.core.cpu import EXECUTE, X_REGS, uc_implements
 from neve.core.result import Stop
 from neve.devices.timer import CNTFRQ
 from neve.errors import GuestError, NeveError, Unsupported
@@ -32,8 +32,17 @@ _COUNTER_KEYS = frozenset((_KEY_CNTVCT, _KEY_CNTPCT, _KEY_CNTFRQ, _KEY_CNTVCTSS,
 _COUNTER_VIEWS = {_KEY_CNTVCT: "v", _KEY_CNTVCTSS: "v", _KEY_CNTPCT: "p", _KEY_CNTPCTSS: "p"}
 
 
+_X_IDS = frozenset(X_REGS)
+
+# The longest distance, in instructions, between two IVAUs of one maintenance loop
+# (Linux's: ic ivau; add; cmp; b.lo).
+_IC_LOOP = 8
+
+
 class SysregHooks:
     """The Machine's MRS/MSR/SYS handling (a mixin: `self` is the Machine)."""
+
+    _ic_run: tuple | None = None        # the IC IVAU run being made (_drop_translations)
 
     # --- system registers ----------------------------------------------------------------
     def _hook_mrs(self, reg, cp) -> int:
@@ -62,12 +71,16 @@ class SysregHooks:
             return self.fail_in_hook(GuestError(f"internal error emulating a system register access at PC {self.cpu.pc:#x}: {e!r}"))
 
     # --- for the compiled hooks (neve/core/fastpath.py) ---------------------------------
-    def el1_native(self, key: tuple, write: bool, el: int) -> bool:
+    def el1_native(self, key: tuple, write: bool, el: int, hcr: int | None = None) -> bool:
         """Does `_sysreg` let the CPU execute this access at hardware `el` (0, or 1
         for the VM, what L1 runs at EL1 and vEL2's native accesses) with nothing else
         to do, whatever the state?  The parts that depend on L1's controls are
         vEL2's (Vel2Sysregs.forwards); anything that depends on other state (an EL1
-        control of an EL0 access, a pending interrupt, FP traps) is left to Python."""
+        control of an EL0 access, a pending interrupt, FP traps) is left to Python.
+        `hcr`: the HCR_EL2 in force for the reading code (L1's below vEL2, else 0)
+        when the caller's table is for it: an ID register the model answers only
+        under some HCR_EL2 (DCZID_EL0: DZP under TDZ) is then native where it
+        does not (a kernel's clear_page reads DCZID_EL0 for every page)."""
         if (key, write) in _WRONG_DIRECTION or not write and key in _COUNTER_KEYS:
             return False
         row = sysregs.BY_KEY.get(key)
@@ -82,7 +95,12 @@ class SysregHooks:
         if not self.cpu.uc_accessible(key, write, el):
             return True                                   # UNDEFINED: Unicorn raises it
         if not write:
-            return row.name not in _VIRTUAL_IDS and row.name not in model.ID_VALUES
+            if row.name in _VIRTUAL_IDS:
+                return False
+            if row.name in model.ID_VALUES:
+                return (hcr is not None and row.name != "CCSIDR_EL1"
+                        and model.id_value(row.name, self.vel2 is not None, 0, hcr) is None)
+            return True
         return row.wmask == sysregs.ALL64 and not row.regime
 
     @staticmethod
@@ -267,11 +285,17 @@ class SysregHooks:
         self.take_el1(esr, pc)
         return cpu.redirected(acc)
 
-    def _code_changed(self, cp) -> None:
+    def _code_changed(self, cp, reg: int | None = None) -> None:
         """The guest did instruction-cache maintenance: code may have changed (IC
-        IVAU: the 64-byte line at a VA; IC IALLU/IALLUIS: anywhere)."""
+        IVAU: the 64-byte line at a VA; IC IALLU/IALLUIS: anywhere).  `reg`: the
+        hook's Unicorn id of Xt, when it is one of X0-X30 (else the instruction is
+        read to find it)."""
+        va = 0
         if cp.op1 == 3:                                 # IC IVAU: by VA
-            va = self.cpu.x(self.cpu.read_insn(self.cpu.pc) & 0x1F) & ~63
+            if reg in _X_IDS:
+                va = self.cpu.reg(reg) & ~63
+            else:
+                va = self.cpu.x(self.cpu.read_insn(self.cpu.pc) & 0x1F) & ~63
             self.fp.code_changed(va, va + 64)
             self.align.code_changed(va, va + 64)
             if RAM_BASE <= va < RAM_BASE + self.ram_size:   # (the code runs identity-mapped or MMU-off here)
@@ -280,6 +304,52 @@ class SysregHooks:
             self.fp.code_changed()
             self.align.code_changed()
             self.erets.scan(RAM_BASE, self.ram_size)
+        self._drop_translations(cp, va if cp.op1 == 3 else None)
+
+    def _drop_translations(self, cp, va: int | None) -> None:
+        """Unicorn's translations of the code the IC instruction makes stale, dropped
+        between slices (never under the running block).  Unicorn sees a store to code
+        only through a TLB entry it has not yet marked dirty (neve/core/machine.py's
+        unmapped hooks leave RAM out so that the others are fast), so code written
+        through another mapping (Linux writes through its linear map) becomes visible
+        here, where the architecture requires it to: IC IALLU(IS) drops everything;
+        IC IVAU by an executable VA drops that page's blocks, by a non-executable one
+        (the writer's alias: its executable VA is unknown) everything.  One
+        maintenance loop drops once: an IVAU of the next line (at most 64 bytes on),
+        at most _IC_LOOP instructions after the previous one (and, by an executable
+        VA, in the same page), adds nothing (the code was written before the loop
+        began, and nothing in the loop runs it)."""
+        cpu = self.cpu
+        if va is None:
+            self._ic_run = None
+            cpu.between_slices(cpu.uc.ctl_flush_tb)
+            return
+        now = cpu.icount()
+        run = self._ic_run
+        if (run is not None and 0 < va - run[0] <= 64 and now - run[2] <= _IC_LOOP
+                and (run[1] is None or run[1] == va >> 12)):
+            self._ic_run = (va, run[1], now)            # the same maintenance loop
+            return
+        if self._fetchable(va):
+            page = va & ~0xFFF
+            self._ic_run = (va, va >> 12, now)
+            cpu.between_slices(lambda: cpu.uc.ctl_remove_cache(page, page + 0x1000))
+        else:
+            self._ic_run = (va, None, now)
+            cpu.between_slices(cpu.uc.ctl_flush_tb)
+
+    def _fetchable(self, va: int) -> bool:
+        """Can the code running now fetch instructions from `va`?  Under the shadow
+        stage 2 (neve/el2/stage2.py) by its own walks, which have no side effect
+        (Unicorn's probe would enter its TLB-fill hook, which takes the fault)."""
+        s2 = self.vel2.s2 if self.vel2 is not None else None
+        if s2 is not None and s2.regime == "s2":
+            r = s2.translate_l2(va, execute=True, el=self.cpu.el())
+            return isinstance(r, tuple) and len(r) == 4 and bool(r[3])
+        if s2 is not None and s2.regime == "el2":
+            t = s2.translate_el2(va, execute=True)
+            return getattr(t, "executable", False) is True
+        return self.cpu.translate(va, 4) is not None
 
     def _at(self, op: tuple, cp) -> int:
         """AT: emulated by neve at every level (neve/core/at.py)."""
@@ -308,7 +378,7 @@ class SysregHooks:
     def _hook_sys(self, reg, cp) -> int:
         try:
             if cp.op1 == 3 and cp.crn == 7 and cp.crm == 5 or cp.op1 == 0 and cp.crn == 7 and cp.crm in (1, 5):
-                self._code_changed(cp)                  # IC IVAU / IALLU / IALLUIS
+                self._code_changed(cp, reg)             # IC IVAU / IALLU / IALLUIS
             if self.cpu.el() == 0:
                 r = self._sys_el0(cp)
                 if r is not None:
