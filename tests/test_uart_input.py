@@ -569,3 +569,20 @@ def test_terminal_restored_while_stopped(kernels):
     t.type(b".")
     code, out, err = t.finish()
     assert (code, out) == (0, b"poll echo\n<z>\nbye\n"), err
+
+
+def test_timeout_ends_a_wait_for_input(kernels):
+    """--timeout also bounds host time spent in WFI waiting for a live source that
+    never sends: the run ends with exit 124 (the timeout's message), not a hang."""
+    cmd, env = neve_argv("run", "--timeout", "2", kernels["irq", "fifo"])
+    r, w = os.pipe()                                    # stdin: a pipe kept open, never written
+    try:
+        t0 = time.monotonic()
+        p = subprocess.run(cmd, stdin=r, capture_output=True, env=env, cwd=ROOT, timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        os.close(r)
+        os.close(w)
+    assert p.returncode == EXIT_BUDGET, p.stderr
+    assert b"timeout of 2.0s reached" in p.stderr
+    assert took < 30

@@ -14,6 +14,7 @@ In the nested modes the first image runs at *virtual EL2*: see neve/el2/vel2.py.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -379,6 +380,30 @@ class Machine(ExceptionEntry, SysregHooks):
         self.result = None
         if self._deadline is None and self.timeout:
             self._deadline = time.monotonic() + self.timeout
+        # The host-time limit: one watchdog thread for the whole run() stops the CPU
+        # when it expires, and the loop below reports it.  (Unicorn's own emu_start
+        # timeout starts a thread at every emu_start: a third of a Linux boot's time.)
+        watchdog = None
+        if self._deadline is not None and self._deadline > time.monotonic():
+            watchdog = threading.Timer(self._deadline - time.monotonic(), self._time_up)
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            return self._run(cpu, max_slice)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    def host_time_left(self) -> float | None:
+        """Seconds of host time before --timeout ends the run (None: no limit); for the
+        places that wait in host time (a WFI waiting for stdin)."""
+        return None if self._deadline is None else self._deadline - time.monotonic()
+
+    def _time_up(self) -> None:
+        """The watchdog's thread: end the running slice (nothing when none runs)."""
+        self.cpu.uc.emu_stop()
+
+    def _run(self, cpu: CPU, max_slice: int | None) -> Result:
         while self.result is None:
             budget = max_slice or self.SLICE
             now = cpu.icount()
@@ -397,19 +422,15 @@ class Machine(ExceptionEntry, SysregHooks):
                         t = c.next_event(now)
                     if t is not None:
                         budget = max(1, min(budget, t - now))
-            timeout_us = 0
-            if self._deadline is not None:
-                left_s = self._deadline - time.monotonic()
-                if left_s <= 0:
-                    self.result = Result("timeout", 124, f"timeout of {self.timeout}s reached at PC {self.where(cpu.pc)}")
-                    break
-                timeout_us = max(1, int(left_s * 1e6))
+            if self._deadline is not None and self._deadline <= time.monotonic():
+                self.result = Result("timeout", 124, f"timeout of {self.timeout}s reached at PC {self.where(cpu.pc)}")
+                break
             self.vcpu.pending = None    # left by a probe outside a run: not for this one
             budget = self.fp.budget(cpu.pc, budget)
             try:
                 try:
                     self.vcpu.hook_error = None
-                    cpu.run(cpu.pc, budget, timeout_us)
+                    cpu.run(cpu.pc, budget)
                     if self.vcpu.hook_error is not None:
                         raise self.vcpu.hook_error
                     if self.align.pending is not None:

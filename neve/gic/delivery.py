@@ -405,8 +405,13 @@ class Interrupts:
                 # live source (stdin) is waited for in host time until the next timer
                 # deadline (for ever without one).
                 wait = None if d is None else max(0.0, (d - self.counter.now()) / CNTFRQ)
+                left = self.m.host_time_left()          # --timeout bounds the wait too
+                if left is not None and (wait is None or wait > left):
+                    wait = max(0.0, left)
                 if uart.receive_at_wfi(wait):
                     continue
+                if left is not None and self.m.host_time_left() <= 0:
+                    self.m.stop("timeout", 124, f"timeout of {self.m.timeout}s reached at PC {self.m.where(pc)}")
             if d is None:
                 raise Wedged("WFI with no interrupt that can ever wake the CPU", pc)
             skipped += self.counter.skip_to(d)
