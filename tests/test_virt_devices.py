@@ -125,10 +125,14 @@ _start:
     ldr     x8, =0x09030000
     mov     w0, #0xff
     str     w0, [x8, #0x400]              // GPIODIR: all outputs
+    str     w0, [x8, #0x408]              // GPIOIBE: both edges, every pin
     mov     w0, #0xa5
     str     w0, [x8, #0x3fc]
     ldr     w0, [x8, #0x3fc]
     show32  w0
+    ldr     w0, [x8, #0x414]              // GPIORIS: an output's edge raises nothing
+    show32  w0
+    str     wzr, [x8, #0x408]
     mov     w0, #0xff
     str     w0, [x8, #0x0c]               // masked write: bits 1, 0 only
     ldr     w0, [x8, #0x3fc]

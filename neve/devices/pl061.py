@@ -103,19 +103,16 @@ class PL061(Device):
             self._update()
 
     def _update(self) -> None:
-        changed = self.old_in ^ self.data
+        # Only input pins see edges (an output pin's data changes raise nothing), as
+        # QEMU's pl061_update; level interrupts are the line below the loop.
+        changed = (self.old_in ^ self.data) & ~self.dir & 0xFF
         if changed:
             self.old_in = self.data
             for i in range(8):
                 mask = 1 << i
-                if not changed & mask:
-                    continue
-                level = bool(self.data & mask)
-                if self.isense & mask:
-                    if level == bool(self.iev & mask):
+                if changed & mask and not self.isense & mask:
+                    if self.ibe & mask or bool(self.data & mask) == bool(self.iev & mask):
                         self.istate |= mask
-                elif self.ibe & mask or level == bool(self.iev & mask):
-                    self.istate |= mask
         self.istate |= ~(self.data ^ self.iev) & self.isense & 0xFF      # a level interrupt persists
         lv = bool(self.istate & self.im)
         if lv != self.line:
