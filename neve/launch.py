@@ -148,12 +148,18 @@ def build_machine(args, uart_out=None):
     uart_in = uart_input.open_input(args.uart_input) if getattr(args, "uart_input", None) and not dump else None
     # Flash units: with a bios, bank 0 holds it and the --pflash files start at unit 1.
     units = ([None] if bios else []) + list(getattr(args, "pflash", None) or [])
-    if len(units) > 2:
-        raise BadInput("--pflash: the board has two flash banks" + (" (bank 0 holds the --bios image)"
-                                                                     if bios else ""))
-    m = Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
-                uart_out=uart_out, policy=pol, boot=how, uart_in=uart_in, pflash=tuple(units),
-                rtc_epoch=getattr(args, "rtc_epoch", 0), power_button_at=getattr(args, "power_button_at", None))
+    try:
+        if len(units) > 2:
+            raise BadInput("--pflash: the board has two flash banks" + (" (bank 0 holds the --bios image)"
+                                                                         if bios else ""))
+        m = Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
+                    uart_out=uart_out, policy=pol, boot=how, uart_in=uart_in, pflash=tuple(units),
+                    rtc_epoch=getattr(args, "rtc_epoch", 0),
+                    power_button_at=getattr(args, "power_button_at", None))
+    except BaseException:
+        if uart_in is not None:
+            uart_in.close()                 # a terminal's settings back, the descriptor closed
+        raise
     if dump:
         # As QEMU's -machine dumpdtb: write the tree the guest would get, and exit.
         try:

@@ -51,8 +51,8 @@ def _neve(mode: str, files: dict[str, Path]) -> dict:
                            timeout=TIMEOUT_S + 60, check=False)
         seconds = time.perf_counter() - t0
         if p.returncode != 0:
-            raise RuntimeError(f"neve ({mode}) exited {p.returncode}: "
-                               f"{p.stderr.decode('utf-8', 'replace').strip().splitlines()[-1:]}")
+            last = (p.stderr.decode("utf-8", "replace").strip().splitlines() or [""])[-1]
+            raise RuntimeError(f"neve ({mode}) exited {p.returncode}: {last}")
         doc = json.loads(stats.read_text())
     return {"seconds": seconds, "instructions": doc["instructions"], "traps": doc["traps"]["total"],
             "traps_by_class": doc["traps"]["by_class"], "exit": doc["exit"]["reason"],

@@ -29,9 +29,8 @@ inside /intc@8000000 when the device has `dt_parent = "intc"`, as the GICv3 ITS 
 `phandles.alloc(name)` hands out the next one, in the order QEMU does (its counter
 starts at 0x8000: clock, CPUs, GIC, ITS, then GPIO).
 
-QEMU describes nothing else neve has; what QEMU lists and neve lacks (ITS, PL061 and
-gpio-keys, PL031, virtio-mmio, fw-cfg, PCIe, flash, the empty platform bus) is left
-out until a device describes itself.
+QEMU describes nothing else neve has; what QEMU lists and neve lacks (the ITS, fw-cfg,
+PCIe, the empty platform bus) is left out until a device describes itself.
 """
 from __future__ import annotations
 
@@ -248,12 +247,15 @@ def patch_chosen(blob: bytes, *, bootargs: str | None, initrd: tuple[int, int] |
     if not bootargs and initrd is None:
         return blob
     fdt = libfdt.Fdt(blob)                  # opened with QEMU's slack (open_like_qemu)
-    chosen = fdt.path_offset("/chosen", [libfdt.NOTFOUND])
-    if chosen < 0:
-        chosen = fdt.add_subnode(0, "chosen")
-    if bootargs:
-        fdt.setprop_str(chosen, "bootargs", bootargs)
-    if initrd is not None:
-        fdt.setprop_u64(chosen, "linux,initrd-start", initrd[0])
-        fdt.setprop_u64(chosen, "linux,initrd-end", initrd[1])
+    try:
+        chosen = fdt.path_offset("/chosen", [libfdt.NOTFOUND])
+        if chosen < 0:
+            chosen = fdt.add_subnode(0, "chosen")
+        if bootargs:
+            fdt.setprop_str(chosen, "bootargs", bootargs)
+        if initrd is not None:
+            fdt.setprop_u64(chosen, "linux,initrd-start", initrd[0])
+            fdt.setprop_u64(chosen, "linux,initrd-end", initrd[1])
+    except libfdt.FdtException as e:        # e.g. an --append longer than QEMU's slack leaves room for
+        raise BadInput(f"--dtb: cannot update /chosen ({e})") from None
     return bytes(fdt.as_bytearray())

@@ -321,11 +321,6 @@ class CFIFlash(Device):
     def state(self) -> dict:
         return {f"bank{b.index}": b.state() for b in self.banks}
 
-    def flush(self) -> None:
-        """Write file-backed banks back now (the OS does it anyway at exit)."""
-        for b in self.banks:
-            b.storage.flush()
-
     def describe(self, sw, phandles) -> None:
         with sw.add_node(f"flash@{self.base:x}"):
             sw.property("bank-width", cells(BANK_WIDTH))

@@ -92,8 +92,9 @@ class StreamInput(UartInput):
     """A file descriptor read as data arrives (a terminal, a pipe, a socket)."""
     live = True
 
-    def __init__(self, fd: int, *, tty: bool = False, err=None) -> None:
+    def __init__(self, fd: int, *, tty: bool = False, err=None, owned: bool = False) -> None:
         self.fd = fd
+        self.owned = owned                 # opened for --uart-input: closed by close(); stdin is not
         self.tty = tty
         self.err = err if err is not None else sys.stderr
         self.queue: deque[int] = deque()
@@ -155,7 +156,8 @@ class StreamInput(UartInput):
                 pass
 
     def close(self) -> None:
-        """Give the terminal its settings back (idempotent)."""
+        """Give the terminal its settings back, and close a descriptor this source
+        opened (idempotent)."""
         if self._saved is not None:
             import termios
             try:
@@ -169,6 +171,12 @@ class StreamInput(UartInput):
                 except (ValueError, OSError):
                     pass
             self._old_handlers = {}
+        if self.owned and self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
 
     # --- reading ----------------------------------------------------------------------------
     def _pump(self, timeout: float | None) -> None:
@@ -243,7 +251,7 @@ def open_input(path: str) -> UartInput:
         fd = os.open(path, os.O_RDONLY | os.O_NOCTTY)
     except OSError as e:
         raise BadInput(f"--uart-input {path}: {e.strerror}") from None
-    return StreamInput(fd, tty=os.isatty(fd))
+    return StreamInput(fd, tty=os.isatty(fd), owned=True)
 
 
 def stdin_input() -> UartInput | None:

@@ -385,8 +385,11 @@ class Interrupts:
         return False
 
     def wfi(self, pc: int) -> int:
-        """L0 handles a trapped WFI: the counter skips from timer deadline to timer
-        deadline until an interrupt would wake the CPU; returns the ticks skipped.
+        """L0 handles a trapped WFI: the counter skips from deadline to deadline (the
+        timers', and the board devices': the RTC alarm, the power button) until an
+        interrupt would wake the CPU, taking UART input as a wake-up source (a file's
+        next characters at once; a live source waited for in host time, bounded by
+        --timeout); returns the ticks skipped.
         When no interrupt can ever wake it (no timer left to fire, nothing pending),
         the guest is wedged: QEMU would wait for ever, neve stops (exit 126).  (The
         PMU counts instructions, so it does not advance while the CPU waits.)"""
