@@ -23,7 +23,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import stat
 import struct
 import zlib
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ ARM64_MAGIC = b"ARM\x64"
 ARM64_MAGIC_OFFSET = 0x38
 ARM64_HEADER_SIZE = 64
 MAX_GUNZIP = 256 << 20          # QEMU's LOAD_IMAGE_MAX_GUNZIP_BYTES
-MAX_FILE = 4 << 30              # as neve/core/elf.py: larger than anything that fits in RAM
 UIMAGE_MAGIC = 0x2705_1956
 # The first word of an arm64 Image built with CONFIG_EFI: "MZ" that is also the
 # instruction `add x13, x18, #0x16` (booting.rst: code0 of an EFI-capable Image).
@@ -65,25 +63,10 @@ class Kernel:
 
 
 def read_file(path: str | os.PathLike, what: str) -> bytes:
-    """The bytes of a regular file named on the command line, or BadInput."""
-    p = Path(path)
-    try:
-        st = os.stat(p)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError
-        if not stat.S_ISREG(st.st_mode):
-            raise BadInput(f"{what} {p}: not a regular file (a device, FIFO or socket)")
-        if st.st_size > MAX_FILE:
-            raise BadInput(f"{what} {p}: {st.st_size:,} bytes, larger than any RAM neve gives a guest")
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise BadInput(f"{what} {p}: no such file") from None
-    except IsADirectoryError:
-        raise BadInput(f"{what} {p}: is a directory") from None
-    except PermissionError:
-        raise BadInput(f"{what} {p}: permission denied") from None
-    except OSError as e:
-        raise BadInput(f"{what} {p}: cannot read: {e.strerror}") from None
+    """The bytes of a regular file named on the command line (`what`: its option), or
+    BadInput (neve/core/elf.py read_regular)."""
+    return elf.read_regular(path, f"{what} {Path(path)}",
+                            too_large="larger than any RAM neve gives a guest")
 
 
 def _gunzip(p: Path, raw: bytes) -> bytes:

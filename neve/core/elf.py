@@ -58,24 +58,36 @@ class SymbolTable:
         return self._names[i] if off == 0 else f"{self._names[i]}+{off:#x}"
 
 
-def load(path: str | os.PathLike) -> Image:
+def read_regular(path: str | os.PathLike, head: str | None = None, *, not_regular: str = "",
+                 directory: str = "", too_large: str | None = None) -> bytes:
+    """The bytes of a regular file named on the command line, or one line of BadInput:
+    missing, a directory, not a regular file (/dev/zero would be read without end, a
+    FIFO would block), above MAX_IMAGE (refused unread), unreadable.  `head` starts
+    each message (default: the path); `not_regular`, `directory` and `too_large` end
+    those messages with what the caller expected."""
     p = Path(path)
+    head = head or str(p)
     try:
         st = os.stat(p)
-        # Only a regular file: /dev/zero would be read without end, a FIFO would block.
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError
         if not stat.S_ISREG(st.st_mode):
-            raise BadInput(f"{p}: not a regular file (a device, FIFO or socket); neve loads ELF files")
+            raise BadInput(f"{head}: not a regular file (a device, FIFO or socket){not_regular}")
         if st.st_size > MAX_IMAGE:
-            raise BadInput(f"{p}: {st.st_size:,} bytes, larger than any image neve loads ({MAX_IMAGE >> 30} GiB)")
-        raw = p.read_bytes()
+            raise BadInput(f"{head}: {st.st_size:,} bytes, "
+                           + (too_large or f"larger than any image neve loads ({MAX_IMAGE >> 30} GiB)"))
+        return p.read_bytes()
     except FileNotFoundError:
-        raise BadInput(f"{p}: no such file") from None
+        raise BadInput(f"{head}: no such file") from None
     except IsADirectoryError:
-        raise BadInput(f"{p}: is a directory, not an ELF image") from None
+        raise BadInput(f"{head}: is a directory{directory}") from None
     except OSError as e:
-        raise BadInput(f"{p}: cannot read: {e.strerror}") from None
+        raise BadInput(f"{head}: cannot read: {e.strerror}") from None
+
+
+def load(path: str | os.PathLike) -> Image:
+    p = Path(path)
+    raw = read_regular(p, not_regular="; neve loads ELF files", directory=", not an ELF image")
     if len(raw) < 16 or raw[:4] != b"\x7fELF":
         raise BadInput(f"{p}: not an ELF file")
     if raw[4] == 1:
