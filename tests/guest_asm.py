@@ -55,6 +55,33 @@ vectors:
     .endr
     .endm
 
+    // The GICv3 ready to signal SPI INTID (group 1, PRIO, routed to this CPU) to EL1.
+    .macro gic_enable_spi intid, prio
+    ldr     x1, =0x08000000
+    mov     w0, #0x12                     // GICD_CTLR: ARE, EnableGrp1
+    str     w0, [x1]
+    ldr     x1, =0x080A0000               // GICR_WAKER: wake the redistributor
+    ldr     w0, [x1, #0x14]
+    bic     w0, w0, #2
+    str     w0, [x1, #0x14]
+97: ldr     w0, [x1, #0x14]
+    tbnz    w0, #2, 97b
+    ldr     x1, =0x08000000
+    ldr     w0, [x1, #(0x80 + (\intid / 32) * 4)]
+    orr     w0, w0, #(1 << (\intid % 32))
+    str     w0, [x1, #(0x80 + (\intid / 32) * 4)]
+    mov     w0, #\prio
+    strb    w0, [x1, #(0x400 + \intid)]
+    str     xzr, [x1, #(0x6000 + 8 * \intid)]
+    mov     w0, #(1 << (\intid % 32))
+    str     w0, [x1, #(0x100 + (\intid / 32) * 4)]
+    mov     x0, #0xff
+    msr     S3_0_C4_C6_0, x0              // ICC_PMR_EL1
+    mov     x0, #1
+    msr     S3_0_C12_C12_7, x0            // ICC_IGRPEN1_EL1
+    isb
+    .endm
+
     .macro gic_enable_ppi intid, prio
     ldr     x1, =0x08000000             // GICD_CTLR.EnableGrp1
     mov     w0, #2

@@ -32,34 +32,6 @@ from guest_asm import MACROS
 
 pytestmark = pytest.mark.toolchain
 
-UART_SPI = r"""
-    .macro gic_enable_uart_spi prio
-    ldr     x1, =0x08000000
-    mov     w0, #0x12                   // GICD_CTLR: ARE, EnableGrp1
-    str     w0, [x1]
-    ldr     w0, [x1, #0x84]             // GICD_IGROUPR1: INTID 33 in group 1
-    orr     w0, w0, #2
-    str     w0, [x1, #0x84]
-    mov     w0, #\prio
-    strb    w0, [x1, #(0x400 + 33)]     // GICD_IPRIORITYR
-    ldr     x2, =0x6108                 // GICD_IROUTER<33>: affinity 0.0.0.0
-    str     xzr, [x1, x2]
-    mov     w0, #2
-    str     w0, [x1, #0x104]            // GICD_ISENABLER1
-    ldr     x1, =0x080A0000             // GICR_WAKER: wake the redistributor
-    ldr     w0, [x1, #0x14]
-    bic     w0, w0, #2
-    str     w0, [x1, #0x14]
-94: ldr     w0, [x1, #0x14]
-    tbnz    w0, #2, 94b
-    mov     x0, #0xff
-    msr     S3_0_C4_C6_0, x0            // ICC_PMR_EL1
-    mov     x0, #1
-    msr     S3_0_C12_C12_7, x0          // ICC_IGRPEN1_EL1
-    isb
-    .endm
-"""
-
 # Polls FR.RXFE, echoes each character as <c>; '.' ends the run.
 POLL = MACROS + r"""
     .global _start
@@ -90,7 +62,7 @@ bye: .asciz "\nbye\n"
 
 # Waits in WFI; the RX interrupt's handler prints MIS at the first interrupt, then
 # drains the FIFO echoing [c]; '.' masks RXIM and ends the run.
-IRQ = MACROS + UART_SPI + r"""
+IRQ = MACROS + r"""
     .global _start
 _start:
     ldr x28, =0x09000000
@@ -110,7 +82,7 @@ _start:
 6:  isb
     mov w0, #LCRH
     str w0, [x28, #0x2c]
-    gic_enable_uart_spi 0x80
+    gic_enable_spi 33, 0x80               // the UART: SPI 1
     mov w0, #0x10                   // IMSC: RXIM
     str w0, [x28, #0x38]
     adr x0, hello
