@@ -95,6 +95,10 @@ typedef struct {
     uint64_t code_lo, code_hi;  /* code_addrs[0], code_addrs[n_code - 1] (n_code > 0) */
     uint64_t page_counts[2];    /* vEL2 accesses made as MEM, REDIRECT */
     uint64_t hits[6];           /* answered here: by action (SLOW = sent to Python) */
+    int (*uc_ctl)(void *uc, int control, ...); /* uc_ctl */
+    int32_t tlb_flush;          /* uc_ctl's code for UC_CTL_TLB_FLUSH, written */
+    int32_t reg_sp;             /* Unicorn's ids of SP, SP_EL0, SP_EL1 */
+    int32_t reg_sp_el[2];
 } state;
 
 static inline int context(state *s, void *uc)
@@ -267,30 +271,93 @@ void neve_fast_mem(void *uc, int type, uint64_t addr, int size, int64_t value, v
     s->py_mem(uc, type, addr, size, value, NULL);
 }
 
-/* World switches: the EL1 registers of L1's EL1 context between the CPU and
-   vEL2's storage slots, in one call (`n` entries of `x`); 0, or 1 + the index of
-   the entry Unicorn refused. */
+/* Register programs (neve/core/cpu.py RegOps, which runs the same list in Python):
+   a world switch's moves between the CPU and vEL2's storage slots in one call.
+   An op's slot holds the value to write or receives the value read. */
+enum { OP_CP_SAVE = 0, OP_CP_LOAD, OP_REG_SAVE, OP_REG_LOAD, OP_SP_SAVE, OP_SP_LOAD, OP_PSTATE, OP_TLB_FLUSH };
 typedef struct {
-    uint32_t crn, crm, op0, op1, op2;
+    uint32_t kind;
+    uint32_t crn, crm, op0, op1, op2;   /* OP_CP_*: the encoding */
+    int32_t reg;                        /* OP_REG_*: Unicorn's id; OP_SP_*: n of SP_ELn */
     int32_t slot;
-} xfer;
+} reg_op;
 
-int neve_fast_cp_save(state *s, void *uc, const xfer *x, int n)
+/* The stack pointer in use for PSTATE `ps`: 0 (SP_EL0) or the EL's own. */
+static inline int sp_index(uint64_t ps)
 {
-    for (int i = 0; i < n; i++) {
-        cp_reg c = {x[i].crn, x[i].crm, x[i].op0, x[i].op1, x[i].op2, 0};
-        if (s->reg_read(uc, s->reg_cp, &c))
-            return i + 1;
-        s->store[x[i].slot] = c.val;
-    }
-    return 0;
+    return (ps & 1) ? (int)((ps >> 2) & 3) : 0;
 }
 
-int neve_fast_cp_load(state *s, void *uc, const xfer *x, int n)
+/* CPU.set_pstate: bank the current SP, load the new level's, write PSTATE, and make
+   Unicorn re-derive its cached flags (any CP register write does) when EL or the
+   SP selection changed. */
+static int set_pstate(state *s, void *uc, uint64_t new)
+{
+    uint64_t old, cur, other;
+    int oi, ni, err = 0;
+    err |= s->reg_read(uc, s->reg_pstate, &old);
+    oi = sp_index(old);
+    ni = sp_index(new);
+    if (oi != ni) {
+        err |= s->reg_read(uc, s->reg_sp, &cur);
+        err |= s->reg_read(uc, s->reg_sp_el[ni != 0], &other);
+        err |= s->reg_write(uc, s->reg_sp_el[oi != 0], &cur);
+        err |= s->reg_write(uc, s->reg_sp, &other);
+    }
+    new &= 0xFFFFFFFFu;
+    err |= s->reg_write(uc, s->reg_pstate, &new);
+    if ((old ^ new) & 0x1F) {
+        cp_reg c = {13, 0, 3, 3, 3, 0};          /* TPIDRRO_EL0 */
+        err |= s->reg_read(uc, s->reg_cp, &c);
+        err |= s->reg_write(uc, s->reg_cp, &c);
+    }
+    return err;
+}
+
+/* 0, or 1 + the index of the op Unicorn refused. */
+int neve_fast_reg_ops(state *s, void *uc, const reg_op *ops, int n)
 {
     for (int i = 0; i < n; i++) {
-        cp_reg c = {x[i].crn, x[i].crm, x[i].op0, x[i].op1, x[i].op2, s->store[x[i].slot]};
-        if (s->reg_write(uc, s->reg_cp, &c))
+        const reg_op *o = &ops[i];
+        uint64_t *v = &s->store[o->slot];
+        int err = 0;
+        switch (o->kind) {
+        case OP_CP_SAVE:
+        case OP_CP_LOAD: {
+            cp_reg c = {o->crn, o->crm, o->op0, o->op1, o->op2, o->kind == OP_CP_LOAD ? *v : 0};
+            if (o->kind == OP_CP_LOAD) {
+                err = s->reg_write(uc, s->reg_cp, &c);
+            } else {
+                err = s->reg_read(uc, s->reg_cp, &c);
+                *v = c.val;
+            }
+            break;
+        }
+        case OP_REG_SAVE:
+            err = s->reg_read(uc, o->reg, v);
+            break;
+        case OP_REG_LOAD:
+            err = s->reg_write(uc, o->reg, v);
+            break;
+        case OP_SP_SAVE:
+        case OP_SP_LOAD: {
+            uint64_t ps;
+            int id;
+            err = s->reg_read(uc, s->reg_pstate, &ps);
+            id = sp_index(ps) == o->reg ? s->reg_sp : s->reg_sp_el[o->reg != 0];
+            err |= o->kind == OP_SP_SAVE ? s->reg_read(uc, id, v) : s->reg_write(uc, id, v);
+            break;
+        }
+        case OP_PSTATE:
+            err = set_pstate(s, uc, *v);
+            break;
+        case OP_TLB_FLUSH:
+            err = s->uc_ctl(uc, s->tlb_flush);
+            break;
+        default:
+            err = 1;
+        }
+        if (err)
             return i + 1;
     }
     return 0;

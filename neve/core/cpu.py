@@ -55,6 +55,19 @@ _uclib.uc_vmem_translate.restype = ctypes.c_int
 
 X_REGS = [getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
 
+# Register programs: a world switch's moves between the CPU and a storage array as
+# data, a list of (op, argument, slot) that `CPU.reg_ops` runs here and the compiled
+# fast path runs in one call (FastPath.reg_program, neve_fast_reg_ops).  The slot
+# holds the value an op writes, or receives the value it reads.
+OP_CP_SAVE = 0      # argument: the encoding (op0, op1, CRn, CRm, op2)
+OP_CP_LOAD = 1
+OP_REG_SAVE = 2     # argument: Unicorn's register id
+OP_REG_LOAD = 3
+OP_SP_SAVE = 4      # argument: n of SP_ELn (CPU.sp_el / set_sp_el)
+OP_SP_LOAD = 5
+OP_PSTATE = 6       # CPU.set_pstate
+OP_TLB_FLUSH = 7
+
 
 _COUNTER_OFFSET: int | None = None
 _CALIB_CODE = bytes.fromhex("1f2003d5" * 8)  # nops
@@ -454,6 +467,28 @@ class CPU:
 
     def flush_tlb(self) -> None:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+
+    def reg_ops(self, ops: list[tuple[int, object, int]], store) -> None:
+        """Run a register program (the OP_* list above) against `store`."""
+        for op, arg, slot in ops:
+            if op == OP_CP_SAVE:
+                store[slot] = self.cpr_read(*arg)
+            elif op == OP_CP_LOAD:
+                self.cpr_write(*arg, store[slot])
+            elif op == OP_REG_SAVE:
+                store[slot] = self.reg(arg)
+            elif op == OP_REG_LOAD:
+                self.set_reg(arg, store[slot])
+            elif op == OP_SP_SAVE:
+                store[slot] = self.sp_el(arg)
+            elif op == OP_SP_LOAD:
+                self.set_sp_el(arg, store[slot])
+            elif op == OP_PSTATE:
+                self.set_pstate(store[slot])
+            elif op == OP_TLB_FLUSH:
+                self.flush_tlb()
+            else:
+                raise ValueError(f"register program: unknown op {op}")
 
     def read_virt(self, va: int, size: int, prot: int = 1) -> bytes | None:
         """Read through the current translation regime (prot 1 read, 4 exec); None

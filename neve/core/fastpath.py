@@ -35,10 +35,12 @@ from typing import TYPE_CHECKING
 
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INSN
 from unicorn import arm64_const as A
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
 from neve.arch import decode, sysregs
 from neve.arch.modes import Access
+from neve.core.cpu import OP_CP_LOAD, OP_CP_SAVE
 from neve.el2.sysreg import VIRTUAL_CONTROLS
 from neve.observe import events as ev
 
@@ -66,12 +68,6 @@ class _PcEntry(ctypes.Structure):
     _fields_ = (("pc", ctypes.c_uint64), ("valid", ctypes.c_uint32), ("pad", ctypes.c_uint32))
 
 
-class _Xfer(ctypes.Structure):
-    """One system register to move between the CPU and a storage slot."""
-    _fields_ = (("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("op0", ctypes.c_uint32),
-                ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("slot", ctypes.c_int32))
-
-
 class _State(ctypes.Structure):
     """The C hooks' state (the `state` struct of _fastpath.c)."""
     _fields_ = (("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p),
@@ -91,7 +87,16 @@ class _State(ctypes.Structure):
                 ("py_sys", ctypes.c_void_p), ("emu_stop", ctypes.c_void_p),
                 ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64),
                 ("code_lo", ctypes.c_uint64), ("code_hi", ctypes.c_uint64),
-                ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6))
+                ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6),
+                ("uc_ctl", ctypes.c_void_p), ("tlb_flush", ctypes.c_int32),
+                ("reg_sp", ctypes.c_int32), ("reg_sp_el", ctypes.c_int32 * 2))
+
+
+class _RegOp(ctypes.Structure):
+    """One op of a register program (neve/core/cpu.py OP_*; reg_op in _fastpath.c)."""
+    _fields_ = (("kind", ctypes.c_uint32), ("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32),
+                ("op0", ctypes.c_uint32), ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32),
+                ("reg", ctypes.c_int32), ("slot", ctypes.c_int32))
 
 
 _LIB: ctypes.CDLL | None | bool = False       # False: not looked for yet
@@ -156,6 +161,10 @@ class FastPath:
         s.reg_read, s.reg_write = _addr(_uclib.uc_reg_read), _addr(_uclib.uc_reg_write)
         s.reg_pc, s.reg_pstate, s.reg_cp = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE, A.UC_ARM64_REG_CP_REG
         s.emu_stop = _addr(_uclib.uc_emu_stop)
+        s.uc_ctl = _addr(_uclib.uc_ctl)
+        s.tlb_flush = UC_CTL_IO_WRITE << 30 | UC_CTL_TLB_FLUSH
+        s.reg_sp = A.UC_ARM64_REG_SP
+        s.reg_sp_el[0], s.reg_sp_el[1] = A.UC_ARM64_REG_SP_EL0, A.UC_ARM64_REG_SP_EL1
         # The instruction counter (neve_fast_count): registered first, so that it comes
         # before every other code hook as Unicorn's own would.
         m.cpu.count_with(ctypes.c_uint64.from_buffer(s, _State.count.offset),
@@ -271,25 +280,22 @@ class FastPath:
         return self._add(htype, self.lib.neve_fast_mem)
 
     # --- world switches ------------------------------------------------------------------
-    def transfer(self, keys_slots: list[tuple[tuple, int]]):
-        """A prepared move of these system registers (encoding, storage slot), for
-        `save` and `load`."""
-        x = (_Xfer * len(keys_slots))()
-        for e, ((op0, op1, crn, crm, op2), slot) in zip(x, keys_slots):
-            e.op0, e.op1, e.crn, e.crm, e.op2, e.slot = op0, op1, crn, crm, op2, slot
+    def reg_program(self, ops: list[tuple[int, object, int]]):
+        """A register program (CPU.reg_ops's list) prepared for `run_program`."""
+        x = (_RegOp * len(ops))()
+        for e, (op, arg, slot) in zip(x, ops):
+            e.kind, e.slot = op, slot
+            if op in (OP_CP_SAVE, OP_CP_LOAD):
+                e.op0, e.op1, e.crn, e.crm, e.op2 = arg
+            elif arg is not None:
+                e.reg = arg
         return x
 
-    def save(self, x) -> None:
-        """The CPU's registers of transfer `x` into their slots, in one call."""
-        err = self.lib.neve_fast_cp_save(ctypes.byref(self.state), self.cpu.handle(), x, len(x))
+    def run_program(self, x) -> None:
+        """Run a prepared register program against vEL2's storage, in one call."""
+        err = self.lib.neve_fast_reg_ops(ctypes.byref(self.state), self.cpu.handle(), x, len(x))
         if err:
-            raise RuntimeError(f"reading system register {err - 1} of a world switch failed")
-
-    def load(self, x) -> None:
-        """The slots of transfer `x` into the CPU's registers, in one call."""
-        err = self.lib.neve_fast_cp_load(ctypes.byref(self.state), self.cpu.handle(), x, len(x))
-        if err:
-            raise RuntimeError(f"writing system register {err - 1} of a world switch failed")
+            raise RuntimeError(f"op {err - 1} of a register program failed")
 
     # --- flags and caches the Python side keeps ------------------------------------------
     def set_vel2_active(self, active: bool) -> None:

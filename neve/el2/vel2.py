@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING
 
 
 from neve.arch import decode, sysregs
+from unicorn import arm64_const as A
+
 from neve.core import eret, faults
+from neve.core.cpu import OP_CP_LOAD, OP_CP_SAVE, OP_REG_LOAD, OP_PSTATE, OP_SP_LOAD, OP_SP_SAVE, OP_TLB_FLUSH
 from neve.observe import events as ev
 from neve.errors import Unsupported
 from neve.arch.modes import Access
@@ -38,6 +41,13 @@ if TYPE_CHECKING:                       # types only: no import at run time
 
 
 _PAGE_SLOTS = 4096 // 8              # the page's 64-bit slots come first in the storage
+# The EL1 registers that hold vEL2's own regime and FP enable while vEL2 runs, the
+# others a world switch into vEL2 sets, and the storage slots of no register that the
+# world switches' register programs use.
+_REGIME = ("SCTLR_EL1", "TTBR0_EL1", "TCR_EL1", "MAIR_EL1", "CPACR_EL1")
+_SHADOW = ("VBAR_EL1", "ELR_EL1", "SPSR_EL1")
+_SCRATCH = _REGIME + _SHADOW + ("pstate", "sp", "pc", "zero")
+_REG_SP, _REG_PC = A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PC
 SCTLR_EL1_RES1 = 0x30D0_0800
 # SCTLR_EL2 bits that carry over to SCTLR_EL1 when L0 runs vEL2 on EL1:
 # M, A, C, SA, I, WXN, EE.
@@ -110,7 +120,11 @@ class VirtualEL2(Vel2Sysregs):
             if r.name not in self.slot:
                 self.slot[r.name] = _PAGE_SLOTS + len(self.slot) - len(self.offsets)
         self.slot["SP_EL1"] = _PAGE_SLOTS + len(self.slot) - len(self.offsets)
-        self.store = (ctypes.c_uint64 * (max(self.slot.values()) + 1))()
+        # Slots of no register: what a world switch's register program (below) writes
+        # into the CPU or reads from it besides the registers' own slots.
+        scratch = max(self.slot.values()) + 1
+        self._tmp = {n: scratch + i for i, n in enumerate(_SCRATCH)}
+        self.store = (ctypes.c_uint64 * (scratch + len(_SCRATCH)))()
         self.wmask = (ctypes.c_uint64 * len(self.store))(*([sysregs.ALL64] * len(self.store)))
         for r in sysregs.REGISTERS:
             self.wmask[self.slot[r.name]] = r.wmask
@@ -125,13 +139,11 @@ class VirtualEL2(Vel2Sysregs):
         # trapped access to any other non-EL2 register (the PMU, debug status...) is
         # made on the one register the hardware has.
         self.context = {r.name for r in self.swap} | {"SP_EL1"} | set(self.offsets)
-        # ... moved in one call each way by the compiled fast path.
-        self._xfer = (self.fast.transfer([(r.key, self.slot[r.name]) for r in self.swap])
-                      if self.fast is not None else None)
         # Of those, the ones vEL2 reads natively: the hardware must not show it what L1's
         # EL1 context left there (the others it cannot read, so they stay as they are).
         self._zero = [r for r in self.swap
                       if self.vel2_action.get((r.key, False), (None, Access.NATIVE))[1] == Access.NATIVE]
+        self._programs()
         for r in sysregs.REGISTERS:
             if r.group not in ("el2", "el12") and r.name not in self.context:
                 self.store[self.slot[r.name]] = r.reset
@@ -184,19 +196,68 @@ class VirtualEL2(Vel2Sysregs):
         self._load_shadow()
         cpu.set_pstate(M_EL1H | PSTATE_DAIF)
 
+    # --- world switches' register programs ---------------------------------------------
+    def _programs(self) -> None:
+        """The register moves of a world switch as data (neve/core/cpu.py OP_*), run
+        by the compiled fast path in one call, or by CPU.reg_ops."""
+        t, key = self._tmp, sysregs.BY_NAME
+        zero = [(OP_CP_LOAD, r.key, t["zero"]) for r in self._zero]
+        regime = [(OP_CP_LOAD, key[n].key, t[n]) for n in _REGIME] + [(OP_TLB_FLUSH, None, 0)]
+        shadow = [(OP_CP_LOAD, key[n].key, t[n]) for n in _SHADOW]
+        # Into vEL2: L1's EL1 context saved, the shadow EL1 registers vEL2 code runs
+        # with (its own regime adapted), then PSTATE, SP_EL2 and the vector.
+        self._prog_exit = ([(OP_CP_SAVE, r.key, self.slot[r.name]) for r in self.swap]
+                           + [(OP_SP_SAVE, 1, self.slot["SP_EL1"])] + zero + shadow
+                           + [(OP_PSTATE, None, t["pstate"]), (OP_REG_LOAD, _REG_SP, t["sp"]),
+                              (OP_REG_LOAD, _REG_PC, t["pc"])] + regime)
+        # Out of vEL2: SP_EL2 kept, L1's EL1 context loaded, PSTATE and PC from the ERET.
+        self._prog_enter = ([(OP_SP_SAVE, 1, t["sp"])]
+                            + [(OP_CP_LOAD, r.key, self.slot[r.name]) for r in self.swap]
+                            + [(OP_SP_LOAD, 1, self.slot["SP_EL1"]), (OP_PSTATE, None, t["pstate"]),
+                               (OP_REG_LOAD, _REG_PC, t["pc"]), (OP_TLB_FLUSH, None, 0)])
+        self._prog_regime = regime
+        self._compiled: dict[int, object] = {}
+        if self.fast is not None:
+            self.fast.state.store = ctypes.addressof(self.store)     # (FastPath.build sets it too)
+            for p in (self._prog_exit, self._prog_enter, self._prog_regime):
+                self._compiled[id(p)] = self.fast.reg_program(p)
+
+    def _run_program(self, prog: list) -> None:
+        x = self._compiled.get(id(prog))
+        if x is not None:
+            self.fast.run_program(x)
+        else:
+            self.cpu.reg_ops(prog, self.store)
+
     # --- shadow EL1 registers ----------------------------------------------------------
     def _shadow_sctlr(self) -> int:
         return SCTLR_EL1_RES1 | (self.get("SCTLR_EL2") & SCTLR_EL2_TO_EL1)
 
+    def _shadow_values(self) -> None:
+        """What the hardware EL1 registers hold while vEL2 code runs, into the
+        program's slots."""
+        st, t = self.store, self._tmp
+        st[t["VBAR_EL1"]] = self.get("VBAR_EL2")  # (informative)
+        st[t["ELR_EL1"]] = eret.ERET_NET
+        st[t["SPSR_EL1"]] = M_EL1H | PSTATE_DAIF
+        self._regime_values()
+
+    def _regime_values(self) -> None:
+        """vEL2's own translation regime and FP enable, adapted into the EL1 registers."""
+        st, t, get = self.store, self._tmp, self.get
+        st[t["SCTLR_EL1"]] = self._shadow_sctlr()
+        st[t["TTBR0_EL1"]] = get("TTBR0_EL2")
+        st[t["TCR_EL1"]] = el2_tcr_to_el1(get("TCR_EL2"))
+        st[t["MAIR_EL1"]] = get("MAIR_EL2")
+        # EL2 FP/SIMD is controlled by CPTR_EL2.TFP; the EL1 equivalent is CPACR_EL1.FPEN.
+        st[t["CPACR_EL1"]] = 0 if (get("CPTR_EL2") >> 10) & 1 else (3 << 20)
+
     def _load_shadow(self) -> None:
         """Put into the hardware EL1 registers what vEL2 code needs to run (the
         registers of L1's EL1 context are in vEL2's storage by now)."""
-        cpu = self.cpu
-        for r in self._zero:
-            cpu.cpr_write(*r.key, 0)
-        cpu.write_sysreg("VBAR_EL1", self.get("VBAR_EL2"))  # (informative)
-        cpu.write_sysreg("ELR_EL1", eret.ERET_NET)
-        cpu.write_sysreg("SPSR_EL1", M_EL1H | PSTATE_DAIF)
+        self._shadow_values()
+        self.cpu.reg_ops([(OP_CP_LOAD, r.key, self._tmp["zero"]) for r in self._zero]
+                         + [(OP_CP_LOAD, sysregs.BY_NAME[n].key, self._tmp[n]) for n in _SHADOW], self.store)
         self._write_regime()
 
     def _refresh_regime(self) -> None:
@@ -205,16 +266,12 @@ class VirtualEL2(Vel2Sysregs):
             self._write_regime()
 
     def _write_regime(self) -> None:
-        """vEL2's own translation regime and FP enable, adapted into the EL1 registers."""
-        cpu = self.cpu
-        cpu.write_sysreg("SCTLR_EL1", self._shadow_sctlr())
-        cpu.write_sysreg("TTBR0_EL1", self.get("TTBR0_EL2"))
-        cpu.write_sysreg("TCR_EL1", el2_tcr_to_el1(self.get("TCR_EL2")))
-        cpu.write_sysreg("MAIR_EL1", self.get("MAIR_EL2"))
-        # EL2 FP/SIMD is controlled by CPTR_EL2.TFP; the EL1 equivalent is CPACR_EL1.FPEN.
-        tfp = (self.get("CPTR_EL2") >> 10) & 1
-        cpu.write_sysreg("CPACR_EL1", 0 if tfp else (3 << 20))
-        cpu.flush_tlb()
+        self._regime_values()
+        self._run_program(self._prog_regime)
+        self._regime_synced()
+
+    def _regime_synced(self) -> None:
+        """After the EL1 registers and the TLB changed: what follows the regime."""
         self.s2.sync()
         self.m.regime_changed()
 
@@ -237,19 +294,14 @@ class VirtualEL2(Vel2Sysregs):
             raise Unsupported("ERET to EL0 with HCR_EL2.TGE=1 (a host's EL0 under a non-VHE EL2)", pc_of_eret)
         if hcr & (_HCR["NV"] | _HCR["NV2"]):
             raise Unsupported("ERET to EL1 with HCR_EL2.NV set (recursive nesting)", pc_of_eret)
-        self.sp_el2 = cpu.sp_el(1)
-        if self._xfer is not None:
-            self.fast.load(self._xfer)
-        else:
-            for r in self.swap:
-                cpu.cpr_write(*r.key, self.get(r.name))
-        cpu.set_sp_el(1, self.get("SP_EL1"))
-        cpu.set_pstate(spsr & 0xFFFF_FFFF)
-        cpu.pc = elr
+        st, t = self.store, self._tmp
+        st[t["pstate"]] = spsr & 0xFFFF_FFFF
+        st[t["pc"]] = elr
+        self._run_program(self._prog_enter)
+        self.sp_el2 = st[t["sp"]]
         self.set_active(False)
-        cpu.flush_tlb()
-        self.s2.sync()              # HCR_EL2.VM: the shadow stage 2 (neve/el2/stage2.py)
-        self.m.regime_changed()     # SCTLR_EL1.M, HCR_EL2.DC, CPACR_EL1, CPTR_EL2
+        self._regime_synced()       # HCR_EL2.VM: the shadow stage 2 (neve/el2/stage2.py);
+        #                             SCTLR_EL1.M, HCR_EL2.DC, CPACR_EL1, CPTR_EL2
         self.irq.on_enter_el1()     # L1's ICH_* state -> the shadow list registers (neve/gic/delivery.py)
         gid = self.guest_id()
         self.m.bus.publish(ev.Switch(cpu.icount(), "vEL2", "EL0" if (spsr >> 2) & 3 == 0 else "EL1", elr,
@@ -265,16 +317,14 @@ class VirtualEL2(Vel2Sysregs):
         self.irq.on_exit_to_vel2()  # the shadow list registers -> L1's ICH_* view (neve/gic/delivery.py)
         ps = cpu.pstate()
         src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
-        if self._xfer is not None:
-            self.fast.save(self._xfer)
-        else:
-            for r in self.swap:
-                self.set(r.name, cpu.cpr_read(*r.key))
-        self.set("SP_EL1", cpu.sp_el(1))
+        st, t = self.store, self._tmp
+        self._shadow_values()
+        st[t["pstate"]] = M_EL1H | PSTATE_DAIF
+        st[t["sp"]] = self.sp_el2
+        pc = st[t["pc"]] = (self.get("VBAR_EL2") & ~0x7FF) + VEC_LOWER_A64 + kind
+        self._run_program(self._prog_exit)
         self.set_active(True)
-        self._load_shadow()
-        cpu.set_pstate(M_EL1H | PSTATE_DAIF)
-        cpu.sp = self.sp_el2
+        self._regime_synced()
         if kind == 0:
             self.set("ESR_EL2", esr)
             if far is not None:
@@ -283,8 +333,7 @@ class VirtualEL2(Vel2Sysregs):
                 self.set("HPFAR_EL2", hpfar)
         self.set("ELR_EL2", elr)
         self.set("SPSR_EL2", (ps | spsr_or) & 0xFFFF_FFFF)
-        cpu.pc = (self.get("VBAR_EL2") & ~0x7FF) + VEC_LOWER_A64 + kind
-        self.m.bus.publish(ev.Switch(cpu.icount(), src, "vEL2", cpu.pc, why))
+        self.m.bus.publish(ev.Switch(cpu.icount(), src, "vEL2", pc, why))
 
     def take_current(self, esr: int, elr: int, far: int | None = None, kind: int = 0, spsr_or: int = 0) -> None:
         """An exception taken at vEL2 to vEL2 (hardware: EL1 to EL1, no L0 involved).
