@@ -197,6 +197,14 @@ void neve_fast_block(void *uc, uint64_t addr, uint32_t size, void *data)
         if (!((s->fp_want >> ((pstate >> 2) & 3)) & 1))
             return;
     }
+    if (!s->fp_space_known) {   /* as FPTraps._fp_in reads it: once per regime change */
+        cp_reg t0 = {2, 0, 3, 0, 0, 0}, t1 = {2, 0, 3, 0, 1, 0};     /* TTBR0_EL1, TTBR1_EL1 */
+        if (!s->reg_read(uc, s->reg_cp, &t0) && !s->reg_read(uc, s->reg_cp, &t1)) {
+            s->fp_space[0] = t0.val;
+            s->fp_space[1] = t1.val;
+            s->fp_space_known = 1;
+        }
+    }
     if (s->fp_space_known) {
         const block_entry *e = &s->fp_free[(addr >> 2) & (CACHE_SIZE - 1)];
         if (e->valid && e->addr == addr && e->size == size && e->space == s->fp_space[(addr >> 55) & 1])

@@ -60,7 +60,7 @@ class PMU:
         """Count the cycles since the last access into every running counter."""
         now = self.clock()
         d, self._since = now - self._since, now
-        if d <= 0:
+        if d <= 0 or not self.pmcr & PMCR_E:       # (nothing counts while PMCR_EL0.E = 0)
             return
         if self._counting(C):
             width = 64 if self.pmcr & PMCR_LC else 32

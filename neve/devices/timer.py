@@ -224,8 +224,14 @@ class TimerBank:
         now = self.counter.now()
         changed = []
         for t in self.timers.values():
-            t.refresh(now)
-            lv = t.level(now)
+            # t.refresh(now), then t.level(now), in one pass (a world switch makes two)
+            regs, name = t.regs, t.ctl_name
+            ctl = regs.get(name)
+            ist = bool(ctl & CTL_ENABLE) and t.count(now) >= regs.get(t.cval_name)
+            want = (ctl & ~CTL_ISTATUS) | (CTL_ISTATUS if ist else 0)
+            if want != ctl:
+                regs.set(name, want)
+            lv = ist and not ctl & CTL_IMASK
             if lv != t.line:
                 t.line = lv
                 changed.append((t, lv))

@@ -384,7 +384,9 @@ class VirtualEL2(Vel2Sysregs):
             if il:
                 faults.take_illegal_state(self.m, elr, PSTATE_IL)
             return
-        self.enter_el1(spsr, elr, pc)      # EL1h / EL1t / EL0t
+        # As an HVC's exit (on_hvc): the interrupt subsystem settles right here rather
+        # than ending the slice (Interrupts.held).
+        self.irq.held(self.enter_el1, spsr, elr, pc)      # EL1h / EL1t / EL0t
         if il:
             faults.take_illegal_state(self.m, elr, PSTATE_IL)
 

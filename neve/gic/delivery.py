@@ -121,6 +121,8 @@ class Interrupts:
         self.timers = TimerBank(self.counter, vcpu.vel2 if nested else DictRegs(), self._cntvoff, hyp=nested)
         self.pmu = PMU(vcpu.cpu.icount, self._pmu_line)
         self.shadow = VirtualInterface()          # the LRs L0 runs the nested VM with
+        self._view = VirtualInterface()           # L1's own ICH_* registers (_l1_view)
+        self._ich_slots: list[int] | None = None  # ... their vEL2 storage slots
         self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(index, pintid)
         self.maintenance_line = False
         self._fast = vcpu.fast                    # the compiled unmask watch, if built
@@ -306,7 +308,16 @@ class Interrupts:
             return self.shadow.maintenance()
         if not vel2.get("ICH_HCR_EL2") & ICH_HCR_EN:       # no need to build the view
             return False
-        return VirtualInterface.from_regs(vel2.get).maintenance()
+        return self._l1_view().maintenance()
+
+    def _l1_view(self) -> VirtualInterface:
+        """L1's own ICH_* registers (vEL2's storage) as a VirtualInterface."""
+        vel2 = self.vcpu.vel2
+        if self._ich_slots is None:
+            self._ich_slots = [vel2.slot[n] for n in VirtualInterface.NAMES]
+        st = vel2.store
+        self._view.load_values([st[i] for i in self._ich_slots])
+        return self._view
 
     def update(self, in_l0: bool = False) -> None:
         """Recompute timer and maintenance lines; a rising line while a guest runs is
@@ -427,13 +438,20 @@ class Interrupts:
     # --- world switches (called by VirtualEL2) ----------------------------------------------
     def on_enter_el1(self) -> None:
         """L1 enters its EL1 context: load its ICH_* state into the shadow LRs."""
-        self.shadow.load(self.vcpu.vel2.get)
+        if self._ich_slots is None:
+            self._l1_view()
+        st = self.vcpu.vel2.store
+        self.shadow.load_values([st[i] for i in self._ich_slots])
         self.update(in_l0=True)
         self.kick()
 
     def on_exit_to_vel2(self) -> None:
         """Back to vEL2: write the shadow LR state back to L1's view."""
-        self.shadow.store(self.vcpu.vel2.set)
+        if self._ich_slots is None:
+            self._l1_view()
+        st = self.vcpu.vel2.store
+        for i, v in zip(self._ich_slots, self.shadow.values()):
+            st[i] = v
         self.kick()
 
     # --- system registers reaching L0 from (hardware) EL1/EL0 ----------------------------
@@ -530,7 +548,7 @@ class Interrupts:
         if name.startswith("CNTHP_"):
             return self.timers.read(name)
         if name in ("ICH_MISR_EL2", "ICH_EISR_EL2", "ICH_ELRSR_EL2"):
-            vif = VirtualInterface.from_regs(self.vcpu.vel2.get)
+            vif = self._l1_view()
             return {"ICH_MISR_EL2": vif.misr, "ICH_EISR_EL2": vif.eisr, "ICH_ELRSR_EL2": vif.elrsr}[name]()
         return None
 
