@@ -68,8 +68,18 @@ def strict_regime(m: Machine) -> bool:
 
 
 def checked_regime(m: Machine) -> bool:
-    """Must the memory hook check the alignment of every access (MMU off, or SCTLR.A)?"""
-    return device_regime(m) or strict_regime(m)
+    """Must the memory hook check the alignment of every access (MMU off, or SCTLR.A)?
+    (device_regime or strict_regime, with one read of the SCTLR.)"""
+    v = m.vel2
+    if v is not None and v.active:
+        sctlr = v.get("SCTLR_EL2")
+        return not sctlr & 1 or bool(sctlr & _SCTLR_A)
+    sctlr = m.cpu.cpr_read(*_KEY_SCTLR_EL1)
+    if sctlr & _SCTLR_A:
+        return True
+    if sctlr & 1:
+        return False
+    return not (v is not None and v.get("HCR_EL2") & _HCR_DC)
 
 
 def must_align(m: Machine, ld: decode.LdSt) -> bool:

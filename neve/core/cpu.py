@@ -50,6 +50,7 @@ class _CpReg(ctypes.Structure):
 
 _uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _uclib.uc_vmem_read.restype = ctypes.c_int
+_uc_vmem_read = _uclib.uc_vmem_read
 _uclib.uc_vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p]
 _uclib.uc_vmem_translate.restype = ctypes.c_int
 
@@ -203,6 +204,8 @@ class CPU:
         self._h = self.uc._uch                # the uc_engine handle (ctypes.c_void_p)
         self._val = ctypes.c_uint64()         # the C API's in/out register value
         self._ref = ctypes.byref(self._val)
+        self._insn = ctypes.c_uint32()        # read_insn's buffer
+        self._insn_ref = ctypes.byref(self._insn)
         self._cp = _CpReg()                   # ... and for system registers (UC_ARM64_REG_CP_REG)
         self._cp_ref = ctypes.byref(self._cp)
         # Instructions executed by completed emu_start calls (a C word: the compiled
@@ -505,8 +508,9 @@ class CPU:
         return None if err else pa.value
 
     def read_insn(self, va: int) -> int | None:
-        b = self.read_virt(va, 4, 4)
-        return None if b is None else int.from_bytes(b, "little")
+        """The instruction word at `va` (read as an instruction fetch), or None."""
+        err = _uc_vmem_read(self._h, va, 4, self._insn_ref, 4)
+        return None if err else self._insn.value
 
     def stop_before_current(self) -> None:
         """From a hook: stop emulation with the current instruction counted as

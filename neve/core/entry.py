@@ -12,7 +12,8 @@ from neve.core import faults, psci, semihost
 from neve.arch import decode, sysregs
 from neve.observe import events as ev
 from neve.core.cpu import CPU, SKIP, uc_implements
-from neve.errors import GuestError, Unsupported, Wedged
+from neve.core.result import Stop
+from neve.errors import GuestError, NeveError, Unsupported, Wedged
 from neve.arch.platform import unmodelled_device
 from neve.arch.exceptions import M_EL1H, PSTATE_DAIF, PSTATE_IL, VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64, VEC_SYNC
 
@@ -54,6 +55,17 @@ class ExceptionEntry:
             self.take_el1(esr, elr, far, spsr_or=spsr_or)
 
     # --- hooks -----------------------------------------------------------------------
+    def _intr_raw(self, _uch, intno: int, _data) -> None:
+        """Unicorn's exception hook (a bare ctypes callback: nothing may raise through it)."""
+        try:
+            self._hook_intr(None, intno, None)
+        except (NeveError, Stop) as e:
+            self.fail_in_hook(e)
+        except Exception as e:
+            self.fail_in_hook(GuestError(f"internal error in the exception hook at PC {self.cpu.pc:#x}: {e!r}"))
+        except BaseException as e:              # KeyboardInterrupt: raised once emu_start returns
+            self.fail_in_hook(e)
+
     def _hook_intr(self, uc, intno: int, _) -> None:
         cpu = self.cpu
         pc = cpu.pc

@@ -299,7 +299,7 @@ class FastPath:
 
     # --- flags and caches the Python side keeps ------------------------------------------
     def set_vel2_active(self, active: bool) -> None:
-        self.state.vel2_active = int(active)
+        self.state.vel2_active = active
 
     def set_fp_space(self, space: tuple[int, int] | None) -> None:
         """The (TTBR0_EL1, TTBR1_EL1) the FP-free block cache is keyed by now, or

@@ -68,9 +68,10 @@ class FPTraps:
 
     @want.setter
     def want(self, v: int) -> None:
-        self._want = v
-        if self._fast is not None:
-            self._fast.state.fp_want = v
+        if v != self._want:
+            self._want = v
+            if self._fast is not None:
+                self._fast.state.fp_want = v
 
     @property
     def until(self) -> int | None:

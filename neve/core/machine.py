@@ -21,6 +21,7 @@ from typing import Callable
 from unicorn import UcError, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED
 from unicorn import UC_ERR_FETCH_PROT
 from unicorn import arm64_const as A
+from unicorn.unicorn_py3.unicorn import HOOK_INTR_CFUNC
 
 from neve.core import faults, elf, fastpath
 from neve.boot import dtb
@@ -144,7 +145,9 @@ class Machine(ExceptionEntry, SysregHooks):
         v.fp = self.fp = FPTraps(self)
         v.erets = self.erets = EretHooks(self)
         uc = cpu.uc
-        uc.hook_add(UC_HOOK_INTR, self._hook_intr)
+        # A bare ctypes callback: the binding's wrapper costs a Python frame per exception.
+        self._intr_cfunc = HOOK_INTR_CFUNC(self._intr_raw)
+        uc._Uc__do_hook_add(UC_HOOK_INTR, self._intr_cfunc, 1, 0)
         if v.fast is not None:                # C in front of the Python hooks
             v.fast.hook_sysregs(cpu.sysreg_cfunc(self._hook_mrs), cpu.sysreg_cfunc(self._hook_msr))
         else:

@@ -110,7 +110,8 @@ class Vel2Sysregs:
 
     def forward_key(self) -> tuple:
         """The values L1's trap controls have now (what `forwards` depends on)."""
-        return tuple(self.get(n) for n in VIRTUAL_CONTROLS)
+        st = self.store
+        return tuple([st[i] for i in self._control_slots])
 
     @staticmethod
     def controls_of(fkey: tuple) -> dict[str, int]:

@@ -144,6 +144,7 @@ class VirtualEL2(Vel2Sysregs):
         self._zero = [r for r in self.swap
                       if self.vel2_action.get((r.key, False), (None, Access.NATIVE))[1] == Access.NATIVE]
         self._programs()
+        self._control_slots = [self.slot[n] for n in VIRTUAL_CONTROLS]     # (forward_key)
         for r in sysregs.REGISTERS:
             if r.group not in ("el2", "el12") and r.name not in self.context:
                 self.store[self.slot[r.name]] = r.reset

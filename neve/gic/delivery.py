@@ -123,6 +123,7 @@ class Interrupts:
         self.shadow = VirtualInterface()          # the LRs L0 runs the nested VM with
         self._view = VirtualInterface()           # L1's own ICH_* registers (_l1_view)
         self._ich_slots: list[int] | None = None  # ... their vEL2 storage slots
+        self._stored: list[int] | None = None     # the shadow's values written back at the last exit
         self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(index, pintid)
         self.maintenance_line = False
         self._fast = vcpu.fast                    # the compiled unmask watch, if built
@@ -134,6 +135,7 @@ class Interrupts:
         self._in_tick = False
         self._hold = False                        # a register access is being made (`held`)
         self._held = False                        # ... and it kicked
+        self._settle_in_l0 = False                # ... and the lines changed while L0 ran (ERET)
         self._el1_read = {"gic": self._gic_read, "timer": self._timer_read, "pmu": self._pmu_read}
         self._el1_write = {"gic": self._gic_write, "timer": self._timer_write, "pmu": self._pmu_write}
 
@@ -234,7 +236,7 @@ class Interrupts:
         try:
             r = fn(*args)
         except BaseException:
-            self._hold = False
+            self._hold = self._settle_in_l0 = False
             if self._held:                          # as a plain kick
                 self._held = False
                 self.cpu.uc.emu_stop()
@@ -253,9 +255,10 @@ class Interrupts:
         slice (an emu_start) per timer, GIC or PMU register write."""
         cpu = self.cpu
         self._in_tick = True
+        in_l0, self._settle_in_l0 = self._settle_in_l0, False
         try:
             self.pmu.sync()
-            self.update()
+            self.update(in_l0=in_l0)
             take, masked = self._decision()
         finally:
             self._in_tick = False
@@ -441,8 +444,13 @@ class Interrupts:
         if self._ich_slots is None:
             self._l1_view()
         st = self.vcpu.vel2.store
-        self.shadow.load_values([st[i] for i in self._ich_slots])
-        self.update(in_l0=True)
+        raw = [st[i] for i in self._ich_slots]
+        if raw != self._stored:         # else: what the shadow holds since the last exit
+            self.shadow.load_values(raw)
+        if self._hold and not self._in_tick:
+            self._settle_in_l0 = True           # the settle that follows updates, as L0
+        else:
+            self.update(in_l0=True)
         self.kick()
 
     def on_exit_to_vel2(self) -> None:
@@ -450,7 +458,8 @@ class Interrupts:
         if self._ich_slots is None:
             self._l1_view()
         st = self.vcpu.vel2.store
-        for i, v in zip(self._ich_slots, self.shadow.values()):
+        self._stored = self.shadow.values()
+        for i, v in zip(self._ich_slots, self._stored):
             st[i] = v
         self.kick()
 
