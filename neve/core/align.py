@@ -67,14 +67,15 @@ def strict_regime(m: Machine) -> bool:
     return bool(m.cpu.cpr_read(*_KEY_SCTLR_EL1) & _SCTLR_A)
 
 
-def checked_regime(m: Machine) -> bool:
+def checked_regime(m: Machine, sctlr_el1: int | None = None) -> bool:
     """Must the memory hook check the alignment of every access (MMU off, or SCTLR.A)?
-    (device_regime or strict_regime, with one read of the SCTLR.)"""
+    (device_regime or strict_regime, with one read of the SCTLR; `sctlr_el1`: its
+    value when the caller knows it.)"""
     v = m.vel2
     if v is not None and v.active:
         sctlr = v.get("SCTLR_EL2")
         return not sctlr & 1 or bool(sctlr & _SCTLR_A)
-    sctlr = m.cpu.cpr_read(*_KEY_SCTLR_EL1)
+    sctlr = m.cpu.cpr_read(*_KEY_SCTLR_EL1) if sctlr_el1 is None else sctlr_el1
     if sctlr & _SCTLR_A:
         return True
     if sctlr & 1:
@@ -140,10 +141,10 @@ class DeviceAlignment:
         if self._fast is not None:
             self._fast.state.align_pending = int(p is not None)
 
-    def sync(self) -> None:
+    def sync(self, sctlr_el1: int | None = None) -> None:
         """After the regime may have changed: check accesses while the MMU is off or
         SCTLR.A is set."""
-        want = checked_regime(self.m)
+        want = checked_regime(self.m, sctlr_el1)
         uc = self.cpu.uc
         if want and self._hook is None:
             if self._fast is not None:

@@ -84,7 +84,7 @@ class FPTraps:
             self._fast.state.fp_hold = int(v is not None)
 
     # --- where a trap goes ---------------------------------------------------------
-    def _trap_els(self) -> int:
+    def _trap_els(self, cpacr_el1: int | None = None) -> int:
         """At which hardware ELs `route` could send an FP access somewhere now: a
         mask, bit 0 for EL0 and bit 1 for EL1 (so a kernel that traps only its user
         space's FP, CPACR_EL1.FPEN = 0b01 as Linux runs, costs its own blocks nothing)."""
@@ -94,7 +94,9 @@ class FPTraps:
             return 0b10 if tfp else 0              # vEL2 runs at hardware EL1
         if tfp:
             return 0b11
-        return _FPEN_TRAPS[(self.cpu.cpr_read(*_KEY_CPACR) >> 20) & 3]
+        if cpacr_el1 is None:
+            cpacr_el1 = self.cpu.cpr_read(*_KEY_CPACR)
+        return _FPEN_TRAPS[(cpacr_el1 >> 20) & 3]
 
     def route(self) -> str | None:
         """"el1", "vel2" (forwarded from L1's EL1/EL0 code), "vel2-self", or None."""
@@ -109,11 +111,13 @@ class FPTraps:
             return "vel2"
         return None
 
-    def sync(self) -> None:
+    def sync(self, cpacr_el1: int | None = None) -> None:
+        """After the regime may have changed (`cpacr_el1`: CPACR_EL1 when the caller
+        knows it): where FP accesses could trap now."""
         self._space = None
         if self._fast is not None:
-            self._fast.set_fp_space(None)
-        self.want = self._trap_els()
+            self._fast.state.fp_space_known = 0
+        self.want = self._trap_els(cpacr_el1)
         if self.want and not self._installing:
             # Installed once and kept: Unicorn compiles a block hook into each
             # translation block, so removing it retranslates every block that had it

@@ -466,8 +466,10 @@ class Machine(ExceptionEntry, SysregHooks):
                 mem, red = mem + v.vel2.page_counts[0], red + v.vel2.page_counts[1]
         return mem, red
 
-    def regime_changed(self) -> None:
+    def regime_changed(self, sctlr_el1: int | None = None, cpacr_el1: int | None = None) -> None:
         """SCTLR_EL1, CPACR_EL1, a world switch, vEL2's own regime: what neve checks
-        beside Unicorn (Device alignment, FP access traps) follows."""
-        self.align.sync()
-        self.fp.sync()
+        beside Unicorn (Device alignment, FP access traps) follows.  A caller that has
+        just written SCTLR_EL1 / CPACR_EL1 into the CPU (a world switch) gives their
+        values, which are then not read back."""
+        self.align.sync(sctlr_el1)
+        self.fp.sync(cpacr_el1)

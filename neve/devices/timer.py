@@ -186,6 +186,8 @@ class TimerBank:
         }
         if hyp:
             self.timers["CNTHP"] = Timer("CNTHP", PPI_HYP_TIMER, "CNTHP_CTL_EL2", "CNTHP_CVAL_EL2", regs, lambda: 0)
+        # (the counter value of the last `update`, and next_deadline() as it was then)
+        self.updated: tuple[int, int | None] | None = None
 
     def handles(self, name: str) -> bool:
         f = _FIELDS.get(name)
@@ -223,11 +225,19 @@ class TimerBank:
         that changed since the last update."""
         now = self.counter.now()
         changed = []
+        best = None
         for t in self.timers.values():
-            # t.refresh(now), then t.level(now), in one pass (a world switch makes two)
+            # t.refresh(now), t.level(now) and t.deadline(now) in one pass
             regs, name = t.regs, t.ctl_name
             ctl = regs.get(name)
-            ist = bool(ctl & CTL_ENABLE) and t.count(now) >= regs.get(t.cval_name)
+            ist = False
+            if ctl & CTL_ENABLE:
+                off = t.offset()
+                cval = regs.get(t.cval_name)
+                ist = (now - off) & MASK64 >= cval
+                d = cval + off
+                if not ist and d <= MASK64 and (best is None or d < best):
+                    best = d
             want = (ctl & ~CTL_ISTATUS) | (CTL_ISTATUS if ist else 0)
             if want != ctl:
                 regs.set(name, want)
@@ -235,4 +245,5 @@ class TimerBank:
             if lv != t.line:
                 t.line = lv
                 changed.append((t, lv))
+        self.updated = (now, best)
         return changed

@@ -145,6 +145,10 @@ class VirtualEL2(Vel2Sysregs):
                       if self.vel2_action.get((r.key, False), (None, Access.NATIVE))[1] == Access.NATIVE]
         self._programs()
         self._control_slots = [self.slot[n] for n in VIRTUAL_CONTROLS]     # (forward_key)
+        # SCTLR_EL1 and CPACR_EL1 slots when an entry to EL1 loads them from there.
+        swapped = {r.name for r in self.swap}
+        self._known_el1 = ((self.slot["SCTLR_EL1"], self.slot["CPACR_EL1"])
+                           if {"SCTLR_EL1", "CPACR_EL1"} <= swapped else None)
         for r in sysregs.REGISTERS:
             if r.group not in ("el2", "el12") and r.name not in self.context:
                 self.store[self.slot[r.name]] = r.reset
@@ -272,9 +276,14 @@ class VirtualEL2(Vel2Sysregs):
         self._regime_synced()
 
     def _regime_synced(self) -> None:
-        """After the EL1 registers and the TLB changed: what follows the regime."""
+        """After the EL1 registers and the TLB changed: what follows the regime (with
+        SCTLR_EL1 and CPACR_EL1 as an entry to EL1 has just loaded them, when it does)."""
         self.s2.sync()
-        self.m.regime_changed()
+        if self.active or self._known_el1 is None:
+            self.m.regime_changed()
+        else:
+            st = self.store
+            self.m.regime_changed(st[self._known_el1[0]], st[self._known_el1[1]])
 
     # --- world switches ------------------------------------------------------------------
     def guest_id(self) -> str:

@@ -268,9 +268,10 @@ class Interrupts:
         self._dirty, self.masked = False, masked
         now = cpu.icount()
         end = cpu.slice_end()
+        timers = self.timers.updated                # the deadline update() found just now
         for c in self.m.clocks:
             # This subsystem was just updated (not dirty, not stale): its deadlines.
-            t = self._deadline() if c is self else c.next_event(now)
+            t = self._deadline(timers[1]) if c is self else c.next_event(now)
             if t is not None and t < end:
                 cpu.uc.emu_stop()
                 return
@@ -280,9 +281,10 @@ class Interrupts:
             return icount
         return self._deadline()
 
-    def _deadline(self) -> int | None:
-        """The instruction count of the next timer deadline or PMU overflow."""
-        t = self.timers.next_deadline()
+    def _deadline(self, timers: int | bool | None = False) -> int | None:
+        """The instruction count of the next timer deadline or PMU overflow (`timers`:
+        the timers' next deadline, when the caller has it)."""
+        t = self.timers.next_deadline() if timers is False else timers
         best = self.counter.to_icount(t) if t is not None else None
         p = self.pmu.next_overflow()                # the PMU counts instructions: icount
         if p is not None and (best is None or p < best):

@@ -23,11 +23,11 @@ class Stats:
         self.total = 0
         self.by_class: Counter[str] = Counter()
         self.by_register: Counter[str] = Counter()
-        self.calls: dict[str, list[tuple[int, Counter[str], Counter[str]]]] = {}   # guest -> calls
+        self.calls: dict[str, list[tuple[int, dict[str, int], dict[str, int]]]] = {}   # guest -> calls
         self.page_counts: Callable[[], tuple[int, int]] = lambda: (0, 0)   # the machine's (mem, redirect)
         self._open: int | None = None
-        self._open_class: Counter[str] | None = None
-        self._open_reg: Counter[str] | None = None
+        self._open_class: dict[str, int] | None = None     # the open hypercall's traps by class
+        self._open_reg: dict[str, int] | None = None
         self._open_guest = ""
         self.nested_vm_ran = False
         bus.subscribe(ev.Trap, self._trap)
@@ -36,13 +36,15 @@ class Stats:
 
     def _trap(self, t: ev.Trap) -> None:
         self.total += 1
-        self.by_class[t.cls] += 1
+        cls = t.cls
+        self.by_class[cls] += 1
         key = register_key(t)
         self.by_register[key] += 1
         if self._open is not None:
             self._open += 1
-            self._open_class[t.cls] += 1
-            self._open_reg[key] += 1
+            oc, orr = self._open_class, self._open_reg
+            oc[cls] = oc.get(cls, 0) + 1
+            orr[key] = orr.get(key, 0) + 1
 
     @property
     def page_accesses(self) -> int:
@@ -55,7 +57,7 @@ class Stats:
 
     def _hypercall(self, h: ev.Hypercall) -> None:
         if h.phase == "begin":
-            self._open, self._open_class, self._open_reg = 0, Counter(), Counter()
+            self._open, self._open_class, self._open_reg = 0, {}, {}
             self._open_guest = h.guest
         elif self._open is not None:
             if h.phase == "end":
