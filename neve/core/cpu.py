@@ -24,7 +24,7 @@ import mmap
 
 from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import arm64_const as A
-from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_CTL_TLB_TYPE
 from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC, uclib as _uclib
 from unicorn.unicorn_py3.arch.arm64 import HOOK_INSN_SYS_CFUNC
 
@@ -51,6 +51,11 @@ class _CpReg(ctypes.Structure):
 _uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _uclib.uc_vmem_read.restype = ctypes.c_int
 _uc_vmem_read = _uclib.uc_vmem_read
+# uc_ctl's codes (the binding's Uc.ctl encoding: direction, argument count, control)
+# for the two controls a world switch makes, called without the binding's wrappers.
+_uc_ctl = _uclib.uc_ctl
+_CTL_TLB_FLUSH = UC_CTL_IO_WRITE << 30 | UC_CTL_TLB_FLUSH
+_CTL_TLB_TYPE = UC_CTL_IO_WRITE << 30 | 1 << 26 | UC_CTL_TLB_TYPE
 _uclib.uc_vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p]
 _uclib.uc_vmem_translate.restype = ctypes.c_int
 
@@ -469,7 +474,15 @@ class CPU:
             self.cpr_write(3, 3, 13, 0, 3, v)
 
     def flush_tlb(self) -> None:
-        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        err = _uc_ctl(self._h, _CTL_TLB_FLUSH)
+        if err:
+            raise UcError(err)
+
+    def set_tlb_mode(self, mode: int) -> None:
+        """UC_TLB_CPU (Unicorn walks the guest's tables) or UC_TLB_VIRTUAL (the TLB-fill hook does)."""
+        err = _uc_ctl(self._h, _CTL_TLB_TYPE, ctypes.c_uint(mode))
+        if err:
+            raise UcError(err)
 
     def reg_ops(self, ops: list[tuple[int, object, int]], store) -> None:
         """Run a register program (the OP_* list above) against `store`."""

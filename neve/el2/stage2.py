@@ -72,6 +72,7 @@ from collections import Counter
 
 from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
 from unicorn import UC_TLB_CPU, UC_TLB_VIRTUAL
+from unicorn.unicorn_py3.unicorn import HOOK_TLB_FILL_CFUNC
 
 from neve.core import align, faults
 from neve.arch import decode, mmu, model
@@ -180,7 +181,9 @@ class ShadowStage2:
         self.counters: Counter[str] = Counter()
         self._depth = 0
         self._ram_end = RAM_BASE + m.ram_size
-        m.cpu.uc.hook_add(UC_HOOK_TLB_FILL, self._fill)
+        # A bare ctypes callback (the binding's wrapper costs two Python frames a fill).
+        self._fill_cfunc = HOOK_TLB_FILL_CFUNC(self._fill)
+        m.cpu.uc._Uc__do_hook_add(UC_HOOK_TLB_FILL, self._fill_cfunc, 1, 0)
 
     # --- L0's map of L1 --------------------------------------------------------------
     def l0_backed(self, pa: int) -> bool:
@@ -207,7 +210,7 @@ class ShadowStage2:
             if want:
                 self.cur = self.context(v.get("VTTBR_EL2"), v.get("VTCR_EL2"))
         if want != self.regime:
-            self.cpu.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL if want else UC_TLB_CPU)
+            self.cpu.set_tlb_mode(UC_TLB_VIRTUAL if want else UC_TLB_CPU)
             self.cpu.flush_tlb()
             self.counters["tlb_mode_switches"] += 1
             self.regime = want
@@ -287,9 +290,12 @@ class ShadowStage2:
         return mmu.walk_stage1(self._ram64, regime, va, write=write, execute=execute, el=2)
 
     # --- the TLB fill hook ---------------------------------------------------------------
-    def _fill(self, uc, va: int, typ: int, entry, _) -> bool:
+    def _fill(self, _uch, va: int, typ: int, entry_ptr, _data) -> bool:
+        """Unicorn's TLB-fill hook: the page of `va` for an access of type `typ`, into
+        `entry_ptr` (uc_tlb_entry *); False: no translation (a fault, deferred)."""
         self._depth += 1
         try:
+            entry = entry_ptr[0]
             self.counters["fills"] += 1
             execute = typ == UC_MEM_FETCH
             write = typ == UC_MEM_WRITE
@@ -326,8 +332,9 @@ class ShadowStage2:
             entry.paddr = va & ~(_PAGE - 1)
             entry.perms = UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC
             return True
-        except Exception as e:  # never let the hook die inside Unicorn
-            err = GuestError(f"internal error in the shadow stage-2 TLB fill for VA {va:#x}: {e!r}")
+        except BaseException as e:  # never let the hook die inside Unicorn
+            err = e if not isinstance(e, Exception) else GuestError(
+                f"internal error in the shadow stage-2 TLB fill for VA {va:#x}: {e!r}")
 
             def fail():
                 raise err

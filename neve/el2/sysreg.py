@@ -72,7 +72,10 @@ class Vel2Sysregs:
         if act == Access.NATIVE:
             return None
         if act == Access.TRAP:
-            why = ", ".join(f"{t} set by L0" for t in reasons) or "trapped under this mode's policy"
+            why = self._trap_why.get((key, write))
+            if why is None:
+                why = self._trap_why[(key, write)] = (", ".join(f"{t} set by L0" for t in reasons)
+                                                      or "trapped under this mode's policy")
             m.trap(ev.SYSREG, row.name, rw, value if write else None, pc=pc, reason=why)
             if self.is_hardware(row):
                 return EXECUTE

@@ -145,6 +145,7 @@ class VirtualEL2(Vel2Sysregs):
                       if self.vel2_action.get((r.key, False), (None, Access.NATIVE))[1] == Access.NATIVE]
         self._programs()
         self._control_slots = [self.slot[n] for n in VIRTUAL_CONTROLS]     # (forward_key)
+        self._trap_why: dict[tuple, str] = {}      # a trapped access's reason, by (encoding, write)
         # SCTLR_EL1 and CPACR_EL1 slots when an entry to EL1 loads them from there.
         swapped = {r.name for r in self.swap}
         self._known_el1 = ((self.slot["SCTLR_EL1"], self.slot["CPACR_EL1"])

@@ -122,6 +122,8 @@ class Interrupts:
         self.pmu = PMU(vcpu.cpu.icount, self._pmu_line)
         self.shadow = VirtualInterface()          # the LRs L0 runs the nested VM with
         self._view = VirtualInterface()           # L1's own ICH_* registers (_l1_view)
+        self._view_raw: list[int] | None = None   # ... the values it was loaded from
+        self._view_maint: bool | None = None      # ... its maintenance level, once computed
         self._ich_slots: list[int] | None = None  # ... their vEL2 storage slots
         self._stored: list[int] | None = None     # the shadow's values written back at the last exit
         self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(index, pintid)
@@ -313,15 +315,22 @@ class Interrupts:
             return self.shadow.maintenance()
         if not vel2.get("ICH_HCR_EL2") & ICH_HCR_EN:       # no need to build the view
             return False
-        return self._l1_view().maintenance()
+        view = self._l1_view()
+        if self._view_maint is None:
+            self._view_maint = view.maintenance()
+        return self._view_maint
 
     def _l1_view(self) -> VirtualInterface:
-        """L1's own ICH_* registers (vEL2's storage) as a VirtualInterface."""
+        """L1's own ICH_* registers (vEL2's storage) as a VirtualInterface (loaded
+        again only when they changed)."""
         vel2 = self.vcpu.vel2
         if self._ich_slots is None:
             self._ich_slots = [vel2.slot[n] for n in VirtualInterface.NAMES]
         st = vel2.store
-        self._view.load_values([st[i] for i in self._ich_slots])
+        raw = [st[i] for i in self._ich_slots]
+        if raw != self._view_raw:
+            self._view.load_values(raw)
+            self._view_raw, self._view_maint = raw, None
         return self._view
 
     def update(self, in_l0: bool = False) -> None:
