@@ -27,7 +27,7 @@ from neve.arch import decode, sysregs
 from unicorn import arm64_const as A
 
 from neve.core import eret, faults
-from neve.core.cpu import OP_CP_LOAD, OP_CP_SAVE, OP_REG_LOAD, OP_PSTATE, OP_SP_LOAD, OP_SP_SAVE, OP_TLB_FLUSH
+from neve.core.cpu import OP_CP_LOAD, OP_CP_SAVE, OP_REG_LOAD, OP_REG_SAVE, OP_PSTATE, OP_SP_LOAD, OP_SP_SAVE, OP_TLB_FLUSH
 from neve.observe import events as ev
 from neve.errors import Unsupported
 from neve.arch.modes import Access
@@ -46,8 +46,8 @@ _PAGE_SLOTS = 4096 // 8              # the page's 64-bit slots come first in the
 # world switches' register programs use.
 _REGIME = ("SCTLR_EL1", "TTBR0_EL1", "TCR_EL1", "MAIR_EL1", "CPACR_EL1")
 _SHADOW = ("VBAR_EL1", "ELR_EL1", "SPSR_EL1")
-_SCRATCH = _REGIME + _SHADOW + ("pstate", "sp", "pc", "zero")
-_REG_SP, _REG_PC = A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PC
+_SCRATCH = _REGIME + _SHADOW + ("pstate", "sp", "pc", "zero", "old_pstate")
+_REG_SP, _REG_PC, _REG_PSTATE = A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE
 SCTLR_EL1_RES1 = 0x30D0_0800
 # SCTLR_EL2 bits that carry over to SCTLR_EL1 when L0 runs vEL2 on EL1:
 # M, A, C, SA, I, WXN, EE.
@@ -146,6 +146,11 @@ class VirtualEL2(Vel2Sysregs):
         self._programs()
         self._control_slots = [self.slot[n] for n in VIRTUAL_CONTROLS]     # (forward_key)
         self._trap_why: dict[tuple, str] = {}      # a trapped access's reason, by (encoding, write)
+        # The EL2 registers the shadow EL1 registers are computed from, and their values
+        # when they last were (_shadow_values).
+        self._shadow_src = [self.slot[n] for n in ("VBAR_EL2", "SCTLR_EL2", "TTBR0_EL2", "TCR_EL2",
+                                                     "MAIR_EL2", "CPTR_EL2")]
+        self._shadow_of: list[int] | None = None
         # SCTLR_EL1 and CPACR_EL1 slots when an entry to EL1 loads them from there.
         swapped = {r.name for r in self.swap}
         self._known_el1 = ((self.slot["SCTLR_EL1"], self.slot["CPACR_EL1"])
@@ -212,7 +217,8 @@ class VirtualEL2(Vel2Sysregs):
         shadow = [(OP_CP_LOAD, key[n].key, t[n]) for n in _SHADOW]
         # Into vEL2: L1's EL1 context saved, the shadow EL1 registers vEL2 code runs
         # with (its own regime adapted), then PSTATE, SP_EL2 and the vector.
-        self._prog_exit = ([(OP_CP_SAVE, r.key, self.slot[r.name]) for r in self.swap]
+        self._prog_exit = ([(OP_REG_SAVE, _REG_PSTATE, t["old_pstate"])]
+                           + [(OP_CP_SAVE, r.key, self.slot[r.name]) for r in self.swap]
                            + [(OP_SP_SAVE, 1, self.slot["SP_EL1"])] + zero + shadow
                            + [(OP_PSTATE, None, t["pstate"]), (OP_REG_LOAD, _REG_SP, t["sp"]),
                               (OP_REG_LOAD, _REG_PC, t["pc"])] + regime)
@@ -241,8 +247,14 @@ class VirtualEL2(Vel2Sysregs):
 
     def _shadow_values(self) -> None:
         """What the hardware EL1 registers hold while vEL2 code runs, into the
-        program's slots."""
-        st, t = self.store, self._tmp
+        program's slots (computed again only when the EL2 registers they come from
+        changed since the last time)."""
+        st = self.store
+        src = [st[i] for i in self._shadow_src]
+        if src == self._shadow_of:
+            return
+        self._shadow_of = src
+        t = self._tmp
         st[t["VBAR_EL1"]] = self.get("VBAR_EL2")  # (informative)
         st[t["ELR_EL1"]] = eret.ERET_NET
         st[t["SPSR_EL1"]] = M_EL1H | PSTATE_DAIF
@@ -326,14 +338,14 @@ class VirtualEL2(Vel2Sysregs):
         hold (IL after an illegal exception return)."""
         cpu = self.cpu
         self.irq.on_exit_to_vel2()  # the shadow list registers -> L1's ICH_* view (neve/gic/delivery.py)
-        ps = cpu.pstate()
-        src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
         st, t = self.store, self._tmp
         self._shadow_values()
         st[t["pstate"]] = M_EL1H | PSTATE_DAIF
         st[t["sp"]] = self.sp_el2
         pc = st[t["pc"]] = (self.get("VBAR_EL2") & ~0x7FF) + VEC_LOWER_A64 + kind
         self._run_program(self._prog_exit)
+        ps = st[t["old_pstate"]]                    # (the program's first read)
+        src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
         self.set_active(True)
         self._regime_synced()
         if kind == 0:

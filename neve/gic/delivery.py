@@ -126,6 +126,7 @@ class Interrupts:
         self._view_maint: bool | None = None      # ... its maintenance level, once computed
         self._ich_slots: list[int] | None = None  # ... their vEL2 storage slots
         self._stored: list[int] | None = None     # the shadow's values written back at the last exit
+        self._entry_raw: list[int] | None = None  # L1's ICH_* storage at the last entry (unchanged since)
         self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(index, pintid)
         self.maintenance_line = False
         self._fast = vcpu.fast                    # the compiled unmask watch, if built
@@ -455,7 +456,7 @@ class Interrupts:
         if self._ich_slots is None:
             self._l1_view()
         st = self.vcpu.vel2.store
-        raw = [st[i] for i in self._ich_slots]
+        raw = self._entry_raw = [st[i] for i in self._ich_slots]
         if raw != self._stored:         # else: what the shadow holds since the last exit
             self.shadow.load_values(raw)
         if self._hold and not self._in_tick:
@@ -470,8 +471,9 @@ class Interrupts:
             self._l1_view()
         st = self.vcpu.vel2.store
         self._stored = self.shadow.values()
-        for i, v in zip(self._ich_slots, self._stored):
-            st[i] = v
+        if self._stored != self._entry_raw:     # else: the storage holds them already
+            for i, v in zip(self._ich_slots, self._stored):
+                st[i] = v
         self.kick()
 
     # --- system registers reaching L0 from (hardware) EL1/EL0 ----------------------------
