@@ -27,11 +27,12 @@ stderr and runs on the Python path.
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
 import os
 import sys
 from array import array
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INSN
 from unicorn import arm64_const as A
@@ -280,8 +281,10 @@ class FastPath:
         return self._add(htype, self.lib.neve_fast_mem)
 
     # --- world switches ------------------------------------------------------------------
-    def reg_program(self, ops: list[tuple[int, object, int]]):
-        """A register program (CPU.reg_ops's list) prepared for `run_program`."""
+    def reg_program(self, ops: list[tuple[int, object, int]]) -> Callable[[], int]:
+        """A register program (CPU.reg_ops's list) against vEL2's storage, prepared:
+        a callable that runs it in one C call and returns 0, or 1 + the index of the
+        op Unicorn refused."""
         x = (_RegOp * len(ops))()
         for e, (op, arg, slot) in zip(x, ops):
             e.kind, e.slot = op, slot
@@ -289,13 +292,8 @@ class FastPath:
                 e.op0, e.op1, e.crn, e.crm, e.op2 = arg
             elif arg is not None:
                 e.reg = arg
-        return x
-
-    def run_program(self, x) -> None:
-        """Run a prepared register program against vEL2's storage, in one call."""
-        err = self.lib.neve_fast_reg_ops(ctypes.byref(self.state), self.cpu.handle(), x, len(x))
-        if err:
-            raise RuntimeError(f"op {err - 1} of a register program failed")
+        self._keep.append(x)
+        return functools.partial(self.lib.neve_fast_reg_ops, ctypes.byref(self.state), self.cpu.handle(), x, len(x))
 
     # --- flags and caches the Python side keeps ------------------------------------------
     def set_vel2_active(self, active: bool) -> None:

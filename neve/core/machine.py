@@ -335,8 +335,9 @@ class Machine(ExceptionEntry, SysregHooks):
         el = 1 if at_vel2 else cpu.el()                 # vEL2 runs at hardware EL1
         if level is None:
             level = "vEL2" if at_vel2 else "EL0" if el == 0 else "EL1"
-        self.bus.publish(ev.Trap(self.bus.next_seq(), cpu.icount(), pc, level, el, cls, name,
-                                 rw, value, insn, reason, forwarded))
+        bus = self.bus
+        bus.seq += 1                                    # (bus.next_seq())
+        bus.publish(ev.Trap(bus.seq, cpu.icount(), pc, level, el, cls, name, rw, value, insn, reason, forwarded))
 
     def hypercall_begin(self, guest: str) -> None:
         if self.vcpu.hypercall_guest is None:

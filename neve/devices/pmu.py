@@ -58,9 +58,11 @@ class PMU:
 
     def sync(self) -> None:
         """Count the cycles since the last access into every running counter."""
+        if not self.pmcr & PMCR_E:      # nothing counts (`write` restarts _since at E = 1)
+            return
         now = self.clock()
         d, self._since = now - self._since, now
-        if d <= 0 or not self.pmcr & PMCR_E:       # (nothing counts while PMCR_EL0.E = 0)
+        if d <= 0:
             return
         if self._counting(C):
             width = 64 if self.pmcr & PMCR_LC else 32
@@ -140,6 +142,8 @@ class PMU:
                 self.ccnt = 0
             if v & PMCR_P:
                 self.evcnt = [0] * N
+            if not self.pmcr & PMCR_E and v & PMCR_E:
+                self._since = self.clock()          # counting starts now
             self.pmcr = (self.pmcr & ~PMCR_WRITABLE) | (v & PMCR_WRITABLE)
         elif name == "PMCNTENSET_EL0":
             self.cnten |= m

@@ -20,6 +20,8 @@ against L1's own virtual control registers.
 from __future__ import annotations
 
 import ctypes
+import functools
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 
@@ -146,6 +148,10 @@ class VirtualEL2(Vel2Sysregs):
         self._programs()
         self._control_slots = [self.slot[n] for n in VIRTUAL_CONTROLS]     # (forward_key)
         self._trap_why: dict[tuple, str] = {}      # a trapped access's reason, by (encoding, write)
+        # Storage slots a world switch uses, as attributes (the scratch ones and a few
+        # registers): self._t.pc, self._t.ESR_EL2...
+        self._t = SimpleNamespace(**self._tmp, **{n: self.slot[n] for n in (
+            "VBAR_EL2", "ESR_EL2", "ELR_EL2", "SPSR_EL2", "VTTBR_EL2", "HCR_EL2")})
         # The EL2 registers the shadow EL1 registers are computed from, and their values
         # when they last were (_shadow_values).
         self._shadow_src = [self.slot[n] for n in ("VBAR_EL2", "SCTLR_EL2", "TTBR0_EL2", "TCR_EL2",
@@ -228,18 +234,16 @@ class VirtualEL2(Vel2Sysregs):
                             + [(OP_SP_LOAD, 1, self.slot["SP_EL1"]), (OP_PSTATE, None, t["pstate"]),
                                (OP_REG_LOAD, _REG_PC, t["pc"]), (OP_TLB_FLUSH, None, 0)])
         self._prog_regime = regime
-        self._compiled: dict[int, object] = {}
         if self.fast is not None:
             self.fast.state.store = ctypes.addressof(self.store)     # (FastPath.build sets it too)
-            for p in (self._prog_exit, self._prog_enter, self._prog_regime):
-                self._compiled[id(p)] = self.fast.reg_program(p)
+        # Each as a callable: 0 (None on the Python path, which raises itself) when done.
+        self._run_exit, self._run_enter, self._run_regime = (
+            self.fast.reg_program(p) if self.fast is not None else functools.partial(self.cpu.reg_ops, p, self.store)
+            for p in (self._prog_exit, self._prog_enter, self._prog_regime))
 
-    def _run_program(self, prog: list) -> None:
-        x = self._compiled.get(id(prog))
-        if x is not None:
-            self.fast.run_program(x)
-        else:
-            self.cpu.reg_ops(prog, self.store)
+    @staticmethod
+    def _program_failed(err: int) -> None:
+        raise RuntimeError(f"op {err - 1} of a world switch's register program failed")
 
     # --- shadow EL1 registers ----------------------------------------------------------
     def _shadow_sctlr(self) -> int:
@@ -285,7 +289,9 @@ class VirtualEL2(Vel2Sysregs):
 
     def _write_regime(self) -> None:
         self._regime_values()
-        self._run_program(self._prog_regime)
+        err = self._run_regime()
+        if err:
+            self._program_failed(err)
         self._regime_synced()
 
     def _regime_synced(self) -> None:
@@ -304,7 +310,8 @@ class VirtualEL2(Vel2Sysregs):
         anything from, is its nested VM; one it runs with none of that (HCR_EL2 = RW
         only, VTTBR_EL2 = 0, as a non-VHE KVM host kernel runs) is L1's own
         host-kernel part."""
-        if self.get("VTTBR_EL2") or self.get("HCR_EL2") & GUEST_HCR_MASK:
+        st, t = self.store, self._t
+        if st[t.VTTBR_EL2] or st[t.HCR_EL2] & GUEST_HCR_MASK:
             return "nested-VM"
         return "vEL1-host"
 
@@ -317,11 +324,13 @@ class VirtualEL2(Vel2Sysregs):
             raise Unsupported("ERET to EL0 with HCR_EL2.TGE=1 (a host's EL0 under a non-VHE EL2)", pc_of_eret)
         if hcr & (_HCR["NV"] | _HCR["NV2"]):
             raise Unsupported("ERET to EL1 with HCR_EL2.NV set (recursive nesting)", pc_of_eret)
-        st, t = self.store, self._tmp
-        st[t["pstate"]] = spsr & 0xFFFF_FFFF
-        st[t["pc"]] = elr
-        self._run_program(self._prog_enter)
-        self.sp_el2 = st[t["sp"]]
+        st, t = self.store, self._t
+        st[t.pstate] = spsr & 0xFFFF_FFFF
+        st[t.pc] = elr
+        err = self._run_enter()
+        if err:
+            self._program_failed(err)
+        self.sp_el2 = st[t.sp]
         self.set_active(False)
         self._regime_synced()       # HCR_EL2.VM: the shadow stage 2 (neve/el2/stage2.py);
         #                             SCTLR_EL1.M, HCR_EL2.DC, CPACR_EL1, CPTR_EL2
@@ -338,24 +347,26 @@ class VirtualEL2(Vel2Sysregs):
         hold (IL after an illegal exception return)."""
         cpu = self.cpu
         self.irq.on_exit_to_vel2()  # the shadow list registers -> L1's ICH_* view (neve/gic/delivery.py)
-        st, t = self.store, self._tmp
+        st, t = self.store, self._t
         self._shadow_values()
-        st[t["pstate"]] = M_EL1H | PSTATE_DAIF
-        st[t["sp"]] = self.sp_el2
-        pc = st[t["pc"]] = (self.get("VBAR_EL2") & ~0x7FF) + VEC_LOWER_A64 + kind
-        self._run_program(self._prog_exit)
-        ps = st[t["old_pstate"]]                    # (the program's first read)
+        st[t.pstate] = M_EL1H | PSTATE_DAIF
+        st[t.sp] = self.sp_el2
+        pc = st[t.pc] = (st[t.VBAR_EL2] & ~0x7FF) + VEC_LOWER_A64 + kind
+        err = self._run_exit()
+        if err:
+            self._program_failed(err)
+        ps = st[t.old_pstate]                       # (the program's first read)
         src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
         self.set_active(True)
         self._regime_synced()
         if kind == 0:
-            self.set("ESR_EL2", esr)
+            st[t.ESR_EL2] = esr
             if far is not None:
                 self.set("FAR_EL2", far)
             if hpfar is not None:
                 self.set("HPFAR_EL2", hpfar)
-        self.set("ELR_EL2", elr)
-        self.set("SPSR_EL2", (ps | spsr_or) & 0xFFFF_FFFF)
+        st[t.ELR_EL2] = elr & 0xFFFF_FFFF_FFFF_FFFF
+        st[t.SPSR_EL2] = (ps | spsr_or) & 0xFFFF_FFFF
         self.m.bus.publish(ev.Switch(cpu.icount(), src, "vEL2", pc, why))
 
     def take_current(self, esr: int, elr: int, far: int | None = None, kind: int = 0, spsr_or: int = 0) -> None:

@@ -158,6 +158,8 @@ class Interrupts:
         which neve sees, call `unmasked` themselves.)  The hook is installed the first
         time and kept (see neve/core/fptrap.py for why); the compiled one calls Python
         only once a watched bit is clear."""
+        if not v and not self._masked and not self._watch:
+            return                                  # (nothing pending, nothing watched: as it was)
         self._masked = v
         bits = self.cpu.pstate() & PSTATE_IF if v else 0
         self._watch = bits
