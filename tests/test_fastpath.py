@@ -189,3 +189,72 @@ def test_dczid_reads_are_native_unless_the_model_answers_them():
     rest = m.vel2.forward_key()[1:]
     for hcr, want in ((1 << 31, fastpath.NATIVE), (1 << 31 | 1 << 28, fastpath.SLOW)):
         assert m.vcpu.fast._el(1, (hcr,) + rest)[fastpath.index(key, False)] & 7 == want, hex(hcr)
+
+
+# A world switch's register program (neve/core/cpu.py OP_*): the compiled runner
+# (neve_fast_reg_ops) against CPU.reg_ops, from each kind of PSTATE to each other
+# (SP banking between SP_EL0 and SP_EL1, EL0 <-> EL1).
+_PSTATES = (0x3C5, 0x3C4, 0x3C0)        # EL1h, EL1t, EL0t (DAIF masked)
+
+
+def _program_machine(fast: bool, monkeypatch) -> Machine:
+    with monkeypatch.context() as mp:
+        if not fast:
+            mp.setenv("NEVE_FASTPATH", "0")
+        return Machine([elf.load(str(IMAGES / "minhyp.elf"))], mode="neve", uart_out=lambda b: None)
+
+
+def _program_snapshot(m: Machine, slots: range) -> tuple:
+    from unicorn import arm64_const as A
+    cpu = m.cpu
+    regs = [cpu.reg(r) for r in (A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE, A.UC_ARM64_REG_SP,
+                                 A.UC_ARM64_REG_SP_EL0, A.UC_ARM64_REG_SP_EL1)]
+    regs += [cpu.sp_el(0), cpu.sp_el(1), cpu.el()]
+    regs += [cpu.read_sysreg(n) for n in ("TTBR0_EL1", "TTBR1_EL1", "MAIR_EL1", "TPIDR_EL1", "VBAR_EL1")]
+    return tuple(regs), tuple(m.vel2.store[i] for i in slots)
+
+
+@pytest.mark.parametrize("new", _PSTATES)
+@pytest.mark.parametrize("old", _PSTATES)
+def test_a_register_program_does_in_c_what_it_does_in_python(old, new, monkeypatch):
+    from unicorn import arm64_const as A
+    from neve.core import cpu as c
+    key = {n: sysregs.BY_NAME[n].key for n in ("TTBR0_EL1", "TTBR1_EL1", "MAIR_EL1", "TPIDR_EL1", "VBAR_EL1")}
+    snaps = []
+    for fast in (True, False):
+        m = _program_machine(fast, monkeypatch)
+        assert (m.vcpu.fast is not None) == fast
+        st, base = m.vel2.store, len(m.vel2.store) - 16     # the last scratch slots, and some below
+        slots = range(base, len(st))
+        cpu = m.cpu
+        cpu.set_pstate(old)
+        cpu.sp, cpu.pc = 0x4000_1000, 0x4000_0000
+        cpu.set_sp_el(0 if old & 1 == 0 or old >> 2 & 3 else 1, 0x4000_2000)
+        for i, n in enumerate(key):
+            cpu.write_sysreg(n, 0x1000 * (i + 1))
+        for i in slots:
+            st[i] = 0
+        st[base], st[base + 1], st[base + 2], st[base + 3] = new, 0x4444_0000, 0x5555_0000, 0x7777_7000
+        ops = [(c.OP_REG_SAVE, A.UC_ARM64_REG_PSTATE, base + 4),
+               (c.OP_CP_SAVE, key["TTBR0_EL1"], base + 5), (c.OP_SP_SAVE, 1, base + 6), (c.OP_SP_SAVE, 0, base + 7),
+               (c.OP_CP_LOAD, key["MAIR_EL1"], base + 1), (c.OP_CP_LOAD, key["TPIDR_EL1"], base + 2),
+               (c.OP_PSTATE, None, base), (c.OP_SP_LOAD, 1, base + 3), (c.OP_SP_SAVE, 1, base + 8),
+               (c.OP_REG_LOAD, A.UC_ARM64_REG_PC, base + 2), (c.OP_REG_SAVE, A.UC_ARM64_REG_SP, base + 9),
+               (c.OP_CP_SAVE, key["VBAR_EL1"], base + 10), (c.OP_TLB_FLUSH, None, 0)]
+        if fast:
+            assert m.vcpu.fast.reg_program(ops)() == 0
+        else:
+            cpu.reg_ops(ops, st)
+        snaps.append(_program_snapshot(m, slots))
+    assert snaps[0] == snaps[1]
+    regs, _ = snaps[0]
+    assert regs[1] & 0xF == new & 0xF and regs[7] == new >> 2 & 3
+
+
+def test_a_register_program_says_which_op_failed(monkeypatch):
+    from neve.core import cpu as c
+    m = _program_machine(True, monkeypatch)
+    ops = [(c.OP_TLB_FLUSH, None, 0), (99, None, 0), (c.OP_TLB_FLUSH, None, 0)]     # 99: no such op
+    assert m.vcpu.fast.reg_program(ops)() == 2
+    with pytest.raises(ValueError, match="unknown op 99"):
+        m.cpu.reg_ops(ops, m.vel2.store)
