@@ -35,7 +35,7 @@ typedef void (*block_hook)(void *uc, uint64_t addr, uint32_t size, void *data);
 typedef void (*mem_hook)(void *uc, int type, uint64_t addr, int size, int64_t value, void *data);
 
 /* Table entries: the action in bits 0-2, ADVANCE in bit 3, the storage slot above. */
-enum { SLOW = 0, NATIVE = 1, MEM = 2, REDIRECT = 3, COUNT_P = 4, COUNT_V = 5 };
+enum { SLOW = 0, NATIVE = 1, MEM = 2, REDIRECT = 3, COUNT_P = 4, COUNT_V = 5, DAIF_W = 6 };
 #define ADVANCE 8u
 #define SLOT_SHIFT 4
 #define TABLE_ENTRIES (1u << 17)        /* 16-bit encoding, and the direction */
@@ -99,6 +99,8 @@ typedef struct {
     int32_t tlb_flush;          /* uc_ctl's code for UC_CTL_TLB_FLUSH, written */
     int32_t reg_sp;             /* Unicorn's ids of SP, SP_EL0, SP_EL1 */
     int32_t reg_sp_el[2];
+    int32_t irq_masked;         /* an interrupt is pending but masked by PSTATE (Interrupts.masked) */
+    int32_t pad3;
 } state;
 
 static inline int context(state *s, void *uc)
@@ -157,7 +159,9 @@ uint32_t neve_fast_msr(void *uc, int reg, const cp_reg *cp, void *data)
     state *s = data;
     uint16_t e = lookup(s, uc, cp, 1);
     unsigned act = e & 7;
-    if (act > REDIRECT)                 /* only reads have other actions */
+    if (act == DAIF_W)                  /* MSR DAIF: Python's only when it may unmask a pending interrupt */
+        act = s->irq_masked ? SLOW : NATIVE;
+    else if (act > REDIRECT)            /* only reads have other actions */
         act = SLOW;
     s->hits[act]++;
     if (act == NATIVE)

@@ -48,7 +48,7 @@ from neve.observe import events as ev
 if TYPE_CHECKING:                       # types only: no import at run time
     from neve.core.machine import Machine
 
-SLOW, NATIVE, MEM, REDIRECT, COUNT_P, COUNT_V = 0, 1, 2, 3, 4, 5
+SLOW, NATIVE, MEM, REDIRECT, COUNT_P, COUNT_V, DAIF_W = 0, 1, 2, 3, 4, 5, 6
 _COUNTERS = {"p": COUNT_P, "v": COUNT_V}
 ADVANCE = 8
 SLOT_SHIFT = 4
@@ -90,7 +90,8 @@ class _State(ctypes.Structure):
                 ("code_lo", ctypes.c_uint64), ("code_hi", ctypes.c_uint64),
                 ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6),
                 ("uc_ctl", ctypes.c_void_p), ("tlb_flush", ctypes.c_int32),
-                ("reg_sp", ctypes.c_int32), ("reg_sp_el", ctypes.c_int32 * 2))
+                ("reg_sp", ctypes.c_int32), ("reg_sp_el", ctypes.c_int32 * 2),
+                ("irq_masked", ctypes.c_int32), ("pad3", ctypes.c_int32))
 
 
 class _RegOp(ctypes.Structure):
@@ -411,6 +412,8 @@ class FastPath:
         m = self.m
         if m.el1_native(key, write, el, hcr):
             return NATIVE
+        if write and el == 1 and m.daif_native_unless_masked(key):
+            return DAIF_W
         counter = None if write else m.counter_read(key, el)
         return self._entry(_COUNTERS[counter], key, False, el) if counter else SLOW
 

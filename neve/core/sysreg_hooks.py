@@ -104,6 +104,13 @@ class SysregHooks:
         return row.wmask == sysregs.ALL64 and not row.regime
 
     @staticmethod
+    def daif_native_unless_masked(key: tuple) -> bool:
+        """Does `_sysreg_el1` let the CPU execute this MSR at hardware EL1 unless an
+        interrupt is pending but masked (Interrupts.masked)?  MSR DAIF: then it may
+        unmask it, and neve takes the interrupt right after it."""
+        return key == _KEY_DAIF
+
+    @staticmethod
     def sys_native(op1: int, crn: int, crm: int, op2: int, at_vel2: bool) -> bool:
         """Does `_hook_sys` let the CPU execute this SYS instruction at hardware EL1,
         with nothing else to do: in vm mode, or at vEL2 (below vEL2 L1's trap controls
@@ -210,6 +217,8 @@ class SysregHooks:
             cpu.pc += 4
             self.irq.unmasked()
             return cpu.redirected(acc)
+        elif key == _KEY_DAIF:
+            return EXECUTE                  # the CPU writes PSTATE.DAIF (nothing else changes)
         r = self.irq.held(self.irq.sysreg, reg, key, write, value)    # timers, ICC_*/ICV_*, ISR_EL1
         if r is not None:
             return r

@@ -161,6 +161,8 @@ class Interrupts:
         if not v and not self._masked and not self._watch:
             return                                  # (nothing pending, nothing watched: as it was)
         self._masked = v
+        if self._fast is not None:
+            self._fast.state.irq_masked = v         # (MSR DAIF then reaches Python)
         bits = self.cpu.pstate() & PSTATE_IF if v else 0
         self._watch = bits
         if self._fast is not None:
