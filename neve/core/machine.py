@@ -331,10 +331,12 @@ class Machine(ExceptionEntry, SysregHooks):
         cpu = self.cpu
         if pc is None:
             pc = cpu.pc
-        at_vel2 = self.vel2 is not None and self.vel2.active
-        el = 1 if at_vel2 else cpu.el()                 # vEL2 runs at hardware EL1
         if level is None:
+            at_vel2 = self.vel2 is not None and self.vel2.active
+            el = 1 if at_vel2 else cpu.el()             # vEL2 runs at hardware EL1
             level = "vEL2" if at_vel2 else "EL0" if el == 0 else "EL1"
+        else:                                           # the caller knows it (Machine.level)
+            el = 0 if level == "EL0" else 1
         bus = self.bus
         bus.seq += 1                                    # (bus.next_seq())
         bus.publish(ev.Trap(bus.seq, cpu.icount(), pc, level, el, cls, name, rw, value, insn, reason, forwarded))

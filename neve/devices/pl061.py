@@ -126,8 +126,8 @@ class PL061(Device):
 
     # --- the board clock (neve/devices/__init__.py DeviceClock) ---------------------------
     def next_deadline(self) -> int | None:
-        ts = [t for t in (self.press_at, self.release_at) if t is not None]
-        return min(ts) if ts else None
+        p, r = self.press_at, self.release_at
+        return r if p is None else p if r is None else min(p, r)
 
     def expire(self, now: int) -> None:
         if self.release_at is not None and self.release_at <= now:

@@ -58,6 +58,8 @@ SCTLR_EL2_TO_EL1 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 <<
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in sysregs.CTRL_BITS["HCR_EL2"]}
 _MDCR_TDE = sysregs.ctrl_bit("MDCR_EL2", "TDE")
 
+_HVC_FORWARDED = {lv: f"HVC from {lv} goes to EL2: L0 forwards it to vEL2" for lv in ("EL0", "EL1")}
+
 # HCR_EL2 controls whose presence marks an EL1 context as a guest L1 virtualizes.
 GUEST_HCR_MASK = 0
 for _b in ("VM", "FMO", "IMO", "AMO", "TWI", "TWE", "TID1", "TID2", "TID3", "TSC", "TIDCP", "TACR", "TSW",
@@ -443,8 +445,9 @@ class VirtualEL2(Vel2Sysregs):
             self.take_current(decode.esr(decode.EC_HVC64, imm), insn_pc + 4)
             return True
         m.hypercall_begin(self.guest_id())
-        m.trap(ev.HVC, name, value=self.cpu.x(0), pc=insn_pc, insn=insn, forwarded=True,
-               reason=f"HVC from {m.level} goes to EL2: L0 forwards it to vEL2")
+        level = m.level
+        m.trap(ev.HVC, name, value=self.cpu.x(0), pc=insn_pc, insn=insn, forwarded=True, level=level,
+               reason=_HVC_FORWARDED[level])
         # From the HVC's exception hook, Unicorn goes on at the vector without a stop:
         # the interrupt subsystem settles here (Interrupts.held) instead of ending the slice.
         self.irq.held(lambda: self.exit_to_vel2(decode.esr(decode.EC_HVC64, imm), insn_pc + 4, why=name))
