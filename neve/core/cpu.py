@@ -595,7 +595,13 @@ class CPU:
         """A block hook registered as a bare ctypes callback (unicorn==2.1.4's own
         registration), without the binding's per-call wrappers, which cost as much as
         a cheap hook itself.  Remove it with `uc.hook_del`."""
-        return self.uc._Uc__do_hook_add(UC_HOOK_BLOCK, cfunc, 1, 0)
+        return self.add_hook_raw(UC_HOOK_BLOCK, cfunc)
+
+    def add_hook_raw(self, htype: int, cfunc) -> int:
+        """A hook of type `htype` (all addresses) whose callback is a bare ctypes
+        callback of the binding's type for it (HOOK_INTR_CFUNC, HOOK_TLB_FILL_CFUNC...):
+        nothing may raise through it."""
+        return self.uc._Uc__do_hook_add(htype, cfunc, 1, 0)
 
     # --- for the debugger and the GDB stub -------------------------------------------
     def executed_in_slice(self) -> int:

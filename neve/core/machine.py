@@ -147,7 +147,7 @@ class Machine(ExceptionEntry, SysregHooks):
         uc = cpu.uc
         # A bare ctypes callback: the binding's wrapper costs a Python frame per exception.
         self._intr_cfunc = HOOK_INTR_CFUNC(self._intr_raw)
-        uc._Uc__do_hook_add(UC_HOOK_INTR, self._intr_cfunc, 1, 0)
+        cpu.add_hook_raw(UC_HOOK_INTR, self._intr_cfunc)
         if v.fast is not None:                # C in front of the Python hooks
             v.fast.hook_sysregs(cpu.sysreg_cfunc(self._hook_mrs), cpu.sysreg_cfunc(self._hook_msr))
         else:

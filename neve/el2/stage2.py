@@ -183,7 +183,7 @@ class ShadowStage2:
         self._ram_end = RAM_BASE + m.ram_size
         # A bare ctypes callback (the binding's wrapper costs two Python frames a fill).
         self._fill_cfunc = HOOK_TLB_FILL_CFUNC(self._fill)
-        m.cpu.uc._Uc__do_hook_add(UC_HOOK_TLB_FILL, self._fill_cfunc, 1, 0)
+        m.cpu.add_hook_raw(UC_HOOK_TLB_FILL, self._fill_cfunc)
 
     # --- L0's map of L1 --------------------------------------------------------------
     def l0_backed(self, pa: int) -> bool:

@@ -126,7 +126,6 @@ class Interrupts:
         self._view_maint: bool | None = None      # ... its maintenance level, once computed
         self._ich_slots: list[int] | None = None  # ... their vEL2 storage slots
         self._stored: list[int] | None = None     # the shadow's values written back at the last exit
-        self._entry_raw: list[int] | None = None  # L1's ICH_* storage at the last entry (unchanged since)
         self.shadow.deactivate_physical = lambda pintid: self.gic.deactivate(index, pintid)
         self.maintenance_line = False
         self._fast = vcpu.fast                    # the compiled unmask watch, if built
@@ -460,7 +459,7 @@ class Interrupts:
         if self._ich_slots is None:
             self._l1_view()
         st = self.vcpu.vel2.store
-        raw = self._entry_raw = [st[i] for i in self._ich_slots]
+        raw = [st[i] for i in self._ich_slots]
         if raw != self._stored:         # else: what the shadow holds since the last exit
             self.shadow.load_values(raw)
         if self._hold and not self._in_tick:
@@ -474,9 +473,10 @@ class Interrupts:
         if self._ich_slots is None:
             self._l1_view()
         st = self.vcpu.vel2.store
+        slots = self._ich_slots
         self._stored = self.shadow.values()
-        if self._stored != self._entry_raw:     # else: the storage holds them already
-            for i, v in zip(self._ich_slots, self._stored):
+        if self._stored != [st[i] for i in slots]:      # else: the storage holds them already
+            for i, v in zip(slots, self._stored):
                 st[i] = v
         self.kick()
 
