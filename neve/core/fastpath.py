@@ -130,6 +130,8 @@ def library() -> ctypes.CDLL | None:
 
 
 _ALL_SLOW = array("H", bytes(2 * ENTRIES))       # every access to Python
+_SYS_SPAN = 2 << 14                              # the table entries of op0 = 1 (both directions)
+_SYS_NATIVE: dict = {}                           # FastPath._sys_native's, per process
 
 
 def _addr(fn) -> int:
@@ -201,33 +203,63 @@ class FastPath:
         self._keep.append(py_sys)
         self._add(UC_HOOK_INSN, self.lib.neve_fast_sys, ctypes.c_int(A.UC_ARM64_INS_SYS))
 
+    def _sys_native(self, at_vel2: bool) -> tuple[array, list[tuple]]:
+        """The op0 = 1 part of a table (from index((1, 0, 0, 0, 0), False), 2 x 16k
+        entries) with NATIVE for the SYS instructions `sys_native` lets the CPU execute
+        at hardware EL1 (`at_vel2`: vEL2's), and those encodings with their offsets
+        in the part.  The same for every machine with the same `sys_native`: computed
+        once per process."""
+        key = (self.m.sys_native, at_vel2)
+        got = _SYS_NATIVE.get(key)
+        if got is None:
+            part = array("H", [SLOW]) * _SYS_SPAN
+            native = []
+            lo = index((1, 0, 0, 0, 0), False)
+            for op1 in range(8):
+                for crn in range(16):
+                    for crm in range(16):
+                        for op2 in range(8):
+                            if self.m.sys_native(op1, crn, crm, op2, at_vel2):
+                                off = index((1, op1, crn, crm, op2), True) - lo
+                                part[off] = NATIVE
+                                native.append((off, op1, crn, crm, op2))
+            got = _SYS_NATIVE[key] = (part, native)
+        return got
+
+    def _sys_ruled(self) -> dict:
+        """Of the SYS instructions `sys_native` lets L1's EL1 code execute, those
+        sysregs.SYS_TRAPS has a rule for: {rule: [offsets in the op0 = 1 part]}."""
+        key = (self.m.sys_native, "ruled")
+        got = _SYS_NATIVE.get(key)
+        if got is None:
+            got = _SYS_NATIVE[key] = {}
+            for off, op1, crn, crm, op2 in self._sys_native(False)[1]:
+                rule = sysregs.SYS_TRAPS.get(decode.sys_name(op1, crn, crm, op2))
+                if rule is not None:
+                    got.setdefault(rule, []).append(off)
+        return got
+
     def _sys_entries(self, t: array, el: int, at_vel2: bool) -> None:
         """SYS instructions (op0 = 1): Python's, but for those `sys_native` says the
         CPU executes in this context."""
-        _fill_runs(t, SLOW, (1,), range(8))
+        lo = index((1, 0, 0, 0, 0), False)
         if el == 0 or not at_vel2 and self.m.vel2 is not None:
+            t[lo:lo + _SYS_SPAN] = array("H", [SLOW]) * _SYS_SPAN
             return                              # EL0 checks, L1's trap controls: Python's
-        for op1 in range(8):
-            for crn in range(16):
-                for crm in range(16):
-                    for op2 in range(8):
-                        if self.m.sys_native(op1, crn, crm, op2, at_vel2):
-                            t[index((1, op1, crn, crm, op2), True)] = NATIVE
+        t[lo:lo + _SYS_SPAN] = self._sys_native(at_vel2)[0]
 
     def _l1_sys_entries(self, t: array, controls: dict[str, int]) -> None:
         """SYS instructions of L1's EL1 code (below vEL2) that L1's trap controls
         `controls` leave alone (Vel2Sysregs.sys: no rule of sysregs.SYS_TRAPS holds)
         and that `sys_native` lets the CPU execute: NATIVE, as Python would let them
         run.  A kernel's DC and TLBI maintenance then costs no Python."""
-        for op1 in range(8):
-            for crn in range(16):
-                for crm in range(16):
-                    for op2 in range(8):
-                        if not self.m.sys_native(op1, crn, crm, op2, False):
-                            continue
-                        rule = sysregs.SYS_TRAPS.get(decode.sys_name(op1, crn, crm, op2))
-                        if rule is None or not rule.holds(controls):
-                            t[index((1, op1, crn, crm, op2), True)] = NATIVE
+        lo = index((1, 0, 0, 0, 0), False)
+        part = array("H", self._sys_native(False)[0])
+        for rule, offs in self._sys_ruled().items():
+            if rule.holds(controls):
+                for off in offs:
+                    part[off] = SLOW
+        t[lo:lo + _SYS_SPAN] = part
 
     def hook_block(self, py_block) -> int:
         self.state.py_block = _addr(py_block)
