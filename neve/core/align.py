@@ -204,14 +204,13 @@ class DeviceAlignment:
         return self._sizes[pc]
 
     def code_changed(self, lo: int | None = None, hi: int | None = None) -> None:
-        """Forget the decoded loads/stores in [lo, hi) (all without a range)."""
+        """Forget the decoded loads/stores in [lo, hi) (all without a range); the
+        compiled hooks' caches are FastPath.code_changed's (SysregHooks._code_changed)."""
         if lo is None:
             self._sizes.clear()
         else:
             for pc in range(lo, hi, 4):
                 self._sizes.pop(pc, None)
-        if self._fast is not None:
-            self._fast.code_changed(lo, hi)
 
     def deliver(self) -> None:
         """Undo what the faulting instruction did and take the alignment fault."""

@@ -137,7 +137,8 @@ class FPTraps:
     def code_changed(self, lo: int | None = None, hi: int | None = None) -> None:
         """The guest did instruction-cache maintenance: forget what the blocks that
         overlap [lo, hi) held (all blocks without a range).  A kernel patching its
-        own code (jump labels) does it line by line, thousands of times while booting."""
+        own code (jump labels) does it line by line, thousands of times while booting.
+        The compiled hooks' caches are FastPath.code_changed's (SysregHooks._code_changed)."""
         if lo is None:
             self._blocks.clear()
             self._by_page.clear()
@@ -145,8 +146,6 @@ class FPTraps:
             for page in range(lo >> 12, ((hi - 1) >> 12) + 1):
                 for key in self._by_page.pop(page, ()):
                     self._blocks.pop(key, None)
-        if self._fast is not None:
-            self._fast.code_changed(lo, hi)
 
     # --- finding FP instructions -------------------------------------------------------
     def _fp_in(self, addr: int, size: int) -> tuple[int, ...]:

@@ -307,11 +307,15 @@ class SysregHooks:
                 va = self.cpu.x(self.cpu.read_insn(self.cpu.pc) & 0x1F) & ~63
             self.fp.code_changed(va, va + 64)
             self.align.code_changed(va, va + 64)
+            if self.vcpu.fast is not None:
+                self.vcpu.fast.code_changed(va, va + 64)
             if RAM_BASE <= va < RAM_BASE + self.ram_size:   # (the code runs identity-mapped or MMU-off here)
                 self.erets.scan(va, 64)
         else:
             self.fp.code_changed()
             self.align.code_changed()
+            if self.vcpu.fast is not None:
+                self.vcpu.fast.code_changed()
             self.erets.scan(RAM_BASE, self.ram_size)
         self._drop_translations(cp, va if cp.op1 == 3 else None)
 
