@@ -190,7 +190,7 @@ uint32_t neve_fast_sys(void *uc, int reg, const cp_reg *cp, void *data)
     return s->py_sys(uc, reg, cp, NULL);
 }
 
-void neve_fast_block(void *uc, uint64_t addr, uint32_t size, void *data)
+static void fp_block(void *uc, uint64_t addr, uint32_t size, void *data)
 {
     state *s = data;
     if (s->fp_hold || !s->fp_want)
@@ -218,7 +218,7 @@ void neve_fast_block(void *uc, uint64_t addr, uint32_t size, void *data)
 }
 
 /* While an interrupt waits for PSTATE.I/F: Python once a watched bit is clear. */
-void neve_fast_irq_block(void *uc, uint64_t addr, uint32_t size, void *data)
+static void irq_block(void *uc, uint64_t addr, uint32_t size, void *data)
 {
     state *s = data;
     uint64_t pstate;
@@ -227,6 +227,18 @@ void neve_fast_irq_block(void *uc, uint64_t addr, uint32_t size, void *data)
     s->reg_read(uc, s->reg_pstate, &pstate);
     if ((pstate & s->irq_watch) != s->irq_watch)
         s->py_irq_block(uc, addr, size, NULL);
+}
+
+/* Before each block, both checks in one hook, each once its Python side is there:
+   Unicorn calls a single block hook directly, but walks its list of them
+   (helper_uc_tracecode) before every block once there are two. */
+void neve_fast_blocks(void *uc, uint64_t addr, uint32_t size, void *data)
+{
+    state *s = data;
+    if (s->py_block)
+        fp_block(uc, addr, size, data);
+    if (s->py_irq_block)
+        irq_block(uc, addr, size, data);
 }
 
 /* One code hook for all the instructions neve/core/eret.py watches (a hook per

@@ -182,6 +182,7 @@ class FastPath:
         self.align8 = (_PcEntry * CACHE_SIZE)()
         s.fp_free, s.align8 = ctypes.addressof(self.fp_free), ctypes.addressof(self.align8)
         self._el_tables: dict[tuple, tuple] = {}
+        self._blocks_hook: int | None = None
         self._vel2_table = None
         self._key_el = None
 
@@ -262,14 +263,22 @@ class FastPath:
         t[lo:lo + _SYS_SPAN] = part
 
     def hook_block(self, py_block) -> int:
-        self.state.py_block = _addr(py_block)
+        """The FP-trap check before each block (Python: `py_block`)."""
         self._keep.append(py_block)
-        return self._add(UC_HOOK_BLOCK, self.lib.neve_fast_block)
+        self.state.py_block = _addr(py_block)
+        return self._block_hook()
 
     def hook_irq_block(self, py_block) -> int:
-        self.state.py_irq_block = _addr(py_block)
+        """The unmask watch before each block (Python: `py_block`)."""
         self._keep.append(py_block)
-        return self._add(UC_HOOK_BLOCK, self.lib.neve_fast_irq_block)
+        self.state.py_irq_block = _addr(py_block)
+        return self._block_hook()
+
+    def _block_hook(self) -> int:
+        """One block hook for both checks (neve_fast_blocks), added by the first."""
+        if self._blocks_hook is None:
+            self._blocks_hook = self._add(UC_HOOK_BLOCK, self.lib.neve_fast_blocks)
+        return self._blocks_hook
 
     def hook_code(self, py_code, addrs: list[int], old: int | None) -> None:
         """Call `py_code` at exactly `addrs`: the instruction counter's hook
