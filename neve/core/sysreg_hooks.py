@@ -326,7 +326,8 @@ class SysregHooks:
         unmapped hooks leave RAM out so that the others are fast), so code written
         through another mapping (Linux writes through its linear map) becomes visible
         here, where the architecture requires it to: IC IALLU(IS) drops everything;
-        IC IVAU by an executable VA drops that page's blocks, by a non-executable one
+        IC IVAU by an executable VA drops the blocks from its line to the end of its
+        page, by a non-executable one
         (the writer's alias: its executable VA is unknown) everything.  One
         maintenance loop drops once: an IVAU of the next line (at most 64 bytes on),
         at most _IC_LOOP instructions after the previous one (and, by an executable
@@ -344,9 +345,12 @@ class SysregHooks:
             self._ic_run = (va, run[1], now)            # the same maintenance loop
             return
         if self._fetchable(va):
-            page = va & ~0xFFF
+            # From this line to the end of its page: the rest of a maintenance loop
+            # stays in the page (the blocks that overlap the range go, also one that
+            # starts before the line).
+            end = (va & ~0xFFF) + 0x1000
             self._ic_run = (va, va >> 12, now)
-            cpu.between_slices(lambda: cpu.uc.ctl_remove_cache(page, page + 0x1000))
+            cpu.between_slices(lambda: cpu.uc.ctl_remove_cache(va, end))
         else:
             self._ic_run = (va, None, now)
             cpu.between_slices(cpu.uc.ctl_flush_tb)
