@@ -297,7 +297,7 @@ class FastPath:
         aligned: kind 0 an ERET, 1 an LDAR/STLR (neve_fast_scan)."""
         base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
         found: list[tuple[int, int]] = []
-        cap = 1 << 16
+        cap = min(1 << 16, max(1, (hi - lo) // 4 + 1))     # (one IC IVAU line: 17 words)
         out, kinds = (ctypes.c_uint64 * cap)(), (ctypes.c_uint8 * cap)()
         while lo < hi:
             n = self.lib.neve_fast_scan(ctypes.c_void_p(base), ctypes.c_uint64(lo), ctypes.c_uint64(hi),
