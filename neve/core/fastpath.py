@@ -12,8 +12,11 @@ front of (the reference implementation, which alone runs with NEVE_FASTPATH=0):
   the page-access counters count it), or SLOW (the Python hook).  The vEL2 table is
   fixed for the run; the EL1/EL0 tables of what L1 runs follow L1's trap controls and
   are built once per set of control values.
-* before each block: the Python FP-trap hook only while an FP access could trap, and
-  the unmask watch only once a PSTATE.I/F bit masking a pending interrupt is clear;
+* before each block (one hook for both): the Python FP-trap hook only while an FP
+  access could trap, and the unmask watch only once a PSTATE.I/F bit masking a
+  pending interrupt is clear;
+* world switches: a register program (neve/core/cpu.py OP_*) in one call;
+* MSR DAIF: the CPU's unless an interrupt is pending but masked;
 * each memory access while the Device-memory alignment check is on: the Python
   hook only for an access that is, or may be, unaligned;
 * each instruction: the instruction counter (in place of emu_start's count=N, the
