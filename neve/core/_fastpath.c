@@ -14,6 +14,7 @@
  *     or an interrupt waits for a PSTATE mask bit that is now clear (neve/gic/delivery.py).
  *   Each memory access while the Device-memory alignment check is on: nothing
  *     unless the access is unaligned or could be (neve/core/align.py).
+ *   World switches: a register program (neve/core/cpu.py OP_*) run in one call.
  *
  * No Python API is used: the module is loaded with ctypes, and Unicorn's own
  * functions are reached through pointers the Python side stores in the state,
