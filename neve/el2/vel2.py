@@ -25,9 +25,9 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 
-from neve.arch import decode, sysregs
 from unicorn import arm64_const as A
 
+from neve.arch import decode, sysregs
 from neve.core import eret, faults
 from neve.core.cpu import OP_CP_LOAD, OP_CP_SAVE, OP_REG_LOAD, OP_REG_SAVE, OP_PSTATE, OP_SP_LOAD, OP_SP_SAVE, OP_TLB_FLUSH
 from neve.observe import events as ev
@@ -127,8 +127,12 @@ class VirtualEL2(Vel2Sysregs):
         # Slots of no register: what a world switch's register program (below) writes
         # into the CPU or reads from it besides the registers' own slots.
         scratch = max(self.slot.values()) + 1
-        self._tmp = {n: scratch + i for i, n in enumerate(_SCRATCH)}
         self.store = (ctypes.c_uint64 * (scratch + len(_SCRATCH)))()
+        # The slots a world switch uses, as attributes (self._t.pc, self._t.ESR_EL2...):
+        # the scratch ones and a few registers'.
+        self._t = SimpleNamespace(**{n: scratch + i for i, n in enumerate(_SCRATCH)},
+                                  **{n: self.slot[n] for n in ("VBAR_EL2", "ESR_EL2", "ELR_EL2", "SPSR_EL2",
+                                                                "VTTBR_EL2", "HCR_EL2")})
         self.wmask = (ctypes.c_uint64 * len(self.store))(*([sysregs.ALL64] * len(self.store)))
         for r in sysregs.REGISTERS:
             self.wmask[self.slot[r.name]] = r.wmask
@@ -150,10 +154,6 @@ class VirtualEL2(Vel2Sysregs):
         self._programs()
         self._control_slots = [self.slot[n] for n in VIRTUAL_CONTROLS]     # (forward_key)
         self._trap_why: dict[tuple, str] = {}      # a trapped access's reason, by (encoding, write)
-        # Storage slots a world switch uses, as attributes (the scratch ones and a few
-        # registers): self._t.pc, self._t.ESR_EL2...
-        self._t = SimpleNamespace(**self._tmp, **{n: self.slot[n] for n in (
-            "VBAR_EL2", "ESR_EL2", "ELR_EL2", "SPSR_EL2", "VTTBR_EL2", "HCR_EL2")})
         # The EL2 registers the shadow EL1 registers are computed from, and their values
         # when they last were (_shadow_values).
         self._shadow_src = [self.slot[n] for n in ("VBAR_EL2", "SCTLR_EL2", "TTBR0_EL2", "TCR_EL2",
@@ -219,23 +219,24 @@ class VirtualEL2(Vel2Sysregs):
     def _programs(self) -> None:
         """The register moves of a world switch as data (neve/core/cpu.py OP_*), run
         by the compiled fast path in one call, or by CPU.reg_ops."""
-        t, key = self._tmp, sysregs.BY_NAME
-        zero = [(OP_CP_LOAD, r.key, t["zero"]) for r in self._zero]
-        regime = [(OP_CP_LOAD, key[n].key, t[n]) for n in _REGIME] + [(OP_TLB_FLUSH, None, 0)]
-        shadow = [(OP_CP_LOAD, key[n].key, t[n]) for n in _SHADOW]
+        t, key = self._t, sysregs.BY_NAME
+        regime = [(OP_CP_LOAD, key[n].key, getattr(t, n)) for n in _REGIME] + [(OP_TLB_FLUSH, None, 0)]
+        shadow = ([(OP_CP_LOAD, r.key, t.zero) for r in self._zero]
+                  + [(OP_CP_LOAD, key[n].key, getattr(t, n)) for n in _SHADOW])
         # Into vEL2: L1's EL1 context saved, the shadow EL1 registers vEL2 code runs
         # with (its own regime adapted), then PSTATE, SP_EL2 and the vector.
-        self._prog_exit = ([(OP_REG_SAVE, _REG_PSTATE, t["old_pstate"])]
+        self._prog_exit = ([(OP_REG_SAVE, _REG_PSTATE, t.old_pstate)]
                            + [(OP_CP_SAVE, r.key, self.slot[r.name]) for r in self.swap]
-                           + [(OP_SP_SAVE, 1, self.slot["SP_EL1"])] + zero + shadow
-                           + [(OP_PSTATE, None, t["pstate"]), (OP_REG_LOAD, _REG_SP, t["sp"]),
-                              (OP_REG_LOAD, _REG_PC, t["pc"])] + regime)
+                           + [(OP_SP_SAVE, 1, self.slot["SP_EL1"])] + shadow
+                           + [(OP_PSTATE, None, t.pstate), (OP_REG_LOAD, _REG_SP, t.sp),
+                              (OP_REG_LOAD, _REG_PC, t.pc)] + regime)
         # Out of vEL2: SP_EL2 kept, L1's EL1 context loaded, PSTATE and PC from the ERET.
-        self._prog_enter = ([(OP_SP_SAVE, 1, t["sp"])]
+        self._prog_enter = ([(OP_SP_SAVE, 1, t.sp)]
                             + [(OP_CP_LOAD, r.key, self.slot[r.name]) for r in self.swap]
-                            + [(OP_SP_LOAD, 1, self.slot["SP_EL1"]), (OP_PSTATE, None, t["pstate"]),
-                               (OP_REG_LOAD, _REG_PC, t["pc"]), (OP_TLB_FLUSH, None, 0)])
+                            + [(OP_SP_LOAD, 1, self.slot["SP_EL1"]), (OP_PSTATE, None, t.pstate),
+                               (OP_REG_LOAD, _REG_PC, t.pc), (OP_TLB_FLUSH, None, 0)])
         self._prog_regime = regime
+        self._prog_shadow = shadow          # (at reset, by CPU.reg_ops)
         if self.fast is not None:
             self.fast.state.store = ctypes.addressof(self.store)     # (FastPath.build sets it too)
         # Each as a callable: 0 (None on the Python path, which raises itself) when done.
@@ -260,28 +261,27 @@ class VirtualEL2(Vel2Sysregs):
         if src == self._shadow_of:
             return
         self._shadow_of = src
-        t = self._tmp
-        st[t["VBAR_EL1"]] = self.get("VBAR_EL2")  # (informative)
-        st[t["ELR_EL1"]] = eret.ERET_NET
-        st[t["SPSR_EL1"]] = M_EL1H | PSTATE_DAIF
+        t = self._t
+        st[t.VBAR_EL1] = self.get("VBAR_EL2")  # (informative)
+        st[t.ELR_EL1] = eret.ERET_NET
+        st[t.SPSR_EL1] = M_EL1H | PSTATE_DAIF
         self._regime_values()
 
     def _regime_values(self) -> None:
         """vEL2's own translation regime and FP enable, adapted into the EL1 registers."""
-        st, t, get = self.store, self._tmp, self.get
-        st[t["SCTLR_EL1"]] = self._shadow_sctlr()
-        st[t["TTBR0_EL1"]] = get("TTBR0_EL2")
-        st[t["TCR_EL1"]] = el2_tcr_to_el1(get("TCR_EL2"))
-        st[t["MAIR_EL1"]] = get("MAIR_EL2")
+        st, t, get = self.store, self._t, self.get
+        st[t.SCTLR_EL1] = self._shadow_sctlr()
+        st[t.TTBR0_EL1] = get("TTBR0_EL2")
+        st[t.TCR_EL1] = el2_tcr_to_el1(get("TCR_EL2"))
+        st[t.MAIR_EL1] = get("MAIR_EL2")
         # EL2 FP/SIMD is controlled by CPTR_EL2.TFP; the EL1 equivalent is CPACR_EL1.FPEN.
-        st[t["CPACR_EL1"]] = 0 if (get("CPTR_EL2") >> 10) & 1 else (3 << 20)
+        st[t.CPACR_EL1] = 0 if (get("CPTR_EL2") >> 10) & 1 else (3 << 20)
 
     def _load_shadow(self) -> None:
         """Put into the hardware EL1 registers what vEL2 code needs to run (the
         registers of L1's EL1 context are in vEL2's storage by now)."""
         self._shadow_values()
-        self.cpu.reg_ops([(OP_CP_LOAD, r.key, self._tmp["zero"]) for r in self._zero]
-                         + [(OP_CP_LOAD, sysregs.BY_NAME[n].key, self._tmp[n]) for n in _SHADOW], self.store)
+        self.cpu.reg_ops(self._prog_shadow, self.store)
         self._write_regime()
 
     def _refresh_regime(self) -> None:
