@@ -258,3 +258,21 @@ def test_a_register_program_says_which_op_failed(monkeypatch):
     assert m.vcpu.fast.reg_program(ops)() == 2
     with pytest.raises(ValueError, match="unknown op 99"):
         m.cpu.reg_ops(ops, m.vel2.store)
+
+
+def test_the_compiled_fp_prefilter_keeps_every_fp_instruction():
+    """The block check answers "no FP instruction here" in C only when no word could be
+    one (neve_fast_maybe_fp): every word decode.py calls FP/SIMD, SVE or SME passes it."""
+    import random
+    from neve.arch import decode
+    lib = fastpath.library()
+    rng = random.Random(11)
+    words = [rng.getrandbits(32) for _ in range(200_000)]
+    words += [(op1 << 25) | (b31 << 31) | (b26 << 26) | rng.getrandbits(25) & ~(1 << 26)
+              for op1 in range(16) for b31 in (0, 1) for b26 in (0, 1) for _ in range(50)]
+    fp = [w for w in words if decode.classify(w).kind == "fp"]
+    assert len(fp) > 10_000
+    assert all(lib.neve_fast_maybe_fp(w) for w in fp)
+    # ... and it is a filter: most other words are let through without Python.
+    other = [w for w in words if decode.classify(w).kind != "fp"]
+    assert sum(1 for w in other if lib.neve_fast_maybe_fp(w)) < len(other) // 20

@@ -101,7 +101,8 @@ typedef struct {
     int32_t reg_sp;             /* Unicorn's ids of SP, SP_EL0, SP_EL1 */
     int32_t reg_sp_el[2];
     int32_t irq_masked;         /* an interrupt is pending but masked by PSTATE (Interrupts.masked) */
-    int32_t pad3;
+    int32_t tlb_virtual;        /* UC_TLB_VIRTUAL: a translation may call the Python TLB-fill hook */
+    int (*vmem_read)(void *uc, uint64_t addr, int prot, void *bytes, size_t size);   /* uc_vmem_read */
 } state;
 
 static inline int context(state *s, void *uc)
@@ -191,6 +192,42 @@ uint32_t neve_fast_sys(void *uc, int reg, const cp_reg *cp, void *data)
     return s->py_sys(uc, reg, cp, NULL);
 }
 
+/* Could `w` be an FP/SIMD, SVE or SME instruction (decode.py _is_fp: every word it
+   says is one, and the FEAT_MOPS SET* forms it then excludes)? */
+static inline int maybe_fp(uint32_t w)
+{
+    uint32_t op1 = (w >> 25) & 0xF;
+    return op1 == 0x2 || (op1 == 0x0 && (w >> 31)) || (op1 & 0x7) == 0x7 || ((op1 & 0x5) == 0x4 && ((w >> 26) & 1));
+}
+
+int neve_fast_maybe_fp(uint32_t w)      /* (for the tests) */
+{
+    return maybe_fp(w);
+}
+
+/* A block none of whose words could be an FP instruction needs no Python: cached as
+   FPTraps._block_raw caches it.  Read as Python reads it (uc_vmem_read, as an
+   instruction fetch), but only where that walks the tables in C (not UC_TLB_VIRTUAL,
+   whose fills are Python's); 0 when Python must look. */
+static int fp_free_in_c(state *s, void *uc, uint64_t addr, uint32_t size)
+{
+    uint8_t buf[4096];
+    if (s->tlb_virtual || !s->fp_space_known || size > sizeof buf || s->vmem_read(uc, addr, 4, buf, size))
+        return 0;
+    for (uint32_t i = 0; i + 4 <= size; i += 4) {
+        uint32_t w = (uint32_t)buf[i] | (uint32_t)buf[i + 1] << 8 | (uint32_t)buf[i + 2] << 16
+                     | (uint32_t)buf[i + 3] << 24;
+        if (maybe_fp(w))
+            return 0;
+    }
+    block_entry *e = &s->fp_free[(addr >> 2) & (CACHE_SIZE - 1)];
+    e->addr = addr;
+    e->size = size;
+    e->space = s->fp_space[(addr >> 55) & 1];
+    e->valid = 1;
+    return 1;
+}
+
 static void fp_block(void *uc, uint64_t addr, uint32_t size, void *data)
 {
     state *s = data;
@@ -215,6 +252,8 @@ static void fp_block(void *uc, uint64_t addr, uint32_t size, void *data)
         if (e->valid && e->addr == addr && e->size == size && e->space == s->fp_space[(addr >> 55) & 1])
             return;
     }
+    if (fp_free_in_c(s, uc, addr, size))
+        return;
     s->py_block(uc, addr, size, NULL);
 }
 

@@ -94,7 +94,7 @@ class _State(ctypes.Structure):
                 ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6),
                 ("uc_ctl", ctypes.c_void_p), ("tlb_flush", ctypes.c_int32),
                 ("reg_sp", ctypes.c_int32), ("reg_sp_el", ctypes.c_int32 * 2),
-                ("irq_masked", ctypes.c_int32), ("pad3", ctypes.c_int32))
+                ("irq_masked", ctypes.c_int32), ("tlb_virtual", ctypes.c_int32), ("vmem_read", ctypes.c_void_p))
 
 
 class _RegOp(ctypes.Structure):
@@ -169,6 +169,7 @@ class FastPath:
         s.reg_pc, s.reg_pstate, s.reg_cp = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE, A.UC_ARM64_REG_CP_REG
         s.emu_stop = _addr(_uclib.uc_emu_stop)
         s.uc_ctl = _addr(_uclib.uc_ctl)
+        s.vmem_read = _addr(_uclib.uc_vmem_read)
         s.tlb_flush = UC_CTL_IO_WRITE << 30 | UC_CTL_TLB_FLUSH
         s.reg_sp = A.UC_ARM64_REG_SP
         s.reg_sp_el[0], s.reg_sp_el[1] = A.UC_ARM64_REG_SP_EL0, A.UC_ARM64_REG_SP_EL1
