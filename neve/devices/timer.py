@@ -186,8 +186,7 @@ class TimerBank:
         }
         if hyp:
             self.timers["CNTHP"] = Timer("CNTHP", PPI_HYP_TIMER, "CNTHP_CTL_EL2", "CNTHP_CVAL_EL2", regs, lambda: 0)
-        # (the counter value of the last `update`, and next_deadline() as it was then)
-        self.updated: tuple[int, int | None] | None = None
+        self.deadline_at_update: int | None = None      # next_deadline() as the last `update` found it
 
     def handles(self, name: str) -> bool:
         f = _FIELDS.get(name)
@@ -245,5 +244,5 @@ class TimerBank:
             if lv != t.line:
                 t.line = lv
                 changed.append((t, lv))
-        self.updated = (now, best)
+        self.deadline_at_update = best
         return changed

@@ -274,10 +274,10 @@ class Interrupts:
         self._dirty, self.masked = False, masked
         now = cpu.icount()
         end = cpu.slice_end()
-        timers = self.timers.updated                # the deadline update() found just now
+        timers = self.timers.deadline_at_update     # as update() found it just now
         for c in self.m.clocks:
             # This subsystem was just updated (not dirty, not stale): its deadlines.
-            t = self._deadline(timers[1]) if c is self else c.next_event(now)
+            t = self._deadline(timers) if c is self else c.next_event(now)
             if t is not None and t < end:
                 cpu.uc.emu_stop()
                 return

@@ -39,32 +39,18 @@ class VirtualInterface(IccRegisters):
     NAMES = (["ICH_HCR_EL2", "ICH_VMCR_EL2"] + [f"ICH_LR{n}_EL2" for n in range(NUM_LRS)]
              + [f"ICH_AP0R{n}_EL2" for n in range(4)] + [f"ICH_AP1R{n}_EL2" for n in range(4)])
 
-    def load(self, get) -> None:
-        """Load from register storage (`get(name)`), with the masks an MSR to the real
-        register applies (RES0 priority bits, writable HCR/VMCR fields)."""
-        self.load_values([get(n) for n in self.NAMES])
-
     def load_values(self, vals) -> None:
-        """`load` from the registers' values in NAMES order."""
+        """Load the registers' values in NAMES order, with the masks an MSR to the real
+        register applies (RES0 priority bits, writable HCR/VMCR fields)."""
         self.hcr = vals[0] & ICH_HCR_WRITABLE
         self.vmcr = mask_vmcr(vals[1])
         self.lr[:] = [mask_lr(v) for v in vals[2:2 + NUM_LRS]]
         self.apr[0][:] = [v & 0xFFFF_FFFF for v in vals[2 + NUM_LRS:6 + NUM_LRS]]
         self.apr[1][:] = [v & 0xFFFF_FFFF for v in vals[6 + NUM_LRS:10 + NUM_LRS]]
 
-    def store(self, set_) -> None:
-        for n, v in zip(self.NAMES, self.values()):
-            set_(n, v)
-
     def values(self) -> list[int]:
-        """The registers' values in NAMES order (what `store` writes)."""
+        """The registers' values in NAMES order."""
         return [self.hcr, self.vmcr, *self.lr, *self.apr[0], *self.apr[1]]
-
-    @classmethod
-    def from_regs(cls, get) -> "VirtualInterface":
-        v = cls()
-        v.load(get)
-        return v
 
     # --- derived registers -----------------------------------------------------------
     def eisr(self) -> int:
