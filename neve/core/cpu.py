@@ -52,7 +52,7 @@ _uclib.uc_vmem_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, 
 _uclib.uc_vmem_read.restype = ctypes.c_int
 _uc_vmem_read = _uclib.uc_vmem_read
 # uc_ctl's codes (the binding's Uc.ctl encoding: direction, argument count, control)
-# for the two controls a world switch makes, called without the binding's wrappers.
+# for TLB flushes and TLB-mode changes, called without the binding's wrappers.
 _uc_ctl = _uclib.uc_ctl
 _CTL_TLB_FLUSH = UC_CTL_IO_WRITE << 30 | UC_CTL_TLB_FLUSH
 _CTL_TLB_TYPE = UC_CTL_IO_WRITE << 30 | 1 << 26 | UC_CTL_TLB_TYPE

@@ -327,8 +327,8 @@ class SysregHooks:
         through another mapping (Linux writes through its linear map) becomes visible
         here, where the architecture requires it to: IC IALLU(IS) drops everything;
         IC IVAU by an executable VA drops the blocks from its line to the end of its
-        page, by a non-executable one
-        (the writer's alias: its executable VA is unknown) everything.  One
+        page, by a non-executable one (the writer's alias: its executable VA is
+        unknown) everything.  One
         maintenance loop drops once: an IVAU of the next line (at most 64 bytes on),
         at most _IC_LOOP instructions after the previous one (and, by an executable
         VA, in the same page), adds nothing (the code was written before the loop

@@ -211,8 +211,8 @@ class ShadowStage2:
                 self.cur = self.context(v.get("VTTBR_EL2"), v.get("VTCR_EL2"))
         if want != self.regime:
             self.cpu.set_tlb_mode(UC_TLB_VIRTUAL if want else UC_TLB_CPU)
-            if self.m.vcpu.fast is not None:
-                self.m.vcpu.fast.state.tlb_virtual = want is not None   # (the FP block check's reads)
+            if self.v.fast is not None:
+                self.v.fast.state.tlb_virtual = want is not None    # (the FP block check's reads)
             self.cpu.flush_tlb()
             self.counters["tlb_mode_switches"] += 1
             self.regime = want
