@@ -568,3 +568,33 @@ def test_unsupported_el2_register(tmp_path, mode):
     assert r.stdout == b"u\n"
     doc = json.loads(stats.read_text())
     assert doc["exit"] == {"reason": "unsupported", "status": EXIT_UNSUPPORTED}
+
+
+@pytest.mark.parametrize("mode", ["vm", "neve"])
+def test_sigint_while_the_guest_runs_stops_the_run_between_instructions(mode):
+    """SIGINT (Ctrl-C) while Unicorn runs: KeyboardInterrupt once emu_start has returned
+    (raised inside one of Unicorn's callbacks it could be lost, and the run go on), with
+    the CPU stopped between instructions; the machine can run on afterwards.  SIGINT
+    arrives many times to hit every place the run can be in."""
+    import signal
+    import threading
+    import time
+    from neve.core import elf
+    from neve.core.machine import Machine
+    ims = [elf.load(str(image("spin")))] if mode == "vm" else [elf.load(str(image("minhyp"))),
+                                                                     elf.load(str(image("spin")))]
+    m = Machine(ims, mode=mode, max_insns=10**12, uart_out=lambda b: None)
+    for delay in [0.001 * (1 + i % 7) * (1 + i // 7) for i in range(21)]:
+        with pytest.raises(KeyboardInterrupt):
+            t = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+            t.start()
+            start = time.monotonic()
+            while time.monotonic() - start < 30:
+                m.run(max_slice=1_000_000)
+                m.result = None
+        t.join()
+    before = m.icount()
+    m.result = None
+    r = m.run(max_slice=10_000)
+    assert r.reason == "paused" and m.icount() == before + 10_000
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

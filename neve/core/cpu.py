@@ -316,6 +316,10 @@ class CPU:
                 fn()
         return done
 
+    def in_emulation(self) -> bool:
+        """Inside emu_start (Python runs only in one of Unicorn's callbacks then)."""
+        return self._running
+
     def between_slices(self, fn: Callable[[], None]) -> None:
         """Run `fn` (a change to Unicorn's hooks or translated code: adding or
         removing a hook, dropping translations) where it is safe: now outside

@@ -13,6 +13,7 @@ In the nested modes the first image runs at *virtual EL2*: see neve/el2/vel2.py.
 """
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -90,6 +91,8 @@ class Machine(ExceptionEntry, SysregHooks):
         self.clocks: list = []
         self._pause_reason: str | None = None
         self._deadline: float | None = None
+        self._interrupted = False           # SIGINT arrived while Unicorn ran (_on_sigint)
+        self.waiting_on_host = False        # blocked in a host wait (WFI for live input)
         # --- the board: what the CPUs share, built in dependency order ---------------
         self.ram = alloc_ram(ram_size)
         self.devices: list = []
@@ -394,11 +397,31 @@ class Machine(ExceptionEntry, SysregHooks):
             watchdog = threading.Timer(self._deadline - time.monotonic(), self._time_up)
             watchdog.daemon = True
             watchdog.start()
+        # SIGINT (Ctrl-C) must not raise KeyboardInterrupt inside one of Unicorn's
+        # callbacks before its `try` (ctypes would print it and drop it, and the run
+        # would go on): while emulation runs it stops the CPU, and the loop below
+        # raises it once emu_start has returned.
+        old_sigint = None
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            old_sigint = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             return self._run(cpu, max_slice)
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+            if old_sigint is not None:
+                signal.signal(signal.SIGINT, old_sigint)
+
+    def _on_sigint(self, signum, frame) -> None:
+        """SIGINT during run(): KeyboardInterrupt now where it is safe (Python outside
+        emulation, or blocked in a host wait, deep inside a hook's own handler), else
+        once the stopped emu_start returns."""
+        self._interrupted = True
+        if not self.cpu.in_emulation() or self.waiting_on_host:
+            self._interrupted = False
+            raise KeyboardInterrupt
+        self.cpu.uc.emu_stop()
 
     def host_time_left(self) -> float | None:
         """Seconds of host time before --timeout ends the run (None: no limit); for the
@@ -437,6 +460,9 @@ class Machine(ExceptionEntry, SysregHooks):
                 try:
                     self.vcpu.hook_error = None
                     cpu.run(cpu.pc, budget)
+                    if self._interrupted:
+                        self._interrupted = False
+                        raise KeyboardInterrupt
                     if self.vcpu.hook_error is not None:
                         raise self.vcpu.hook_error
                     if self.align.pending is not None:

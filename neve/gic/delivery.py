@@ -440,7 +440,12 @@ class Interrupts:
                 left = self.m.host_time_left()          # --timeout bounds the wait too
                 if left is not None and (wait is None or wait > left):
                     wait = max(0.0, left)
-                if uart.receive_at_wfi(wait):
+                self.m.waiting_on_host = True          # (a SIGINT may end the wait: Machine._on_sigint)
+                try:
+                    received = uart.receive_at_wfi(wait)
+                finally:
+                    self.m.waiting_on_host = False
+                if received:
                     continue
                 if left is not None and self.m.host_time_left() <= 0:
                     self.m.stop("timeout", 124, f"timeout of {self.m.timeout}s reached at PC {self.m.where(pc)}")
