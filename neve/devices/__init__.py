@@ -23,6 +23,29 @@ class Device:
         return {}
 
 
+class Registers32(Device):
+    """A device of 32-bit registers (`_read32`/`_write32` at word offsets): a byte or
+    halfword access reaches its part of the word, a 64-bit access two words."""
+
+    def read(self, off: int, size: int) -> int:
+        if size == 8:
+            return self._read32(off) | self._read32(off + 4) << 32
+        return (self._read32(off & ~3) >> 8 * (off & 3)) & ((1 << 8 * size) - 1)
+
+    def write(self, off: int, size: int, value: int) -> None:
+        if size == 8:
+            self._write32(off, value & 0xFFFF_FFFF)
+            self._write32(off + 4, value >> 32)
+        else:
+            self._write32(off & ~3, (value << 8 * (off & 3)) & 0xFFFF_FFFF)
+
+    def _read32(self, off: int) -> int:
+        raise NotImplementedError
+
+    def _write32(self, off: int, value: int) -> None:
+        raise NotImplementedError
+
+
 def apb_clock_props(sw, phandles: dict, names: tuple[str, ...]) -> None:
     """A PrimeCell's clock properties as QEMU's virt writes them (clock-names, then
     clocks: one reference to the board's 24 MHz `apb-pclk` per name)."""

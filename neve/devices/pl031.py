@@ -11,14 +11,14 @@ RTCRIS & RTCIMSC; RTCICR clears RTCRIS.
 """
 from __future__ import annotations
 
-from neve.devices import Device, apb_clock_props, cells as _cells
+from neve.devices import Registers32, apb_clock_props, cells as _cells
 from neve.devices.timer import CNTFRQ
 
 _ID = {0xFE0: 0x31, 0xFE4: 0x10, 0xFE8: 0x14, 0xFEC: 0x00, 0xFF0: 0x0D, 0xFF4: 0xF0, 0xFF8: 0x05, 0xFFC: 0xB1}
 M32 = 0xFFFF_FFFF
 
 
-class PL031(Device):
+class PL031(Registers32):
     name = "PL031 RTC"
     registers = {0x00: "DR", 0x04: "MR", 0x08: "LR", 0x0C: "CR", 0x10: "IMSC", 0x14: "RIS", 0x18: "MIS",
                  0x1C: "ICR", **{o: "ID" for o in _ID}}
@@ -39,18 +39,6 @@ class PL031(Device):
 
     def count(self) -> int:
         return (self.tick_offset + self.counter.now() // CNTFRQ) & M32
-
-    def read(self, off: int, size: int) -> int:
-        if size == 8:
-            return self._read32(off) | self._read32(off + 4) << 32
-        return (self._read32(off & ~3) >> 8 * (off & 3)) & ((1 << 8 * size) - 1)
-
-    def write(self, off: int, size: int, value: int) -> None:
-        if size == 8:
-            self._write32(off, value & M32)
-            self._write32(off + 4, value >> 32)
-        else:
-            self._write32(off & ~3, (value << 8 * (off & 3)) & M32)
 
     def _read32(self, off: int) -> int:
         if off == 0x00:

@@ -18,7 +18,7 @@ KEY_POWER.
 """
 from __future__ import annotations
 
-from neve.devices import Device, apb_clock_props, cells
+from neve.devices import Registers32, apb_clock_props, cells
 from neve.devices.timer import CNTFRQ
 
 _ID = {0xFE0: 0x61, 0xFE4: 0x10, 0xFE8: 0x04, 0xFEC: 0x00, 0xFF0: 0x0D, 0xFF4: 0xF0, 0xFF8: 0x05, 0xFFC: 0xB1}
@@ -32,7 +32,7 @@ GPIO_KEY_LATENCY = CNTFRQ // 10         # QEMU's gpio-key: released 100 ms after
 PHANDLE_KEY = "pl061"
 
 
-class PL061(Device):
+class PL061(Registers32):
     name = "PL061 GPIO"
     registers = {**{o: "DATA" for o in range(0, 0x400, 4)}, 0x400: "DIR", 0x404: "IS", 0x408: "IBE", 0x40C: "IEV",
                  0x410: "IE", 0x414: "RIS", 0x418: "MIS", 0x41C: "IC", 0x420: "AFSEL", **{o: "ID" for o in _ID}}
@@ -53,18 +53,6 @@ class PL061(Device):
                    getattr(m, "power_button_at", None))
 
     # --- registers ------------------------------------------------------------------------
-    def read(self, off: int, size: int) -> int:
-        if size == 8:
-            return self._read32(off) | self._read32(off + 4) << 32
-        return (self._read32(off & ~3) >> 8 * (off & 3)) & ((1 << 8 * size) - 1)
-
-    def write(self, off: int, size: int, value: int) -> None:
-        if size == 8:
-            self._write32(off, value & 0xFFFF_FFFF)
-            self._write32(off + 4, value >> 32)
-        else:
-            self._write32(off & ~3, (value << 8 * (off & 3)) & 0xFFFF_FFFF)
-
     def _read32(self, off: int) -> int:
         if off < 0x400:
             return self.data & (off >> 2)
