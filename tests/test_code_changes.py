@@ -80,9 +80,9 @@ def test_code_written_at_run_time_is_hooked_without_disturbing_the_running_block
 # architecture requires: IC IVAU by the writer's VA, IC IALLU, IC IVAU by the
 # executable VA.  neve's unmapped-access hooks leave RAM out, so Unicorn sees a store
 # to translated code only through a TLB entry it has not yet marked dirty; the
-# alias's entry is made dirty first (a store before any code of the page ran), so
-# only the IC maintenance (SysregHooks._drop_translations) can drop the stale
-# translation.  QEMU sees every store to code: the same "1234".
+# alias's entry is made dirty first (a store before the code of the page is
+# translated, again before each step), so only the IC maintenance
+# (SysregHooks._drop_translations) can drop the stale translation.  QEMU sees every store to code: the same "1234".
 ALIAS_KERNEL = MACROS + r"""
     .equ    EXEC, 0x40200000            // the code page, executable
     .equ    ALIAS, 0x40201000           // the same page, PXN/UXN: the writer's
@@ -117,6 +117,8 @@ _start:
     blr     x20                         // translated now: 1
     bl      putdigit
 
+    str     wzr, [x19, #0x800]          // the alias's entry dirty again (IC maintenance may flush the TLB),
+    blr     x20                         // then the code translated: only IC maintenance can drop it
     add     w21, w21, #0x20             // movz x0, #2, through the alias
     str     w21, [x19]
     dc      cvau, x19
@@ -127,6 +129,8 @@ _start:
     blr     x20
     bl      putdigit
 
+    str     wzr, [x19, #0x800]          // the alias's entry dirty again (IC maintenance may flush the TLB),
+    blr     x20                         // then the code translated: only IC maintenance can drop it
     add     w21, w21, #0x20             // #3
     str     w21, [x19]
     dc      cvau, x19
@@ -137,6 +141,8 @@ _start:
     blr     x20
     bl      putdigit
 
+    str     wzr, [x19, #0x800]          // the alias's entry dirty again (IC maintenance may flush the TLB),
+    blr     x20                         // then the code translated: only IC maintenance can drop it
     add     w21, w21, #0x20             // #4
     str     w21, [x19]
     dc      cvau, x19

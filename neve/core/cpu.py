@@ -24,7 +24,7 @@ import mmap
 
 from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import arm64_const as A
-from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_CTL_TLB_TYPE
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_CTL_TLB_TYPE, UC_TLB_VIRTUAL
 from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC, uclib as _uclib
 from unicorn.unicorn_py3.arch.arm64 import HOOK_INSN_SYS_CFUNC
 
@@ -74,6 +74,8 @@ OP_SP_LOAD = 5
 OP_PSTATE = 6       # CPU.set_pstate
 OP_TLB_FLUSH = 7
 
+
+_SCTLR_EL1 = (3, 0, 1, 0, 0)
 
 _COUNTER_OFFSET: int | None = None
 _CALIB_CODE = bytes.fromhex("1f2003d5" * 8)  # nops
@@ -231,6 +233,7 @@ class CPU:
         self._between: list = []              # between_slices actions waiting for its end
         self._stopped_at: int | None = None
         self._redirect_pc: int | None = None
+        self.tlb_virtual = False              # UC_TLB_VIRTUAL (set_tlb_mode)
 
     # --- memory --------------------------------------------------------------------
     def map_ram(self, base: int, size: int) -> mmap.mmap:
@@ -487,6 +490,30 @@ class CPU:
         err = _uc_ctl(self._h, _CTL_TLB_TYPE, ctypes.c_uint(mode))
         if err:
             raise UcError(err)
+        self.tlb_virtual = mode == UC_TLB_VIRTUAL
+
+    def drop_code_phys(self, pa: int, end: int) -> bool:
+        """Drop Unicorn's translations of the code at physical [pa, end) (one page at
+        most), whatever virtual address it runs at; between slices only.  Unicorn
+        drops translations by a virtual address it can fetch from (uc_ctl_remove_cache
+        finds the page with an instruction-fetch translation), which a page written
+        through another mapping (Linux's linear map) has not: with the EL1&0 stage 1
+        off for the moment, the physical address is that address.  SCTLR_EL1 is
+        written raw (no TLB flush, no rebuilt flags: M is not among them), and Unicorn's
+        TLB is flushed before (no cached translation of `pa` as a virtual address) and
+        after (not the identity one).  False under UC_TLB_VIRTUAL, whose fills are the
+        TLB-fill hook's: the caller drops everything instead."""
+        if self.tlb_virtual:
+            return False
+        sctlr = self.cpr_read(*_SCTLR_EL1)
+        self.cpr_write(*_SCTLR_EL1, sctlr & ~1)
+        try:
+            self.flush_tlb()
+            self.uc.ctl_remove_cache(pa, end)
+        finally:
+            self.cpr_write(*_SCTLR_EL1, sctlr)
+            self.flush_tlb()
+        return True
 
     def reg_ops(self, ops: list[tuple[int, object, int]], store) -> None:
         """Run a register program (the OP_* list above) against `store`."""

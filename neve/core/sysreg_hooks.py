@@ -326,13 +326,15 @@ class SysregHooks:
         unmapped hooks leave RAM out so that the others are fast), so code written
         through another mapping (Linux writes through its linear map) becomes visible
         here, where the architecture requires it to: IC IALLU(IS) drops everything;
-        IC IVAU by an executable VA drops the blocks from its line to the end of its
-        page, by a non-executable one (the writer's alias: its executable VA is
-        unknown) everything.  One
-        maintenance loop drops once: an IVAU of the next line (at most 64 bytes on),
-        at most _IC_LOOP instructions after the previous one (and, by an executable
-        VA, in the same page), adds nothing (the code was written before the loop
-        began, and nothing in the loop runs it)."""
+        IC IVAU drops the blocks from its line to the end of its page: by the VA when
+        it is executable, else (the writer's alias: Linux makes a user page's code
+        coherent through its linear map) by the physical address it reads
+        (CPU.drop_code_phys); everything when neither works (a VA that does not
+        translate, or not to RAM, or the nested modes' TLB-fill hook translating).
+        One maintenance loop drops once per page: an IVAU of the next line (at most
+        64 bytes on, in the same page), at most _IC_LOOP instructions after the
+        previous one, adds nothing (the code was written before the loop began, and
+        nothing in the loop runs it)."""
         cpu = self.cpu
         if va is None:
             self._ic_run = None
@@ -340,19 +342,26 @@ class SysregHooks:
             return
         now = cpu.icount()
         run = self._ic_run
-        if (run is not None and 0 < va - run[0] <= 64 and now - run[2] <= _IC_LOOP
-                and (run[1] is None or run[1] == va >> 12)):
+        if run is not None and 0 < va - run[0] <= 64 and now - run[2] <= _IC_LOOP and run[1] == va >> 12:
             self._ic_run = (va, run[1], now)            # the same maintenance loop
             return
+        # From this line to the end of its page: the rest of a maintenance loop stays
+        # in the page (the blocks that overlap the range go, also one that starts
+        # before the line).
+        self._ic_run = (va, va >> 12, now)
+        end = (va & ~0xFFF) + 0x1000
         if self._fetchable(va):
-            # From this line to the end of its page: the rest of a maintenance loop
-            # stays in the page (the blocks that overlap the range go, also one that
-            # starts before the line).
-            end = (va & ~0xFFF) + 0x1000
-            self._ic_run = (va, va >> 12, now)
             cpu.between_slices(lambda: cpu.uc.ctl_remove_cache(va, end))
+            return
+        pa = None if cpu.tlb_virtual else cpu.translate(va)
+        if pa is not None and RAM_BASE <= pa < RAM_BASE + self.ram_size:
+            pend = pa + (end - va)
+
+            def drop() -> None:
+                if not cpu.drop_code_phys(pa, pend):
+                    cpu.uc.ctl_flush_tb()
+            cpu.between_slices(drop)
         else:
-            self._ic_run = (va, None, now)
             cpu.between_slices(cpu.uc.ctl_flush_tb)
 
     def _fetchable(self, va: int) -> bool:
