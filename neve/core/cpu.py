@@ -24,7 +24,7 @@ import mmap
 
 from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import arm64_const as A
-from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_CTL_TLB_TYPE, UC_TLB_VIRTUAL
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_CTL_TLB_TYPE, UC_TLB_VIRTUAL, UC_CTL_TB_REMOVE_CACHE
 from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC, uclib as _uclib
 from unicorn.unicorn_py3.arch.arm64 import HOOK_INSN_SYS_CFUNC
 
@@ -56,6 +56,7 @@ _uc_vmem_read = _uclib.uc_vmem_read
 _uc_ctl = _uclib.uc_ctl
 _CTL_TLB_FLUSH = UC_CTL_IO_WRITE << 30 | UC_CTL_TLB_FLUSH
 _CTL_TLB_TYPE = UC_CTL_IO_WRITE << 30 | 1 << 26 | UC_CTL_TLB_TYPE
+_CTL_TB_REMOVE_CACHE = UC_CTL_IO_WRITE << 30 | 2 << 26 | UC_CTL_TB_REMOVE_CACHE
 _uclib.uc_vmem_translate.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p]
 _uclib.uc_vmem_translate.restype = ctypes.c_int
 
@@ -492,6 +493,13 @@ class CPU:
             raise UcError(err)
         self.tlb_virtual = mode == UC_TLB_VIRTUAL
 
+    def drop_code(self, va: int, end: int) -> None:
+        """Drop Unicorn's translations of the code at [va, end) (uc_ctl_remove_cache,
+        by a VA Unicorn can fetch from)."""
+        err = _uc_ctl(self._h, _CTL_TB_REMOVE_CACHE, ctypes.c_uint64(va), ctypes.c_uint64(end))
+        if err:
+            raise UcError(err)
+
     def drop_code_phys(self, pa: int, end: int) -> bool:
         """Drop Unicorn's translations of the code at physical [pa, end) (one page at
         most), whatever virtual address it runs at; between slices only.  Unicorn
@@ -509,7 +517,7 @@ class CPU:
         self.cpr_write(*_SCTLR_EL1, sctlr & ~1)
         try:
             self.flush_tlb()
-            self.uc.ctl_remove_cache(pa, end)
+            self.drop_code(pa, end)
         finally:
             self.cpr_write(*_SCTLR_EL1, sctlr)
             self.flush_tlb()

@@ -351,7 +351,10 @@ class SysregHooks:
         self._ic_run = (va, va >> 12, now)
         end = (va & ~0xFFF) + 0x1000
         if self._fetchable(va):
-            cpu.between_slices(lambda: cpu.uc.ctl_remove_cache(va, end))
+            if self._away_from_running_block(va):
+                cpu.drop_code(va, end)                  # now: no slice ends for it
+            else:
+                cpu.between_slices(lambda: cpu.drop_code(va, end))
             return
         pa = None if cpu.tlb_virtual else cpu.translate(va)
         if pa is not None and RAM_BASE <= pa < RAM_BASE + self.ram_size:
@@ -363,6 +366,18 @@ class SysregHooks:
             cpu.between_slices(drop)
         else:
             cpu.between_slices(cpu.uc.ctl_flush_tb)
+
+    def _away_from_running_block(self, va: int) -> bool:
+        """Can the translations of `va`'s page be dropped from inside this hook: is
+        its physical page none of those the running block may span (a block covers
+        at most two pages, the IC instruction's and the one before or after)?
+        Dropping the running block itself would pull it from under Unicorn."""
+        cpu = self.cpu
+        if not cpu.in_emulation() or cpu.tlb_virtual:   # (the TLB-fill hook would translate)
+            return False
+        here = cpu.translate(cpu.pc, 4)
+        there = cpu.translate(va, 4)
+        return here is not None and there is not None and abs((there >> 12) - (here >> 12)) > 1
 
     def _fetchable(self, va: int) -> bool:
         """Can the code running now fetch instructions from `va`?  Under the shadow
