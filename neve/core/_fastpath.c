@@ -436,13 +436,17 @@ int64_t neve_fast_scan(const uint8_t *ram, uint64_t lo, uint64_t hi, uint64_t *o
 {
     int64_t n = 0;
     for (uint64_t i = (lo + 3) & ~(uint64_t)3; i + 4 <= hi && n < max; i += 4) {
+        uint8_t b3 = ram[i + 3];
+        /* Every word sought has one of these top bytes: most words stop here. */
+        if (b3 != 0xD6 && b3 != 0x48 && b3 != 0x88 && b3 != 0xC8)
+            continue;
         uint32_t w = (uint32_t)ram[i] | (uint32_t)ram[i + 1] << 8 | (uint32_t)ram[i + 2] << 16
-                     | (uint32_t)ram[i + 3] << 24;
-        uint8_t b1 = ram[i + 1], b2 = ram[i + 2], b3 = ram[i + 3];
+                     | (uint32_t)b3 << 24;
+        uint8_t b1 = ram[i + 1], b2 = ram[i + 2];
         if (w == 0xD69F03E0u || w == 0xD69F0BFFu || w == 0xD69F0FFFu) {
             out[n] = i;
             kinds[n++] = 0;
-        } else if (b1 >= 0x80 && (b2 & 0xA0) == 0x80 && (b3 == 0x48 || b3 == 0x88 || b3 == 0xC8)) {
+        } else if (b1 >= 0x80 && (b2 & 0xA0) == 0x80 && b3 != 0xD6) {
             out[n] = i;
             kinds[n++] = 1;
         }
