@@ -22,6 +22,21 @@ _KEY_CURRENTEL = sysregs.BY_NAME["CurrentEL"].key
 VIRTUAL_CONTROLS = tuple(n for n in sysregs.CTRL_BITS if sysregs.BY_NAME[n].group == "el2")
 
 
+_SYS_NAMES: dict[tuple, str] = {}
+
+
+def _sys_name(key: tuple, insn: int | None) -> str:
+    """The name of the SYS instruction with encoding `key` (the same for every Xt)."""
+    name = _SYS_NAMES.get(key)
+    if name is None:
+        k = decode.classify(insn) if insn is not None else None
+        name = (k.name if k is not None and getattr(k, "name", None) else
+                f"SYS #{key[1]}, C{key[2]}, C{key[3]}, #{key[4]}")
+        if insn is not None:
+            _SYS_NAMES[key] = name
+    return name
+
+
 def _call(fn, *args):
     return fn(*args)
 
@@ -206,16 +221,14 @@ class Vel2Sysregs:
         m, cpu = self.m, self.cpu
         pc = cpu.pc
         insn = cpu.read_insn(pc)
-        k = decode.classify(insn) if insn is not None else None
-        name = (k.name if k is not None and getattr(k, "name", None) else
-                f"SYS #{cp.op1}, C{cp.crn}, C{cp.crm}, #{cp.op2}")
         key = (1, cp.op1, cp.crn, cp.crm, cp.op2)
+        name = _sys_name(key, insn)
         if not self.active:
             # A cache or TLB maintenance instruction of L1's EL1/EL0 code that one of
             # L1's HCR_EL2 bits traps (sysregs.SYS_TRAPS); one the CPU model lacks
             # UNDEFs first (Unicorn raises it).
             t = sysregs.SYS_TRAPS.get(name)
-            if t is None or not t.holds(self.vcontrols()) or insn is None or not uc_implements(insn, 1):
+            if t is None or insn is None or not t.holds(self.vcontrols()) or not uc_implements(insn, 1):
                 return None
             cls = ev.TLBI if name.startswith("TLBI") else ev.SYSREG
             m.trap(cls, name, pc=pc, insn=insn, forwarded=True, reason=f"{t} set by L1")

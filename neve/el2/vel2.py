@@ -153,6 +153,7 @@ class VirtualEL2(Vel2Sysregs):
                       if self.vel2_action.get((r.key, False), (None, Access.NATIVE))[1] == Access.NATIVE]
         self._programs()
         self._control_slots = [self.slot[n] for n in VIRTUAL_CONTROLS]     # (forward_key)
+        self._controls: tuple = (None, {})      # vcontrols(): (forward_key, the controls)
         self._trap_why: dict[tuple, str] = {}      # a trapped access's reason, by (encoding, write)
         # The EL2 registers the shadow EL1 registers are computed from, and their values
         # when they last were (_shadow_values).
@@ -193,7 +194,10 @@ class VirtualEL2(Vel2Sysregs):
                 self.fast.refresh_el()
 
     def vcontrols(self) -> dict[str, int]:
-        return sysregs.effective_controls({n: self.get(n) for n in VIRTUAL_CONTROLS})
+        fkey = self.forward_key()
+        if fkey != self._controls[0]:
+            self._controls = (fkey, self.controls_of(fkey))
+        return self._controls[1]
 
     def cntvoff(self) -> int:
         return self.get("CNTVOFF_EL2")
