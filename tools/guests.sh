@@ -7,6 +7,9 @@
 # DIR/vmlinuz      Debian's linux-image-6.12.*-cloud-arm64-unsigned kernel (bookworm-backports)
 # DIR/initrd.gz    busybox-static + tools/initramfs/init, a gzip'd newc cpio
 # DIR/u-boot.bin   u-boot-qemu's qemu_arm64 U-Boot (for --bios)
+# DIR/kvm-initrd.gz  busybox-static + tools/vmm (built static with the aarch64 cross
+#                  compiler) + tools/initramfs/kvm-init + the test kernels of KVM_IMAGES:
+#                  Linux's KVM runs each as a nested VM (issue 15)
 # DIR/VERSIONS     the package versions used
 #
 # No root needed here: `apt-get download` and `dpkg-deb -x` only.  The machine's apt
@@ -31,15 +34,19 @@ kernel_package() {
 
 version_of() { apt-cache show "$1" 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -1; }
 
+# The test kernels the KVM initramfs runs as nested VMs.
+KVM_IMAGES="hypercall.elf"
+
 KPKG=$(kernel_package)
 [ -n "$KPKG" ] || { log "no linux-image-6.12.*-cloud-arm64-unsigned in apt: is arm64 + bookworm-backports set up?"; exit 1; }
 WANT="$KPKG:arm64=$(version_of "$KPKG:arm64")
 busybox-static:arm64=$(version_of busybox-static:arm64)
 u-boot-qemu=$(version_of u-boot-qemu)
-init=$(sha256sum tools/initramfs/init | cut -c1-16)"
+init=$(sha256sum tools/initramfs/init | cut -c1-16)
+kvm=$(cat tools/initramfs/kvm-init tools/vmm/vmm.c $(printf 'images/%s ' $KVM_IMAGES) | sha256sum | cut -c1-16)"
 
 if [ -f "$DIR/VERSIONS" ] && [ "$(cat "$DIR/VERSIONS")" = "$WANT" ] \
-   && [ -s "$DIR/vmlinuz" ] && [ -s "$DIR/initrd.gz" ] && [ -s "$DIR/u-boot.bin" ]; then
+   && [ -s "$DIR/vmlinuz" ] && [ -s "$DIR/initrd.gz" ] && [ -s "$DIR/u-boot.bin" ] && [ -s "$DIR/kvm-initrd.gz" ]; then
     log "guests up to date in $DIR"
     exit 0
 fi
@@ -62,9 +69,23 @@ for a in sh mount echo cat grep head dmesg uname poweroff ls; do ln -s busybox "
 ln -s ../bin/busybox "$R/sbin/poweroff"
 cp tools/initramfs/init "$R/init"
 chmod 755 "$R/init" "$R/bin/busybox"
-find "$R" -exec touch -h -d @0 {} +
-(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) \
-    | gzip -9n > "$DIR/initrd.gz"
+cpio_of() {      # a directory as a gzip'd newc cpio, the same bytes on every machine
+    find "$1" -exec touch -h -d @0 {} +
+    (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9n
+}
+cpio_of "$R" > "$DIR/initrd.gz"
+
+# The KVM initramfs: the same busybox, the VMM and the nested VMs' kernels.
+K=$WORK/kvmroot
+mkdir -p "$K"/{bin,sbin,dev,proc,sys,images}
+cp "$WORK/x/bin/busybox" "$K/bin/busybox"
+for a in sh mount echo cat grep head dmesg poweroff; do ln -s busybox "$K/bin/$a"; done
+ln -s ../bin/busybox "$K/sbin/poweroff"
+aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -Werror -o "$K/bin/vmm" tools/vmm/vmm.c
+for img in $KVM_IMAGES; do cp "images/$img" "$K/images/$img"; done
+cp tools/initramfs/kvm-init "$K/init"
+chmod 755 "$K/init" "$K/bin/busybox" "$K/bin/vmm"
+cpio_of "$K" > "$DIR/kvm-initrd.gz"
 
 printf '%s\n' "$WANT" > "$DIR/VERSIONS"
 log "guests in $DIR: $(tr '\n' ' ' < "$DIR/VERSIONS")"
