@@ -120,6 +120,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="load address of a raw-binary --kernel (default: RAM base + 0x80000, as QEMU)")
     g.add_argument("--dumpdtb", metavar="FILE", help="write the device tree the guest would get to FILE and exit "
                    "(as QEMU's -machine dumpdtb=FILE)")
+    g.add_argument("--symbols", metavar="SYSTEM.MAP", help="the --kernel Image's System.map: traps, traces, the "
+                   "timeline and the debugger name the kernel's code, at every EL it runs at (tools/guests.sh "
+                   "extracts Debian's as guests/System.map)")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="ELF64 AArch64 images (the first one's entry is where "
                    "the CPU starts, unless --kernel or --bios is given)")
 
@@ -160,6 +163,11 @@ def build_machine(args, uart_out=None):
         if uart_in is not None:
             uart_in.close()                 # a terminal's settings back, the descriptor closed
         raise
+    if getattr(args, "symbols", None):
+        if how is None or how.kernel_pa is None:
+            raise BadInput("--symbols is for the System.map of an arm64 Linux Image given with --kernel")
+        m.symbols.add_kernel_map(elf.read_system_map(args.symbols), how.kernel_pa)
+        m.stats.symbolize = m.symbols.lookup
     if dump:
         # As QEMU's -machine dumpdtb: write the tree the guest would get, and exit.
         try:

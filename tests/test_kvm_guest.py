@@ -4,7 +4,8 @@ tools/guests.sh builds) runs tools/vmm, our small KVM VMM, with images/hypercall
 the nested VM.  The transcript (the init script's lines and the nested VM's, which the
 VMM prints from its UART exits) must equal QEMU 10's for the same files at real EL2
 (`virtualization=on`), and the traps per nested hypercall, counted from what ran, must
-order as the paper's table does: neve < nv2 < v8.3.
+order as the paper's table does: neve < nv2 < v8.3.  With the kernel's System.map
+(`--symbols`), the traps of a call are named by the kernel code they come from.
 
 Marked `linux` (three boots of the kernel on neve, about 10 s each)."""
 from __future__ import annotations
@@ -52,8 +53,9 @@ def test_linux_kvm_runs_the_nested_vm_in_each_nested_mode(tmp_path):
     per_call = {}
     for mode in ("v8.3", "neve", "nv2"):
         stats = tmp_path / f"{mode}.json"
+        symbols = ["--symbols", guest("System.map")] if mode == "v8.3" else []
         r = run_neve("run", "--mode", mode, "--kernel", guest("vmlinuz"), "--initrd", guest("kvm-initrd.gz"),
-                     "--append", APPEND, "--stats", stats, "--timeout", "900", timeout=1000)
+                     "--append", APPEND, "--stats", stats, "--timeout", "900", *symbols, timeout=1000)
         out = r.stdout.decode("utf-8", "replace")
         assert r.returncode == 0, (mode, r.stderr.decode()[-2000:], out[-3000:])
         assert transcript(r.stdout) == list(qemu_transcript()), (mode, out[-3000:])
@@ -66,4 +68,40 @@ def test_linux_kvm_runs_the_nested_vm_in_each_nested_mode(tmp_path):
         assert sum(h["median_call"]["by_class"].values()) == tpc["median"], (mode, h)
         assert h["median_call"]["by_class"]["hvc"] >= 1 and h["median_call"]["by_class"]["eret"] >= 1, (mode, h)
         per_call[mode] = tpc["median"]
+        if symbols:
+            # Where the traps of a call are, by the kernel's own symbols (System.map from
+            # its kallsyms): the nVHE hypervisor's world switch at EL2 (its code runs at
+            # hypervisor VAs, named through their physical addresses), and the host
+            # kernel's HVC into it at EL1.
+            by_sym = h["median_call"]["by_symbol"]
+            assert sum(by_sym.values()) == tpc["median"], by_sym
+            for name in ("__kvm_nvhe___kvm_vcpu_run", "__kvm_nvhe___guest_exit", "__kvm_nvhe___sysreg_save_state_nvhe",
+                         "kvm_arm_vcpu_enter_exit"):
+                assert by_sym.get(name, 0) >= 1, (name, by_sym)
+            in_hyp = sum(n for k, n in by_sym.items() if k.startswith("__kvm_nvhe_"))
+            assert in_hyp > tpc["median"] // 2, by_sym
+        else:
+            assert "by_symbol" not in h["median_call"]
     assert per_call["neve"] < per_call["nv2"] < per_call["v8.3"], per_call
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "no _text symbol (not a Linux System.map)"),
+    (b"ffff800080000000 T\n", "line 1 is not ADDRESS TYPE NAME (a System.map)"),
+    (b"zzzz T _text\n", "line 1: 'zzzz' is not a hexadecimal address"),
+])
+def test_symbols_refuses_what_is_not_a_system_map(tmp_path, content, message):
+    bad = tmp_path / "System.map"
+    bad.write_bytes(content)
+    r = run_neve("run", "--kernel", guest("vmlinuz"), "--symbols", bad, "--max-insns", "1000")
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == f"neve: --symbols {bad}: {message}"
+
+
+def test_symbols_needs_a_linux_image(tmp_path):
+    from conftest import IMAGES
+    good = tmp_path / "System.map"
+    good.write_text("ffff800080000000 T _text\n")
+    r = run_neve("run", IMAGES / "hello.elf", "--symbols", good)
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == "neve: --symbols is for the System.map of an arm64 Linux Image given with --kernel"

@@ -10,6 +10,7 @@
 # DIR/kvm-initrd.gz  busybox-static + tools/vmm (built static with the aarch64 cross
 #                  compiler) + tools/initramfs/kvm-init + the test kernels of KVM_IMAGES:
 #                  Linux's KVM runs each as a nested VM (issue 15)
+# DIR/System.map   the kernel's symbols, from its /proc/kallsyms on QEMU (neve run --symbols)
 # DIR/VERSIONS     the package versions used
 #
 # No root needed here: `apt-get download` and `dpkg-deb -x` only.  The machine's apt
@@ -46,7 +47,8 @@ init=$(sha256sum tools/initramfs/init | cut -c1-16)
 kvm=$(cat tools/initramfs/kvm-init tools/vmm/vmm.c $(printf 'images/%s ' $KVM_IMAGES) | sha256sum | cut -c1-16)"
 
 if [ -f "$DIR/VERSIONS" ] && [ "$(cat "$DIR/VERSIONS")" = "$WANT" ] \
-   && [ -s "$DIR/vmlinuz" ] && [ -s "$DIR/initrd.gz" ] && [ -s "$DIR/u-boot.bin" ] && [ -s "$DIR/kvm-initrd.gz" ]; then
+   && [ -s "$DIR/vmlinuz" ] && [ -s "$DIR/initrd.gz" ] && [ -s "$DIR/u-boot.bin" ] && [ -s "$DIR/kvm-initrd.gz" ] \
+   && { [ -s "$DIR/System.map" ] || ! command -v "${NEVE_QEMU:-qemu-system-aarch64}" >/dev/null; }; then
     log "guests up to date in $DIR"
     exit 0
 fi
@@ -86,6 +88,29 @@ for img in $KVM_IMAGES; do cp "images/$img" "$K/images/$img"; done
 cp tools/initramfs/kvm-init "$K/init"
 chmod 755 "$K/init" "$K/bin/busybox" "$K/bin/vmm"
 cpio_of "$K" > "$DIR/kvm-initrd.gz"
+
+# The kernel's symbols: Debian's System.map is a stub (the real one is in the -dbg
+# package, 320 MB), so the kernel prints its own /proc/kallsyms on QEMU (kvm-init with
+# neve.kallsyms).  KASLR moves them all by one offset; neve places them by their
+# offsets from _text (neve run --symbols).
+QEMU=${NEVE_QEMU:-qemu-system-aarch64}
+if command -v "$QEMU" >/dev/null; then
+    "$QEMU" -M virt,gic-version=3 -cpu cortex-a72 -m 128M -nographic -monitor none -serial stdio \
+        -no-reboot -nic none -kernel "$DIR/vmlinuz" -initrd "$DIR/kvm-initrd.gz" \
+        -append "console=ttyAMA0 panic=-1 neve.kallsyms" </dev/null 2>/dev/null \
+        | tr -d '\r' | sed -n '/^init: kallsyms begin$/,/^init: kallsyms end$/p' | sed '1d;$d' \
+        | python3 -c '
+import sys   # KASLR moved everything by one offset: back to the link addresses, the same file every time
+rows = [ln.split() for ln in sys.stdin if len(ln.split()) >= 3]
+base = next(int(a, 16) for a, t, n, *_ in rows if n == "_text")
+for a, t, n, *_ in sorted(rows, key=lambda r: (int(r[0], 16), r[2])):
+    print(f"{int(a, 16) - base + 0xffff800080000000:016x} {t} {n}")' > "$WORK/System.map"
+    grep -q ' _text$' "$WORK/System.map" || { log "the kernel printed no kallsyms on $QEMU"; exit 1; }
+    mv "$WORK/System.map" "$DIR/System.map"
+else
+    log "no $QEMU: guests/System.map (the kernel's symbols) not built"
+    rm -f "$DIR/System.map"
+fi
 
 printf '%s\n' "$WANT" > "$DIR/VERSIONS"
 log "guests in $DIR: $(tr '\n' ' ' < "$DIR/VERSIONS")"

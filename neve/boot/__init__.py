@@ -34,6 +34,7 @@ class Boot:
     initrd: tuple[int, int] | None = None
     bios: bytes | None = None           # firmware for flash bank 0 (at address 0)
     bios_name: str = ""
+    kernel_pa: int | None = None        # where an arm64 Image's _text is (its load address)
 
 
 def _blob_image(b: place.Blob) -> elf.Image:
@@ -82,4 +83,5 @@ def prepare(*, kernel: str | None, initrd: str | None, append: str | None, dtb: 
     images = [_blob_image(b) for b in lay.blobs]
     if k.kind == "elf":
         images.insert(0, k.elf)
-    return images, Boot(entry=lay.entry, dtb_addr=lay.dtb_addr, user_dtb=user, bootargs=append, initrd=lay.initrd)
+    return images, Boot(entry=lay.entry, dtb_addr=lay.dtb_addr, user_dtb=user, bootargs=append, initrd=lay.initrd,
+                        kernel_pa=lay.kernel_entry if k.kind == "image" else None)

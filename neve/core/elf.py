@@ -9,6 +9,7 @@ import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from neve.errors import BadInput
 
@@ -48,14 +49,61 @@ class SymbolTable:
         self._names = [n for _, n in pairs]
         self.by_name = {n: a for im in images for n, a in im.symbols.items()}
 
+        # A Linux kernel's symbols (add_kernel_map), by physical address: its code runs
+        # at several VAs (the kernel image's at EL1, the nVHE hypervisor's at EL2).
+        self._kpas: list[int] = []
+        self._knames: list[str] = []
+        self._kend = 0
+        self.code_pa: Callable[[int], int | None] | None = None   # PC -> PA (the machine's)
+
     def lookup(self, addr: int) -> str | None:
         i = bisect.bisect_right(self._addrs, addr) - 1
-        if i < 0:
-            return None
-        off = addr - self._addrs[i]
-        if off > 0x10000:
-            return None
-        return self._names[i] if off == 0 else f"{self._names[i]}+{off:#x}"
+        if i >= 0 and addr - self._addrs[i] <= 0x10000:
+            off = addr - self._addrs[i]
+            return self._names[i] if off == 0 else f"{self._names[i]}+{off:#x}"
+        if self._kpas and self.code_pa is not None:
+            pa = self.code_pa(addr)
+            if pa is not None and self._kpas[0] <= pa < self._kend:
+                i = bisect.bisect_right(self._kpas, pa) - 1
+                off = pa - self._kpas[i]
+                return self._knames[i] if off == 0 else f"{self._knames[i]}+{off:#x}"
+        return None
+
+    @property
+    def has_kernel_map(self) -> bool:
+        return bool(self._kpas)
+
+    def add_kernel_map(self, entries: list[tuple[int, str]], text_pa: int) -> None:
+        """A kernel's code symbols (System.map: VA, name), its image loaded with `_text`
+        at physical `text_pa`; looked up by the physical address of a PC (code_pa)."""
+        va = dict((n, a) for a, n in entries)
+        base = va["_text"]
+        pairs = sorted((a - base + text_pa, n) for a, n in entries if a >= base)
+        self._kpas = [a for a, _ in pairs]
+        self._knames = [n for _, n in pairs]
+        self._kend = va.get("_etext", max(va.values())) - base + text_pa
+
+
+def read_system_map(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """The code symbols of a System.map (`nm` output: ADDRESS TYPE NAME per line), or
+    one line of BadInput."""
+    data = read_regular(path, f"--symbols {path}")
+    out = []
+    for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+        f = line.split()
+        if not f:
+            continue
+        if len(f) < 3 or len(f[1]) != 1:
+            raise BadInput(f"--symbols {path}: line {n} is not ADDRESS TYPE NAME (a System.map)")
+        try:
+            a = int(f[0], 16)
+        except ValueError:
+            raise BadInput(f"--symbols {path}: line {n}: {f[0]!r} is not a hexadecimal address") from None
+        if f[1] in "tTwW":
+            out.append((a, f[2]))
+    if not any(name == "_text" for _, name in out):
+        raise BadInput(f"--symbols {path}: no _text symbol (not a Linux System.map)")
+    return out
 
 
 def read_regular(path: str | os.PathLike, head: str | None = None, *, not_regular: str = "",

@@ -78,6 +78,7 @@ class Machine(ExceptionEntry, SysregHooks):
         self.rtc_epoch = rtc_epoch              # the PL031's count at virtual time 0, in seconds
         self.power_button_at = power_button_at  # system counter value of a power-button press
         self.symbols = elf.SymbolTable(images)
+        self.symbols.code_pa = self.code_pa
         self.ram_size = ram_size
         self.max_insns = max_insns
         self.timeout = timeout
@@ -323,6 +324,19 @@ class Machine(ExceptionEntry, SysregHooks):
 
     def icount(self) -> int:
         return self.cpu.icount()
+
+    def code_pa(self, va: int) -> int | None:
+        """The physical address the running context fetches `va` from (None: it does
+        not translate): through vEL2's own regime, or the nested VM's two stages, by
+        neve's walks, which have no side effect; else Unicorn's."""
+        s2 = self.vel2.s2 if self.vel2 is not None else None
+        if s2 is not None and s2.regime == "el2":
+            t = s2.translate_el2(va, execute=True)
+            return getattr(t, "pa", None)
+        if s2 is not None and s2.regime == "s2":
+            r = s2.translate_l2(va, execute=True, el=self.cpu.el())
+            return r[0] if isinstance(r, tuple) and len(r) == 4 else None
+        return self.cpu.translate(va, 4)
 
     def where(self, pc: int) -> str:
         sym = self.symbols.lookup(pc)

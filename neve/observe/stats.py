@@ -29,6 +29,11 @@ class Stats:
         self._open_class: dict[str, int] | None = None     # the open hypercall's traps by class
         self._open_reg: dict[str, int] | None = None
         self._open_guest = ""
+        self._open_sym: dict[str, int] | None = None
+        # The traps of each call by the symbol of their PC (`symbolize`: the machine's,
+        # with a kernel's System.map), parallel to `calls`.
+        self.symbolize: Callable[[int], str | None] | None = None
+        self.call_symbols: dict[str, list[dict[str, int]]] = {}
         self.nested_vm_ran = False
         bus.subscribe(ev.Trap, self._trap)
         bus.subscribe(ev.Switch, self._switch)
@@ -45,6 +50,10 @@ class Stats:
             oc, orr = self._open_class, self._open_reg
             oc[cls] = oc.get(cls, 0) + 1
             orr[key] = orr.get(key, 0) + 1
+            if self._open_sym is not None:
+                sym = self.symbolize(t.pc) if t.pc is not None else None
+                sym = sym.split("+", 1)[0] if sym else "?"
+                self._open_sym[sym] = self._open_sym.get(sym, 0) + 1
 
     @property
     def page_accesses(self) -> int:
@@ -58,11 +67,13 @@ class Stats:
     def _hypercall(self, h: ev.Hypercall) -> None:
         if h.phase == "begin":
             self._open, self._open_class, self._open_reg = 0, {}, {}
+            self._open_sym = {} if self.symbolize is not None else None
             self._open_guest = h.guest
         elif self._open is not None:
             if h.phase == "end":
                 self.calls.setdefault(self._open_guest, []).append((self._open, self._open_class, self._open_reg))
-            self._open = self._open_class = self._open_reg = None
+                self.call_symbols.setdefault(self._open_guest, []).append(self._open_sym or {})
+            self._open = self._open_class = self._open_reg = self._open_sym = None
 
     @property
     def guest(self) -> str | None:
@@ -87,6 +98,15 @@ class Stats:
             "count": len(calls), "guest": self.guest,
             "traps_per_call": {"min": min(calls), "median": med if med != int(med) else int(med), "max": max(calls)},
         }
+
+    def median_call_symbols(self) -> dict[str, int]:
+        """The median call's traps by the symbol of their PC ("?" where none names
+        it); empty without a symbolizer."""
+        if not self.per_call or self.symbolize is None:
+            return {}
+        med = statistics.median_low(self.per_call)
+        by_sym = self.call_symbols[self.guest][self.per_call.index(med)]
+        return dict(sorted(by_sym.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def median_call_breakdown(self) -> tuple[dict, dict]:
         """By-class and by-register counts of the median hypercall (the first call
@@ -122,7 +142,9 @@ def document(*, mode: str, exit_reason: str, status: int, instructions: int, sta
             "by_class": dict(sorted(stats.by_class.items())),
             "by_register": dict(sorted(stats.by_register.items())),
         },
-        "hypercalls": stats.hypercall_summary() | {"median_call": {"by_class": cls, "by_register": reg}},
+        "hypercalls": stats.hypercall_summary() | {"median_call": {"by_class": cls, "by_register": reg}
+                                                   | ({"by_symbol": stats.median_call_symbols()}
+                                                      if stats.symbolize is not None else {})},
         "page_accesses": stats.page_accesses,
         "virtual_time": {"counter": counter, "wfi_skipped": wfi_skipped, "frequency_hz": frequency},
     }
