@@ -147,6 +147,9 @@ class Benchmark:
     pending: str = ""                      # which issue provides the images, for the skip note
     max_insns: int = 1_000_000_000         # a guest that never stops fails its row instead of hanging
     speed: bool = False                    # the row also reports guest instructions per host second
+    # Booted as `neve run --kernel K --initrd I --append A` instead of images: (K, I, A),
+    # K and I in the guests directory (tools/guests.sh); nested modes only.
+    boot: tuple[str, str, str] | None = None
 
     def images(self, mode: str, quick: bool) -> tuple[str, ...]:
         if mode == "vm":
@@ -230,4 +233,16 @@ register(Benchmark(
     quick_nested_images=("kvmlike.elf", "countwait10.elf"),
     window=symbol_window("counter_wait", "counter_wait_done"),
     speed=True,
+))
+
+register(Benchmark(
+    name="hypercall-linux",
+    operation="one hypercall of the nested VM under Linux 6.12's KVM (Debian's kernel booted at vEL2, its init "
+              "running tools/vmm with hypercall.elf): its HVC trap until it runs again",
+    vm_images=(),
+    nested_images=(),
+    window=hypercall_window_of("nested-VM"),
+    modes=NESTED,
+    boot=("vmlinuz", "kvm-initrd.gz", "console=ttyAMA0 panic=-1"),
+    max_insns=4_000_000_000,
 ))

@@ -83,7 +83,10 @@ def cmd_bench(args) -> int:
     err = Console(stderr=True)
     out = Console()
     named = _split(args.benchmarks, [*BENCHMARKS, *HOST_PROBES, LINUX_BOOT], "benchmark")
-    selected = named or [*BENCHMARKS, *HOST_PROBES, *([] if args.quick else [LINUX_BOOT])]
+    # Rows that boot Linux (linux-boot, hypercall-linux) are part of a full run; --quick
+    # runs them only when named.
+    selected = named or [*(n for n, b in BENCHMARKS.items() if not (args.quick and b.boot)), *HOST_PROBES,
+                         *([] if args.quick else [LINUX_BOOT])]
     modes = _split(args.modes, MODES, "mode") or list(MODES)
     reps = args.reps if args.reps is not None else (1 if args.quick else 3)
     if reps < 1:
@@ -125,8 +128,15 @@ def cmd_bench(args) -> int:
         if policy is not None and policy.base in b.modes:
             targets.append((f"policy:{policy.name}", policy.base, policy))
         for label, mode, pol in targets:
-            paths = [resolve(i, images_dir) for i in b.images(mode, args.quick)]
+            if b.boot is not None:
+                paths = [Path(args.guests) / n for n in b.boot[:2]]
+            else:
+                paths = [resolve(i, images_dir) for i in b.images(mode, args.quick)]
             missing = [p for p in paths if not p.exists()]
+            if missing and b.boot is not None:
+                skipped.append({"benchmark": name, "mode": label,
+                                "reason": f"{', '.join(str(p) for p in missing)} missing (run tools/guests.sh)"})
+                continue
             if missing:
                 why = f"{', '.join(p.name for p in missing)} not built yet"
                 skipped.append({"benchmark": name, "mode": label,

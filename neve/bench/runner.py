@@ -10,8 +10,12 @@ from typing import Callable
 
 from neve.bench.catalogue import Benchmark
 from neve.bench.recorder import Op, OpRecorder
+from neve import boot
 from neve.core import elf
 from neve.core.machine import Machine
+
+
+RAM_SIZE = 128 << 20        # a booted row's RAM: neve run's default
 
 
 @dataclass
@@ -35,9 +39,14 @@ def resolve(image: str, images_dir: Path) -> Path:
 
 
 def run_once(bench: Benchmark, mode: str, paths: list[Path], policy=None):
-    ims = [elf.load(p) for p in paths]
+    how = None
+    if bench.boot is not None:          # paths: the kernel and the initrd
+        ims, how = boot.prepare(kernel=paths[0], initrd=paths[1], append=bench.boot[2], dtb=None, bios=None,
+                                kernel_addr=None, ram_size=RAM_SIZE)
+    else:
+        ims = [elf.load(p) for p in paths]
     t0 = time.perf_counter()
-    m = Machine(ims, mode=mode, uart_out=None, policy=policy, max_insns=bench.max_insns)
+    m = Machine(ims, mode=mode, uart_out=None, policy=policy, max_insns=bench.max_insns, boot=how)
     t1 = time.perf_counter()
     rec = OpRecorder(m)
     bench.window(m, rec)
