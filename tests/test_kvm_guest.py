@@ -105,3 +105,27 @@ def test_symbols_needs_a_linux_image(tmp_path):
     r = run_neve("run", IMAGES / "hello.elf", "--symbols", good)
     assert r.returncode == 2
     assert r.stderr.decode().strip() == "neve: --symbols is for the System.map of an arm64 Linux Image given with --kernel"
+
+
+def test_bench_hypercall_linux_row(tmp_path):
+    """`neve bench --benchmarks hypercall-linux`: the nested VM's hypercalls under Linux's
+    KVM, counted per call from the run (32 calls, the same every call), fewer traps and
+    fewer modeled cycles in neve than in v8.3; vm mode has no such row."""
+    import os
+    import sys
+    from conftest import ROOT
+    guest("vmlinuz"), guest("kvm-initrd.gz")
+    js = tmp_path / "b.json"
+    p = subprocess.run([sys.executable, "-m", "neve", "bench", "--quick", "--no-progress", "--benchmarks",
+                        "hypercall-linux", "--modes", "vm,v8.3,neve", "--json", str(js)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=1200, env=dict(os.environ, COLUMNS="200"))
+    assert p.returncode == 0, p.stderr[-2000:]
+    doc = json.loads(js.read_text())
+    assert not doc["errors"], doc["errors"]
+    rows = {r["mode"]: r for r in doc["rows"] if r["benchmark"] == "hypercall-linux"}
+    assert set(rows) == {"v8.3", "neve"}
+    for r in rows.values():
+        assert r["ops"] == 32 and r["deterministic"]
+        assert r["traps_per_op"] == r["traps_per_op_min"] == r["traps_per_op_max"] == sum(r["by_class"].values())
+    assert rows["neve"]["traps_per_op"] < rows["v8.3"]["traps_per_op"]
+    assert rows["neve"]["modeled_cycles"] < rows["v8.3"]["modeled_cycles"]

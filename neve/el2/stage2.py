@@ -183,6 +183,10 @@ class ShadowStage2:
         self._ram_end = RAM_BASE + m.ram_size
         # A bare ctypes callback (the binding's wrapper costs two Python frames a fill).
         self._fill_cfunc = HOOK_TLB_FILL_CFUNC(self._fill)
+        # vEL2's translations by (Unicorn page of the VA, access type): (PA page, permissions), for the
+        # EL2 regime registers in _el2_key (the "el2" fills).
+        self._el2_tlb: dict[tuple[int, int], tuple[int, int]] = {}
+        self._el2_key: tuple | None = None
         m.cpu.add_hook_raw(UC_HOOK_TLB_FILL, self._fill_cfunc)
 
     # --- L0's map of L1 --------------------------------------------------------------
@@ -320,6 +324,19 @@ class ShadowStage2:
                     if self._depth == 1:
                         self.m.defer(lambda: self.v.eret(None, None))
                     return False
+                # vEL2's own TLB: the translations of its regime survive the world
+                # switches (which empty Unicorn's TLB) until a TLBI or a change of the
+                # regime's registers, as a TLB's EL2 entries do.
+                v = self.v
+                key = (v.get("SCTLR_EL2"), v.get("TCR_EL2"), v.get("TTBR0_EL2"), v.get("MAIR_EL2"))
+                if key != self._el2_key:
+                    self._el2_tlb.clear()
+                    self._el2_key = key
+                hit = self._el2_tlb.get((va & ~(_PAGE - 1), typ))
+                if hit is not None:
+                    self.counters["el2_tlb_hits"] += 1
+                    entry.paddr, entry.perms = hit
+                    return True
                 t = self.translate_el2(va, write, execute)
                 if isinstance(t, mmu.Translation):
                     if execute and self._fetch_from_device(va, t.pa):
@@ -327,6 +344,7 @@ class ShadowStage2:
                     entry.paddr = t.pa & ~(_PAGE - 1)
                     entry.perms = ((UC_PROT_READ if t.readable else 0) | (UC_PROT_WRITE if t.writable else 0)
                                    | (UC_PROT_EXEC if t.executable else 0))
+                    self._el2_tlb[(va & ~(_PAGE - 1), typ)] = (entry.paddr, entry.perms)
                     return True
                 self._defer(self._el2_fault, t, va, write, execute)
                 return False
@@ -553,6 +571,7 @@ class ShadowStage2:
         # cannot flush by page; its TLB holds only vEL2 entries now.
         c["tlbi_el2"] += 1
         c["tlb_flushes"] += 1
+        self._el2_tlb.clear()
         self.cpu.flush_tlb()
 
     def _current_vmid_shadow(self) -> VmidShadow | None:
