@@ -11,6 +11,7 @@ Marked `linux` (three boots of the kernel on neve, about 10 s each)."""
 from __future__ import annotations
 
 import functools
+import re
 import json
 import subprocess
 
@@ -129,3 +130,18 @@ def test_bench_hypercall_linux_row(tmp_path):
         assert r["traps_per_op"] == r["traps_per_op_min"] == r["traps_per_op_max"] == sum(r["by_class"].values())
     assert rows["neve"]["traps_per_op"] < rows["v8.3"]["traps_per_op"]
     assert rows["neve"]["modeled_cycles"] < rows["v8.3"]["modeled_cycles"]
+
+
+def test_debugger_stops_at_a_trap_in_kvm_el2_code_with_its_symbol():
+    """`neve debug --symbols`: a trap breakpoint stops in KVM's nVHE hypervisor, which runs
+    the kernel's code at its own EL2 VAs, and names the instruction by the kernel's symbol
+    (found while the trapping context's translation is in place)."""
+    r = run_neve("debug", "--mode", "v8.3", "--kernel", guest("vmlinuz"), "--initrd", guest("kvm-initrd.gz"),
+                 "--append", APPEND, "--symbols", guest("System.map"), "-ex", "break trap ESR_EL2",
+                 "-ex", "continue", "-ex", "quit", timeout=600)
+    out = r.stdout.decode("utf-8", "replace")
+    insn = [ln for ln in out.splitlines() if ln.strip().startswith("insn")]
+    assert insn, out[-3000:]
+    mo = re.match(r"\s*insn\s+0x([0-9a-f]+) <(__kvm_nvhe_\w+)\+0x[0-9a-f]+>: mrs x\d+, esr_el2", insn[0])
+    assert mo, insn[0]
+    assert not mo.group(1).startswith("ffff8000"), insn[0]      # a hypervisor VA, not the kernel image's

@@ -338,8 +338,9 @@ class Machine(ExceptionEntry, SysregHooks):
             return r[0] if isinstance(r, tuple) and len(r) == 4 else None
         return self.cpu.translate(va, 4)
 
-    def where(self, pc: int) -> str:
-        sym = self.symbols.lookup(pc)
+    def where(self, pc: int, sym: str | None = None) -> str:
+        """`pc` with its symbol+offset (`sym` when the caller has it: Trap.symbol)."""
+        sym = sym or self.symbols.lookup(pc)
         return f"{pc:#x} <{sym}>" if sym else f"{pc:#x}"
 
     # --- events ----------------------------------------------------------------------
@@ -356,7 +357,9 @@ class Machine(ExceptionEntry, SysregHooks):
             el = 0 if level == "EL0" else 1
         bus = self.bus
         bus.seq += 1                                    # (bus.next_seq())
-        bus.publish(ev.Trap(bus.seq, cpu.icount(), pc, level, el, cls, name, rw, value, insn, reason, forwarded))
+        sym = self.symbols.lookup(pc) if self.symbols.has_kernel_map else None
+        bus.publish(ev.Trap(bus.seq, cpu.icount(), pc, level, el, cls, name, rw, value, insn, reason, forwarded,
+                            sym))
 
     def hypercall_begin(self, guest: str) -> None:
         if self.vcpu.hypercall_guest is None:

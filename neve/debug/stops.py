@@ -266,13 +266,13 @@ class Stops:
                 return r, "interrupt"
 
     # --- descriptions ----------------------------------------------------------------
-    def insn_text(self, pc: int, insn: int | None = None) -> str:
+    def insn_text(self, pc: int, insn: int | None = None, sym: str | None = None) -> str:
         m = self.m
         if insn is None:
             insn = m.cpu.read_insn(pc)
         if insn is None:
-            return f"{m.where(pc)}: <not readable>"
-        return f"{m.where(pc)}: {disasm_sym(m, insn, pc)}"
+            return f"{m.where(pc, sym)}: <not readable>"
+        return f"{m.where(pc, sym)}: {disasm_sym(m, insn, pc)}"
 
     def describe_event(self, bp: Breakpoint | None, e) -> list[str]:
         m = self.m
@@ -287,9 +287,9 @@ class Stops:
                 what += f" {e.value:#x}"
             lines = [f"{tag}trap #{e.seq} class {e.cls}: {what}"]
             if e.pc is not None and e.cls != ev.MMIO:
-                lines.append(f"  insn   {self.insn_text(e.pc, e.insn)}")
+                lines.append(f"  insn   {self.insn_text(e.pc, e.insn, e.symbol)}")
             elif e.pc is not None:
-                lines.append(f"  at     {m.where(e.pc)}")
+                lines.append(f"  at     {m.where(e.pc, e.symbol)}")
             hw = "EL0" if e.real_el == 0 else "EL1"
             lines.append(f"  from   {e.level} (hardware {hw}), icount {e.icount}")
             lines.append(f"  class  {e.cls}   register/insn {e.name}"

@@ -45,6 +45,9 @@ class Trap:
     insn: int | None = None  # instruction word, when known
     reason: str = ""        # why it trapped: the control bit and who set it, or the rule
     forwarded: bool = False  # L0 forwarded it to virtual EL2 as a virtual exception
+    # The symbol of `pc` from a kernel's System.map (--symbols), found while the trapping
+    # context's translation is in place (its code may run at VAs only that context maps).
+    symbol: str | None = None
 
 
 @dataclass

@@ -81,7 +81,7 @@ class Timeline:
         args = {"class": t.cls, "name": t.name, "reason": t.reason, "rw": t.rw or None,
                 "value": None if t.value is None else f"{t.value:#x}",
                 "pc": None if t.pc is None else f"{t.pc:#x}",
-                "symbol": None if t.pc is None else self.m.symbols.lookup(t.pc),
+                "symbol": t.symbol or (None if t.pc is None else self.m.symbols.lookup(t.pc)),
                 "level": t.level, "icount": t.icount, "forwarded": t.forwarded}
         self.events.append({"name": f"{t.cls}: {t.name}", "cat": "trap", "ph": "i", "s": "t", "ts": now,
                             "pid": PID, "tid": TRACKS[self.track][0], "args": args})

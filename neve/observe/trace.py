@@ -26,7 +26,7 @@ class TraceWriter:
         rec = {
             "seq": t.seq, "icount": t.icount,
             "pc": None if t.pc is None else f"{t.pc:#x}",
-            "symbol": None if t.pc is None else self.m.symbols.lookup(t.pc),
+            "symbol": t.symbol or (None if t.pc is None else self.m.symbols.lookup(t.pc)),
             "level": t.level, "real_el": t.real_el, "class": t.cls, "name": t.name,
             "rw": t.rw or None, "value": None if t.value is None else f"{t.value:#x}",
             "insn": None if insn is None else f"{insn:#010x}",
