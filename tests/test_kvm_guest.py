@@ -1,7 +1,7 @@
 """Linux's KVM as the guest hypervisor (issue 15): Debian's 6.12 kernel boots at virtual
 EL2, brings KVM up, and its init (tools/initramfs/kvm-init, in guests/kvm-initrd.gz that
 tools/guests.sh builds) runs tools/vmm, our small KVM VMM, with images/hypercall.elf as
-the nested VM.  The transcript (the init script's lines and the nested VM's, which the
+the nested VMs (and images/mmio.elf, whose UART reads the VMM serves).  The transcript (the init script's lines and the nested VM's, which the
 VMM prints from its UART exits) must equal QEMU 10's for the same files at real EL2
 (`virtualization=on`), and the traps per nested hypercall, counted from what ran, must
 order as the paper's table does: neve < nv2 < v8.3.  With the kernel's System.map
@@ -20,7 +20,7 @@ import pytest
 from conftest import guest, need_qemu, run_neve
 
 APPEND = "console=ttyAMA0 panic=-1"
-NESTED = ("hypercall: ", "init: ")
+NESTED = ("hypercall: ", "mmio: ", "init: ")
 
 pytestmark = [pytest.mark.linux, pytest.mark.qemu]
 
@@ -31,10 +31,10 @@ def transcript(out: bytes) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def qemu_transcript() -> tuple[str, ...]:
+def qemu_transcript(append: str = APPEND) -> tuple[str, ...]:
     from neve.qemu import boot_command
     need_qemu()
-    cmd = boot_command(kernel=guest("vmlinuz"), initrd=guest("kvm-initrd.gz"), append=APPEND, el2=True)
+    cmd = boot_command(kernel=guest("vmlinuz"), initrd=guest("kvm-initrd.gz"), append=append, el2=True)
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False)
     assert p.returncode == 0, p.stderr[-2000:]
     return tuple(transcript(p.stdout))
@@ -47,19 +47,25 @@ def test_the_vmm_runs_the_nested_vm_on_qemu():
     assert "init: kvm log: Hyp nVHE mode initialized successfully" in lines, lines
     i = lines.index("init: vmm hypercall.elf")
     assert lines[i + 1] == "hypercall: starting 32 calls of function 0x86000000", lines
-    assert lines[i + 4:] == ["init: vmm exit status 0", "init: done"], lines
+    assert lines[i + 4] == "init: vmm exit status 0", lines
+    assert lines[i + 5:] == ["init: vmm mmio.elf", "mmio: starting 32 reads of UARTFR at 0x09000018",
+                             "mmio: 32 reads, all 0x00000000, TXFF clear", "init: vmm exit status 0", "init: done"], lines
 
 
 def test_linux_kvm_runs_the_nested_vm_in_each_nested_mode(tmp_path):
+    """hypercall.elf alone (neve.vm=, as neve bench's row runs it): its 32 calls are the
+    only hypercalls of a nested VM."""
+    append = APPEND + " neve.vm=hypercall.elf"
     per_call = {}
     for mode in ("v8.3", "neve", "nv2"):
         stats = tmp_path / f"{mode}.json"
         symbols = ["--symbols", guest("System.map")] if mode == "v8.3" else []
         r = run_neve("run", "--mode", mode, "--kernel", guest("vmlinuz"), "--initrd", guest("kvm-initrd.gz"),
-                     "--append", APPEND, "--stats", stats, "--timeout", "900", *symbols, timeout=1000)
+                     "--append", append, "--stats", stats, "--timeout", "900", *symbols, timeout=1000)
         out = r.stdout.decode("utf-8", "replace")
         assert r.returncode == 0, (mode, r.stderr.decode()[-2000:], out[-3000:])
-        assert transcript(r.stdout) == list(qemu_transcript()), (mode, out[-3000:])
+        assert transcript(r.stdout) == list(qemu_transcript(append)), (mode, out[-3000:])
+        assert "init: vmm hypercall.elf" in transcript(r.stdout) and "init: vmm mmio.elf" not in transcript(r.stdout)
         h = json.loads(stats.read_text())["hypercalls"]
         # The nested VM's 32 calls, each a round trip through KVM's EL2 code and back,
         # the same number of traps every time (the SYSTEM_OFF call never returns).
@@ -109,16 +115,17 @@ def test_symbols_needs_a_linux_image(tmp_path):
 
 
 def test_bench_hypercall_linux_row(tmp_path):
-    """`neve bench --benchmarks hypercall-linux`: the nested VM's hypercalls under Linux's
-    KVM, counted per call from the run (32 calls, the same every call), fewer traps and
-    fewer modeled cycles in neve than in v8.3; vm mode has no such row."""
+    """`neve bench --benchmarks hypercall-linux,device-io-linux`: the nested VM's
+    hypercalls and device reads under Linux's KVM, counted per operation from the run (32
+    each, the same every time), fewer traps and fewer modeled cycles in neve than in
+    v8.3; vm mode has no such rows."""
     import os
     import sys
     from conftest import ROOT
     guest("vmlinuz"), guest("kvm-initrd.gz")
     js = tmp_path / "b.json"
     p = subprocess.run([sys.executable, "-m", "neve", "bench", "--quick", "--no-progress", "--benchmarks",
-                        "hypercall-linux", "--modes", "vm,v8.3,neve", "--json", str(js)], cwd=ROOT,
+                        "hypercall-linux,device-io-linux", "--modes", "vm,v8.3,neve", "--json", str(js)], cwd=ROOT,
                        capture_output=True, text=True, timeout=1200, env=dict(os.environ, COLUMNS="200"))
     assert p.returncode == 0, p.stderr[-2000:]
     doc = json.loads(js.read_text())
@@ -130,6 +137,13 @@ def test_bench_hypercall_linux_row(tmp_path):
         assert r["traps_per_op"] == r["traps_per_op_min"] == r["traps_per_op_max"] == sum(r["by_class"].values())
     assert rows["neve"]["traps_per_op"] < rows["v8.3"]["traps_per_op"]
     assert rows["neve"]["modeled_cycles"] < rows["v8.3"]["modeled_cycles"]
+    # The device read: a stage-2 abort to L1, KVM's MMIO exit to the VMM in user space,
+    # and back; as many as mmio.elf makes (32), each a full round trip through KVM.
+    io = {r["mode"]: r for r in doc["rows"] if r["benchmark"] == "device-io-linux"}
+    assert set(io) == {"v8.3", "neve"}
+    for r in io.values():
+        assert r["ops"] == 32 and r["deterministic"] and r["by_class"].get("abort") == 1, r
+    assert io["neve"]["traps_per_op"] < io["v8.3"]["traps_per_op"]
 
 
 def test_debugger_stops_at_a_trap_in_kvm_el2_code_with_its_symbol():
@@ -145,3 +159,12 @@ def test_debugger_stops_at_a_trap_in_kvm_el2_code_with_its_symbol():
     mo = re.match(r"\s*insn\s+0x([0-9a-f]+) <(__kvm_nvhe_\w+)\+0x[0-9a-f]+>: mrs x\d+, esr_el2", insn[0])
     assert mo, insn[0]
     assert not mo.group(1).startswith("ffff8000"), insn[0]      # a hypervisor VA, not the kernel image's
+
+
+def test_every_nested_vm_of_the_initramfs_like_qemu():
+    """The initramfs's default: each test kernel in turn (hypercall.elf, then mmio.elf,
+    whose UARTFR reads KVM hands to the VMM in user space), in nv2, as on QEMU."""
+    r = run_neve("run", "--mode", "nv2", "--kernel", guest("vmlinuz"), "--initrd", guest("kvm-initrd.gz"),
+                 "--append", APPEND, "--timeout", "900", timeout=1000)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert transcript(r.stdout) == list(qemu_transcript()), r.stdout.decode("utf-8", "replace")[-3000:]

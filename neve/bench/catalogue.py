@@ -243,6 +243,18 @@ register(Benchmark(
     nested_images=(),
     window=hypercall_window_of("nested-VM"),
     modes=NESTED,
-    boot=("vmlinuz", "kvm-initrd.gz", "console=ttyAMA0 panic=-1"),
+    boot=("vmlinuz", "kvm-initrd.gz", "console=ttyAMA0 panic=-1 neve.vm=hypercall.elf"),
+    max_insns=4_000_000_000,
+))
+
+register(Benchmark(
+    name="device-io-linux",
+    operation="one MMIO read of the nested VM under Linux 6.12's KVM (mmio.elf reads UARTFR, which tools/vmm "
+              "serves in user space: KVM's MMIO exit to the VMM and back), until it runs again",
+    vm_images=(),
+    nested_images=(),
+    window=trap_window(lambda t: t.rw == "r" and t.cls in (ev.MMIO, ev.ABORT)),
+    modes=NESTED,
+    boot=("vmlinuz", "kvm-initrd.gz", "console=ttyAMA0 panic=-1 neve.vm=mmio.elf"),
     max_insns=4_000_000_000,
 ))
