@@ -55,17 +55,22 @@ vectors:
     .endr
     .endm
 
-    // The GICv3 ready to signal SPI INTID (group 1, PRIO, routed to this CPU) to EL1.
-    .macro gic_enable_spi intid, prio
-    ldr     x1, =0x08000000
-    mov     w0, #0x12                     // GICD_CTLR: ARE, EnableGrp1
-    str     w0, [x1]
-    ldr     x1, =0x080A0000               // GICR_WAKER: wake the redistributor
+    // GICR_WAKER.ProcessorSleep cleared, and ChildrenAsleep waited for (clobbers x0, x1).
+    .macro gic_wake_redistributor
+    ldr     x1, =0x080A0000
     ldr     w0, [x1, #0x14]
     bic     w0, w0, #2
     str     w0, [x1, #0x14]
 97: ldr     w0, [x1, #0x14]
     tbnz    w0, #2, 97b
+    .endm
+
+    // The GICv3 ready to signal SPI INTID (group 1, PRIO, routed to this CPU) to EL1.
+    .macro gic_enable_spi intid, prio
+    ldr     x1, =0x08000000
+    mov     w0, #0x12                     // GICD_CTLR: ARE, EnableGrp1
+    str     w0, [x1]
+    gic_wake_redistributor
     ldr     x1, =0x08000000
     ldr     w0, [x1, #(0x80 + (\intid / 32) * 4)]
     orr     w0, w0, #(1 << (\intid % 32))
@@ -86,12 +91,7 @@ vectors:
     ldr     x1, =0x08000000             // GICD_CTLR.EnableGrp1
     mov     w0, #2
     str     w0, [x1]
-    ldr     x1, =0x080A0000             // GICR_WAKER: wake the redistributor
-    ldr     w0, [x1, #0x14]
-    bic     w0, w0, #2
-    str     w0, [x1, #0x14]
-94: ldr     w0, [x1, #0x14]
-    tbnz    w0, #2, 94b
+    gic_wake_redistributor
     ldr     x1, =0x080B0000             // SGI_base: group 1, priority, enable
     ldr     w0, [x1, #0x80]
     orr     w0, w0, #(1 << \intid)
