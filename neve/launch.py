@@ -167,7 +167,7 @@ def build_machine(args, uart_out=None):
         if how is None or how.kernel_pa is None:
             raise BadInput("--symbols is for the System.map of an arm64 Linux Image given with --kernel")
         m.symbols.add_kernel_map(elf.read_system_map(args.symbols), how.kernel_pa)
-        m.stats.symbolize = m.symbols.lookup
+        m.stats.by_symbol = True
     if dump:
         # As QEMU's -machine dumpdtb: write the tree the guest would get, and exit.
         try:

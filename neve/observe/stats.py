@@ -30,9 +30,9 @@ class Stats:
         self._open_reg: dict[str, int] | None = None
         self._open_guest = ""
         self._open_sym: dict[str, int] | None = None
-        # The traps of each call by the symbol of their PC (`symbolize`: the machine's,
-        # with a kernel's System.map), parallel to `calls`.
-        self.symbolize: Callable[[int], str | None] | None = None
+        # With a kernel's System.map (--symbols): the traps of each call by the symbol of
+        # their PC (Trap.symbol), parallel to `calls`.
+        self.by_symbol = False
         self.call_symbols: dict[str, list[dict[str, int]]] = {}
         self.nested_vm_ran = False
         bus.subscribe(ev.Trap, self._trap)
@@ -51,8 +51,7 @@ class Stats:
             oc[cls] = oc.get(cls, 0) + 1
             orr[key] = orr.get(key, 0) + 1
             if self._open_sym is not None:
-                sym = self.symbolize(t.pc) if t.pc is not None else None
-                sym = sym.split("+", 1)[0] if sym else "?"
+                sym = t.symbol.split("+", 1)[0] if t.symbol else "?"
                 self._open_sym[sym] = self._open_sym.get(sym, 0) + 1
 
     @property
@@ -67,7 +66,7 @@ class Stats:
     def _hypercall(self, h: ev.Hypercall) -> None:
         if h.phase == "begin":
             self._open, self._open_class, self._open_reg = 0, {}, {}
-            self._open_sym = {} if self.symbolize is not None else None
+            self._open_sym = {} if self.by_symbol else None
             self._open_guest = h.guest
         elif self._open is not None:
             if h.phase == "end":
@@ -101,8 +100,8 @@ class Stats:
 
     def median_call_symbols(self) -> dict[str, int]:
         """The median call's traps by the symbol of their PC ("?" where none names
-        it); empty without a symbolizer."""
-        if not self.per_call or self.symbolize is None:
+        it); empty without --symbols."""
+        if not self.per_call or not self.by_symbol:
             return {}
         med = statistics.median_low(self.per_call)
         by_sym = self.call_symbols[self.guest][self.per_call.index(med)]
@@ -144,7 +143,7 @@ def document(*, mode: str, exit_reason: str, status: int, instructions: int, sta
         },
         "hypercalls": stats.hypercall_summary() | {"median_call": {"by_class": cls, "by_register": reg}
                                                    | ({"by_symbol": stats.median_call_symbols()}
-                                                      if stats.symbolize is not None else {})},
+                                                      if stats.by_symbol else {})},
         "page_accesses": stats.page_accesses,
         "virtual_time": {"counter": counter, "wfi_skipped": wfi_skipped, "frequency_hz": frequency},
     }
