@@ -1,7 +1,8 @@
 """Linux's KVM as the guest hypervisor (issue 15): Debian's 6.12 kernel boots at virtual
 EL2, brings KVM up, and its init (tools/initramfs/kvm-init, in guests/kvm-initrd.gz that
 tools/guests.sh builds) runs tools/vmm, our small KVM VMM, with images/hypercall.elf as
-the nested VMs (and images/mmio.elf, whose UART reads the VMM serves).  The transcript (the init script's lines and the nested VM's, which the
+the nested VMs (and images/mmio.elf, whose UART reads the VMM serves, and
+images/vtimer.elf, under KVM's in-kernel vGICv3).  The transcript (the init script's lines and the nested VM's, which the
 VMM prints from its UART exits) must equal QEMU 10's for the same files at real EL2
 (`virtualization=on`), and the traps per nested hypercall, counted from what ran, must
 order as the paper's table does: neve < nv2 < v8.3.  With the kernel's System.map
@@ -20,7 +21,7 @@ import pytest
 from conftest import guest, need_qemu, run_neve
 
 APPEND = "console=ttyAMA0 panic=-1"
-NESTED = ("hypercall: ", "mmio: ", "init: ")
+NESTED = ("hypercall: ", "mmio: ", "vtimer: ", "init: ")
 
 pytestmark = [pytest.mark.linux, pytest.mark.qemu]
 
@@ -48,8 +49,12 @@ def test_the_vmm_runs_the_nested_vm_on_qemu():
     i = lines.index("init: vmm hypercall.elf")
     assert lines[i + 1] == "hypercall: starting 32 calls of function 0x86000000", lines
     assert lines[i + 4] == "init: vmm exit status 0", lines
-    assert lines[i + 5:] == ["init: vmm mmio.elf", "mmio: starting 32 reads of UARTFR at 0x09000018",
-                             "mmio: 32 reads, all 0x00000000, TXFF clear", "init: vmm exit status 0", "init: done"], lines
+    assert lines[i + 5:i + 10] == ["init: vmm mmio.elf", "mmio: starting 32 reads of UARTFR at 0x09000018",
+                                   "mmio: 32 reads, all 0x00000000, TXFF clear", "init: vmm exit status 0",
+                                   "init: vmm vtimer.elf"], lines
+    # vtimer.elf programs the GIC itself (KVM's in-kernel vGICv3) and takes its timer.
+    assert "vtimer: 10 virtual timer interrupts (INTID 27), 0 other, 0 without ISTATUS" in lines, lines
+    assert lines[-3:] == ["vtimer: PASS", "init: vmm exit status 0", "init: done"], lines
 
 
 def test_linux_kvm_runs_the_nested_vm_in_each_nested_mode(tmp_path):
@@ -115,9 +120,9 @@ def test_symbols_needs_a_linux_image(tmp_path):
 
 
 def test_bench_hypercall_linux_row(tmp_path):
-    """`neve bench --benchmarks hypercall-linux,device-io-linux`: the nested VM's
-    hypercalls and device reads under Linux's KVM, counted per operation from the run (32
-    each, the same every time), fewer traps and fewer modeled cycles in neve than in
+    """`neve bench --benchmarks hypercall-linux,device-io-linux,timer-interrupt-linux`:
+    the nested VM's hypercalls, device reads and timer interrupts under Linux's KVM, counted per operation from the run (32
+    and 10, each counted), fewer traps and fewer modeled cycles in neve than in
     v8.3; vm mode has no such rows."""
     import os
     import sys
@@ -125,7 +130,7 @@ def test_bench_hypercall_linux_row(tmp_path):
     guest("vmlinuz"), guest("kvm-initrd.gz")
     js = tmp_path / "b.json"
     p = subprocess.run([sys.executable, "-m", "neve", "bench", "--quick", "--no-progress", "--benchmarks",
-                        "hypercall-linux,device-io-linux", "--modes", "vm,v8.3,neve", "--json", str(js)], cwd=ROOT,
+                        "hypercall-linux,device-io-linux,timer-interrupt-linux", "--modes", "vm,v8.3,neve", "--json", str(js)], cwd=ROOT,
                        capture_output=True, text=True, timeout=1200, env=dict(os.environ, COLUMNS="200"))
     assert p.returncode == 0, p.stderr[-2000:]
     doc = json.loads(js.read_text())
@@ -144,6 +149,13 @@ def test_bench_hypercall_linux_row(tmp_path):
     for r in io.values():
         assert r["ops"] == 32 and r["deterministic"] and r["by_class"].get("abort") == 1, r
     assert io["neve"]["traps_per_op"] < io["v8.3"]["traps_per_op"]
+    # The timer: vtimer.elf's 10 interrupts, each from the physical interrupt (one trap
+    # to L0) to the return of the nested VM's handler (its irq_return symbol).
+    ti = {r["mode"]: r for r in doc["rows"] if r["benchmark"] == "timer-interrupt-linux"}
+    assert set(ti) == {"v8.3", "neve"}
+    for r in ti.values():
+        assert r["ops"] == 10 and r["deterministic"] and r["by_class"].get("irq") == 1, r
+    assert ti["neve"]["traps_per_op"] < ti["v8.3"]["traps_per_op"]
 
 
 def test_debugger_stops_at_a_trap_in_kvm_el2_code_with_its_symbol():

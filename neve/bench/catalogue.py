@@ -150,6 +150,7 @@ class Benchmark:
     # Booted as `neve run --kernel K --initrd I --append A` instead of images: (K, I, A),
     # K and I in the guests directory (tools/guests.sh); nested modes only.
     boot: tuple[str, str, str] | None = None
+    symbols_from: tuple[str, ...] = ()     # a booted row's nested VM image, for its symbols (not loaded)
 
     def images(self, mode: str, quick: bool) -> tuple[str, ...]:
         if mode == "vm":
@@ -256,5 +257,19 @@ register(Benchmark(
     window=trap_window(lambda t: t.rw == "r" and t.cls in (ev.MMIO, ev.ABORT)),
     modes=NESTED,
     boot=("vmlinuz", "kvm-initrd.gz", "console=ttyAMA0 panic=-1 neve.vm=mmio.elf"),
+    max_insns=4_000_000_000,
+))
+
+register(Benchmark(
+    name="timer-interrupt-linux",
+    operation="one virtual timer interrupt of the nested VM under Linux 6.12's KVM (vtimer.elf, with KVM's "
+              "in-kernel vGIC): from the physical interrupt of its expiring timer (a trap to L0) until its "
+              "handler returns",
+    vm_images=(),
+    nested_images=(),
+    window=trap_to_symbol_window(lambda t: t.cls == ev.IRQ, "irq_return"),
+    modes=NESTED,
+    boot=("vmlinuz", "kvm-initrd.gz", "console=ttyAMA0 panic=-1 neve.vm=vtimer.elf"),
+    symbols_from=("vtimer.elf",),
     max_insns=4_000_000_000,
 ))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from neve.bench.catalogue import Benchmark
+from neve.bench.catalogue import IMAGES, Benchmark
 from neve.bench.recorder import Op, OpRecorder
 from neve import boot
 from neve.core import elf
@@ -47,6 +47,8 @@ def run_once(bench: Benchmark, mode: str, paths: list[Path], policy=None):
         ims = [elf.load(p) for p in paths]
     t0 = time.perf_counter()
     m = Machine(ims, mode=mode, uart_out=None, policy=policy, max_insns=bench.max_insns, boot=how)
+    for name in bench.symbols_from:
+        m.symbols.add_image(elf.load(IMAGES / name))
     t1 = time.perf_counter()
     rec = OpRecorder(m)
     bench.window(m, rec)

@@ -69,6 +69,14 @@ class SymbolTable:
                 return self._knames[i] if off == 0 else f"{self._knames[i]}+{off:#x}"
         return None
 
+    def add_image(self, im: Image) -> None:
+        """The symbols of an image that neve does not load (a nested VM's kernel that the
+        guest hypervisor's VMM loads at its own addresses)."""
+        pairs = sorted({*zip(self._addrs, self._names), *((a, n) for n, a in im.symbols.items())})
+        self._addrs = [a for a, _ in pairs]
+        self._names = [n for _, n in pairs]
+        self.by_name.update(im.symbols)
+
     @property
     def has_kernel_map(self) -> bool:
         return bool(self._kpas)
