@@ -236,40 +236,24 @@ register(Benchmark(
     speed=True,
 ))
 
-register(Benchmark(
-    name="hypercall-linux",
-    operation="one hypercall of the nested VM under Linux 6.12's KVM (Debian's kernel booted at vEL2, its init "
-              "running tools/vmm with hypercall.elf): its HVC trap until it runs again",
-    vm_images=(),
-    nested_images=(),
-    window=hypercall_window_of("nested-VM"),
-    modes=NESTED,
-    boot=("vmlinuz", "kvm-initrd.gz", "console=ttyAMA0 panic=-1 neve.vm=hypercall.elf"),
-    max_insns=4_000_000_000,
-))
+# Rows under Linux 6.12's KVM: Debian's kernel booted at vEL2 with guests/kvm-initrd.gz,
+# whose init runs one nested VM (neve.vm=) under tools/vmm; nested modes only.
+def _linux_kvm(name: str, operation: str, vm: str, window: Window, symbols: bool = False) -> Benchmark:
+    return register(Benchmark(name=name, operation=operation, vm_images=(), nested_images=(), window=window,
+                              modes=NESTED, boot=("vmlinuz", "kvm-initrd.gz", f"console=ttyAMA0 panic=-1 neve.vm={vm}"),
+                              symbols_from=(vm,) if symbols else (), max_insns=4_000_000_000))
 
-register(Benchmark(
-    name="device-io-linux",
-    operation="one MMIO read of the nested VM under Linux 6.12's KVM (mmio.elf reads UARTFR, which tools/vmm "
-              "serves in user space: KVM's MMIO exit to the VMM and back), until it runs again",
-    vm_images=(),
-    nested_images=(),
-    window=trap_window(lambda t: t.rw == "r" and t.cls in (ev.MMIO, ev.ABORT)),
-    modes=NESTED,
-    boot=("vmlinuz", "kvm-initrd.gz", "console=ttyAMA0 panic=-1 neve.vm=mmio.elf"),
-    max_insns=4_000_000_000,
-))
 
-register(Benchmark(
-    name="timer-interrupt-linux",
-    operation="one virtual timer interrupt of the nested VM under Linux 6.12's KVM (vtimer.elf, with KVM's "
-              "in-kernel vGIC): from the physical interrupt of its expiring timer (a trap to L0) until its "
-              "handler returns",
-    vm_images=(),
-    nested_images=(),
-    window=trap_to_symbol_window(lambda t: t.cls == ev.IRQ, "irq_return"),
-    modes=NESTED,
-    boot=("vmlinuz", "kvm-initrd.gz", "console=ttyAMA0 panic=-1 neve.vm=vtimer.elf"),
-    symbols_from=("vtimer.elf",),
-    max_insns=4_000_000_000,
-))
+_linux_kvm("hypercall-linux",
+           "one hypercall of the nested VM under Linux 6.12's KVM (Debian's kernel booted at vEL2, its init "
+           "running tools/vmm with hypercall.elf): its HVC trap until it runs again",
+           "hypercall.elf", hypercall_window_of("nested-VM"))
+_linux_kvm("device-io-linux",
+           "one MMIO read of the nested VM under Linux 6.12's KVM (mmio.elf reads UARTFR, which tools/vmm "
+           "serves in user space: KVM's MMIO exit to the VMM and back), until it runs again",
+           "mmio.elf", trap_window(lambda t: t.rw == "r" and t.cls in (ev.MMIO, ev.ABORT)))
+_linux_kvm("timer-interrupt-linux",
+           "one virtual timer interrupt of the nested VM under Linux 6.12's KVM (vtimer.elf, with KVM's "
+           "in-kernel vGIC): from the physical interrupt of its expiring timer (a trap to L0) until its "
+           "handler returns",
+           "vtimer.elf", trap_to_symbol_window(lambda t: t.cls == ev.IRQ, "irq_return"), symbols=True)
