@@ -9,6 +9,7 @@ import math
 import sys
 
 from neve import boot
+from neve.arch.platform import RAM_SIZE_DEFAULT
 from neve.core import elf
 from neve.core.machine import MODES, Machine
 from neve.el2 import policy
@@ -89,7 +90,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "a guest hypervisor entered at virtual EL2 (default: vm, or the --policy file's base)")
     p.add_argument("--policy", metavar="FILE.toml",
                    help="reclassify registers (trap/redirect/memory) on top of a nested mode; see the README")
-    p.add_argument("--ram", type=_size, default=128 << 20, metavar="SIZE", help="RAM size (default 128M)")
+    p.add_argument("--ram", type=_size, default=RAM_SIZE_DEFAULT, metavar="SIZE", help="RAM size (default 128M)")
     p.add_argument("--max-insns", type=_positive_int, metavar="N", help="stop after N guest instructions (exit 124)")
     p.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds of host time (exit 124)")
     p.add_argument("--stats", metavar="FILE.json", help="write run statistics (schema in the README)")

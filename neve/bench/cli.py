@@ -83,8 +83,8 @@ def cmd_bench(args) -> int:
     err = Console(stderr=True)
     out = Console()
     named = _split(args.benchmarks, [*BENCHMARKS, *HOST_PROBES, LINUX_BOOT], "benchmark")
-    # Rows that boot Linux (linux-boot, hypercall-linux) are part of a full run; --quick
-    # runs them only when named.
+    # Rows that boot Linux (linux-boot, and those with Benchmark.boot) are part of a full
+    # run; --quick runs them only when named.
     selected = named or [*(n for n, b in BENCHMARKS.items() if not (args.quick and b.boot)), *HOST_PROBES,
                          *([] if args.quick else [LINUX_BOOT])]
     modes = _split(args.modes, MODES, "mode") or list(MODES)
@@ -133,14 +133,13 @@ def cmd_bench(args) -> int:
             else:
                 paths = [resolve(i, images_dir) for i in b.images(mode, args.quick)]
             missing = [p for p in paths if not p.exists()]
-            if missing and b.boot is not None:
-                skipped.append({"benchmark": name, "mode": label,
-                                "reason": f"{', '.join(str(p) for p in missing)} missing (run tools/guests.sh)"})
-                continue
             if missing:
-                why = f"{', '.join(p.name for p in missing)} not built yet"
-                skipped.append({"benchmark": name, "mode": label,
-                                "reason": why + (f" (comes with {b.pending})" if b.pending else "")})
+                if b.boot is not None:
+                    why = f"{', '.join(str(p) for p in missing)} missing (run tools/guests.sh)"
+                else:
+                    why = f"{', '.join(p.name for p in missing)} not built yet" + \
+                        (f" (comes with {b.pending})" if b.pending else "")
+                skipped.append({"benchmark": name, "mode": label, "reason": why})
                 continue
             plan.append((b, label, mode, paths, pol))
     probes = [n for n in selected if n in HOST_PROBES]

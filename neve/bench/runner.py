@@ -11,11 +11,9 @@ from typing import Callable
 from neve.bench.catalogue import IMAGES, Benchmark
 from neve.bench.recorder import Op, OpRecorder
 from neve import boot
+from neve.arch.platform import RAM_SIZE_DEFAULT
 from neve.core import elf
 from neve.core.machine import Machine
-
-
-RAM_SIZE = 128 << 20        # a booted row's RAM: neve run's default
 
 
 @dataclass
@@ -42,7 +40,7 @@ def run_once(bench: Benchmark, mode: str, paths: list[Path], policy=None):
     how = None
     if bench.boot is not None:          # paths: the kernel and the initrd
         ims, how = boot.prepare(kernel=paths[0], initrd=paths[1], append=bench.boot[2], dtb=None, bios=None,
-                                kernel_addr=None, ram_size=RAM_SIZE)
+                                kernel_addr=None, ram_size=RAM_SIZE_DEFAULT)
     else:
         ims = [elf.load(p) for p in paths]
     t0 = time.perf_counter()

@@ -326,16 +326,17 @@ class Machine(ExceptionEntry, SysregHooks):
         return self.cpu.icount()
 
     def code_pa(self, va: int) -> int | None:
-        """The physical address the running context fetches `va` from (None: it does
-        not translate): through vEL2's own regime, or the nested VM's two stages, by
-        neve's walks, which have no side effect; else Unicorn's."""
+        """The physical address the running context fetches `va` from (None: it cannot
+        fetch from there): through vEL2's own regime, or the nested VM's two stages, by
+        neve's walks, which have no side effect (Unicorn's probe would enter its
+        TLB-fill hook, which takes the fault); else Unicorn's."""
         s2 = self.vel2.s2 if self.vel2 is not None else None
         if s2 is not None and s2.regime == "el2":
             t = s2.translate_el2(va, execute=True)
-            return getattr(t, "pa", None)
+            return t.pa if getattr(t, "executable", False) is True else None
         if s2 is not None and s2.regime == "s2":
             r = s2.translate_l2(va, execute=True, el=self.cpu.el())
-            return r[0] if isinstance(r, tuple) and len(r) == 4 else None
+            return r[0] if isinstance(r, tuple) and len(r) == 4 and r[3] else None
         return self.cpu.translate(va, 4)
 
     def where(self, pc: int, sym: str | None = None) -> str:

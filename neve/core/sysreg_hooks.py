@@ -350,7 +350,7 @@ class SysregHooks:
         # before the line).
         self._ic_run = (va, va >> 12, now)
         end = (va & ~0xFFF) + 0x1000
-        if self._fetchable(va):
+        if self.code_pa(va) is not None:
             if self._away_from_running_block(va):
                 cpu.drop_code(va, end)                  # now: no slice ends for it
             else:
@@ -378,19 +378,6 @@ class SysregHooks:
         here = cpu.translate(cpu.pc, 4)
         there = cpu.translate(va, 4)
         return here is not None and there is not None and abs((there >> 12) - (here >> 12)) > 1
-
-    def _fetchable(self, va: int) -> bool:
-        """Can the code running now fetch instructions from `va`?  Under the shadow
-        stage 2 (neve/el2/stage2.py) by its own walks, which have no side effect
-        (Unicorn's probe would enter its TLB-fill hook, which takes the fault)."""
-        s2 = self.vel2.s2 if self.vel2 is not None else None
-        if s2 is not None and s2.regime == "s2":
-            r = s2.translate_l2(va, execute=True, el=self.cpu.el())
-            return isinstance(r, tuple) and len(r) == 4 and bool(r[3])
-        if s2 is not None and s2.regime == "el2":
-            t = s2.translate_el2(va, execute=True)
-            return getattr(t, "executable", False) is True
-        return self.cpu.translate(va, 4) is not None
 
     def _at(self, op: tuple, cp) -> int:
         """AT: emulated by neve at every level (neve/core/at.py)."""
