@@ -78,7 +78,7 @@ def test_hypercall():
     out, status = run_qemu([image("hypercall")])
     assert status == 0
     assert lines(out) == [
-        "hypercall: starting 32 calls of function 0x86000000",
+        "hypercall: starting 32 calls of function 0x87000000",
         "hypercall: 32 calls, all returned NOT_SUPPORTED",
         "hypercall: x0 after the last call = 0xffffffffffffffff",
     ]

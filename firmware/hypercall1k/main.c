@@ -11,7 +11,7 @@ extern uint64_t hvc_last_x0;
 
 int fw_main(void)
 {
-    uart_puts("hypercall1k: starting 1024 calls of function 0x86000000\n");
+    uart_puts("hypercall1k: starting 1024 calls of function 0x87000000\n");
     uint64_t bad = hvc_loop(CALLS);
     if (bad == 0) {
         uart_puts("hypercall1k: 1024 calls, all returned NOT_SUPPORTED\n");
