@@ -72,6 +72,8 @@ IMAGE_SETS: list[ImageSet] = [
     ImageSet("semihost", ("semihost.elf",), semihosting_stderr=True),
     ImageSet("el0", ("el0.elf",)),
     ImageSet("mmio", ("mmio.elf",)),
+    # Reads the GIC distributor's GICD_PIDR2 (under Linux KVM: its in-kernel vGIC's).
+    ImageSet("gicdread", ("gicdread.elf",)),
     ImageSet("timer", ("timer.elf",)),
     ImageSet("virteoi", ("virteoi.elf",)),
     ImageSet("vtimer", ("vtimer.elf",)),

@@ -36,7 +36,7 @@ kernel_package() {
 version_of() { apt-cache show "$1" 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -1; }
 
 # The test kernels the KVM initramfs runs as nested VMs.
-KVM_IMAGES="hypercall.elf mmio.elf vtimer.elf"
+KVM_IMAGES="gicdread.elf hypercall.elf mmio.elf virteoi.elf vtimer.elf"
 
 KPKG=$(kernel_package)
 [ -n "$KPKG" ] || { log "no linux-image-6.12.*-cloud-arm64-unsigned in apt: is arm64 + bookworm-backports set up?"; exit 1; }

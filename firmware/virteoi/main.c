@@ -14,9 +14,12 @@
  *     x0 = 0x86000001, x1 = INTID, x2 = count  ->  x0 = 0 (done) or < 0
  * It is probed once with x1 = 1023, which injects nothing.  A hypervisor
  * without it (vm mode: the kernel runs alone on QEMU or neve, whose PSCI
- * answers NOT_SUPPORTED) is replaced by the kernel itself: it programs the
- * GIC distributor and redistributor and sends itself the same INTIDs as SGIs
- * (ICC_SGI1R_EL1).  Under kvmlike the kernel never touches the distributor.
+ * answers NOT_SUPPORTED; Linux KVM, whose 0x86000001 is its PTP call, which
+ * answers NOT_SUPPORTED for counter 1023) is replaced by the kernel itself: it
+ * programs the GIC distributor and redistributor and sends itself the same
+ * INTIDs as SGIs (ICC_SGI1R_EL1; under KVM a trap that its vGIC turns into
+ * list-register injections).  Under kvmlike the kernel never touches the
+ * distributor.
  *
  * Nothing is printed between the first request and the last interrupt (a
  * UART write is an MMIO exit under a stage-2 hypervisor), and only counts

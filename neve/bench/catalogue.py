@@ -249,9 +249,19 @@ _linux_kvm("hypercall-linux",
            "running tools/vmm with hypercall.elf): its HVC trap until it runs again",
            "hypercall.elf", hypercall_window_of("nested-VM"))
 _linux_kvm("device-io-linux",
-           "one MMIO read of the nested VM under Linux 6.12's KVM (mmio.elf reads UARTFR, which tools/vmm "
-           "serves in user space: KVM's MMIO exit to the VMM and back), until it runs again",
+           "one MMIO read of the nested VM that Linux 6.12's KVM hands to user space (mmio.elf reads UARTFR, "
+           "which tools/vmm serves: KVM's MMIO exit to the VMM and back), until it runs again",
            "mmio.elf", trap_window(lambda t: t.rw == "r" and t.cls in (ev.MMIO, ev.ABORT)))
+_linux_kvm("device-io-kernel-linux",
+           "one MMIO read of the nested VM that Linux 6.12's KVM serves in the host kernel (gicdread.elf reads "
+           "GICD_PIDR2 of KVM's in-kernel vGICv3: KVM's MMIO exit ends in its vGIC emulation, the VMM in user "
+           "space never runs), until it runs again",
+           "gicdread.elf", trap_window(lambda t: t.rw == "r" and t.cls in (ev.MMIO, ev.ABORT)))
+_linux_kvm("virtual-eoi-linux",
+           "the nested VM handling one virtual interrupt under Linux 6.12's KVM: IRQ vector entry, ICC_IAR1_EL1 "
+           "acknowledge, ICC_EOIR1_EL1 EOI, until its exception return (virteoi.elf sends itself SGIs, which KVM's "
+           "in-kernel vGICv3 injects through the list registers)",
+           "virteoi.elf", symbol_window("irq_entry", "irq_return"), symbols=True)
 _linux_kvm("timer-interrupt-linux",
            "one virtual timer interrupt of the nested VM under Linux 6.12's KVM (vtimer.elf, with KVM's "
            "in-kernel vGIC): from the physical interrupt of its expiring timer (a trap to L0) until its "
