@@ -58,6 +58,8 @@ class EretHooks:
         self._hooked: dict[int, Callable] = {}     # address -> its handler
         self._fast = self.vcpu.fast          # one compiled hook for them all, if built
         self._range = (0, -1)
+        self._aliases: set[tuple[int, int]] = set()   # (VA, PA) of pages hooked at a VA
+        self._installed = False                          # the compiled check is in place
         self._cfunc = HOOK_CODE_CFUNC(self._code_raw) if self._fast is not None else None
 
     def scan(self, base: int, size: int) -> None:
@@ -70,28 +72,48 @@ class EretHooks:
         m = self.m
         lo = max(0, base - RAM_BASE)
         hi = min(base - RAM_BASE + size, len(m.ram))
-        uc = m.cpu.uc
-        new = []
+        self._commit(self._hook_found(lo, hi, RAM_BASE + lo))
 
-        def hook(i: int, fn) -> None:
-            a = RAM_BASE + i
-            if i % 4 == 0 and a not in self._hooked:
-                self._hooked[a] = fn
-                new.append(a)
+    def alias(self, va: int, pa: int, size: int) -> None:
+        """Code that runs at a VA other than its PA (Linux's nVHE hypervisor runs the
+        kernel's code at its own EL2 VAs): the words of [pa, pa+size) are hooked at
+        [va, va+size) too, so that vEL2's ERETs there are taken with their PC rather
+        than by the safety net, and LDAR/STLR get their alignment check.  Called when
+        vEL2's translation regime maps code (neve/el2/stage2.py).  A hook whose VA
+        later maps other code only reads that instruction and finds nothing to do."""
+        m = self.m
+        lo = pa - RAM_BASE
+        if va == pa or lo < 0 or lo + size > len(m.ram) or (va, pa) in self._aliases:
+            return
+        self._aliases.add((va, pa))
+        self._commit(self._hook_found(lo, lo + size, va))
+
+    def _hook_found(self, lo: int, hi: int, at: int) -> list[int]:
+        """Hook the words found in RAM[lo:hi] at `at` + their offset from lo; the
+        addresses newly hooked."""
+        ram = self.m.ram
         if self._fast is not None:                 # the same search, compiled
-            for i, kind in self._fast.scan(m.ram, lo, hi):
-                hook(i, self._acqrel if kind else self._eret)
+            found = self._fast.scan(ram, lo, hi)
         else:
-            for pat in _ERET_BYTES:
-                i = m.ram.find(pat, lo, hi)
-                while i != -1:
-                    hook(i, self._eret)
-                    i = m.ram.find(pat, i + 1, hi)
-            for mt in _ACQREL.finditer(m.ram, lo, hi):
-                hook(mt.start(), self._acqrel)
+            found = ([(i, 0) for pat in _ERET_BYTES for i in _find_all(ram, pat, lo, hi)]
+                     + [(mt.start(), 1) for mt in _ACQREL.finditer(ram, lo, hi)])
+        new = []
+        for i, kind in found:
+            a = at + (i - lo)
+            if i % 4 == 0 and a not in self._hooked:
+                self._hooked[a] = self._acqrel if kind else self._eret
+                new.append(a)
+        return new
+
+    def _commit(self, new: list[int]) -> None:
+        """Newly hooked addresses: the Python path adds a code hook for each between
+        slices; the compiled check takes them at once (its hook sees every instruction),
+        unless it is not installed yet."""
         if not new:
             return
         if self._fast is None:
+            uc = self.m.cpu.uc
+
             def add() -> None:
                 for a in new:
                     uc.hook_add(UC_HOOK_CODE, self._hooked[a], None, a, a)
@@ -100,16 +122,17 @@ class EretHooks:
             return
         rng = (min(self._range[0], *new) if self._range[0] <= self._range[1] else min(new),
                max(self._range[1], *new))
-        if rng != self._range:
-            self._range = rng
-            self.cpu.between_slices(self._rehook)
-        else:
+        if self._installed:
             self._fast.update_code(list(self._hooked))
+        elif self._range[0] > self._range[1]:
+            self.cpu.between_slices(self._rehook)
+        self._range = rng
 
     def _rehook(self) -> None:
         """The compiled check (in the instruction counter's hook) over the addresses
         hooked now."""
         self._fast.hook_code(self._cfunc, list(self._hooked), None)
+        self._installed = True
 
     def _code_raw(self, _uch, addr: int, size: int, _data) -> None:
         """The compiled hook found `addr` among the hooked ones (a bare ctypes callback)."""
@@ -167,6 +190,13 @@ class EretHooks:
         else:
             cpu.set_pstate(spsr & PSTATE_RESTORED & ~PSTATE_IL)
         faults.take_illegal_state(m, elr, PSTATE_IL)
+
+
+def _find_all(buf, pat: bytes, lo: int, hi: int):
+    i = buf.find(pat, lo, hi)
+    while i != -1:
+        yield i
+        i = buf.find(pat, i + 1, hi)
 
 
 def illegal_return(spsr: int, el_from: int, hcr: int) -> str:

@@ -346,9 +346,12 @@ class Machine(ExceptionEntry, SysregHooks):
 
     # --- events ----------------------------------------------------------------------
     def trap(self, cls: str, name: str, rw: str = "", value: int | None = None, *, pc: int | None = None,
-             insn: int | None = None, reason: str = "", forwarded: bool = False, level: str | None = None) -> None:
+             insn: int | None = None, reason: str = "", forwarded: bool = False, level: str | None = None,
+             pc_known: bool = True) -> None:
+        """Publish a Trap.  `pc` defaults to the CPU's; pc_known=False: nobody knows
+        it (an ERET the safety net caught: the CPU is at the net's address), None."""
         cpu = self.cpu
-        if pc is None:
+        if pc is None and pc_known:
             pc = cpu.pc
         if level is None:
             at_vel2 = self.vel2 is not None and self.vel2.active
@@ -358,7 +361,7 @@ class Machine(ExceptionEntry, SysregHooks):
             el = 0 if level == "EL0" else 1
         bus = self.bus
         bus.seq += 1                                    # (bus.next_seq())
-        sym = self.symbols.lookup(pc) if self.symbols.has_kernel_map else None
+        sym = self.symbols.lookup(pc) if self.symbols.has_kernel_map and pc is not None else None
         bus.publish(ev.Trap(bus.seq, cpu.icount(), pc, level, el, cls, name, rw, value, insn, reason, forwarded,
                             sym))
 

@@ -341,6 +341,8 @@ class ShadowStage2:
                 if isinstance(t, mmu.Translation):
                     if execute and self._fetch_from_device(va, t.pa):
                         return False
+                    if execute:     # hook its ERETs at the VA it runs at (eret.py)
+                        self.m.erets.alias(va & ~(_PAGE - 1), t.pa & ~(_PAGE - 1), _PAGE)
                     entry.paddr = t.pa & ~(_PAGE - 1)
                     entry.perms = ((UC_PROT_READ if t.readable else 0) | (UC_PROT_WRITE if t.writable else 0)
                                    | (UC_PROT_EXEC if t.executable else 0))

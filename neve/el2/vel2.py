@@ -402,7 +402,7 @@ class VirtualEL2(Vel2Sysregs):
     def eret(self, pc: int | None, insn: int | None) -> None:
         name = eret.ERET_WORDS.get(insn, "ERET") if insn is not None else "ERET"
         self.m.trap(ev.ERET, name, pc=pc, insn=insn, reason="HCR_EL2.NV set by L0: ERET at EL1 traps to EL2"
-                    + ("" if pc is not None else " (caught by the ERET safety net: PC unknown)"))
+                    + ("" if pc is not None else " (caught by the ERET safety net: PC unknown)"), pc_known=pc is not None)
         spsr = self.get("SPSR_EL2")
         elr = self.get("ELR_EL2")
         cpu = self.cpu
