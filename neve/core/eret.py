@@ -38,6 +38,7 @@ if TYPE_CHECKING:                       # types only: no import at run time
 # Hardware ELR_EL1 while vEL2 runs: an unbacked address, so a native ERET that no
 # code hook caught lands here and is still emulated (the "ERET safety net", vel2.py).
 ERET_NET = 0x0FFF_F000
+_ALIAS_PAGE = 0x400         # EretHooks.alias's page: Unicorn's TLB page, as the fills that call it
 ERET_WORDS = {0xD69F03E0: "ERET", 0xD69F0BFF: "ERETAA", 0xD69F0FFF: "ERETAB"}
 _ERET_BYTES = [w.to_bytes(4, "little") for w in ERET_WORDS]
 # LDAR{H,,} / STLR{H,,} Rt, [Rn]: size:0b0010001L0:Rs:1:Rt2:Rn:Rt, i.e. 0x08808000 |
@@ -58,7 +59,7 @@ class EretHooks:
         self._hooked: dict[int, Callable] = {}     # address -> its handler
         self._fast = self.vcpu.fast          # one compiled hook for them all, if built
         self._range = (0, -1)
-        self._aliases: set[tuple[int, int]] = set()   # (VA, PA) of pages hooked at a VA
+        self._aliases: dict[int, set[int]] = {}       # PA of a page -> VAs it is hooked at too
         self._installed = False                          # the compiled check is in place
         self._cfunc = HOOK_CODE_CFUNC(self._code_raw) if self._fast is not None else None
 
@@ -73,20 +74,32 @@ class EretHooks:
         lo = max(0, base - RAM_BASE)
         hi = min(base - RAM_BASE + size, len(m.ram))
         self._commit(self._hook_found(lo, hi, RAM_BASE + lo))
+        if self._aliases:           # RAM changed there: its aliases are scanned again
+            if size >= 64 * _ALIAS_PAGE:
+                self._aliases.clear()
+            else:
+                for pa in range(base & -_ALIAS_PAGE, base + size, _ALIAS_PAGE):
+                    self._aliases.pop(pa, None)
 
-    def alias(self, va: int, pa: int, size: int) -> None:
+    def alias(self, va: int, pa: int) -> None:
         """Code that runs at a VA other than its PA (Linux's nVHE hypervisor runs the
-        kernel's code at its own EL2 VAs): the words of [pa, pa+size) are hooked at
-        [va, va+size) too, so that vEL2's ERETs there are taken with their PC rather
+        kernel's code at its own EL2 VAs): the words of PA's page are hooked at VA's
+        page too, so that vEL2's ERETs there are taken with their PC rather
         than by the safety net, and LDAR/STLR get their alignment check.  Called when
-        vEL2's translation regime maps code (neve/el2/stage2.py).  A hook whose VA
-        later maps other code only reads that instruction and finds nothing to do."""
+        vEL2's translation regime maps code (neve/el2/stage2.py), a page of
+        _ALIAS_PAGE bytes at a time, and again after the guest's instruction-cache
+        maintenance over it (scan).  A hook whose VA later maps other code only reads
+        that instruction and finds nothing to do."""
         m = self.m
+        va, pa = va & -_ALIAS_PAGE, pa & -_ALIAS_PAGE
         lo = pa - RAM_BASE
-        if va == pa or lo < 0 or lo + size > len(m.ram) or (va, pa) in self._aliases:
+        if va == pa or lo < 0 or lo + _ALIAS_PAGE > len(m.ram):
             return
-        self._aliases.add((va, pa))
-        self._commit(self._hook_found(lo, lo + size, va))
+        vas = self._aliases.setdefault(pa, set())
+        if va in vas:
+            return
+        vas.add(va)
+        self._commit(self._hook_found(lo, lo + _ALIAS_PAGE, va))
 
     def _hook_found(self, lo: int, hi: int, at: int) -> list[int]:
         """Hook the words found in RAM[lo:hi] at `at` + their offset from lo; the

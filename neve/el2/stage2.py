@@ -336,13 +336,15 @@ class ShadowStage2:
                 if hit is not None:
                     self.counters["el2_tlb_hits"] += 1
                     entry.paddr, entry.perms = hit
+                    if execute:     # (again if the code there changed since: eret.py)
+                        self.m.erets.alias(va, hit[0])
                     return True
                 t = self.translate_el2(va, write, execute)
                 if isinstance(t, mmu.Translation):
                     if execute and self._fetch_from_device(va, t.pa):
                         return False
                     if execute:     # hook its ERETs at the VA it runs at (eret.py)
-                        self.m.erets.alias(va & ~(_PAGE - 1), t.pa & ~(_PAGE - 1), _PAGE)
+                        self.m.erets.alias(va, t.pa)
                     entry.paddr = t.pa & ~(_PAGE - 1)
                     entry.perms = ((UC_PROT_READ if t.readable else 0) | (UC_PROT_WRITE if t.writable else 0)
                                    | (UC_PROT_EXEC if t.executable else 0))
