@@ -7,28 +7,39 @@
 #
 #   bash tools/linux_kvm.sh [MODE ...]      # default: v8.3 neve nv2
 #
-# Needs neve installed (tools/demo.sh or tools/test.sh) and apt able to download
-# Debian's arm64 packages (tools/test.sh sets that up).  $PYTHON picks the Python.
+# In a fresh clone it first sets up what tools/test.sh would (apt as root or through
+# sudo: the cross toolchain, QEMU 10, the arm64 architecture; pip: neve), without
+# running the tests; when neve is installed already, only tools/guests.sh runs (it
+# reuses guests/ when up to date).  $PYTHON picks the Python.
 # Exit status: 0, or 1 when a step failed (said on stderr).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-py=${PYTHON:-python3}
-if ! "$py" -c 'import neve' 2>/dev/null; then
-    if [ -x .venv/bin/python ] && .venv/bin/python -c 'import neve' 2>/dev/null; then
-        py=.venv/bin/python
-    else
-        echo "linux_kvm.sh: neve is not installed for $py: run tools/demo.sh or tools/test.sh first" >&2
-        exit 1
-    fi
-fi
 modes=("$@")
 [ ${#modes[@]} -gt 0 ] || modes=(v8.3 neve nv2)
 for mode in "${modes[@]}"; do
     case "$mode" in v8.3|neve|nv2) ;; *) echo "linux_kvm.sh: $mode: not a nested mode (v8.3, neve, nv2)" >&2; exit 1 ;; esac
 done
 
-bash tools/guests.sh
+# The Python with neve: $PYTHON, python3, or the .venv/ tools/test.sh makes on a
+# PEP 668 system; "" when none has it.
+neve_python() {
+    local py
+    for py in "${PYTHON:-python3}" .venv/bin/python; do
+        if [ -x "$(command -v "$py")" ] && "$py" -c 'import neve' 2>/dev/null; then
+            printf '%s\n' "$py"
+            return
+        fi
+    done
+}
+py=$(neve_python)
+if [ -z "$py" ]; then
+    bash tools/test.sh --setup-only
+    py=$(neve_python)
+    [ -n "$py" ] || { echo "linux_kvm.sh: neve is still not importable after tools/test.sh --setup-only" >&2; exit 1; }
+else
+    bash tools/guests.sh
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

@@ -3,6 +3,7 @@
 # the whole suite in parallel.
 #
 #   bash tools/test.sh [PYTEST ARGS...]
+#   bash tools/test.sh --setup-only      # everything but the tests (tools/linux_kvm.sh)
 #
 # apt (as root, or through sudo): the host C compiler (and Python's headers, for the
 # compiled fast path), the aarch64 cross toolchain,
@@ -125,5 +126,9 @@ log "fetching the third-party guests (tools/guests.sh)"
 bash tools/guests.sh
 log "installing neve[test,bench] with $PY"
 "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,bench]'
+if [ "${1:-}" = "--setup-only" ]; then
+    log "set up; neve is installed for $PY"
+    exit 0
+fi
 log "running the test suite"
 exec "$PY" -m pytest -n auto -q "$@"
