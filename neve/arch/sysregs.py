@@ -109,6 +109,7 @@ FNS = {
            "computed from L1's list registers (neve/gic/delivery.py)",
     "timer": "a generic timer of the CPU's timer bank (neve/devices/timer.py)",
     "pmu": "the PMU (neve/devices/pmu.py)",
+    "debug": "the breakpoint and watchpoint registers, which arm breakpoints (neve/devices/debug.py)",
 }
 
 # Behaviour of an access from (virtual) EL2 when FEAT_NV2 is on (HCR_EL2.{NV,NV1,NV2}=1).
@@ -525,6 +526,13 @@ REGISTERS: tuple[SysReg, ...] = (
     _r("OSLSR_EL1", 2, 0, 1, 1, 4, "debug", access="ro", traps=_TDOSA, reset=0x8,
        doc="OS lock status (TDOSA); OSLM=0b10 (lock implemented), unlocked"),
     _r("OSDLR_EL1", 2, 0, 1, 3, 4, "debug", traps=_TDOSA, doc="OS double lock (MDCR_EL2.TDOSA)"),
+    # The breakpoint and watchpoint registers: neve's (neve/devices/debug.py), one set
+    # for the CPU, shared by vEL2 and the contexts it runs, as the hardware's.
+    *(_r(f"DBG{k}{n}_EL1", 2, 0, 0, n, op2, "debug", fn="debug", traps=_TDA,
+         doc=f"{what} {n} (MDCR_EL2.TDA)")
+      for k, op2, count, what in (("BVR", 4, 6, "Breakpoint value"), ("BCR", 5, 6, "Breakpoint control"),
+                                  ("WVR", 6, 4, "Watchpoint value"), ("WCR", 7, 4, "Watchpoint control"))
+      for n in range(count)),
     _r("MDCCSR_EL0", 2, 3, 0, 1, 0, "debug", access="ro", traps=(Trap("MDCR_EL2", "TDA", "r"),),
        el0=(Trap("MDSCR_EL1", "TDCC"),),
        doc="Debug comms channel status (MDCR_EL2.TDA)"),

@@ -103,6 +103,9 @@ typedef struct {
     int32_t irq_masked;         /* an interrupt is pending but masked by PSTATE (Interrupts.masked) */
     int32_t tlb_virtual;        /* UC_TLB_VIRTUAL: a translation may call the Python TLB-fill hook */
     int (*vmem_read)(void *uc, uint64_t addr, int prot, void *bytes, size_t size);   /* uc_vmem_read */
+    uint64_t watch_lo[4];       /* the armed watchpoints' byte ranges [lo, hi) (neve/devices/debug.py) */
+    uint64_t watch_hi[4];
+    int32_t n_watch, pad3;
 } state;
 
 static inline int context(state *s, void *uc)
@@ -320,6 +323,12 @@ void neve_fast_count(void *uc, uint64_t addr, uint32_t size, void *data)
 void neve_fast_mem(void *uc, int type, uint64_t addr, int size, int64_t value, void *data)
 {
     state *s = data;
+    for (int32_t i = 0; i < s->n_watch; i++) {
+        if (addr < s->watch_hi[i] && addr + (uint64_t)size > s->watch_lo[i]) {
+            s->py_mem(uc, type, addr, size, value, NULL);      /* a watchpoint may match */
+            return;
+        }
+    }
     /* Aligned, and not the second half of a 128-bit access that may be unaligned
        (Unicorn splits those into two 64-bit accesses): nothing to check. */
     if (!(addr & (uint64_t)(size - 1)) && !s->align_pending) {

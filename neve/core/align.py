@@ -26,6 +26,10 @@ Unicorn's AArch64 has no Device-memory alignment check (and ignores SCTLR.A), so
   does, as the architecture requires (Device-nGnRnE: Arm ARM D8.2.10).
 
 With the MMU on, Device mappings (MAIR) are not alignment-checked: a known limit.
+
+The same hook serves the watchpoints (neve/devices/debug.py): while one is armed it
+is installed, an access overlapping an armed range asks `watcher`, and a match is
+collected and undone the same way, then taken as a Watchpoint exception instead.
 """
 from __future__ import annotations
 
@@ -129,6 +133,9 @@ class DeviceAlignment:
         self._pending: dict | None = None
         self._sizes: dict[int, decode.LdSt | None] = {}
         self._cfunc = self.cpu.mem_cfunc(self._access) if self._fast is not None else None
+        self._watch: list[tuple[int, int]] = []        # armed watchpoints' [lo, hi)
+        self._checking = False      # the regime is alignment-checked (sync)
+        self.watcher = None         # (va, size, write) -> (FAR, the exception's taker) or None
 
     @property
     def pending(self) -> dict | None:
@@ -144,7 +151,8 @@ class DeviceAlignment:
     def sync(self, sctlr_el1: int | None = None) -> None:
         """After the regime may have changed: check accesses while the MMU is off or
         SCTLR.A is set."""
-        want = checked_regime(self.m, sctlr_el1)
+        self._checking = checked_regime(self.m, sctlr_el1)
+        want = self._checking or bool(self._watch)
         uc = self.cpu.uc
         if want and self._hook is None:
             if self._fast is not None:
@@ -155,7 +163,47 @@ class DeviceAlignment:
             uc.hook_del(self._hook)
             self._hook = None
 
+    def set_watch(self, ranges: list[tuple[int, int]], watcher) -> None:
+        """The byte ranges [lo, hi) of the armed watchpoints, and who decides a match."""
+        self._watch, self.watcher = list(ranges), watcher
+        if self._fast is not None:
+            st = self._fast.state
+            st.n_watch = len(ranges)
+            for i, (lo, hi) in enumerate(ranges):
+                st.watch_lo[i], st.watch_hi[i] = lo, hi
+        self.sync()
+
+    def _watched(self, access: int, addr: int, size: int) -> bool:
+        """A watchpoint matches this access: collect it (the instruction is undone)."""
+        if not any(addr < hi and addr + size > lo for lo, hi in self._watch):
+            return False
+        hit = self.watcher(addr, size, access == UC_MEM_WRITE)
+        if hit is None:
+            return False
+        cpu = self.cpu
+        p = self.pending
+        if p is None:
+            p = self.pending = {"pc": cpu.pc, "x": [cpu.reg(r) for r in _X], "sp": cpu.sp,
+                                "q": [cpu.uc.reg_read(r) for r in _Q], "undo": []}
+            cpu.stop_before_current()
+        p.setdefault("watch", hit)
+        return True
+
     def _access(self, access: int, addr: int, size: int, value: int) -> None:
+        if self._watch and self.pending is None and self._watched(access, addr, size):
+            pass                    # (its bytes, for a store, are saved below)
+        elif not self._watch or self.pending is None or "watch" not in self.pending:
+            if self._checking or not self._watch:
+                self._align_access(access, addr, size)
+            return
+        p = self.pending
+        if access == UC_MEM_WRITE:
+            pa = self._physical(addr, True)
+            m = self.m
+            if pa is not None and RAM_BASE <= pa and pa + size <= RAM_BASE + m.ram_size:
+                p["undo"].append((pa, bytes(m.ram[pa - RAM_BASE:pa - RAM_BASE + size])))
+
+    def _align_access(self, access: int, addr: int, size: int) -> None:
         if not addr & (size - 1) and self.pending is None:
             # Unicorn makes a 128-bit access two 64-bit ones, so an access at 8 mod 16
             # is the second half of an aligned Q register or the first of an unaligned
@@ -213,7 +261,8 @@ class DeviceAlignment:
                 self._sizes.pop(pc, None)
 
     def deliver(self) -> None:
-        """Undo what the faulting instruction did and take the alignment fault."""
+        """Undo what the faulting instruction did and take the alignment fault (or the
+        watchpoint's exception)."""
         p, self.pending = self.pending, None
         m = self.m
         uc = m.cpu.uc
@@ -226,6 +275,10 @@ class DeviceAlignment:
         m.cpu.sp = p["sp"]
         pc = p["pc"]
         m.cpu.pc = pc
+        if "watch" in p:
+            far, take = p["watch"]
+            take(pc, far)
+            return
         insn = m.cpu.read_insn(pc)
         ld = decode.decode_ldst(insn) if insn is not None else None
         if ld is None:

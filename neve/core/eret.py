@@ -58,9 +58,11 @@ class EretHooks:
         self.cpu = m.cpu
         self._hooked: dict[int, Callable] = {}     # address -> its handler
         self._fast = self.vcpu.fast          # one compiled hook for them all, if built
-        self._range = (0, -1)
+        self._install_pending = False       # the compiled check is on its way (between slices)
         self._aliases: dict[int, set[int]] = {}       # PA of a page -> VAs it is hooked at too
         self._installed = False                          # the compiled check is in place
+        self._bps: dict[int, Callable[[int], bool]] = {}   # breakpoints (neve/devices/debug.py)
+        self._py_hooks: dict[int, int] = {}              # Python path: address -> its Unicorn hook
         self._cfunc = HOOK_CODE_CFUNC(self._code_raw) if self._fast is not None else None
 
     def scan(self, base: int, size: int) -> None:
@@ -125,32 +127,63 @@ class EretHooks:
         if not new:
             return
         if self._fast is None:
-            uc = self.m.cpu.uc
-
-            def add() -> None:
-                for a in new:
-                    uc.hook_add(UC_HOOK_CODE, self._hooked[a], None, a, a)
-                    uc.ctl_remove_cache(a, a + 4)
-            self.cpu.between_slices(add)
+            self.cpu.between_slices(self._sync_py_hooks)
             return
-        rng = (min(self._range[0], *new) if self._range[0] <= self._range[1] else min(new),
-               max(self._range[1], *new))
         if self._installed:
-            self._fast.update_code(list(self._hooked))
-        elif self._range[0] > self._range[1]:
+            self._fast.update_code(self._addresses())
+        elif not self._install_pending:
+            self._install_pending = True
             self.cpu.between_slices(self._rehook)
-        self._range = rng
+
+    def set_breakpoints(self, bps: dict[int, Callable[[int], bool]]) -> None:
+        """The addresses of the armed breakpoints, each with its check (called before
+        the instruction there runs; True: an exception was taken instead).  In force
+        from the next instruction on (after the MSR that armed it)."""
+        self._bps = dict(bps)
+        if self._fast is not None and self._installed:
+            self._fast.update_code(self._addresses())
+            return
+        if self._fast is None:
+            self.cpu.between_slices(self._sync_py_hooks)
+        elif not self._install_pending:
+            self._install_pending = True
+            self.cpu.between_slices(self._rehook)
+        self.cpu.end_slice_after_current()
+
+    def _addresses(self) -> list[int]:
+        return list(self._hooked.keys() | self._bps.keys())
+
+    def _sync_py_hooks(self) -> None:
+        """The Python path: one Unicorn code hook per address hooked or breakpointed."""
+        uc = self.m.cpu.uc
+        want = self._hooked.keys() | self._bps.keys()
+        for a in [a for a in self._py_hooks if a not in want]:
+            uc.hook_del(self._py_hooks.pop(a))
+            uc.ctl_remove_cache(a, a + 4)
+        for a in want - self._py_hooks.keys():
+            self._py_hooks[a] = uc.hook_add(UC_HOOK_CODE, self._dispatch, None, a, a)
+            uc.ctl_remove_cache(a, a + 4)
+
+    def _dispatch(self, uc, addr: int, size: int, _) -> None:
+        """Before the instruction at `addr`: a breakpoint there first (its exception
+        comes before the instruction's own behaviour), then the instruction's hook."""
+        bp = self._bps.get(addr)
+        if bp is not None and bp(addr):
+            return
+        h = self._hooked.get(addr)
+        if h is not None:
+            h(uc, addr, size, None)
 
     def _rehook(self) -> None:
         """The compiled check (in the instruction counter's hook) over the addresses
         hooked now."""
-        self._fast.hook_code(self._cfunc, list(self._hooked), None)
+        self._fast.hook_code(self._cfunc, self._addresses(), None)
         self._installed = True
 
     def _code_raw(self, _uch, addr: int, size: int, _data) -> None:
         """The compiled hook found `addr` among the hooked ones (a bare ctypes callback)."""
         try:
-            self._hooked[addr](None, addr, size, None)
+            self._dispatch(None, addr, size, None)
         except Exception as e:                  # never let the hook die inside Unicorn
             self.m.fail_in_hook(e if isinstance(e, (NeveError, Stop)) else
                                 GuestError(f"internal error in the ERET/LDAR/STLR hook at {addr:#x}: {e!r}"))

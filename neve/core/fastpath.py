@@ -94,7 +94,9 @@ class _State(ctypes.Structure):
                 ("page_counts", ctypes.c_uint64 * 2), ("hits", ctypes.c_uint64 * 6),
                 ("uc_ctl", ctypes.c_void_p), ("tlb_flush", ctypes.c_int32),
                 ("reg_sp", ctypes.c_int32), ("reg_sp_el", ctypes.c_int32 * 2),
-                ("irq_masked", ctypes.c_int32), ("tlb_virtual", ctypes.c_int32), ("vmem_read", ctypes.c_void_p))
+                ("irq_masked", ctypes.c_int32), ("tlb_virtual", ctypes.c_int32), ("vmem_read", ctypes.c_void_p),
+                ("watch_lo", ctypes.c_uint64 * 4), ("watch_hi", ctypes.c_uint64 * 4),
+                ("n_watch", ctypes.c_int32), ("pad3", ctypes.c_int32))
 
 
 class _RegOp(ctypes.Structure):

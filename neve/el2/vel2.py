@@ -477,7 +477,7 @@ class VirtualEL2(Vel2Sysregs):
             return True
         return False
 
-    def route_debug(self, esr: int, elr: int, name: str, insn: int | None) -> bool:
+    def route_debug(self, esr: int, elr: int, name: str, insn: int | None, far: int | None = None) -> bool:
         """A debug exception (BRK) of L1's EL1/EL0: taken to vEL2 when L1's MDCR_EL2.TDE
         or HCR_EL2.TGE routes debug exceptions to EL2 (Arm ARM, AArch64.SoftwareBreakpoint)."""
         if self.active:
@@ -490,5 +490,5 @@ class VirtualEL2(Vel2Sysregs):
             return False
         self.m.trap(ev.DEBUG, name, pc=elr, insn=insn, forwarded=True,
                     reason=f"{why} set by L1: debug exceptions from EL1/EL0 go to EL2")
-        self.exit_to_vel2(esr, elr, why=name)
+        self.exit_to_vel2(esr, elr, far, why=name)
         return True

@@ -74,6 +74,7 @@ from neve.errors import GuestError, Wedged
 from neve.gic.regs import ICH_HCR_EN, ICH_HCR_WRITABLE, PPI_MAINTENANCE
 from neve.gic.state import GICv3
 from neve.gic.vif import VirtualInterface, mask_lr, mask_vmcr
+from neve.devices.debug import Debug
 from neve.devices.pmu import PMU, PPI_PMU
 from neve.devices.timer import CNTFRQ, Counter, DictRegs, TimerBank
 from neve.arch.exceptions import PSTATE_F, PSTATE_I, PSTATE_IF, VEC_FIQ, VEC_IRQ
@@ -120,6 +121,7 @@ class Interrupts:
         self.gic = gic                            # the board's GIC state
         self.timers = TimerBank(self.counter, vcpu.vel2 if nested else DictRegs(), self._cntvoff, hyp=nested)
         self.pmu = PMU(vcpu.cpu.icount, self._pmu_line)
+        self.debug = Debug(m, vcpu, lambda bps: vcpu.erets.set_breakpoints(bps))
         self.shadow = VirtualInterface()          # the LRs L0 runs the nested VM with
         self._view = VirtualInterface()           # L1's own ICH_* registers (_l1_view)
         self._view_raw: list[int] | None = None   # ... the values it was loaded from
@@ -138,8 +140,10 @@ class Interrupts:
         self._hold = False                        # a register access is being made (`held`)
         self._held = False                        # ... and it kicked
         self._settle_in_l0 = False                # ... and the lines changed while L0 ran (ERET)
-        self._el1_read = {"gic": self._gic_read, "timer": self._timer_read, "pmu": self._pmu_read}
-        self._el1_write = {"gic": self._gic_write, "timer": self._timer_write, "pmu": self._pmu_write}
+        self._el1_read = {"gic": self._gic_read, "timer": self._timer_read, "pmu": self._pmu_read,
+                          "debug": lambda row: self.debug.read(row.name)}
+        self._el1_write = {"gic": self._gic_write, "timer": self._timer_write, "pmu": self._pmu_write,
+                           "debug": lambda row, value: self.debug.write(row.name, value)}
 
     # --- unmasking: Unicorn does not report `msr daifclr` (op0 = 0) ---------------------
     @property
@@ -576,6 +580,8 @@ class Interrupts:
         name = row.name
         if row.fn == "pmu":
             return self.pmu.read(name)            # at (v)EL2: PMCR_EL0.N is the full N
+        if row.fn == "debug":
+            return self.debug.read(name)
         if name.startswith("CNTHP_"):
             return self.timers.read(name)
         if name in ("ICH_MISR_EL2", "ICH_EISR_EL2", "ICH_ELRSR_EL2"):
@@ -589,6 +595,9 @@ class Interrupts:
         vel2 = self.vcpu.vel2
         if row.fn == "pmu":
             self.pmu.write(name, value)
+            return True
+        if row.fn == "debug":
+            self.debug.write(name, value)
             return True
         if name.startswith("CNTHP_"):
             self.timers.write(name, value)

@@ -1,0 +1,631 @@
+"""Hardware breakpoints (self-hosted debug, issue 17), compared with QEMU 10 byte for byte.
+
+Two small kernels, assembled here:
+- at EL1 (vm mode; QEMU at EL1): the registers' write behaviour (DBGBCR's BAS copies,
+  DBGWVR's RES0 bits), then one breakpoint on one instruction under each condition
+  that decides whether it fires: the OS lock (set at reset), MDSCR_EL1.KDE and MDE,
+  PSTATE.D, the PMC level filter, BAS = 0; a hit at EL1 (EC 0x31) and one from EL0
+  (EC 0x30), each reported by the kernel's handler with ESR_EL1 and ELR_EL1;
+- at EL2 (vEL2 in v8.3, neve and nv2; QEMU at real EL2): without MDCR_EL2.TDE debug
+  exceptions target EL1 and none is taken at EL2; with TDE a breakpoint with HMC
+  fires at EL2 (EC 0x31) and one without HMC does not; a breakpoint and a watchpoint
+  in its EL1 guest go to EL2 with TDE (EC 0x30, 0x34, L0 routing them to vEL2) and to
+  the guest's EL1 without it;
+- watchpoints at EL1 (vm mode): loads and stores, BAS, MASK, LSC, PAC, from EL0.
+Each is run in neve with the compiled fast path and without it.  Linked watchpoints
+are not modelled: enabling one stops the run with `unsupported`."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from conftest import CROSS, need_tool, run_neve
+from guest_asm import MACROS
+
+COMMON = MACROS + r"""
+    .macro say label                        // print the string at label (keeps x0-x4, x30)
+    stp     x0, x1, [sp, #-16]!
+    stp     x2, x3, [sp, #-16]!
+    stp     x4, x30, [sp, #-16]!
+    ldr     x1, =0x09000000
+    adr     x0, \label
+    bl      puts
+    ldp     x4, x30, [sp], #16
+    ldp     x2, x3, [sp], #16
+    ldp     x0, x1, [sp], #16
+    .endm
+
+    .macro hex reg, bits                    // print reg in hex and a space (keeps x0-x4, x30)
+    stp     x0, x1, [sp, #-16]!
+    stp     x2, x3, [sp, #-16]!
+    stp     x4, x30, [sp, #-16]!
+    mov     x0, \reg
+    ldr     x1, =0x09000000
+    put_hex_x0 \bits
+    mov     w2, #' '
+    strb    w2, [x1]
+    ldp     x4, x30, [sp], #16
+    ldp     x2, x3, [sp], #16
+    ldp     x0, x1, [sp], #16
+    .endm
+
+    .macro case letter                      // "case X: " then call target
+    mov     x20, #\letter
+    say     s_case
+    ldr     x1, =0x09000000
+    strb    w20, [x1]
+    say     s_colon
+    bl      target
+    say     s_ret
+    .endm
+
+    .macro arm bcr                          // breakpoint 0 on `target`
+    adr     x2, target
+    msr     dbgbvr0_el1, x2
+    ldr     x2, =\bcr
+    msr     dbgbcr0_el1, x2
+    isb
+    .endm
+
+    .macro mdscr value
+    ldr     x2, =\value
+    msr     mdscr_el1, x2
+    isb
+    .endm
+"""
+
+EL1_KERNEL = COMMON + r"""
+    .text
+    .global _start
+_start:
+    ldr     x0, =stack_top
+    mov     sp, x0
+    adr     x0, vectors
+    msr     vbar_el1, x0
+    isb
+    ldr     x2, =0x1a1                      // BAS 0b1101: BAS[1] copies BAS[0], BAS[3] BAS[2]
+    msr     dbgbcr1_el1, x2
+    mrs     x9, dbgbcr1_el1
+    say     s_bcr
+    hex     x9, 32
+    ldr     x2, =0x40001003                 // bits [1:0] RES0
+    msr     dbgwvr1_el1, x2
+    mrs     x9, dbgwvr1_el1
+    say     s_wvr
+    hex     x9, 64
+    mrs     x9, oslsr_el1
+    say     s_oslsr
+    hex     x9, 32
+    say     s_nl
+    arm     0x1e7                           // E, PMC = EL1 and EL0, BAS = 0b1111
+    mdscr   0xa000                          // MDE, KDE
+    msr     daifclr, #8
+    isb
+    case    65                               // the OS lock is set at reset: no hit
+    msr     oslar_el1, xzr
+    arm     0x1e7
+    case    66                               // hit (EC 0x31)
+    arm     0x1e7
+    mdscr   0x8000
+    case    67                               // KDE clear: no hit at the same EL
+    mdscr   0xa000
+    msr     daifset, #8
+    isb
+    case    68                               // PSTATE.D set: no hit
+    msr     daifclr, #8
+    arm     0x1e5                           // PMC = EL0 only
+    case    69                               // no hit at EL1
+    arm     0x1e7
+    mdscr   0x2000
+    case    70                               // MDE clear: no hit
+    mdscr   0xa000
+    arm     0x7                             // BAS = 0
+    case    71                               // no hit
+    arm     0x1e7
+    case    72                               // hit again
+    // From EL0: a breakpoint on el0_code (KDE is not needed from a lower EL).
+    adr     x2, el0_code
+    msr     dbgbvr0_el1, x2
+    ldr     x2, =0x1e7
+    msr     dbgbcr0_el1, x2
+    mdscr   0x8000
+    say     s_el0
+    adr     x2, el0_code
+    msr     elr_el1, x2
+    msr     spsr_el1, xzr                   // EL0t, D clear
+    ldr     x2, =el0_stack_top
+    msr     sp_el0, x2
+    isb
+    eret
+
+target:
+    ret
+
+el0_code:
+    nop
+    svc     #0x11
+
+finish:
+    say     s_done
+    system_off_any_el
+
+el1_sync:                                   // current EL: a breakpoint hit
+    say     s_hit
+    mrs     x9, esr_el1
+    hex     x9, 32
+    mrs     x9, elr_el1
+    hex     x9, 64
+    say     s_nl
+    msr     dbgbcr0_el1, xzr                // disarm, and run the instruction
+    isb
+    eret
+
+lower_sync:                                 // from EL0: a breakpoint, then its SVC
+    mrs     x9, esr_el1
+    lsr     x10, x9, #26
+    cmp     x10, #0x15
+    b.eq    1f
+    say     s_hit0
+    hex     x9, 32
+    mrs     x9, elr_el1
+    hex     x9, 64
+    say     s_nl
+    msr     dbgbcr0_el1, xzr
+    isb
+    eret
+1:  say     s_svc
+    hex     x9, 32
+    say     s_nl
+    b       finish
+
+    puts_function
+
+    .balign 2048
+vectors:
+    .skip   0x200
+    b       el1_sync
+    .skip   0x400 - 0x204
+    b       lower_sync
+    .skip   0x800 - 0x404
+
+s_bcr:   .asciz "dbgbcr1 "
+s_wvr:   .asciz "dbgwvr1 "
+s_oslsr: .asciz "oslsr "
+s_nl:    .asciz "\n"
+s_case:  .asciz "case "
+s_colon: .asciz ": "
+s_ret:   .asciz "returned\n"
+s_hit:   .asciz "hit at EL1, ESR ELR "
+s_hit0:  .asciz "hit from EL0, ESR ELR "
+s_el0:   .asciz "EL0: "
+s_svc:   .asciz "svc, ESR "
+s_done:  .asciz "done\n"
+    .ltorg
+    .balign 16
+    .skip   2048
+stack_top:
+    .skip   1024
+el0_stack_top:
+"""
+
+EL2_KERNEL = COMMON + r"""
+    .text
+    .global _start
+_start:
+    ldr     x0, =stack_top
+    mov     sp, x0
+    adr     x0, vectors
+    msr     vbar_el2, x0
+    adr     x0, el1_vectors
+    msr     vbar_el1, x0
+    mov     x0, #(1 << 31)                  // HCR_EL2.RW
+    msr     hcr_el2, x0
+    msr     mdcr_el2, xzr
+    msr     oslar_el1, xzr
+    arm     0x21e7                          // HMC, E, PMC = EL1 and EL0, BAS = 0b1111
+    mdscr   0xa000
+    msr     daifclr, #8
+    isb
+    case    65                               // debug target EL1: nothing at EL2
+    mov     x2, #(1 << 8)                   // MDCR_EL2.TDE: debug exceptions to EL2
+    msr     mdcr_el2, x2
+    isb
+    case    66                               // hit at EL2 (EC 0x31)
+    arm     0x1e7                           // no HMC
+    case    67                               // no hit at EL2
+    // The EL1 guest: a breakpoint on el1_code, with TDE (to EL2), then without (to EL1).
+    adr     x2, el1_code
+    msr     dbgbvr0_el1, x2
+    ldr     x2, =0x1e7
+    msr     dbgbcr0_el1, x2
+    adr     x2, wdata
+    msr     dbgwvr0_el1, x2
+    ldr     x2, =0x1fff                     // E, PAC = EL1 and EL0, LSC = load and store, BAS = 0xff
+    msr     dbgwcr0_el1, x2
+    isb
+    mov     x21, #0
+    say     s_el1
+    b       run_el1
+el1_again:                                  // back from the guest's HVC
+    cbnz    x21, finish
+    mov     x21, #1
+    msr     mdcr_el2, xzr                   // TDE clear: the guest's own EL1 takes it
+    ldr     x2, =0x1e7
+    msr     dbgbcr0_el1, x2
+    ldr     x2, =0x1fff
+    msr     dbgwcr0_el1, x2
+    isb
+    say     s_el1b
+run_el1:
+    adr     x2, el1_code
+    msr     elr_el2, x2
+    mov     x2, #0x5                        // EL1h, D clear
+    msr     spsr_el2, x2
+    ldr     x2, =el1_stack_top
+    msr     sp_el1, x2
+    isb
+    eret
+
+target:
+    ret
+
+el1_code:
+    nop
+    adr     x3, wdata
+    ldr     x4, [x3]                        // watched
+    hvc     #0x12
+
+finish:
+    say     s_done
+    system_off_any_el
+
+el2_sync:                                   // current EL: a breakpoint hit at EL2
+    say     s_hit
+    mrs     x9, esr_el2
+    hex     x9, 32
+    mrs     x9, elr_el2
+    hex     x9, 64
+    say     s_nl
+    msr     dbgbcr0_el1, xzr
+    isb
+    eret
+
+lower_sync:                                 // from EL1: a breakpoint or watchpoint (TDE), or its HVC
+    mrs     x9, esr_el2
+    lsr     x10, x9, #26
+    cmp     x10, #0x16
+    b.eq    1f
+    say     s_hit1
+    hex     x9, 32
+    mrs     x9, elr_el2
+    hex     x9, 64
+    cmp     x10, #0x34
+    b.ne    2f
+    mrs     x9, far_el2
+    hex     x9, 64
+    say     s_nl
+    msr     dbgwcr0_el1, xzr                // disarm the one that fired
+    isb
+    eret
+2:  say     s_nl
+    msr     dbgbcr0_el1, xzr
+    isb
+    eret
+1:  say     s_hvc
+    hex     x9, 32
+    say     s_nl
+    b       el1_again
+
+el1_bp:                                     // the guest's EL1: a breakpoint or watchpoint without TDE
+    say     s_hit1own
+    mrs     x9, esr_el1
+    hex     x9, 32
+    mrs     x9, elr_el1
+    hex     x9, 64
+    mrs     x9, esr_el1
+    lsr     x10, x9, #26
+    cmp     x10, #0x35
+    b.ne    2f
+    mrs     x9, far_el1
+    hex     x9, 64
+    say     s_nl
+    msr     dbgwcr0_el1, xzr
+    isb
+    eret
+2:  say     s_nl
+    msr     dbgbcr0_el1, xzr
+    isb
+    eret
+
+    puts_function
+
+    .balign 2048
+vectors:
+    .skip   0x200
+    b       el2_sync
+    .skip   0x400 - 0x204
+    b       lower_sync
+    .skip   0x800 - 0x404
+el1_vectors:
+    .skip   0x200
+    b       el1_bp
+    .skip   0x800 - 0x204
+
+s_case:   .asciz "case "
+s_colon:  .asciz ": "
+s_ret:    .asciz "returned\n"
+s_nl:     .asciz "\n"
+s_hit:    .asciz "hit at EL2, ESR ELR "
+s_hit1:   .asciz "EL1's hit at EL2, ESR ELR "
+s_hit1own: .asciz "EL1's hit at EL1, ESR ELR "
+s_el1:    .asciz "EL1 guest, MDCR_EL2.TDE set\n"
+s_el1b:   .asciz "EL1 guest, MDCR_EL2.TDE clear\n"
+s_hvc:    .asciz "hvc, ESR "
+s_done:   .asciz "done\n"
+    .ltorg
+    .balign 16
+wdata:    .quad 0x1122334455667788
+    .skip   2048
+stack_top:
+    .skip   1024
+el1_stack_top:
+"""
+
+# Watchpoints at EL1 (vm mode; QEMU at EL1): each case arms watchpoint 0 and makes one
+# access; the handler prints ESR, FAR and ELR, disarms it and returns, so the access is
+# then made (its value printed after it).
+WP_KERNEL = COMMON + r"""
+    .macro watch wcr, off
+    adr     x2, wdata
+    add     x2, x2, #\off
+    msr     dbgwvr0_el1, x2
+    ldr     x2, =\wcr
+    msr     dbgwcr0_el1, x2
+    isb
+    .endm
+
+    .macro wcase letter
+    mov     x20, #\letter
+    say     s_case
+    ldr     x1, =0x09000000
+    strb    w20, [x1]
+    say     s_colon
+    .endm
+
+    .text
+    .global _start
+_start:
+    ldr     x0, =stack_top
+    mov     sp, x0
+    adr     x0, vectors
+    msr     vbar_el1, x0
+    msr     oslar_el1, xzr
+    mdscr   0xa000
+    msr     daifclr, #8
+    isb
+    adr     x19, wdata
+    watch   0x1fff, 0                       // bytes 0-7, load and store
+    wcase   65
+    ldr     x3, [x19]                       // hit, WnR = 0
+    hex     x3, 64
+    say     s_nl
+    watch   0x1e17, 0                       // bytes 4-7 (BAS 0xf0), store only (LSC 0b10)
+    wcase   66
+    ldr     x3, [x19]                       // a load: no hit
+    hex     x3, 64
+    say     s_nl
+    wcase   67
+    mov     x4, #0x55
+    str     w4, [x19, #4]                   // hit, WnR = 1; the store made after it
+    ldr     x3, [x19]
+    hex     x3, 64
+    say     s_nl
+    watch   0x1fff, 0
+    wcase   68
+    ldrb    w3, [x19, #3]                   // one byte inside: FAR is its address
+    hex     x3, 32
+    say     s_nl
+    watch   0x1fff, 8
+    wcase   69
+    ldr     x3, [x19]                       // the next 8 bytes are watched: no hit
+    hex     x3, 64
+    say     s_nl
+    watch   0x05001fff, 0                   // MASK = 5: the 32 bytes from wdata
+    wcase   70
+    ldr     x3, [x19, #24]
+    hex     x3, 64
+    say     s_nl
+    watch   0x1ffb, 0                       // PAC = EL1 only ... from EL0: no hit
+    wcase   71
+    adr     x2, el0_code
+    msr     elr_el1, x2
+    msr     spsr_el1, xzr
+    ldr     x2, =el0_stack_top
+    msr     sp_el0, x2
+    isb
+    eret
+el0_done:
+    watch   0x1ffd, 0                       // PAC = EL0 only: a hit from EL0 (EC 0x34)
+    wcase   72
+    adr     x2, el0_code
+    msr     elr_el1, x2
+    msr     spsr_el1, xzr
+    isb
+    mov     x22, #1
+    eret
+
+el0_code:
+    ldr     x3, [x19]
+    svc     #0x11
+
+finish:
+    say     s_done
+    system_off_any_el
+
+el1_sync:
+    say     s_hit
+    mrs     x9, esr_el1
+    hex     x9, 32
+    mrs     x9, far_el1
+    hex     x9, 64
+    mrs     x9, elr_el1
+    hex     x9, 64
+    msr     dbgwcr0_el1, xzr
+    isb
+    eret
+
+lower_sync:
+    mrs     x9, esr_el1
+    lsr     x10, x9, #26
+    cmp     x10, #0x15
+    b.eq    1f
+    say     s_hit0
+    hex     x9, 32
+    mrs     x9, far_el1
+    hex     x9, 64
+    msr     dbgwcr0_el1, xzr
+    isb
+    eret
+1:  say     s_svc
+    hex     x3, 64
+    say     s_nl
+    cbnz    x22, finish
+    b       el0_done
+
+    puts_function
+
+    .balign 2048
+vectors:
+    .skip   0x200
+    b       el1_sync
+    .skip   0x400 - 0x204
+    b       lower_sync
+    .skip   0x800 - 0x404
+
+s_case:  .asciz "case "
+s_colon: .asciz ": "
+s_nl:    .asciz "\n"
+s_hit:   .asciz "hit, ESR FAR ELR "
+s_hit0:  .asciz "hit from EL0, ESR FAR "
+s_svc:   .asciz "EL0 read "
+s_done:  .asciz "done\n"
+    .ltorg
+    .balign 64
+wdata:   .quad 0x1122334455667788, 0x99aabbccddeeff00, 0x0123456789abcdef, 0xfedcba9876543210
+    .skip   2048
+stack_top:
+    .skip   1024
+el0_stack_top:
+"""
+
+
+def _build(tmp, name: str, source: str):
+    as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
+    (tmp / f"{name}.S").write_text(source)
+    subprocess.run([as_, "-march=armv8-a", str(tmp / f"{name}.S"), "-o", str(tmp / f"{name}.o")], check=True)
+    subprocess.run([ld, "-n", "--build-id=none", "-Ttext=0x40000000", "-e", "_start", str(tmp / f"{name}.o"),
+                    "-o", str(tmp / f"{name}.elf")], check=True)
+    return tmp / f"{name}.elf"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bkpt")
+    return {"el1": _build(tmp, "el1", EL1_KERNEL), "el2": _build(tmp, "el2", EL2_KERNEL),
+            "wp": _build(tmp, "wp", WP_KERNEL)}
+
+
+@pytest.fixture(scope="module")
+def qemu_out(images):
+    from neve.qemu import qemu_binary, run_qemu_full
+    if qemu_binary() is None:
+        return {}
+    out = {}
+    for name, img in images.items():
+        r = run_qemu_full([img], el2=name == "el2", cpu="cortex-a72")
+        assert r.status == 0, r.stderr
+        out[name] = r.stdout.decode()
+    return out
+
+
+# The Arm ARM's AArch64.GenerateDebugExceptionsFrom() takes no debug exception while
+# OSLSR_EL1.OSLK is set, which it is at reset; QEMU 10.0 takes the breakpoint anyway.
+OS_LOCKED_ARM = "case A: returned"
+OS_LOCKED_QEMU = "case A: hit at EL1, ESR ELR c6000022 {target:016x} \nreturned"
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["compiled", "python"])
+def test_breakpoints_at_el1(images, qemu_out, monkeypatch, fast):
+    monkeypatch.setenv("NEVE_FASTPATH", fast)
+    r = run_neve("run", images["el1"])
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    lines = out.splitlines()
+    assert lines[0] == "dbgbcr1 000001e1 dbgwvr1 0000000040001000 oslsr 0000000a ", lines
+    target = int(next(ln for ln in lines if ln.startswith("case B")).split()[-1], 16)
+    # B and H fire at EL1 before `target` runs; the others do not; then the hit from EL0.
+    expect = [OS_LOCKED_ARM, f"case B: hit at EL1, ESR ELR c6000022 {target:016x} ", "returned",
+              *(f"case {c}: returned" for c in "CDEFG"),
+              f"case H: hit at EL1, ESR ELR c6000022 {target:016x} ", "returned"]
+    assert lines[1:11] == expect, lines
+    assert lines[11].startswith("EL0: hit from EL0, ESR ELR c2000022 "), lines
+    assert lines[12:] == ["svc, ESR 56000011 ", "done"], lines
+    if qemu_out:
+        assert out.replace(OS_LOCKED_ARM, OS_LOCKED_QEMU.format(target=target)) == qemu_out["el1"]
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["compiled", "python"])
+@pytest.mark.parametrize("mode", ["v8.3", "neve", "nv2"])
+def test_breakpoints_at_vel2_and_in_its_guest(images, qemu_out, monkeypatch, mode, fast):
+    monkeypatch.setenv("NEVE_FASTPATH", fast)
+    r = run_neve("run", "--mode", mode, images["el2"])
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    lines = out.splitlines()
+    assert [ln.split("ELR ")[1].split()[0] for ln in lines if "hit" in ln] == \
+        ["c6000022", "c2000022", "d2000022", "c6000022", "d6000022"], lines
+    assert lines[0] == "case A: returned" and lines[3] == "case C: returned", lines
+    assert "EL1's hit at EL2" in lines[5] and "EL1's hit at EL1" in lines[9] and lines[-1] == "done", lines
+    if qemu_out:
+        assert out == qemu_out["el2"]
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["compiled", "python"])
+def test_watchpoints_at_el1(images, qemu_out, monkeypatch, fast):
+    """Loads and stores, byte select, MASK, LSC and PAC, at EL1 and from EL0: each hit
+    taken before the access (a store's value appears only after the handler disarmed
+    the watchpoint and returned), with QEMU's ESR and FAR."""
+    monkeypatch.setenv("NEVE_FASTPATH", fast)
+    r = run_neve("run", images["wp"])
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    lines = out.splitlines()
+    hits = [ln.split("hit")[1].split()[4] for ln in lines if "hit" in ln]
+    assert hits == ["d6000022", "d6000062", "d6000022", "d6000022", "d2000022"], lines
+    assert lines[1] == "case B: 1122334455667788 " and lines[4] == "case E: 0000005555667788 ", lines
+    assert lines[-1] == "done", lines
+    if qemu_out:
+        assert out == qemu_out["wp"]
+
+
+def test_linked_watchpoints_are_unsupported(tmp_path):
+    """Enabling a linked watchpoint (WT = 1) stops the run with `unsupported: ...` (exit
+    status 125), not a watchpoint that silently never fires."""
+    need_tool(CROSS + "as")
+    src = MACROS + r"""
+    .text
+    .global _start
+_start:
+    ldr     x2, =0x101fff
+    msr     dbgwcr0_el1, x2
+    system_off_any_el
+"""
+    img = _build(tmp_path, "wp", src)
+    r = run_neve("run", img)
+    assert r.returncode == 125, (r.returncode, r.stderr)
+    assert r.stderr.decode().startswith("neve: unsupported: a linked watchpoint (MSR DBGWCR0_EL1, WT = 1, E = 1) "
+                                        "at PC 0x"), r.stderr
