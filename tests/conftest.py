@@ -12,9 +12,11 @@ import json
 import os
 import shutil
 import subprocess
+import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Iterator, NoReturn
 
 import pytest
 
@@ -50,6 +52,27 @@ def run_neve(*args, timeout: float = 120, text: bool = False) -> subprocess.Comp
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return subprocess.run([sys.executable, "-m", "neve", *map(str, args)], cwd=ROOT, env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=text, timeout=timeout, check=False)
+
+
+@contextmanager
+def gdb_stub(*args) -> Iterator[int]:
+    """`python -m neve gdb --port 0 ARGS...` in a subprocess: the port it listens on
+    (from its first stderr line).  On leaving, it is waited for (gdb's `kill` ends
+    it), killed after 30 s."""
+    stub = subprocess.Popen([sys.executable, "-m", "neve", "gdb", "--port", "0", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        line = stub.stderr.readline().decode()
+        mo = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert mo, line
+        yield int(mo.group(1))
+    finally:
+        try:
+            stub.wait(30)
+        except subprocess.TimeoutExpired:
+            stub.kill()
+            stub.wait()
+        stub.stderr.close()
 
 
 @pytest.fixture

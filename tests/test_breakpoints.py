@@ -50,14 +50,28 @@ COMMON = MACROS + r"""
     ldp     x0, x1, [sp], #16
     .endm
 
-    .macro case letter                      // "case X: " then call target
+    .macro title letter                     // "case X: "
     mov     x20, #\letter
     say     s_case
     ldr     x1, =0x09000000
     strb    w20, [x1]
     say     s_colon
+    .endm
+
+    .macro case letter                      // "case X: ", then call target
+    title   \letter
     bl      target
     say     s_ret
+    .endm
+
+    .macro start vbar                       // _start: the stack, the vectors
+    .text
+    .global _start
+_start:
+    ldr     x0, =stack_top
+    mov     sp, x0
+    adr     x0, vectors
+    msr     \vbar, x0
     .endm
 
     .macro arm bcr                          // breakpoint 0 on `target`
@@ -68,6 +82,38 @@ COMMON = MACROS + r"""
     isb
     .endm
 
+    .macro sync_vectors label, cur, lower   // a vector table: only its synchronous entries
+    .balign 2048                            // for the current EL (SP_ELx) and a lower AArch64 EL
+\label:
+    .skip   0x200
+    b       \cur
+    .skip   0x400 - 0x204
+    b       \lower
+    .skip   0x800 - 0x404
+    .endm
+
+    .macro esr_is esr, ec, to               // x9 = the ESR, x10 = its EC; to `to` if it is `ec`
+    mrs     x9, \esr
+    lsr     x10, x9, #26
+    cmp     x10, #\ec
+    b.eq    \to
+    .endm
+
+    .macro far_disarm_return el, wpt        // x10 = the EC: for a watchpoint (`wpt`) FAR_ELx too;
+    cmp     x10, #\wpt                      // then disarm the one that fired and return
+    b.ne    2f
+    mrs     x9, far_\el
+    hex     x9, 64
+    say     s_nl
+    msr     dbgwcr0_el1, xzr
+    isb
+    eret
+2:  say     s_nl
+    msr     dbgbcr0_el1, xzr
+    isb
+    eret
+    .endm
+
     .macro mdscr value
     ldr     x2, =\value
     msr     mdscr_el1, x2
@@ -76,13 +122,7 @@ COMMON = MACROS + r"""
 """
 
 EL1_KERNEL = COMMON + r"""
-    .text
-    .global _start
-_start:
-    ldr     x0, =stack_top
-    mov     sp, x0
-    adr     x0, vectors
-    msr     vbar_el1, x0
+    start   vbar_el1
     isb
     ldr     x2, =0x1a1                      // BAS 0b1101: BAS[1] copies BAS[0], BAS[3] BAS[2]
     msr     dbgbcr1_el1, x2
@@ -162,10 +202,7 @@ el1_sync:                                   // current EL: a breakpoint hit
     eret
 
 lower_sync:                                 // from EL0: a breakpoint, then its SVC
-    mrs     x9, esr_el1
-    lsr     x10, x9, #26
-    cmp     x10, #0x15
-    b.eq    1f
+    esr_is  esr_el1, 0x15, 1f
     say     s_hit0
     hex     x9, 32
     mrs     x9, elr_el1
@@ -181,13 +218,7 @@ lower_sync:                                 // from EL0: a breakpoint, then its 
 
     puts_function
 
-    .balign 2048
-vectors:
-    .skip   0x200
-    b       el1_sync
-    .skip   0x400 - 0x204
-    b       lower_sync
-    .skip   0x800 - 0x404
+    sync_vectors vectors, el1_sync, lower_sync
 
 s_bcr:   .asciz "dbgbcr1 "
 s_wvr:   .asciz "dbgwvr1 "
@@ -210,13 +241,7 @@ el0_stack_top:
 """
 
 EL2_KERNEL = COMMON + r"""
-    .text
-    .global _start
-_start:
-    ldr     x0, =stack_top
-    mov     sp, x0
-    adr     x0, vectors
-    msr     vbar_el2, x0
+    start   vbar_el2
     adr     x0, el1_vectors
     msr     vbar_el1, x0
     mov     x0, #(1 << 31)                  // HCR_EL2.RW
@@ -292,26 +317,12 @@ el2_sync:                                   // current EL: a breakpoint hit at E
     eret
 
 lower_sync:                                 // from EL1: a breakpoint or watchpoint (TDE), or its HVC
-    mrs     x9, esr_el2
-    lsr     x10, x9, #26
-    cmp     x10, #0x16
-    b.eq    1f
+    esr_is  esr_el2, 0x16, 1f
     say     s_hit1
     hex     x9, 32
     mrs     x9, elr_el2
     hex     x9, 64
-    cmp     x10, #0x34
-    b.ne    2f
-    mrs     x9, far_el2
-    hex     x9, 64
-    say     s_nl
-    msr     dbgwcr0_el1, xzr                // disarm the one that fired
-    isb
-    eret
-2:  say     s_nl
-    msr     dbgbcr0_el1, xzr
-    isb
-    eret
+    far_disarm_return el2, 0x34
 1:  say     s_hvc
     hex     x9, 32
     say     s_nl
@@ -325,32 +336,12 @@ el1_bp:                                     // the guest's EL1: a breakpoint or 
     hex     x9, 64
     mrs     x9, esr_el1
     lsr     x10, x9, #26
-    cmp     x10, #0x35
-    b.ne    2f
-    mrs     x9, far_el1
-    hex     x9, 64
-    say     s_nl
-    msr     dbgwcr0_el1, xzr
-    isb
-    eret
-2:  say     s_nl
-    msr     dbgbcr0_el1, xzr
-    isb
-    eret
+    far_disarm_return el1, 0x35
 
     puts_function
 
-    .balign 2048
-vectors:
-    .skip   0x200
-    b       el2_sync
-    .skip   0x400 - 0x204
-    b       lower_sync
-    .skip   0x800 - 0x404
-el1_vectors:
-    .skip   0x200
-    b       el1_bp
-    .skip   0x800 - 0x204
+    sync_vectors vectors, el2_sync, lower_sync
+    sync_vectors el1_vectors, el1_bp, .
 
 s_case:   .asciz "case "
 s_colon:  .asciz ": "
@@ -385,59 +376,45 @@ WP_KERNEL = COMMON + r"""
     isb
     .endm
 
-    .macro wcase letter
-    mov     x20, #\letter
-    say     s_case
-    ldr     x1, =0x09000000
-    strb    w20, [x1]
-    say     s_colon
-    .endm
-
-    .text
-    .global _start
-_start:
-    ldr     x0, =stack_top
-    mov     sp, x0
-    adr     x0, vectors
-    msr     vbar_el1, x0
+    start   vbar_el1
     msr     oslar_el1, xzr
     mdscr   0xa000
     msr     daifclr, #8
     isb
     adr     x19, wdata
     watch   0x1fff, 0                       // bytes 0-7, load and store
-    wcase   65
+    title   65
     ldr     x3, [x19]                       // hit, WnR = 0
     hex     x3, 64
     say     s_nl
     watch   0x1e17, 0                       // bytes 4-7 (BAS 0xf0), store only (LSC 0b10)
-    wcase   66
+    title   66
     ldr     x3, [x19]                       // a load: no hit
     hex     x3, 64
     say     s_nl
-    wcase   67
+    title   67
     mov     x4, #0x55
     str     w4, [x19, #4]                   // hit, WnR = 1; the store made after it
     ldr     x3, [x19]
     hex     x3, 64
     say     s_nl
     watch   0x1fff, 0
-    wcase   68
+    title   68
     ldrb    w3, [x19, #3]                   // one byte inside: FAR is its address
     hex     x3, 32
     say     s_nl
     watch   0x1fff, 8
-    wcase   69
+    title   69
     ldr     x3, [x19]                       // the next 8 bytes are watched: no hit
     hex     x3, 64
     say     s_nl
     watch   0x05001fff, 0                   // MASK = 5: the 32 bytes from wdata
-    wcase   70
+    title   70
     ldr     x3, [x19, #24]
     hex     x3, 64
     say     s_nl
     watch   0x1ffb, 0                       // PAC = EL1 only ... from EL0: no hit
-    wcase   71
+    title   71
     adr     x2, el0_code
     msr     elr_el1, x2
     msr     spsr_el1, xzr
@@ -447,7 +424,7 @@ _start:
     eret
 el0_done:
     watch   0x1ffd, 0                       // PAC = EL0 only: a hit from EL0 (EC 0x34)
-    wcase   72
+    title   72
     adr     x2, el0_code
     msr     elr_el1, x2
     msr     spsr_el1, xzr
@@ -476,10 +453,7 @@ el1_sync:
     eret
 
 lower_sync:
-    mrs     x9, esr_el1
-    lsr     x10, x9, #26
-    cmp     x10, #0x15
-    b.eq    1f
+    esr_is  esr_el1, 0x15, 1f
     say     s_hit0
     hex     x9, 32
     mrs     x9, far_el1
@@ -495,13 +469,7 @@ lower_sync:
 
     puts_function
 
-    .balign 2048
-vectors:
-    .skip   0x200
-    b       el1_sync
-    .skip   0x400 - 0x204
-    b       lower_sync
-    .skip   0x800 - 0x404
+    sync_vectors vectors, el1_sync, lower_sync
 
 s_case:  .asciz "case "
 s_colon: .asciz ": "

@@ -13,14 +13,13 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import ROOT, SPIN, TINYHYP
+from conftest import ROOT, SPIN, TINYHYP, gdb_stub
 from neve.core import elf
 from neve.debug.gdb import GdbServer
 from neve.debug.rsp import INTERRUPT, Framer
@@ -260,33 +259,20 @@ GDB = shutil.which("gdb-multiarch")
 @pytest.mark.skipif(GDB is None and not os.environ.get("CI"), reason="gdb-multiarch not installed")
 def test_gdb_multiarch_session(tmp_path):
     assert GDB is not None, "CI must install gdb-multiarch"
-    stub = subprocess.Popen([sys.executable, "-m", "neve", "gdb", "--mode", "v8.3", "--port", "0", TINYHYP],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    try:
-        line = stub.stderr.readline().decode()
-        mo = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        assert mo, line
+    with gdb_stub("--mode", "v8.3", TINYHYP) as port:         # gdb's kill ends the stub
         gdb = subprocess.run(
-            [GDB, "-batch", "-nx", "-ex", "set confirm off", "-ex", f"target remote :{mo.group(1)}",
+            [GDB, "-batch", "-nx", "-ex", "set confirm off", "-ex", f"target remote :{port}",
              "-ex", "break *el2_sync", "-ex", "continue",
              "-ex", "info registers HCR_EL2", "-ex", "p/x $VBAR_EL2", "-ex", "p/x $ESR_EL2",
              "-ex", "p/x $pc", "-ex", "stepi", "-ex", "p/x $pc", "-ex", "x/1i $pc",
              "-ex", "monitor traps", "-ex", "kill", TINYHYP],
             capture_output=True, text=True, timeout=120, cwd=ROOT)
-        out = gdb.stdout + gdb.stderr
-        assert gdb.returncode == 0, out
-        assert "Breakpoint 1, 0x00000000400017b8 in el2_sync ()" in out
-        assert re.search(r"HCR_EL2\s+0x80080000", out), out
-        assert "= 0x40001000" in out                       # VBAR_EL2 as tinyhyp set it
-        assert "= 0x5600002a" in out                       # ESR_EL2: its SVC #0x2a
-        assert "= 0x400017b8" in out and "= 0x400017bc" in out      # stepi advanced the PC
-        assert "mrs\tx22, elr_el2" in out
-        assert "HCR_EL2:w 1" in out
-    finally:
-        try:
-            stub.wait(30)                                  # gdb's kill ends the stub
-        except subprocess.TimeoutExpired:
-            stub.kill()
-            stub.wait()
-        stub.stdout.close()
-        stub.stderr.close()
+    out = gdb.stdout + gdb.stderr
+    assert gdb.returncode == 0, out
+    assert "Breakpoint 1, 0x00000000400017b8 in el2_sync ()" in out
+    assert re.search(r"HCR_EL2\s+0x80080000", out), out
+    assert "= 0x40001000" in out                       # VBAR_EL2 as tinyhyp set it
+    assert "= 0x5600002a" in out                       # ESR_EL2: its SVC #0x2a
+    assert "= 0x400017b8" in out and "= 0x400017bc" in out      # stepi advanced the PC
+    assert "mrs\tx22, elr_el2" in out
+    assert "HCR_EL2:w 1" in out

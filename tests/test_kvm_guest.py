@@ -254,33 +254,19 @@ def test_gdb_stops_at_a_trap_in_kvm_el2_code_with_its_symbol():
     nVHE hypervisor; the stop is explained with the kernel's symbol, and gdb's PC is
     the hypervisor's VA after the trapping MRS."""
     import shutil
-    import sys
-    from conftest import ROOT
+    from conftest import ROOT, gdb_stub
     gdb_bin = shutil.which("gdb-multiarch")
     if gdb_bin is None:
         pytest.skip("gdb-multiarch not installed")
-    stub = subprocess.Popen([sys.executable, "-m", "neve", "gdb", "--mode", "v8.3", "--port", "0",
-                             "--kernel", guest("vmlinuz"), "--initrd", guest("kvm-initrd.gz"), "--append", APPEND,
-                             "--symbols", guest("System.map")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-    try:
-        line = stub.stderr.readline().decode()
-        mo = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        assert mo, line
+    with gdb_stub("--mode", "v8.3", "--kernel", guest("vmlinuz"), "--initrd", guest("kvm-initrd.gz"),
+                  "--append", APPEND, "--symbols", guest("System.map")) as port:
         gdb = subprocess.run(
             [gdb_bin, "-batch", "-nx", "-ex", "set confirm off", "-ex", "set architecture aarch64",
-             "-ex", f"target remote :{mo.group(1)}", "-ex", "monitor break trap ESR_EL2", "-ex", "continue",
+             "-ex", f"target remote :{port}", "-ex", "monitor break trap ESR_EL2", "-ex", "continue",
              "-ex", "p/x $pc", "-ex", "kill"],
             capture_output=True, text=True, timeout=600, cwd=ROOT)
-        out = gdb.stdout + gdb.stderr
-        assert gdb.returncode == 0, out
-        mo = re.search(r"insn\s+0x([0-9a-f]+) <(__kvm_nvhe_\w+)\+0x[0-9a-f]+>: mrs x\d+, esr_el2", out)
-        assert mo, out
-        assert f"= 0x{int(mo.group(1), 16) + 4:x}" in out, out      # gdb's PC: after the MRS
-    finally:
-        try:
-            stub.wait(30)
-        except subprocess.TimeoutExpired:
-            stub.kill()
-            stub.wait()
-        stub.stderr.close()
+    out = gdb.stdout + gdb.stderr
+    assert gdb.returncode == 0, out
+    mo = re.search(r"insn\s+0x([0-9a-f]+) <(__kvm_nvhe_\w+)\+0x[0-9a-f]+>: mrs x\d+, esr_el2", out)
+    assert mo, out
+    assert f"= 0x{int(mo.group(1), 16) + 4:x}" in out, out      # gdb's PC: after the MRS
