@@ -12,6 +12,8 @@ Two small kernels, assembled here:
   in its EL1 guest go to EL2 with TDE (EC 0x30, 0x34, L0 routing them to vEL2) and to
   the guest's EL1 without it;
 - watchpoints at EL1 (vm mode): loads and stores, BAS, MASK, LSC, PAC, from EL0.
+- software step at EL1 (EL0 stepped from EL1, active-pending, EL1 with KDE) and of an
+  EL2 kernel's EL1 guest with and without TDE.
 Each is run in neve with the compiled fast path and without it.  Linked watchpoints
 are not modelled: enabling one stops the run with `unsupported`."""
 from __future__ import annotations
@@ -487,6 +489,213 @@ stack_top:
 el0_stack_top:
 """
 
+# Software step (MDSCR_EL1.SS): EL0 code stepped from EL1 (a load-exclusive among its
+# instructions: EX), a return with SPSR.SS clear (active-pending: ISV = 0), EL1 code
+# stepped at EL1 (KDE); the handler prints ESR and ELR and steps on until the code's
+# SVC, or for EL1 until 4 steps.
+STEP_KERNEL = COMMON + r"""
+    start   vbar_el1
+    msr     oslar_el1, xzr
+    mdscr   0xa001                          // SS, KDE, MDE
+    adr     x19, sdata
+    mov     x21, #0                         // steps taken at EL1
+    say     s_el0
+    adr     x2, el0_code
+    msr     elr_el1, x2
+    mov     x2, #(1 << 21)                  // EL0t, SS: active-not-pending
+    msr     spsr_el1, x2
+    isb
+    eret
+pending:
+    say     s_pending
+    adr     x2, el0_code
+    msr     elr_el1, x2
+    msr     spsr_el1, xzr                   // SS clear: active-pending, a step before anything runs
+    mov     x22, #1
+    isb
+    eret
+el1_part:
+    say     s_el1
+    adr     x2, el1_code
+    msr     elr_el1, x2
+    ldr     x2, =(0x5 | 1 << 21)            // EL1h, D clear, SS
+    msr     spsr_el1, x2
+    isb
+    eret
+
+el0_code:
+    mov     x5, #1
+    ldxr    x6, [x19]
+    add     x5, x5, #1
+    svc     #0x11
+
+el1_code:
+    mov     x5, #1
+    add     x5, x5, #2
+    add     x5, x5, #3
+    add     x5, x5, #4
+    add     x5, x5, #5
+    b       finish
+
+finish:
+    mdscr   0xa000
+    say     s_done
+    system_off_any_el
+
+el1_sync:                                   // EL1 stepped at EL1 (EC 0x33)
+    say     s_step
+    mrs     x9, esr_el1
+    hex     x9, 32
+    mrs     x9, elr_el1
+    hex     x9, 64
+    say     s_nl
+    add     x21, x21, #1
+    cmp     x21, #4
+    b.ne    1f
+    mdscr   0xa000                          // enough: MDSCR_EL1.SS clear, and SPSR.SS
+1:  mrs     x2, spsr_el1
+    orr     x2, x2, #(1 << 21)
+    cmp     x21, #4
+    b.ne    2f
+    bic     x2, x2, #(1 << 21)
+2:  msr     spsr_el1, x2
+    eret
+
+lower_sync:                                 // from EL0: a step (EC 0x32), or its SVC
+    esr_is  esr_el1, 0x15, 1f
+    say     s_step
+    hex     x9, 32
+    mrs     x9, elr_el1
+    hex     x9, 64
+    say     s_nl
+    mrs     x2, spsr_el1
+    orr     x2, x2, #(1 << 21)              // step the next one
+    msr     spsr_el1, x2
+    eret
+1:  mov     x23, x5
+    say     s_svc
+    hex     x23, 32
+    say     s_nl
+    cbz     x22, pending
+    b       el1_part
+
+    puts_function
+
+    sync_vectors vectors, el1_sync, lower_sync
+
+s_el0:     .asciz "EL0, stepped from EL1\n"
+s_pending: .asciz "EL0 again, SPSR.SS clear\n"
+s_el1:     .asciz "EL1, stepped at EL1\n"
+s_step:    .asciz "step, ESR ELR "
+s_svc:     .asciz "svc, x5 = "
+s_nl:      .asciz "\n"
+s_done:    .asciz "done\n"
+    .ltorg
+    .balign 16
+sdata:     .quad 42
+    .skip   2048
+stack_top:
+"""
+
+# Software step of an EL2 kernel's EL1 guest: with MDCR_EL2.TDE the steps go to EL2
+# (EC 0x32, from a lower EL), without it to the guest's own EL1 (EC 0x33); 3 steps
+# each, then the guest's HVC.
+STEP2_KERNEL = COMMON + r"""
+    start   vbar_el2
+    adr     x0, el1_vectors
+    msr     vbar_el1, x0
+    mov     x0, #(1 << 31)                  // HCR_EL2.RW
+    msr     hcr_el2, x0
+    msr     oslar_el1, xzr
+    mdscr   0xa001                          // the guest's MDSCR_EL1: SS, KDE, MDE
+    mov     x2, #(1 << 8)                   // MDCR_EL2.TDE
+    msr     mdcr_el2, x2
+    mov     x21, #0
+    mov     x22, #0
+    say     s_tde
+run_el1:
+    adr     x2, el1_code
+    msr     elr_el2, x2
+    ldr     x2, =(0x5 | 1 << 21)            // EL1h, D clear, SS
+    msr     spsr_el2, x2
+    ldr     x2, =el1_stack_top
+    msr     sp_el1, x2
+    isb
+    eret
+
+el1_code:
+    mov     x5, #1
+    add     x5, x5, #2
+    add     x5, x5, #3
+    add     x5, x5, #4
+    hvc     #0x12
+
+finish:
+    say     s_done
+    system_off_any_el
+
+lower_sync:                                 // the guest's step (TDE), or its HVC
+    esr_is  esr_el2, 0x16, 1f
+    say     s_step2
+    hex     x9, 32
+    mrs     x9, elr_el2
+    hex     x9, 64
+    say     s_nl
+    add     x21, x21, #1
+    mrs     x2, spsr_el2
+    orr     x2, x2, #(1 << 21)
+    cmp     x21, #3
+    b.ne    2f
+    bic     x2, x2, #(1 << 21)              // enough
+2:  msr     spsr_el2, x2
+    eret
+1:  cbnz    x22, finish
+    mov     x22, #1
+    mov     x21, #0
+    msr     mdcr_el2, xzr                   // TDE clear: the guest's EL1 takes its steps
+    say     s_notde
+    b       run_el1
+
+el1_step:                                   // the guest's own EL1: its step (EC 0x33)
+    say     s_step1
+    mrs     x9, esr_el1
+    hex     x9, 32
+    mrs     x9, elr_el1
+    hex     x9, 64
+    say     s_nl
+    add     x21, x21, #1
+    mrs     x2, spsr_el1
+    orr     x2, x2, #(1 << 21)
+    cmp     x21, #3
+    b.ne    2f
+    bic     x2, x2, #(1 << 21)
+2:  msr     spsr_el1, x2
+    eret
+
+el2_sync:
+    say     s_bad
+    b       finish
+
+    puts_function
+
+    sync_vectors vectors, el2_sync, lower_sync
+    sync_vectors el1_vectors, el1_step, .
+
+s_tde:    .asciz "EL1 guest stepped, MDCR_EL2.TDE set\n"
+s_notde:  .asciz "EL1 guest stepped, MDCR_EL2.TDE clear\n"
+s_step2:  .asciz "step at EL2, ESR ELR "
+s_step1:  .asciz "step at EL1, ESR ELR "
+s_bad:    .asciz "unexpected exception at EL2\n"
+s_nl:     .asciz "\n"
+s_done:   .asciz "done\n"
+    .ltorg
+    .balign 16
+    .skip   2048
+stack_top:
+    .skip   1024
+el1_stack_top:
+"""
+
 
 def _build(tmp, name: str, source: str):
     as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
@@ -501,7 +710,8 @@ def _build(tmp, name: str, source: str):
 def images(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bkpt")
     return {"el1": _build(tmp, "el1", EL1_KERNEL), "el2": _build(tmp, "el2", EL2_KERNEL),
-            "wp": _build(tmp, "wp", WP_KERNEL)}
+            "wp": _build(tmp, "wp", WP_KERNEL), "step": _build(tmp, "step", STEP_KERNEL),
+            "step2": _build(tmp, "step2", STEP2_KERNEL)}
 
 
 @pytest.fixture(scope="module")
@@ -511,7 +721,7 @@ def qemu_out(images):
         return {}
     out = {}
     for name, img in images.items():
-        r = run_qemu_full([img], el2=name == "el2", cpu="cortex-a72")
+        r = run_qemu_full([img], el2=name in ("el2", "step2"), cpu="cortex-a72")
         assert r.status == 0, r.stderr
         out[name] = r.stdout.decode()
     return out
@@ -578,6 +788,53 @@ def test_watchpoints_at_el1(images, qemu_out, monkeypatch, fast):
     assert lines[-1] == "done", lines
     if qemu_out:
         assert out == qemu_out["wp"]
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["compiled", "python"])
+def test_software_step_at_el1(images, qemu_out, monkeypatch, fast):
+    """EL0 stepped from EL1 (ISV = 1, EX for the LDXR), a return with SPSR.SS clear
+    (active-pending: ISV = 0, before anything runs), EL1 stepped at EL1 with KDE."""
+    monkeypatch.setenv("NEVE_FASTPATH", fast)
+    r = run_neve("run", images["step"])
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    esrs = [ln.split()[3] for ln in out.splitlines() if ln.startswith("step")]
+    assert esrs == ["cb000022", "cb000062", "cb000022", "ca000022", "cb000022", "cb000062", "cb000022",
+                    "cf000022", "cf000022", "cf000022", "cf000022"], out
+    if qemu_out:
+        assert out == qemu_out["step"]
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["compiled", "python"])
+@pytest.mark.parametrize("mode", ["v8.3", "neve", "nv2"])
+def test_software_step_of_an_el2_guest(images, qemu_out, monkeypatch, mode, fast):
+    """vEL2 steps its EL1 guest: with MDCR_EL2.TDE each step reaches vEL2 (EC 0x32),
+    without it the guest's own EL1 (EC 0x33)."""
+    monkeypatch.setenv("NEVE_FASTPATH", fast)
+    r = run_neve("run", "--mode", mode, images["step2"])
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    lines = out.splitlines()
+    assert lines[1] == "step at EL2, ESR ELR cb000022 0000000040000088 ", lines
+    assert "step at EL1, ESR ELR cf000022 0000000040000088 " in lines and lines[-1] == "done", lines
+    if qemu_out:
+        assert out == qemu_out["step2"]
+
+
+def test_a_step_unicorn_would_not_take_is_unsupported(tmp_path):
+    """L1 routes its guest's debug exceptions to EL2 (TDE) and steps the guest's EL1
+    while the guest's MDSCR_EL1.KDE is clear: the architecture steps it, Unicorn (which
+    sees EL1 as the debug target) would not; neve says so instead of missing it."""
+    need_tool(CROSS + "as")
+    src = STEP2_KERNEL.replace("    mdscr   0xa001                          // the guest's MDSCR_EL1: SS, KDE, MDE",
+                               "    mdscr   0x8001")
+    img = _build(tmp_path, "nokde", src)
+    r = run_neve("run", "--mode", "v8.3", img)
+    assert r.returncode == 125, (r.returncode, r.stderr)
+    assert r.stderr.decode().startswith("neve: unsupported: software step of L1's EL1 routed to EL2 "
+                                        "(MDCR_EL2.TDE or HCR_EL2.TGE) with the guest's MDSCR_EL1.KDE clear"), r.stderr
 
 
 def test_linked_watchpoints_are_unsupported(tmp_path):

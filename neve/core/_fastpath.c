@@ -379,7 +379,7 @@ static int set_pstate(state *s, void *uc, uint64_t new)
     }
     new &= 0xFFFFFFFFu;
     err |= s->reg_write(uc, s->reg_pstate, &new);
-    if ((old ^ new) & 0x1F) {
+    if ((old ^ new) & (0x1Fu | 1u << 21 | 1u << 9)) {   /* M, SS, D: QEMU's cached hflags (cpu.py) */
         cp_reg c = {13, 0, 3, 3, 3, 0};          /* TPIDRRO_EL0 */
         err |= s->reg_read(uc, s->reg_cp, &c);
         err |= s->reg_write(uc, s->reg_cp, &c);

@@ -39,6 +39,7 @@ _KEY = {r.name: r.key for r in sysregs.REGISTERS}     # register name -> encodin
 _uc_reg_read = _uclib.uc_reg_read
 _uc_reg_write = _uclib.uc_reg_write
 _REG_PC, _REG_SP, _REG_PSTATE = A.UC_ARM64_REG_PC, A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PSTATE
+_HFLAGS_PSTATE = 0x1F | 1 << 21 | 1 << 9       # M, SS, D: what QEMU's cached hflags depend on
 _REG_CP = A.UC_ARM64_REG_CP_REG
 
 
@@ -476,8 +477,9 @@ class CPU:
             self.set_reg(A.UC_ARM64_REG_SP_EL0 if oi == 0 else A.UC_ARM64_REG_SP_EL1, cur)
             self.sp = other
         self.set_reg(_REG_PSTATE, new & 0xFFFFFFFF)
-        if (old ^ new) & 0x1F:
-            # Any CP_REG write rebuilds the cached hflags (EL, SP selection).
+        if (old ^ new) & _HFLAGS_PSTATE:
+            # Any CP_REG write rebuilds the cached hflags (EL, SP selection, and the
+            # software-step state, which PSTATE.SS and PSTATE.D take part in).
             v = self.cpr_read(3, 3, 13, 0, 3)    # TPIDRRO_EL0
             self.cpr_write(3, 3, 13, 0, 3, v)
 

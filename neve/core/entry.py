@@ -99,6 +99,12 @@ class ExceptionEntry:
         raise Unsupported(f"exception {intno} raised by the CPU", pc)
 
     def _on_udef(self, pc: int, insn: int | None) -> None:
+        debug = self.irq.debug
+        if debug.stepping():
+            # Unicorn's software-step exception (neve/devices/debug.py): before the
+            # instruction at PC, ahead of its own exceptions (Arm ARM priority).
+            debug.step(pc)
+            return
         if self.cpu.pstate() & PSTATE_IL:
             # After an illegal exception return (Unicorn's own ERET at EL1), the next
             # instruction takes an Illegal Execution state exception, unless fetching
@@ -132,10 +138,6 @@ class ExceptionEntry:
             # The Arm ARM's syndrome (QEMU 10 swaps Op1 and Op2 in it).
             self.take_el1(decode.esr(decode.EC_SYS64, decode.sysreg_iss(0, k.op1, 4, k.crm, k.op2, 31, False)), pc)
             return
-        if self._stepping(insn):   # after the UNDEFs L0 asked for (WFI, HLT, DAIF at EL0)
-            # Unicorn raises its software-step exception as an UNDEF; neve does not
-            # model self-hosted debug (the step's syndrome and PSTATE.SS).
-            raise Unsupported("software step (MDSCR_EL1.SS = 1)", pc)
         if kind in ("eret", "eretaa", "eretab") and self.vel2 is not None and self.vel2.active:
             self.vel2.eret(pc, insn)
             return

@@ -160,14 +160,6 @@ class SysregHooks:
         self.take_el1(esr, pc)
         return cpu.redirected(acc)
 
-    def _stepping(self, insn: int | None) -> bool:
-        """Is this UNDEF Unicorn's software-step exception?  MDSCR_EL1.SS is set and the
-        instruction at PC is one the CPU executes (Unicorn takes the step later than
-        the Arm ARM's rules say, so PSTATE.D and KDE do not tell)."""
-        if not self._control("MDSCR_EL1") & 1 or insn is None:
-            return False
-        return uc_implements(insn, 1, fp=True)
-
     def _control(self, name: str) -> int:
         """The value of an EL1/EL0 control register (PMUSERENR_EL0 is the PMU's)."""
         if sysregs.BY_NAME[name].fn == "pmu":

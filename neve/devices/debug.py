@@ -27,6 +27,18 @@ and the contexts it runs share, as the hardware's) and Unicorn never arms anythi
   matches LSC (load, store), PAC/HMC/SSC and the same enable rules as a breakpoint
   is undone and taken as a Watchpoint exception before it happens: EC 0x34/0x35,
   WnR, DFSC 0x22, FAR the first watched byte the access touches.
+* Software step: Unicorn runs the state machine at EL1/EL0 itself (PSTATE.SS from
+  SPSR.SS at an exception return, one instruction, then an exception it reports as an
+  UNDEF with PSTATE.SS clear), with L0's view of the debug target (EL1).  neve makes
+  it the architected Software Step exception: EC 0x32/0x33, IFSC 0x22, ISV = 1 and EX
+  (the stepped instruction was a load-exclusive) when one instruction ran since the
+  exception return (active-not-pending), ISV = 0 when none did (active-pending, SPSR.SS
+  was 0), routed to vEL2 under L1's TDE/TGE.  It knows which by the instruction count
+  at the exception return, which it sees when it emulates it (vEL2's ERET) or hooks it
+  (an ERET at EL1 that runs at its PA).  A step after a return neve did not see, a
+  step of vEL2 itself, and a step of L1's EL1 that L1 routes to EL2 while the guest's
+  MDSCR_EL1.KDE is clear or SPSR.D set (Unicorn would not step it) stop the run with
+  `unsupported`.
 * Linked and context-matching breakpoints (BT != 0) and linked watchpoints (WT = 1)
   are not modelled: enabling one stops the run with `unsupported`, never a silent miss.
 """
@@ -43,6 +55,10 @@ if TYPE_CHECKING:                       # types only: no import at run time
 BRPS, WRPS = 6, 4
 EC_BKPT_LOW, EC_BKPT_CUR = 0x30, 0x31
 EC_WPT_LOW, EC_WPT_CUR = 0x34, 0x35
+EC_STEP_LOW, EC_STEP_CUR = 0x32, 0x33
+MDSCR_SS = 1 << 0
+PSTATE_SS = 1 << 21
+ISS_STEP_ISV, ISS_STEP_EX = 1 << 24, 1 << 6
 FSC_DEBUG = 0x22
 MDSCR_KDE, MDSCR_MDE = 1 << 13, 1 << 15
 PSTATE_D = 1 << 9
@@ -115,6 +131,7 @@ class Debug:
         self._armed: dict[int, Callable[[int], bool]] = {}
         self._watching: list[tuple[int, int]] = []
         self._enabled_now: tuple[int, int] = (1, 1)      # (EL, target EL) of the exception being taken
+        self._returned: tuple[int, int] | None = None   # (icount, ELR) of the last exception return seen
 
     # --- the registers ----------------------------------------------------------------
     def read(self, name: str) -> int:
@@ -233,3 +250,47 @@ class Debug:
                 self._take(EC_WPT_LOW, (1 << 6 if write else 0) | FSC_DEBUG, pc, far, "watchpoint")
             return far, take
         return None
+
+    # --- software step ------------------------------------------------------------------
+    def exception_return(self, elr: int) -> None:
+        """An exception return neve sees (emulated at vEL2, or hooked at EL1), about to
+        go to `elr`; the ERET itself is already counted."""
+        self._returned = (self.m.icount(), elr)
+
+    def check_guest_step(self, spsr: int, kde_off_or_masked: bool, pc: int) -> None:
+        """vEL2 returns to its EL1 with SPSR.SS set under its TDE/TGE: the architecture
+        steps that EL1 code whatever its KDE and PSTATE.D; Unicorn, which sees EL1 as
+        the debug target, only with KDE set and D clear."""
+        if spsr & PSTATE_SS and (spsr >> 2) & 3 == 1 and self._target_el() == 2 and kde_off_or_masked:
+            raise Unsupported("software step of L1's EL1 routed to EL2 (MDCR_EL2.TDE or HCR_EL2.TGE) "
+                              "with the guest's MDSCR_EL1.KDE clear or SPSR.D set", pc)
+
+    def stepping(self) -> bool:
+        """Is an UNDEF that Unicorn reports now its software-step exception?  MDSCR_EL1.SS
+        set, PSTATE.SS clear, and debug exceptions enabled at hardware EL1/EL0 as
+        Unicorn sees them (a real UNDEF while stepping keeps PSTATE.SS set)."""
+        cpu = self.m.cpu
+        mdscr = cpu.read_sysreg("MDSCR_EL1")
+        ps = cpu.pstate()
+        if not mdscr & MDSCR_SS or ps & PSTATE_SS:
+            return False
+        return (ps >> 2) & 3 == 0 or bool(mdscr & MDSCR_KDE) and not ps & PSTATE_D
+
+    def step(self, pc: int) -> None:
+        """Take the Software Step exception Unicorn reported before the instruction at
+        `pc` (see the module's docstring)."""
+        m = self.m
+        if m.level == "vEL2":
+            raise Unsupported("software step of virtual EL2 itself", pc)
+        ret, self._returned = self._returned, None
+        done = None if ret is None else m.icount() - ret[0]
+        if done not in (0, 1):
+            raise Unsupported("software step after an exception return neve did not see (an ERET at a VA "
+                              "other than its PA, at EL1)", pc)
+        iss = FSC_DEBUG
+        if done == 1:                                   # active-not-pending: one instruction stepped
+            ld = decode.decode_ldst(m.cpu.read_insn(ret[1]) or 0)
+            iss |= ISS_STEP_ISV | (ISS_STEP_EX if ld is not None and ld.exclusive and ld.read else 0)
+        el = 0 if m.level == "EL0" else 1
+        self._enabled_now = (el, self._target_el())
+        self._take(EC_STEP_LOW, iss, pc, None, "software step")
