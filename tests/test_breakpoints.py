@@ -12,8 +12,9 @@ Two small kernels, assembled here:
   in its EL1 guest go to EL2 with TDE (EC 0x30, 0x34, L0 routing them to vEL2) and to
   the guest's EL1 without it;
 - watchpoints at EL1 (vm mode): loads and stores, BAS, MASK, LSC, PAC, from EL0.
-- software step at EL1 (EL0 stepped from EL1, active-pending, EL1 with KDE) and of an
-  EL2 kernel's EL1 guest with and without TDE.
+- software step at EL1 (EL0 stepped from EL1, active-pending, EL1 with KDE), of EL0
+  from ERETs at a VA other than their PA, and of an EL2 kernel's EL1 guest with and
+  without TDE.
 Each is run in neve with the compiled fast path and without it.  Linked watchpoints
 are not modelled: enabling one stops the run with `unsupported`."""
 from __future__ import annotations
@@ -696,6 +697,100 @@ stack_top:
 el1_stack_top:
 """
 
+# Stepping EL0 after an ERET neve does not hook: the EL1 kernel turns its MMU on with
+# RAM mapped twice (at its PA, open to EL0, and at PA + 1 GiB, EL1 only) and runs its
+# vectors and its ERETs at the second mapping, as a kernel's linear map differs from
+# its PAs; EL0 runs at the first.
+STEP_ALIAS_KERNEL = COMMON + r"""
+    start   vbar_el1
+    adr     x0, tbl
+    ldr     x2, =(0x00000000 | (1 << 10) | 1 | (1 << 54) | (1 << 53))   // devices: XN
+    str     x2, [x0, #0]
+    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (1 << 2) | 1)     // RAM, EL1 only (for now)
+    str     x2, [x0, #8]
+    str     x2, [x0, #16]                   // ... and at VA 0x80000000
+    msr     ttbr0_el1, x0
+    ldr     x2, =0xff00                     // attr 0 Device-nGnRnE, attr 1 Normal WB
+    msr     mair_el1, x2
+    ldr     x2, =(25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23))    // T0SZ 25, WB, inner shareable, EPD1
+    msr     tcr_el1, x2
+    mov     x9, #0x40000000
+    adr     x2, vectors
+    add     x2, x2, x9
+    msr     vbar_el1, x2
+    adr     x2, 1f
+    add     x2, x2, x9
+    ldr     x3, =0x30d01805                 // M, C, I (the A72's RES1 bits)
+    isb
+    msr     sctlr_el1, x3                   // the MMU on: the next instruction is at the PA ...
+    br      x2                              // ... whose mapping is EL1's; on to the alias
+1:  adr     x0, tbl                         // (now at VA = PA + 1 GiB)
+    sub     x0, x0, x9
+    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (1 << 6) | (1 << 2) | 1)   // RAM: EL0 too
+    str     x2, [x0, #8]
+    dsb     ishst
+    tlbi    vmalle1
+    dsb     ish
+    isb
+    ldr     x0, =stack_top
+    add     x0, x0, x9
+    mov     sp, x0
+    msr     oslar_el1, xzr
+    mdscr   0x8001                          // SS, MDE
+    adr     x19, sdata
+    sub     x19, x19, x9                    // EL0's view
+    say     s_el0
+    adr     x2, el0_code
+    sub     x2, x2, x9
+    msr     elr_el1, x2
+    mov     x2, #(1 << 21)                  // EL0t, SS
+    msr     spsr_el1, x2
+    isb
+    eret                                    // at VA PA + 1 GiB: neve does not hook it
+
+el0_code:
+    mov     x5, #1
+    ldxr    x6, [x19]
+    add     x5, x5, #1
+    svc     #0x11
+
+lower_sync:
+    esr_is  esr_el1, 0x15, 1f
+    say     s_step
+    hex     x9, 32
+    mrs     x9, elr_el1
+    hex     x9, 64
+    say     s_nl
+    mrs     x2, spsr_el1
+    orr     x2, x2, #(1 << 21)
+    msr     spsr_el1, x2
+    eret
+1:  mdscr   0x8000
+    say     s_done
+    system_off_any_el
+
+el1_sync:
+    say     s_bad
+    system_off_any_el
+
+    puts_function
+
+    sync_vectors vectors, el1_sync, lower_sync
+
+s_el0:  .asciz "EL0 stepped, ERETs at VA = PA + 1 GiB\n"
+s_step: .asciz "step, ESR ELR "
+s_nl:   .asciz "\n"
+s_done: .asciz "done\n"
+s_bad:  .asciz "unexpected exception at EL1\n"
+    .ltorg
+    .balign 16
+sdata:  .quad 42
+    .skip   2048
+stack_top:
+    .balign 4096
+tbl:    .skip 4096
+"""
+
 
 def _build(tmp, name: str, source: str):
     as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
@@ -711,7 +806,7 @@ def images(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bkpt")
     return {"el1": _build(tmp, "el1", EL1_KERNEL), "el2": _build(tmp, "el2", EL2_KERNEL),
             "wp": _build(tmp, "wp", WP_KERNEL), "step": _build(tmp, "step", STEP_KERNEL),
-            "step2": _build(tmp, "step2", STEP2_KERNEL)}
+            "step2": _build(tmp, "step2", STEP2_KERNEL), "stepa": _build(tmp, "stepa", STEP_ALIAS_KERNEL)}
 
 
 @pytest.fixture(scope="module")
@@ -821,6 +916,22 @@ def test_software_step_of_an_el2_guest(images, qemu_out, monkeypatch, mode, fast
     assert "step at EL1, ESR ELR cf000022 0000000040000088 " in lines and lines[-1] == "done", lines
     if qemu_out:
         assert out == qemu_out["step2"]
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["compiled", "python"])
+def test_software_step_of_el0_after_an_eret_neve_does_not_hook(images, qemu_out, monkeypatch, fast):
+    """The kernel's ERETs run at VA = PA + 1 GiB, where neve (vm mode: Unicorn walks the
+    kernel's tables) does not hook them: EL0's steps are still told apart by
+    SPSR_EL1.SS, which EL0 cannot change (a Linux kernel's ptrace step)."""
+    monkeypatch.setenv("NEVE_FASTPATH", fast)
+    r = run_neve("run", images["stepa"])
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    assert [ln.split()[3] for ln in out.splitlines() if ln.startswith("step")] == \
+        ["cb000022", "cb000062", "cb000022"], out
+    if qemu_out:
+        assert out == qemu_out["stepa"]
 
 
 def test_a_step_unicorn_would_not_take_is_unsupported(tmp_path):

@@ -889,19 +889,30 @@ def _unsupported(case: Case, modes) -> dict[str, str]:
     return {m: r.err for m, r in rep.runs.items()}
 
 
-def test_software_step_is_unsupported():
-    """Found by the fuzzer: MDSCR_EL1.SS with KDE and PSTATE.D clear made Unicorn raise
-    its software-step exception, which looked like an UNDEF at the next instruction.
-    neve does not model self-hosted debug yet: it says so."""
+@pytest.mark.xfail(strict=True, reason="Unicorn decides when a step starts from cached state that its QEMU 5 "
+                   "does not re-derive after MSR DAIFClr: the step that clearing PSTATE.D makes pending at EL1 is "
+                   "missed (README, Known limits)")
+def test_software_step_pending_after_daifclr():
+    """Found by the fuzzer: MDSCR_EL1.SS with KDE, then PSTATE.D cleared at EL1 (MSR
+    DAIFClr): the step is Active-pending, with no exception return, and QEMU 10 takes a
+    Software Step exception (EC 0x33, ISV = 0) before the next instruction."""
     c = Case(seed=0x57, b=[set_reg("MDSCR_EL1", 1 | 1 << 13), slot(a64.msr_imm(3, 7, 8), note="msr daifclr, #8"),
                            read_reg("MIDR_EL1")], epilogue=[set_reg("HCR_EL2", HCR_RW)])
-    for err in _unsupported(c, ("vm", "v8.3")).values():
-        assert "unsupported: software step (MDSCR_EL1.SS = 1) at PC 0x" in err
-    # An illegal exception return with MDSCR_EL1.SS set: the step's Active-pending
-    # state would come before the Illegal Execution state exception (found by the fuzzer).
+    rep = run(c, ("vm",))
+    assert rep.runs["vm"].out.splitlines()[1:2] == ["b01+04 1 ce000022"], rep.runs["vm"].out
+
+
+def test_illegal_return_with_mdscr_ss_but_no_step():
+    """An illegal exception return with MDSCR_EL1.SS set but KDE clear: EL1 takes no
+    debug exception, so no step is active and the Illegal Execution state exception
+    is taken (found by the fuzzer; neve stopped with `unsupported` before it modelled
+    software step).  As QEMU."""
     c = Case(seed=0x6C, b=[set_reg("MDSCR_EL1", 1), _illegal_eret(LAYOUT.data)], epilogue=[set_reg("HCR_EL2", HCR_RW)])
-    for err in _unsupported(c, ("vm", "v8.3")).values():
-        assert f"unsupported: software step (MDSCR_EL1.SS = 1) at PC {LAYOUT.data:#x}" in err
+    rep = run(c, ("vm", "v8.3"))
+    for m, r in rep.runs.items():
+        assert r.verdict == "ok", (m, r.verdict, r.err)
+    assert not rep.defects, rep.defects
+    assert rep.runs["vm"].out == rep.runs["v8.3"].out
 
 
 def test_unmodelled_device_behind_stage2_is_unsupported():

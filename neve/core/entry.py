@@ -105,6 +105,9 @@ class ExceptionEntry:
             # instruction at PC, ahead of its own exceptions (Arm ARM priority).
             debug.step(pc)
             return
+        if debug.step_stale(insn):
+            raise Unsupported("software step that Unicorn took from out-of-date state (MDSCR_EL1.SS set, "
+                              "no step enabled now)", pc)
         if self.cpu.pstate() & PSTATE_IL:
             # After an illegal exception return (Unicorn's own ERET at EL1), the next
             # instruction takes an Illegal Execution state exception, unless fetching

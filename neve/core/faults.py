@@ -28,7 +28,6 @@ if TYPE_CHECKING:                       # types only: no import at run time
 
 FSC_EXTERNAL = 0x10
 FSC_ALIGNMENT = 0x21
-_KEY_MDSCR = (2, 0, 0, 2, 2)                # MDSCR_EL1
 
 
 def _same_el(m: Machine) -> bool:
@@ -157,10 +156,11 @@ def take_illegal_state(m: Machine, pc: int, spsr_or: int = 0) -> None:
     faults (stage 1, L1's stage 2, or an external abort: they have the higher
     priority), else the Illegal Execution state exception (EC 0x0E).  `spsr_or`: the
     IL bit when the CPU's PSTATE does not hold it."""
-    if m.cpu.cpr_read(*_KEY_MDSCR) & 1:
-        # Software step's Active-pending state has the higher priority (Arm ARM), and
-        # neve does not model self-hosted debug.
-        raise Unsupported("software step (MDSCR_EL1.SS = 1)", pc)
+    if m.irq.debug.step_enabled():
+        # Software step's Active-pending state would have the higher priority (Arm
+        # ARM), and Unicorn, which does not fetch in Illegal Execution state, does not
+        # take it here.
+        raise Unsupported("software step (MDSCR_EL1.SS) in Illegal Execution state", pc)
     v = m.vel2
     s2 = v.s2 if v is not None else None
     el = m.cpu.el()

@@ -35,8 +35,10 @@ and the contexts it runs share, as the hardware's) and Unicorn never arms anythi
   exception return (active-not-pending), ISV = 0 when none did (active-pending, SPSR.SS
   was 0), routed to vEL2 under L1's TDE/TGE.  It knows which by the instruction count
   at the exception return, which it sees when it emulates it (vEL2's ERET) or hooks it
-  (an ERET at EL1 that runs at its PA).  A step after a return neve did not see, a
-  step of vEL2 itself, and a step of L1's EL1 that L1 routes to EL2 while the guest's
+  (an ERET at EL1 that runs at its PA); for EL0 code, whose exception return was
+  EL1's and which cannot write SPSR_EL1 or ELR_EL1, also by SPSR_EL1.SS (a Linux
+  kernel's ptrace step, from an ERET neve does not hook).  A step of EL1 code after a
+  return neve did not see, a step of vEL2 itself, and a step of L1's EL1 that L1 routes to EL2 while the guest's
   MDSCR_EL1.KDE is clear or SPSR.D set (Unicorn would not step it) stop the run with
   `unsupported`.
 * Linked and context-matching breakpoints (BT != 0) and linked watchpoints (WT = 1)
@@ -47,6 +49,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from neve.arch import decode, sysregs
+from neve.core.cpu import uc_implements
 from neve.errors import Unsupported
 
 if TYPE_CHECKING:                       # types only: no import at run time
@@ -265,16 +268,26 @@ class Debug:
             raise Unsupported("software step of L1's EL1 routed to EL2 (MDCR_EL2.TDE or HCR_EL2.TGE) "
                               "with the guest's MDSCR_EL1.KDE clear or SPSR.D set", pc)
 
+    def step_enabled(self) -> bool:
+        """MDSCR_EL1.SS set and debug exceptions enabled at the hardware EL as Unicorn
+        sees it (EL0; EL1 with KDE and PSTATE.D clear): Unicorn's step is active."""
+        cpu = self.m.cpu
+        ps = cpu.pstate()
+        mdscr = cpu.read_sysreg("MDSCR_EL1")
+        return bool(mdscr & MDSCR_SS) and ((ps >> 2) & 3 == 0 or bool(mdscr & MDSCR_KDE) and not ps & PSTATE_D)
+
+    def step_stale(self, insn: int | None) -> bool:
+        """An UNDEF of an instruction the CPU implements while MDSCR_EL1.SS is set that
+        `stepping` does not explain: Unicorn decided to step from cached state it
+        did not re-derive (QEMU 5 does not after MSR DAIFClr, for one)."""
+        return bool(self.m.cpu.read_sysreg("MDSCR_EL1") & MDSCR_SS) and insn is not None \
+            and uc_implements(insn, 1, fp=True)
+
     def stepping(self) -> bool:
         """Is an UNDEF that Unicorn reports now its software-step exception?  MDSCR_EL1.SS
         set, PSTATE.SS clear, and debug exceptions enabled at hardware EL1/EL0 as
         Unicorn sees them (a real UNDEF while stepping keeps PSTATE.SS set)."""
-        cpu = self.m.cpu
-        mdscr = cpu.read_sysreg("MDSCR_EL1")
-        ps = cpu.pstate()
-        if not mdscr & MDSCR_SS or ps & PSTATE_SS:
-            return False
-        return (ps >> 2) & 3 == 0 or bool(mdscr & MDSCR_KDE) and not ps & PSTATE_D
+        return not self.m.cpu.pstate() & PSTATE_SS and self.step_enabled()
 
     def step(self, pc: int) -> None:
         """Take the Software Step exception Unicorn reported before the instruction at
@@ -285,8 +298,16 @@ class Debug:
         ret, self._returned = self._returned, None
         done = None if ret is None else m.icount() - ret[0]
         if done not in (0, 1):
-            raise Unsupported("software step after an exception return neve did not see (an ERET at a VA "
-                              "other than its PA, at EL1)", pc)
+            if m.level != "EL0":
+                raise Unsupported("software step of EL1 code that neve cannot classify: no exception return it "
+                                  "saw just before (active-pending, or an ERET at a VA other than its PA)", pc)
+            # EL0's exception return was EL1's, which neve did not see; but EL0 cannot
+            # write SPSR_EL1 or ELR_EL1, and every exception since is neve's: they are
+            # still that return's.  SPSR.SS set: active-not-pending, one instruction
+            # (at ELR) ran; clear: active-pending, none did.
+            cpu = m.cpu
+            done = 1 if cpu.read_sysreg("SPSR_EL1") & PSTATE_SS else 0
+            ret = (None, cpu.read_sysreg("ELR_EL1"))
         iss = FSC_DEBUG
         if done == 1:                                   # active-not-pending: one instruction stepped
             ld = decode.decode_ldst(m.cpu.read_insn(ret[1]) or 0)
