@@ -117,6 +117,59 @@ _start:
     eret
     .endm
 
+    .macro start_el2                        // at EL2: its vectors, its EL1 guest's, HCR_EL2.RW
+    start   vbar_el2
+    adr     x0, el1_vectors
+    msr     vbar_el1, x0
+    mov     x0, #(1 << 31)
+    msr     hcr_el2, x0
+    .endm
+
+    .macro enter_el1 spsr                   // from EL2 into el1_code with SPSR_EL2 = spsr
+    adr     x2, el1_code
+    msr     elr_el2, x2
+    ldr     x2, =\spsr
+    msr     spsr_el2, x2
+    ldr     x2, =el1_stack_top
+    msr     sp_el1, x2
+    isb
+    eret
+    .endm
+
+    .macro esr_elr el, label                // print label, x9 (an ESR) and ELR_ELx, a newline
+    say     \label
+    hex     x9, 32
+    mrs     x9, elr_\el
+    hex     x9, 64
+    say     s_nl
+    .endm
+
+    .macro step_on el                       // return with SPSR_ELx.SS set: step the next one
+    mrs     x2, spsr_\el
+    orr     x2, x2, #(1 << 21)
+    msr     spsr_\el, x2
+    eret
+    .endm
+
+    .macro stacks lower                     // the literal pool, the stack, a lower EL's stack
+    .ltorg
+    .balign 16
+    .skip   2048
+stack_top:
+    .skip   1024
+\lower:
+    .endm
+
+    .macro step_until el, n                 // return stepping the next one, until x21 reaches n
+    mrs     x2, spsr_\el
+    orr     x2, x2, #(1 << 21)
+    cmp     x21, #\n
+    b.ne    2f
+    bic     x2, x2, #(1 << 21)
+2:  msr     spsr_\el, x2
+    eret
+    .endm
+
     .macro mdscr value
     ldr     x2, =\value
     msr     mdscr_el1, x2
@@ -194,23 +247,15 @@ finish:
     system_off_any_el
 
 el1_sync:                                   // current EL: a breakpoint hit
-    say     s_hit
     mrs     x9, esr_el1
-    hex     x9, 32
-    mrs     x9, elr_el1
-    hex     x9, 64
-    say     s_nl
+    esr_elr el1, s_hit
     msr     dbgbcr0_el1, xzr                // disarm, and run the instruction
     isb
     eret
 
 lower_sync:                                 // from EL0: a breakpoint, then its SVC
     esr_is  esr_el1, 0x15, 1f
-    say     s_hit0
-    hex     x9, 32
-    mrs     x9, elr_el1
-    hex     x9, 64
-    say     s_nl
+    esr_elr el1, s_hit0
     msr     dbgbcr0_el1, xzr
     isb
     eret
@@ -235,20 +280,11 @@ s_hit0:  .asciz "hit from EL0, ESR ELR "
 s_el0:   .asciz "EL0: "
 s_svc:   .asciz "svc, ESR "
 s_done:  .asciz "done\n"
-    .ltorg
-    .balign 16
-    .skip   2048
-stack_top:
-    .skip   1024
-el0_stack_top:
+    stacks  el0_stack_top
 """
 
 EL2_KERNEL = COMMON + r"""
-    start   vbar_el2
-    adr     x0, el1_vectors
-    msr     vbar_el1, x0
-    mov     x0, #(1 << 31)                  // HCR_EL2.RW
-    msr     hcr_el2, x0
+    start_el2
     msr     mdcr_el2, xzr
     msr     oslar_el1, xzr
     arm     0x21e7                          // HMC, E, PMC = EL1 and EL0, BAS = 0b1111
@@ -286,14 +322,7 @@ el1_again:                                  // back from the guest's HVC
     isb
     say     s_el1b
 run_el1:
-    adr     x2, el1_code
-    msr     elr_el2, x2
-    mov     x2, #0x5                        // EL1h, D clear
-    msr     spsr_el2, x2
-    ldr     x2, =el1_stack_top
-    msr     sp_el1, x2
-    isb
-    eret
+    enter_el1 0x5                           // EL1h, D clear
 
 target:
     ret
@@ -309,12 +338,8 @@ finish:
     system_off_any_el
 
 el2_sync:                                   // current EL: a breakpoint hit at EL2
-    say     s_hit
     mrs     x9, esr_el2
-    hex     x9, 32
-    mrs     x9, elr_el2
-    hex     x9, 64
-    say     s_nl
+    esr_elr el2, s_hit
     msr     dbgbcr0_el1, xzr
     isb
     eret
@@ -544,35 +569,18 @@ finish:
     system_off_any_el
 
 el1_sync:                                   // EL1 stepped at EL1 (EC 0x33)
-    say     s_step
     mrs     x9, esr_el1
-    hex     x9, 32
-    mrs     x9, elr_el1
-    hex     x9, 64
-    say     s_nl
+    esr_elr el1, s_step
     add     x21, x21, #1
     cmp     x21, #4
     b.ne    1f
     mdscr   0xa000                          // enough: MDSCR_EL1.SS clear, and SPSR.SS
-1:  mrs     x2, spsr_el1
-    orr     x2, x2, #(1 << 21)
-    cmp     x21, #4
-    b.ne    2f
-    bic     x2, x2, #(1 << 21)
-2:  msr     spsr_el1, x2
-    eret
+1:  step_until el1, 4
 
 lower_sync:                                 // from EL0: a step (EC 0x32), or its SVC
     esr_is  esr_el1, 0x15, 1f
-    say     s_step
-    hex     x9, 32
-    mrs     x9, elr_el1
-    hex     x9, 64
-    say     s_nl
-    mrs     x2, spsr_el1
-    orr     x2, x2, #(1 << 21)              // step the next one
-    msr     spsr_el1, x2
-    eret
+    esr_elr el1, s_step
+    step_on el1
 1:  mov     x23, x5
     say     s_svc
     hex     x23, 32
@@ -602,11 +610,7 @@ stack_top:
 # (EC 0x32, from a lower EL), without it to the guest's own EL1 (EC 0x33); 3 steps
 # each, then the guest's HVC.
 STEP2_KERNEL = COMMON + r"""
-    start   vbar_el2
-    adr     x0, el1_vectors
-    msr     vbar_el1, x0
-    mov     x0, #(1 << 31)                  // HCR_EL2.RW
-    msr     hcr_el2, x0
+    start_el2
     msr     oslar_el1, xzr
     mdscr   0xa001                          // the guest's MDSCR_EL1: SS, KDE, MDE
     mov     x2, #(1 << 8)                   // MDCR_EL2.TDE
@@ -615,14 +619,7 @@ STEP2_KERNEL = COMMON + r"""
     mov     x22, #0
     say     s_tde
 run_el1:
-    adr     x2, el1_code
-    msr     elr_el2, x2
-    ldr     x2, =(0x5 | 1 << 21)            // EL1h, D clear, SS
-    msr     spsr_el2, x2
-    ldr     x2, =el1_stack_top
-    msr     sp_el1, x2
-    isb
-    eret
+    enter_el1 (0x5 | 1 << 21)               // EL1h, D clear, SS
 
 el1_code:
     mov     x5, #1
@@ -637,19 +634,9 @@ finish:
 
 lower_sync:                                 // the guest's step (TDE), or its HVC
     esr_is  esr_el2, 0x16, 1f
-    say     s_step2
-    hex     x9, 32
-    mrs     x9, elr_el2
-    hex     x9, 64
-    say     s_nl
+    esr_elr el2, s_step2
     add     x21, x21, #1
-    mrs     x2, spsr_el2
-    orr     x2, x2, #(1 << 21)
-    cmp     x21, #3
-    b.ne    2f
-    bic     x2, x2, #(1 << 21)              // enough
-2:  msr     spsr_el2, x2
-    eret
+    step_until el2, 3
 1:  cbnz    x22, finish
     mov     x22, #1
     mov     x21, #0
@@ -658,20 +645,10 @@ lower_sync:                                 // the guest's step (TDE), or its HV
     b       run_el1
 
 el1_step:                                   // the guest's own EL1: its step (EC 0x33)
-    say     s_step1
     mrs     x9, esr_el1
-    hex     x9, 32
-    mrs     x9, elr_el1
-    hex     x9, 64
-    say     s_nl
+    esr_elr el1, s_step1
     add     x21, x21, #1
-    mrs     x2, spsr_el1
-    orr     x2, x2, #(1 << 21)
-    cmp     x21, #3
-    b.ne    2f
-    bic     x2, x2, #(1 << 21)
-2:  msr     spsr_el1, x2
-    eret
+    step_until el1, 3
 
 el2_sync:
     say     s_bad
@@ -689,12 +666,7 @@ s_step1:  .asciz "step at EL1, ESR ELR "
 s_bad:    .asciz "unexpected exception at EL2\n"
 s_nl:     .asciz "\n"
 s_done:   .asciz "done\n"
-    .ltorg
-    .balign 16
-    .skip   2048
-stack_top:
-    .skip   1024
-el1_stack_top:
+    stacks  el1_stack_top
 """
 
 # Stepping EL0 after an ERET neve does not hook: the EL1 kernel turns its MMU on with
@@ -756,15 +728,8 @@ el0_code:
 
 lower_sync:
     esr_is  esr_el1, 0x15, 1f
-    say     s_step
-    hex     x9, 32
-    mrs     x9, elr_el1
-    hex     x9, 64
-    say     s_nl
-    mrs     x2, spsr_el1
-    orr     x2, x2, #(1 << 21)
-    msr     spsr_el1, x2
-    eret
+    esr_elr el1, s_step
+    step_on el1
 1:  mdscr   0x8000
     say     s_done
     system_off_any_el
