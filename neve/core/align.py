@@ -180,23 +180,19 @@ class DeviceAlignment:
         hit = self.watcher(addr, size, access == UC_MEM_WRITE)
         if hit is None:
             return False
-        cpu = self.cpu
-        p = self.pending
-        if p is None:
-            p = self.pending = {"pc": cpu.pc, "x": [cpu.reg(r) for r in _X], "sp": cpu.sp,
-                                "q": [cpu.uc.reg_read(r) for r in _Q], "undo": []}
-            cpu.stop_before_current()
-        p.setdefault("watch", hit)
+        self._collect()["watch"] = hit
         return True
 
     def _access(self, access: int, addr: int, size: int, value: int) -> None:
-        if self._watch and self.pending is None and self._watched(access, addr, size):
-            pass                    # (its bytes, for a store, are saved below)
-        elif not self._watch or self.pending is None or "watch" not in self.pending:
-            if self._checking or not self._watch:
+        p = self.pending
+        if not self._watch or p is not None and "watch" not in p:
+            self._align_access(access, addr, size)          # (an alignment fault being collected)
+            return
+        if p is None and not self._watched(access, addr, size):
+            if self._checking:
                 self._align_access(access, addr, size)
             return
-        p = self.pending
+        p = self.pending                # a watchpoint's: a store's bytes are saved to undo it
         if access == UC_MEM_WRITE:
             pa = self._physical(addr, True)
             m = self.m
@@ -225,14 +221,21 @@ class DeviceAlignment:
         ram = RAM_BASE <= pa and pa + size <= RAM_BASE + m.ram_size
         if not ram and not any(d.base <= pa < d.base + d.size for d in m.devices):
             return              # unbacked: Unicorn's unmapped path follows (faults.external_abort)
+        p = self._collect()
+        if access == UC_MEM_WRITE and ram:      # a device does nothing while a fault is pending
+            p["undo"].append((pa, bytes(m.ram[pa - RAM_BASE:pa - RAM_BASE + size])))
+
+    def _collect(self) -> dict:
+        """The fault being collected for the running instruction: its registers saved
+        at its first faulting access, the CPU stopped after it (counted once: it is
+        attempted)."""
         p = self.pending
         if p is None:
             cpu = self.cpu
             p = self.pending = {"pc": cpu.pc, "x": [cpu.reg(r) for r in _X], "sp": cpu.sp,
                                 "q": [cpu.uc.reg_read(r) for r in _Q], "undo": []}
-            cpu.stop_before_current()                 # counted once: it is attempted
-        if access == UC_MEM_WRITE and ram:      # a device does nothing while a fault is pending
-            p["undo"].append((pa, bytes(m.ram[pa - RAM_BASE:pa - RAM_BASE + size])))
+            cpu.stop_before_current()
+        return p
 
     def _physical(self, addr: int, write: bool) -> int | None:
         """The physical address of an access the hook reports: the nested VM's, with its
