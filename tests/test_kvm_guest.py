@@ -270,3 +270,26 @@ def test_gdb_stops_at_a_trap_in_kvm_el2_code_with_its_symbol():
     mo = re.search(r"insn\s+0x([0-9a-f]+) <(__kvm_nvhe_\w+)\+0x[0-9a-f]+>: mrs x\d+, esr_el2", out)
     assert mo, out
     assert f"= 0x{int(mo.group(1), 16) + 4:x}" in out, out      # gdb's PC: after the MRS
+
+
+def test_timeline_chart_of_a_nested_hypercall_under_linux_kvm():
+    """`tools/timeline_png.py --linux guests`: one nested hypercall's path, from the
+    nested VM's HVC through KVM's EL2 code, the host kernel and back, each change of
+    level named by the symbol it trapped at (nv2 here; the chart draws all three)."""
+    import importlib.util
+    from pathlib import Path
+    from conftest import ROOT
+    guest("vmlinuz"), guest("kvm-initrd.gz"), guest("System.map")
+    spec = importlib.util.spec_from_file_location("timeline_png", ROOT / "tools" / "timeline_png.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    r = mod.median_round_trip("nv2", "", str(ROOT / "images" / "hypercall.elf"), mod.L0_WIDTH, 0,
+                              linux=Path(guest("vmlinuz")).parent)
+    names = [label for _x, label in r["marks"]]
+    assert [n.split(" at ")[1].split("+")[0] for n in names] == [
+        "hvc_loop", "__kvm_nvhe___host_enter_without_restoring", "kvm_arm_vcpu_enter_exit",
+        "__kvm_nvhe___guest_enter"], names
+    assert [n.split(" at ")[0] for n in names] == ["HVC #0x0", "ERET", "HVC #0x0", "ERET"], names
+    levels = {key for key, _x, _w in r["spans"]}
+    assert {"L0", "vEL2", "vEL1-host", "nested-VM"} <= levels, levels
+    assert r["traps"] > 0 and r["calls"] == 32, r
