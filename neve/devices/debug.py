@@ -133,7 +133,6 @@ class Debug:
         self._set_breakpoints = set_breakpoints    # EretHooks.set_breakpoints (after construction)
         self._armed: dict[int, Callable[[int], bool]] = {}
         self._watching: list[tuple[int, int]] = []
-        self._enabled_now: tuple[int, int] = (1, 1)      # (EL, target EL) of the exception being taken
         self._returned: tuple[int, int] | None = None   # (icount, ELR) of the last exception return seen
 
     # --- the registers ----------------------------------------------------------------
@@ -210,8 +209,9 @@ class Debug:
             return None
         return el, target
 
-    def _take(self, ec_low: int, iss: int, elr: int, far: int | None, name: str) -> None:
-        el, target = self._enabled_now
+    def _take(self, now: tuple[int, int], ec_low: int, iss: int, elr: int, far: int | None, name: str) -> None:
+        """The debug exception, from EL `now[0]` to the debug target EL `now[1]`."""
+        el, target = now
         esr = decode.esr(ec_low + (el == target), iss)
         v = self.vcpu.vel2
         m = self.m
@@ -229,8 +229,7 @@ class Debug:
         if not any(breakpoint_address(self.bvr[n], self.bcr[n]) == pc and level_matches(self.bcr[n], now[0])
                    for n in range(BRPS)):
             return False
-        self._enabled_now = now
-        self._take(EC_BKPT_LOW, FSC_DEBUG, pc, None, "breakpoint")
+        self._take(now, EC_BKPT_LOW, FSC_DEBUG, pc, None, "breakpoint")
         return True
 
     def watch_hit(self, va: int, size: int, write: bool):
@@ -249,8 +248,7 @@ class Debug:
             far = max(va, r[0])
 
             def take(pc: int, far: int, now=now) -> None:
-                self._enabled_now = now
-                self._take(EC_WPT_LOW, (1 << 6 if write else 0) | FSC_DEBUG, pc, far, "watchpoint")
+                self._take(now, EC_WPT_LOW, (1 << 6 if write else 0) | FSC_DEBUG, pc, far, "watchpoint")
             return far, take
         return None
 
@@ -260,11 +258,12 @@ class Debug:
         go to `elr`; the ERET itself is already counted."""
         self._returned = (self.m.icount(), elr)
 
-    def check_guest_step(self, spsr: int, kde_off_or_masked: bool, pc: int) -> None:
+    def check_guest_step(self, spsr: int, pc: int) -> None:
         """vEL2 returns to its EL1 with SPSR.SS set under its TDE/TGE: the architecture
         steps that EL1 code whatever its KDE and PSTATE.D; Unicorn, which sees EL1 as
-        the debug target, only with KDE set and D clear."""
-        if spsr & PSTATE_SS and (spsr >> 2) & 3 == 1 and self._target_el() == 2 and kde_off_or_masked:
+        the debug target, only with KDE set (in the guest's MDSCR_EL1) and D clear."""
+        if spsr & PSTATE_SS and (spsr >> 2) & 3 == 1 and self._target_el() == 2 \
+                and (not self.vcpu.vel2.get("MDSCR_EL1") & MDSCR_KDE or spsr & PSTATE_D):
             raise Unsupported("software step of L1's EL1 routed to EL2 (MDCR_EL2.TDE or HCR_EL2.TGE) "
                               "with the guest's MDSCR_EL1.KDE clear or SPSR.D set", pc)
 
@@ -313,5 +312,4 @@ class Debug:
             ld = decode.decode_ldst(m.cpu.read_insn(ret[1]) or 0)
             iss |= ISS_STEP_ISV | (ISS_STEP_EX if ld is not None and ld.exclusive and ld.read else 0)
         el = 0 if m.level == "EL0" else 1
-        self._enabled_now = (el, self._target_el())
-        self._take(EC_STEP_LOW, iss, pc, None, "software step")
+        self._take((el, self._target_el()), EC_STEP_LOW, iss, pc, None, "software step")

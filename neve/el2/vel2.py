@@ -57,8 +57,6 @@ SCTLR_EL2_TO_EL1 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 <<
 
 _HCR = {b: sysregs.ctrl_bit("HCR_EL2", b) for b in sysregs.CTRL_BITS["HCR_EL2"]}
 _MDCR_TDE = sysregs.ctrl_bit("MDCR_EL2", "TDE")
-_MDSCR_KDE = 1 << 13
-_PSTATE_D = 1 << 9
 
 _HVC_FORWARDED = {lv: f"HVC from {lv} goes to EL2: L0 forwards it to vEL2" for lv in ("EL0", "EL1")}
 
@@ -421,7 +419,7 @@ class VirtualEL2(Vel2Sysregs):
         il = spsr & PSTATE_IL
         spsr &= PSTATE_RESTORED & ~PSTATE_IL
         debug = self.irq.debug                  # software step (neve/devices/debug.py)
-        debug.check_guest_step(spsr, not self.get("MDSCR_EL1") & _MDSCR_KDE or bool(spsr & _PSTATE_D), pc)
+        debug.check_guest_step(spsr, pc)
         debug.exception_return(elr)
         if mfield in (0x9, 0x8):           # EL2h / EL2t: stay at vEL2
             cpu.set_pstate(spsr & ~0x1F | (mfield - 4))
