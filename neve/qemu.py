@@ -60,8 +60,10 @@ def qemu_binary() -> str | None:
 
 
 def qemu_command(images: list[Path], *, el2: bool = False, semihosting: bool = True,
-                 binary: str | None = None, cpu: str = "max") -> list[str]:
-    """The QEMU command line run_qemu uses (handy for reproducing a run by hand)."""
+                 binary: str | None = None, cpu: str = "max", icount: bool = False) -> list[str]:
+    """The QEMU command line run_qemu uses (handy for reproducing a run by hand).
+    `icount`: one virtual nanosecond per instruction (-icount shift=0): QEMU's PMU then
+    counts INST_RETIRED, and CPU_CYCLES at one per instruction, as neve's does."""
     if not images:
         raise ValueError("run_qemu: no images")
     qemu = binary or qemu_binary()
@@ -73,6 +75,8 @@ def qemu_command(images: list[Path], *, el2: bool = False, semihosting: bool = T
            "-nographic", "-monitor", "none", "-serial", "stdio", "-no-reboot"]
     if semihosting:
         cmd.append("-semihosting")
+    if icount:
+        cmd += ["-icount", "shift=0"]
     first, *rest = (Path(p) for p in images)
     cmd += ["-kernel", str(first)]
     for extra in rest:
@@ -102,7 +106,7 @@ def boot_command(*, kernel: Path | None = None, initrd: Path | None = None, appe
 
 
 def run_qemu_full(images: list[Path], *, el2: bool = False, semihosting: bool = True,
-                  timeout: float = 60, cpu: str = "max") -> QemuResult:
+                  timeout: float = 60, cpu: str = "max", icount: bool = False) -> QemuResult:
     """Run QEMU and return UART output, stderr and exit status.
 
     Raises QemuTimeout (carrying the partial output) if QEMU is still running after
@@ -110,7 +114,7 @@ def run_qemu_full(images: list[Path], *, el2: bool = False, semihosting: bool = 
     for p in images:
         if not Path(p).is_file():
             raise FileNotFoundError(p)
-    cmd = qemu_command(list(images), el2=el2, semihosting=semihosting, cpu=cpu)
+    cmd = qemu_command(list(images), el2=el2, semihosting=semihosting, cpu=cpu, icount=icount)
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=timeout, check=False)

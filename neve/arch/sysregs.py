@@ -110,6 +110,8 @@ FNS = {
     "timer": "a generic timer of the CPU's timer bank (neve/devices/timer.py)",
     "pmu": "the PMU (neve/devices/pmu.py)",
     "debug": "the breakpoint and watchpoint registers, which arm breakpoints (neve/devices/debug.py)",
+    "pmuctl": "plain storage whose write changes which PMU counters count (MDCR_EL2.HPMN/HPME/HPMD): the "
+              "PMU counts up to the write first (neve/devices/pmu.py)",
 }
 
 # Behaviour of an access from (virtual) EL2 when FEAT_NV2 is on (HCR_EL2.{NV,NV1,NV2}=1).
@@ -317,7 +319,7 @@ REGISTERS: tuple[SysReg, ...] = (
              wmask=RAZ_WI),
     _el2_vm("HCR_EL2", 1, 1, 0, 0x078, "Hypervisor configuration: only shapes the VM's execution, applied at ERET; "
             "ARMv8.0 has bits [33:0]", wmask=(1 << 34) - 1),
-    _r("MDCR_EL2", 3, 4, 1, 1, 1, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, reset=6,
+    _r("MDCR_EL2", 3, 4, 1, 1, 1, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP, reset=6, fn="pmuctl",
        doc="NEVE trap: HPMN/HPME/HPMD change PMU counting while vEL2 itself runs, so writes take effect immediately",
        immediate="HPMN/HPME change PMU counting while vEL2 runs"),
     _r("CPTR_EL2", 3, 4, 1, 1, 2, "el2", traps=_NV, nv2=NV2_TRAP, neve=NEVE_TRAP,

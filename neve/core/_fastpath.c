@@ -106,6 +106,10 @@ typedef struct {
     uint64_t watch_lo[4];       /* the armed watchpoints' byte ranges [lo, hi) (neve/devices/debug.py) */
     uint64_t watch_hi[4];
     int32_t n_watch, pad3;
+    block_hook py_el_block;     /* the PMU's level watch (neve/gic/delivery.py) */
+    int32_t el_watch;           /* bit 0: report changes of the guest's level; bit 1: new EL1 code pages */
+    int32_t el_last;            /* the guest's level last reported */
+    uint64_t code_seen[64];     /* EL1 code pages reported (VA >> 10, plus 1), by page & 63 */
 } state;
 
 static inline int context(state *s, void *uc)
@@ -272,7 +276,39 @@ static void irq_block(void *uc, uint64_t addr, uint32_t size, void *data)
         s->py_irq_block(uc, addr, size, NULL);
 }
 
-/* Before each block, both checks in one hook, each once its Python side is there:
+/* The PMU's level watch: Python when the guest's exception level changed since the
+   last block (vEL2 is level 2), and with bit 1, when EL1 runs code in a page not
+   reported yet (neve/core/eret.py hooks its ERETs at that VA: EXC_RETURN counts them).
+   A level changes only by an exception entry or return, and an ERET ends its block. */
+static void el_block(void *uc, uint64_t addr, uint32_t size, void *data)
+{
+    state *s = data;
+    uint64_t pstate;
+    int32_t el;
+    if (!s->el_watch)
+        return;
+    if (s->vel2_active)
+        el = 2;
+    else {
+        s->reg_read(uc, s->reg_pstate, &pstate);
+        el = (pstate >> 2) & 3;
+    }
+    if (el != s->el_last) {
+        s->el_last = el;
+        s->py_el_block(uc, addr, size, NULL);
+        return;
+    }
+    if ((s->el_watch & 2) && el == 1 && !s->vel2_active && !s->tlb_virtual) {
+        uint64_t first = addr >> 10, last = (addr + size - 1) >> 10;
+        if (s->code_seen[first & 63] != first + 1 || s->code_seen[last & 63] != last + 1) {
+            s->code_seen[first & 63] = first + 1;
+            s->code_seen[last & 63] = last + 1;
+            s->py_el_block(uc, addr, size, NULL);
+        }
+    }
+}
+
+/* Before each block, the checks in one hook, each once its Python side is there:
    Unicorn calls a single block hook directly, but walks its list of them
    (helper_uc_tracecode) before every block once there are two. */
 void neve_fast_blocks(void *uc, uint64_t addr, uint32_t size, void *data)
@@ -282,6 +318,8 @@ void neve_fast_blocks(void *uc, uint64_t addr, uint32_t size, void *data)
         fp_block(uc, addr, size, data);
     if (s->py_irq_block)
         irq_block(uc, addr, size, data);
+    if (s->py_el_block)
+        el_block(uc, addr, size, data);
 }
 
 /* One code hook for all the instructions neve/core/eret.py watches (a hook per

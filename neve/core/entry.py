@@ -13,6 +13,7 @@ from neve.arch import decode, sysregs
 from neve.observe import events as ev
 from neve.core.cpu import CPU, SKIP, uc_implements
 from neve.core.result import Stop
+from neve.devices.pmu import EV_EXC_TAKEN
 from neve.errors import GuestError, NeveError, Unsupported, Wedged
 from neve.arch.platform import unmodelled_device
 from neve.arch.exceptions import M_EL1H, PSTATE_DAIF, PSTATE_IL, VEC_CUR_SP0, VEC_CUR_SPX, VEC_LOWER_A64, VEC_SYNC
@@ -35,6 +36,7 @@ class ExceptionEntry:
         cpu = self.cpu
         ps = cpu.pstate() | spsr_or
         el = (ps >> 2) & 3
+        self.irq.pmu_event(EV_EXC_TAKEN, el)
         off = VEC_LOWER_A64 if el == 0 else (VEC_CUR_SPX if ps & 1 else VEC_CUR_SP0)
         if kind == VEC_SYNC:
             cpu.write_sysreg("ESR_EL1", esr)

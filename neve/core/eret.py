@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+import ctypes
 import re
 
 from unicorn import UC_HOOK_CODE
@@ -30,6 +31,7 @@ from neve.arch import decode
 from neve.arch.platform import RAM_BASE
 from neve.arch.exceptions import PSTATE_IF, PSTATE_IL, PSTATE_RESTORED
 from neve.core.result import Stop
+from neve.devices.pmu import EV_EXC_RETURN
 from neve.errors import GuestError, NeveError
 
 if TYPE_CHECKING:                       # types only: no import at run time
@@ -64,6 +66,9 @@ class EretHooks:
         self._bps: dict[int, Callable[[int], bool]] = {}   # breakpoints (neve/devices/debug.py)
         self._py_hooks: dict[int, int] = {}              # Python path: address -> its Unicorn hook
         self._cfunc = HOOK_CODE_CFUNC(self._code_raw) if self._fast is not None else None
+        self._code_seen: set[int] = set()    # EL1 code pages note_code hooked (the PMU's EXC_RETURN)
+        self.code_watch = False              # every ERET at EL1 must be seen (the PMU counts EXC_RETURN)
+        self._py_pending = False             # the Python path has addresses to hook between slices
 
     def scan(self, base: int, size: int) -> None:
         """Hook every ERET, LDAR and STLR word in [base, base+size) of RAM.  The
@@ -76,6 +81,10 @@ class EretHooks:
         lo = max(0, base - RAM_BASE)
         hi = min(base - RAM_BASE + size, len(m.ram))
         self._commit(self._hook_found(lo, hi, RAM_BASE + lo))
+        if self._code_seen:         # note_code looks at the code it runs again
+            self._code_seen.clear()
+            if self._fast is not None:
+                ctypes.memset(self._fast.state.code_seen, 0, ctypes.sizeof(self._fast.state.code_seen))
         if self._aliases:           # RAM changed there: its aliases are scanned again
             if size >= 64 * _ALIAS_PAGE:
                 self._aliases.clear()
@@ -83,7 +92,30 @@ class EretHooks:
                 for pa in range(base & -_ALIAS_PAGE, base + size, _ALIAS_PAGE):
                     self._aliases.pop(pa, None)
 
-    def alias(self, va: int, pa: int) -> None:
+    @property
+    def pending(self) -> bool:
+        """Addresses are hooked that take effect only between slices (the caller, a
+        block hook, stops before the block if they may be in it)."""
+        return self._py_pending if self._fast is None else self._install_pending
+
+    def note_code(self, addr: int, size: int) -> bool:
+        """EL1 is about to run the block [addr, addr + size) while every ERET at EL1
+        must be seen (the PMU counts EXC_RETURN there): hook the ERETs of its pages at
+        the VA they run at (`alias`), once per page until code changes (`scan`).  Under
+        UC_TLB_CPU only (a fill of the TLB-fill hook aliases what it maps itself).
+        True: addresses were newly hooked, in force from the next slice on the Python
+        path."""
+        new = False
+        for va in {addr & -_ALIAS_PAGE, (addr + size - 1) & -_ALIAS_PAGE}:
+            if va in self._code_seen:
+                continue
+            self._code_seen.add(va)
+            pa = self.cpu.translate(va, 4)
+            if pa is not None and self.alias(va, pa):
+                new = True
+        return new
+
+    def alias(self, va: int, pa: int) -> bool:
         """Code that runs at a VA other than its PA (Linux's nVHE hypervisor runs the
         kernel's code at its own EL2 VAs): the words of PA's page are hooked at VA's
         page too, so that vEL2's ERETs there are taken with their PC rather
@@ -91,17 +123,19 @@ class EretHooks:
         vEL2's translation regime maps code (neve/el2/stage2.py), a page of
         _ALIAS_PAGE bytes at a time, and again after the guest's instruction-cache
         maintenance over it (scan).  A hook whose VA later maps other code only reads
-        that instruction and finds nothing to do."""
+        that instruction and finds nothing to do.  True: addresses were newly hooked."""
         m = self.m
         va, pa = va & -_ALIAS_PAGE, pa & -_ALIAS_PAGE
         lo = pa - RAM_BASE
         if va == pa or lo < 0 or lo + _ALIAS_PAGE > len(m.ram):
-            return
+            return False
         vas = self._aliases.setdefault(pa, set())
         if va in vas:
-            return
+            return False
         vas.add(va)
-        self._commit(self._hook_found(lo, lo + _ALIAS_PAGE, va))
+        new = self._hook_found(lo, lo + _ALIAS_PAGE, va)
+        self._commit(new)
+        return bool(new)
 
     def _hook_found(self, lo: int, hi: int, at: int) -> list[int]:
         """Hook the words found in RAM[lo:hi] at `at` + their offset from lo; the
@@ -127,6 +161,7 @@ class EretHooks:
         if not new:
             return
         if self._fast is None:
+            self._py_pending = True
             self.cpu.between_slices(self._sync_py_hooks)
             return
         if self._installed:
@@ -156,6 +191,7 @@ class EretHooks:
     def _sync_py_hooks(self) -> None:
         """The Python path: one Unicorn code hook per address hooked or breakpointed."""
         uc = self.m.cpu.uc
+        self._py_pending = False
         want = self._hooked.keys() | self._bps.keys()
         for a in [a for a in self._py_hooks if a not in want]:
             uc.hook_del(self._py_hooks.pop(a))
@@ -219,6 +255,7 @@ class EretHooks:
         if (ps >> 2) & 3 != 1:
             return                                  # EL0: UNDEFINED, Unicorn raises it
         m.irq.debug.exception_return(cpu.read_sysreg("ELR_EL1"))     # (software step)
+        m.irq.pmu_event(EV_EXC_RETURN, 1)
         spsr = cpu.read_sysreg("SPSR_EL1")
         elr = cpu.read_sysreg("ELR_EL1")
         hcr = m.vel2.get("HCR_EL2") if m.vel2 is not None else _HCR_RW

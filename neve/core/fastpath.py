@@ -96,7 +96,9 @@ class _State(ctypes.Structure):
                 ("reg_sp", ctypes.c_int32), ("reg_sp_el", ctypes.c_int32 * 2),
                 ("irq_masked", ctypes.c_int32), ("tlb_virtual", ctypes.c_int32), ("vmem_read", ctypes.c_void_p),
                 ("watch_lo", ctypes.c_uint64 * 4), ("watch_hi", ctypes.c_uint64 * 4),
-                ("n_watch", ctypes.c_int32), ("pad3", ctypes.c_int32))
+                ("n_watch", ctypes.c_int32), ("pad3", ctypes.c_int32),
+                ("py_el_block", ctypes.c_void_p), ("el_watch", ctypes.c_int32), ("el_last", ctypes.c_int32),
+                ("code_seen", ctypes.c_uint64 * 64))
 
 
 class _RegOp(ctypes.Structure):
@@ -280,8 +282,14 @@ class FastPath:
         self.state.py_irq_block = _addr(py_block)
         return self._block_hook()
 
+    def hook_el_block(self, py_block) -> int:
+        """The PMU's level watch before each block (Python: `py_block`, on a change)."""
+        self._keep.append(py_block)
+        self.state.py_el_block = _addr(py_block)
+        return self._block_hook()
+
     def _block_hook(self) -> int:
-        """One block hook for both checks (neve_fast_blocks), added by the first."""
+        """One block hook for the checks (neve_fast_blocks), added by the first."""
         if self._blocks_hook is None:
             self._blocks_hook = self._add(UC_HOOK_BLOCK, self.lib.neve_fast_blocks)
         return self._blocks_hook

@@ -12,12 +12,26 @@ one instead (the machine serves every PMU register from it):
   bits; PMEVTYPER<n> 0xFE00FFFF; PMCCFILTR 0xFC000000; PMUSERENR 0xF.  PMXEVTYPER/
   PMXEVCNTR reach counter SEL; SEL = 31 selects PMCCFILTR for the type and nothing
   for the count; SEL 6..30 is RAZ/WI (QEMU's choice).  PMEV*<n> for n >= 6 do not exist.
-* PMCEID0_EL0 = 0x20001: SW_INCR (PMSWINC_EL0) and CPU_CYCLES are the events counted.
-* Counting: one cycle per guest instruction (neve's virtual time), for PMCCNTR and
-  CPU_CYCLES counters while enabled (PMCR.E, the PMCNTENSET bit).  The P/U/NSH
-  filters, PMCR.D and MDCR_EL2.HPMN's split of the counters are not modelled.  A
-  counter that wraps sets its PMOVS bit; the overflow interrupt (PPI 23, INTID 23 on
-  virt) is the level PMCR.E && (PMINTEN & PMOVS), raised when the counter wraps
+* Events (PMCEID0_EL0 = 0x20701): SW_INCR (PMSWINC_EL0), INST_RETIRED and CPU_CYCLES
+  (one cycle per guest instruction: neve's virtual time, as QEMU's with -icount
+  shift=0), EXC_TAKEN (an exception the guest takes, counted at the level it is taken
+  from) and EXC_RETURN (an exception return the guest executes).  QEMU 10 counts
+  SW_INCR and CPU_CYCLES, and INST_RETIRED only under -icount.
+* Which counters count (the Arm ARM's, and QEMU's, pmu_counter_enabled): counter n
+  below MDCR_EL2.HPMN (and the cycle counter) is enabled by PMCR_EL0.E, one at or
+  above it by MDCR_EL2.HPME (the guest hypervisor's share); MDCR_EL2.HPMD prohibits
+  the lower share at EL2 (the cycle counter too when PMCR_EL0.DP); the event type's
+  filter bits leave out EL0 (U), EL1 (P) and count at EL2 only with NSH (no EL3 on
+  QEMU's virt: NSK, NSU and M are kept but do not count).  PMCR_EL0.D makes the cycle
+  counter count every 64th cycle (not with LC).  With no EL2 for the guest (vm mode)
+  every counter is PMCR_EL0.E's.
+* The level instructions ran at: `sync` counts the instructions since the last one at
+  `el`, so whoever changes the guest's exception level calls `at_el` first.  Only
+  while the counting differs between levels (`watch`) does that matter; the machine
+  then reports every change (neve/gic/delivery.py's level watch), otherwise it need
+  not.
+* A counter that wraps sets its PMOVS bit; the overflow interrupt (PPI 23, INTID 23 on
+  virt) is the level (E or HPME) && (PMINTEN & PMOVS), raised when the counter wraps
   (`next_overflow` ends the run loop's slice there).
 """
 from __future__ import annotations
@@ -27,75 +41,163 @@ from typing import Callable
 from neve.arch.model import PMU_COUNTERS as N
 PMCR_RESET = 0x4102_3000
 PMCR_WRITABLE = 0xF9
-PMCR_E, PMCR_P, PMCR_C, PMCR_LC = 1 << 0, 1 << 1, 1 << 2, 1 << 6
+PMCR_E, PMCR_P, PMCR_C, PMCR_D, PMCR_DP, PMCR_LC = 1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 5, 1 << 6
 PMCR_N_SHIFT, PMCR_N_MASK = 11, 0x1F << 11
 COUNTER_MASK = (1 << 31) | ((1 << N) - 1)
 EVTYPER_MASK = 0xFE00_FFFF
 CCFILTR_MASK = 0xFC00_0000
-PMCEID0 = 0x2_0001
-EV_SW_INCR, EV_CPU_CYCLES = 0x00, 0x11
+FILTER_P, FILTER_U, FILTER_NSH = 1 << 31, 1 << 30, 1 << 27
+EV_SW_INCR, EV_INST_RETIRED, EV_EXC_TAKEN, EV_EXC_RETURN, EV_CPU_CYCLES = 0x00, 0x08, 0x09, 0x0A, 0x11
+EVENTS = (EV_SW_INCR, EV_INST_RETIRED, EV_EXC_TAKEN, EV_EXC_RETURN, EV_CPU_CYCLES)
+PMCEID0 = sum(1 << e for e in EVENTS)                  # 0x20701
+TIMED = (EV_INST_RETIRED, EV_CPU_CYCLES)               # counted per instruction
+MDCR_HPMN, MDCR_HPME, MDCR_HPMD = 0x1F, 1 << 7, 1 << 17
 C = 31                                 # the cycle counter's bit
 PPI_PMU = 23
 
 
 class PMU:
-    def __init__(self, clock: Callable[[], int], irq_line: Callable[[bool], None]) -> None:
+    def __init__(self, clock: Callable[[], int], irq_line: Callable[[bool], None],
+                 mdcr: Callable[[], int | None] = lambda: None, el: int = 1) -> None:
         self.clock = clock               # cycles so far (the instruction count)
         self.irq_line = irq_line
+        self.mdcr = mdcr                 # the guest's MDCR_EL2, None without a guest EL2 (vm mode)
+        self.el = el                     # the guest's exception level since `_since`
         self.pmcr = PMCR_RESET
         self.cnten = self.ovs = self.inten = self.selr = self.userenr = self.ccfiltr = 0
         self.ccnt = 0
+        self._div = 0                    # cycles towards the cycle counter's next tick (PMCR.D)
         self.evcnt = [0] * N
         self.evtyper = [0] * N
         self._since = clock()            # cycles already counted into the counters
         self._line = False
+        self._mdcr: int | None = mdcr()  # MDCR_EL2 as the counting since `_since` saw it
 
     # --- counting ---------------------------------------------------------------------
-    def _counting(self, i: int) -> bool:
-        if not self.pmcr & PMCR_E or not self.cnten >> i & 1:
+    def _e(self, i: int, mdcr: int | None) -> bool:
+        """The enable of counter i's share: PMCR.E, or MDCR_EL2.HPME for the guest
+        hypervisor's (i >= MDCR_EL2.HPMN)."""
+        if mdcr is None or i == C or i < mdcr & MDCR_HPMN:
+            return bool(self.pmcr & PMCR_E)
+        return bool(mdcr & MDCR_HPME)
+
+    def _enabled(self, i: int, mdcr: int | None) -> bool:
+        """Counter i (C: the cycle counter) enabled: its share's enable and its PMCNTENSET bit."""
+        return bool(self.cnten >> i & 1) and self._e(i, mdcr)
+
+    def _counts_at(self, i: int, el: int, mdcr: int | None) -> bool:
+        """Counter i counts an event that happens at `el` (enabled, not prohibited,
+        not filtered)."""
+        if not self._enabled(i, mdcr):
             return False
-        return i == C or self.evtyper[i] & 0xFFFF == EV_CPU_CYCLES
+        if el == 2 and mdcr is not None and mdcr & MDCR_HPMD and (i == C or i < mdcr & MDCR_HPMN):
+            if i != C or self.pmcr & PMCR_DP:
+                return False
+        f = self.ccfiltr if i == C else self.evtyper[i]
+        if el == 0:
+            return not f & FILTER_U
+        if el == 1:
+            return not f & FILTER_P
+        return bool(f & FILTER_NSH)
+
+    def _event(self, i: int) -> int:
+        return EV_CPU_CYCLES if i == C else self.evtyper[i] & 0xFFFF
+
+    def _add(self, i: int, d: int) -> None:
+        """d events into counter i (never C), with its overflow flag."""
+        v = self.evcnt[i] + d
+        if v >> 32:
+            self.ovs |= 1 << i
+        self.evcnt[i] = v & 0xFFFF_FFFF
+
+    def _tick_ccnt(self, d: int) -> None:
+        if self.pmcr & (PMCR_D | PMCR_LC) == PMCR_D:     # every 64th cycle (not with LC)
+            self._div += d
+            d, self._div = self._div >> 6, self._div & 63
+        if not d:
+            return
+        width = 64 if self.pmcr & PMCR_LC else 32
+        old, self.ccnt = self.ccnt, (self.ccnt + d) & ((1 << 64) - 1)
+        if (old & ((1 << width) - 1)) + d >> width:
+            self.ovs |= 1 << C
 
     def sync(self) -> None:
-        """Count the cycles since the last access into every running counter."""
-        if not self.pmcr & PMCR_E:      # nothing counts (`write` restarts _since at E = 1)
-            return
+        """Count the cycles since the last access, run at `el`, into every running counter."""
         now = self.clock()
         d, self._since = now - self._since, now
+        mdcr = self._mdcr
+        self._mdcr = self.mdcr()
         if d <= 0:
             return
-        if self._counting(C):
-            width = 64 if self.pmcr & PMCR_LC else 32
-            old, self.ccnt = self.ccnt, (self.ccnt + d) & ((1 << 64) - 1)
-            if (old & ((1 << width) - 1)) + d >> width:
-                self.ovs |= 1 << C
+        el = self.el
+        if self._counts_at(C, el, mdcr):
+            self._tick_ccnt(d)
         for i in range(N):
-            if self._counting(i):
-                v = self.evcnt[i] + d
-                if v >> 32:
-                    self.ovs |= 1 << i
-                self.evcnt[i] = v & 0xFFFF_FFFF
+            if self.evtyper[i] & 0xFFFF in TIMED and self._counts_at(i, el, mdcr):
+                self._add(i, d)
         self._update_line()
+
+    def at_el(self, el: int) -> None:
+        """The guest's exception level changes to `el` now."""
+        if el != self.el:
+            self.sync()
+            self.el = el
+
+    def event(self, ev: int, el: int) -> None:
+        """One event `ev` (EXC_TAKEN, EXC_RETURN, SW_INCR's own path aside) at `el`."""
+        self.sync()
+        mdcr = self._mdcr
+        hit = False
+        for i in range(N):
+            if self.evtyper[i] & 0xFFFF == ev and self._counts_at(i, el, mdcr):
+                self._add(i, 1)
+                hit = True
+        if hit:
+            self._update_line()
+
+    def watch(self) -> tuple[bool, bool]:
+        """(the level instructions run at matters: a counter of instructions or cycles
+        counts at some levels only; an EXC_RETURN at EL1 would count)."""
+        mdcr = self._mdcr
+        els = (0, 1) if mdcr is None else (0, 1, 2)
+        levels = eret = False
+        for i in (C, *range(N)):
+            if not self._enabled(i, mdcr):
+                continue
+            ev = self._event(i)
+            if ev in TIMED and len({self._counts_at(i, el, mdcr) for el in els}) > 1:
+                levels = True
+            if ev == EV_EXC_RETURN and self._counts_at(i, 1, mdcr):
+                eret = True
+        return levels, eret
 
     def next_overflow(self) -> int | None:
         """The clock value at which a counter whose overflow interrupt is enabled next
-        wraps (the run loop ends its slice there, so the interrupt is on time)."""
-        if not self.pmcr & PMCR_E or not self.inten & self.cnten:
+        wraps if the guest stays at its level (the run loop ends its slice there, so the
+        interrupt is on time; a change of level re-evaluates it)."""
+        if not self.inten & self.cnten:
             return None
         now = self.clock()
         run = now - self._since                   # cycles not yet counted in
+        mdcr, el = self._mdcr, self.el
         best = None
         for i in (C, *range(N)):
-            if not self.inten >> i & 1 or self.ovs >> i & 1 or not self._counting(i):
+            if not self.inten >> i & 1 or self.ovs >> i & 1 or self._event(i) not in TIMED \
+                    or not self._counts_at(i, el, mdcr):
                 continue
-            width = (64 if self.pmcr & PMCR_LC else 32) if i == C else 32
-            value = (self.ccnt if i == C else self.evcnt[i]) & ((1 << width) - 1)
-            at = now + max(0, (1 << width) - value - run)
+            if i == C:
+                width = 64 if self.pmcr & PMCR_LC else 32
+                left = (1 << width) - (self.ccnt & ((1 << width) - 1))
+                if self.pmcr & (PMCR_D | PMCR_LC) == PMCR_D:
+                    left = left * 64 - self._div
+            else:
+                left = (1 << 32) - self.evcnt[i]
+            at = now + max(0, left - run)
             best = at if best is None or at < best else best
         return best
 
     def _update_line(self) -> None:
-        line = bool(self.pmcr & PMCR_E and self.inten & self.ovs)
+        line = any(self._e(i, self._mdcr) for i in (C, *range(N)) if (self.inten & self.ovs) >> i & 1)
         if line != self._line:
             self._line = line
             self.irq_line(line)
@@ -134,16 +236,15 @@ class PMU:
             return self.evcnt[n]
         return self.evtyper[n]                # PMEVTYPER<n>
 
-    def write(self, name: str, v: int) -> None:
+    def write(self, name: str, v: int, el: int | None = None) -> None:
+        """`el`: the writer's exception level (PMSWINC_EL0 counts there; default `el`)."""
         self.sync()
         m = v & COUNTER_MASK
         if name == "PMCR_EL0":
             if v & PMCR_C:
-                self.ccnt = 0
+                self.ccnt = self._div = 0
             if v & PMCR_P:
                 self.evcnt = [0] * N
-            if not self.pmcr & PMCR_E and v & PMCR_E:
-                self._since = self.clock()          # counting starts now
             self.pmcr = (self.pmcr & ~PMCR_WRITABLE) | (v & PMCR_WRITABLE)
         elif name == "PMCNTENSET_EL0":
             self.cnten |= m
@@ -166,12 +267,10 @@ class PMU:
         elif name == "PMCCNTR_EL0":
             self.ccnt = v & ((1 << 64) - 1)
         elif name == "PMSWINC_EL0":
+            at = self.el if el is None else el
             for i in range(N):
-                if v >> i & 1 and self.pmcr & PMCR_E and self.cnten >> i & 1 \
-                        and self.evtyper[i] & 0xFFFF == EV_SW_INCR:
-                    if self.evcnt[i] == 0xFFFF_FFFF:
-                        self.ovs |= 1 << i
-                    self.evcnt[i] = (self.evcnt[i] + 1) & 0xFFFF_FFFF
+                if v >> i & 1 and self.evtyper[i] & 0xFFFF == EV_SW_INCR and self._counts_at(i, at, self._mdcr):
+                    self._add(i, 1)
         elif name == "PMXEVTYPER_EL0":
             if self.selr == C:
                 self.ccfiltr = v & CCFILTR_MASK

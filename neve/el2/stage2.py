@@ -314,6 +314,8 @@ class ShadowStage2:
                     pa, rd, wr, ex = r
                     if execute and self._fetch_from_device(va, pa):
                         return False
+                    if execute and self.m.erets.code_watch:     # the PMU counts EXC_RETURN (eret.py)
+                        self.m.erets.alias(va, pa)
                     entry.paddr = pa & ~(_PAGE - 1)
                     entry.perms = (UC_PROT_READ if rd else 0) | (UC_PROT_WRITE if wr else 0) | (UC_PROT_EXEC if ex else 0)
                     return True

@@ -128,6 +128,12 @@ def _tpmcr(d, case) -> bool:
             and bool(_epilogue_value(case, "MDCR_EL2") & 1 << 5))
 
 
+def _pmceid0(d, case) -> bool:
+    """PMCEID0_EL0 reads neve's events (0x20701) where QEMU's (without -icount) are 0x20001."""
+    return (bool(re.search(r"mrs x0, PMCEID0_EL0\b", d.what)) and d.neve.endswith("= 0000000000020701")
+            and d.qemu.endswith("= 0000000000020001"))
+
+
 def _wfi_virtual_interrupt_disabled(d, case) -> bool:
     """The nested VM's WFI traps in neve (EC 0x01) and completes on QEMU, while L1 has
     a virtual interrupt pending (HCR_EL2.VI/VF/VSE) whose routing bit (IMO/FMO/AMO)
@@ -218,6 +224,10 @@ KNOWN: tuple[Known, ...] = (
     Known("MDCR_EL2.TPMCR", "QEMU",
           "TPMCR traps EL1 and EL0 accesses to PMCR_EL0 to EL2; QEMU 10.0 does not implement the "
           "bit (it came in a later release), so the nested VM's access runs.", _tpmcr),
+    Known("PMCEID0_EL0's events", "QEMU",
+          "neve's PMU counts INST_RETIRED, EXC_TAKEN and EXC_RETURN besides SW_INCR and CPU_CYCLES "
+          "(PMCEID0_EL0 = 0x20701); QEMU 10 without -icount implements SW_INCR and CPU_CYCLES only "
+          "(0x20001).", _pmceid0),
     Known("WFI and a disabled virtual interrupt", "QEMU",
           "HCR_EL2.VI/VF/VSE have no effect while IMO/FMO/AMO is clear: no virtual interrupt is "
           "pending, so a WFI that L1 traps (TWI) traps.  QEMU 10 counts the VI/VF/VSE bit itself "

@@ -120,7 +120,10 @@ class Interrupts:
         nested = vcpu.vel2 is not None
         self.gic = gic                            # the board's GIC state
         self.timers = TimerBank(self.counter, vcpu.vel2 if nested else DictRegs(), self._cntvoff, hyp=nested)
-        self.pmu = PMU(vcpu.cpu.icount, self._pmu_line)
+        self.pmu = PMU(vcpu.cpu.icount, self._pmu_line, self._pmu_mdcr, el=2 if nested else 1)
+        self._el_keep = None                      # the PMU's level watch (its ctypes callback), once installed
+        self._el_watch = 0                        # ... what it reports (bit 0 levels, bit 1 EL1 code pages)
+        self._el_last = self.pmu.el               # ... the level it last reported (the Python path)
         self.debug = Debug(m, vcpu, lambda bps: vcpu.erets.set_breakpoints(bps))
         self.shadow = VirtualInterface()          # the LRs L0 runs the nested VM with
         self._view = VirtualInterface()           # L1's own ICH_* registers (_l1_view)
@@ -540,7 +543,94 @@ class Interrupts:
         return self.pmu.read(row.name, self._hpmn())
 
     def _pmu_write(self, row: sysregs.SysReg, value: int) -> None:
-        self.pmu.write(row.name, value)
+        self.pmu.write(row.name, value, self.guest_el())
+        self._pmu_rewatch()
+
+    def _pmu_rewatch(self) -> None:
+        """After a change of the PMU's controls (a PMU register, MDCR_EL2): the watch of
+        levels (`_pmu_watch`), and the run loop's slice ends where a counter overflows
+        now (the access is `held`: the kick settles right after it)."""
+        self._pmu_watch()
+        if self.pmu.next_overflow() is not None:
+            self.kick()
+
+    def _pmu_mdcr(self) -> int | None:
+        vel2 = self.vcpu.vel2
+        return vel2.get("MDCR_EL2") if vel2 is not None else None
+
+    # --- the PMU and the guest's exception level -----------------------------------------
+    def guest_el(self) -> int:
+        """The exception level the guest believes it runs at (vEL2 is 2)."""
+        vel2 = self.vcpu.vel2
+        if vel2 is not None and vel2.active:
+            return 2
+        return (self.cpu.pstate() >> 2) & 3
+
+    def pmu_event(self, ev: int, el: int) -> None:
+        """An exception taken from `el`, or an exception return at `el` (EXC_TAKEN,
+        EXC_RETURN), for the PMU's counters of that event."""
+        self.pmu.event(ev, el)
+
+    def _pmu_watch(self) -> None:
+        """After a change of the PMU's controls: does the
+        level instructions run at matter now (a filter, HPMD), and must every ERET at
+        EL1 be seen (EXC_RETURN)?  Then a block hook reports each change of level
+        (neve_fast_blocks' el_block, or `_el_block` in Python), from the next
+        instruction on; and, for EXC_RETURN, the ERETs of the EL1 code it finds are
+        hooked where they run (EretHooks.note_code; the nested VM's by the shadow stage
+        2's fills).  Off again, it costs nothing."""
+        levels, eret = self.pmu.watch()
+        want = (1 if levels or eret else 0) | (2 if eret else 0)
+        if want == self._el_watch:
+            return
+        self.pmu.el = self._el_last = self.guest_el()        # (the PMU has just counted up to now)
+        erets = self.vcpu.erets
+        if want & 2 and not self._el_watch & 2:
+            erets.code_watch = True
+            self.cpu.between_slices(self.cpu.flush_tlb)      # fills to come alias the nested VM's code
+        elif not want & 2:
+            erets.code_watch = False
+        self._el_watch = want
+        fast = self._fast
+        if fast is not None:
+            fast.state.el_watch = want
+            fast.state.el_last = self._el_last
+        if want and self._el_keep is None:
+            self._el_keep = HOOK_CODE_CFUNC(self._el_block)
+            self.cpu.between_slices(self._install_el_watch)
+            self.cpu.end_slice_after_current()
+
+    def _install_el_watch(self) -> None:
+        if self._fast is not None:
+            self._fast.hook_el_block(self._el_keep)
+        else:
+            self.cpu.add_block_hook_raw(self._el_keep)
+        self.cpu.uc.ctl_flush_tb()                  # (block hooks are part of a translation)
+
+    def _el_block(self, _uch, addr: int, size: int, _data) -> None:
+        """Before each block while the level watch is on (a bare ctypes callback; the
+        compiled watch calls it only on a change of level or a new EL1 code page)."""
+        watch = self._el_watch
+        if not watch:
+            return
+        try:
+            el = self.guest_el()
+            if el != self._el_last:
+                self._el_last = el
+                pmu = self.pmu
+                pmu.at_el(el)
+                if pmu.inten & pmu.cnten:           # an overflow's time may have changed
+                    self._dirty = True
+                    self.cpu.stop_before_current()
+                    return
+            if watch & 2 and el == 1:
+                erets = self.vcpu.erets
+                if not self.cpu.tlb_virtual:        # (else the TLB fills alias the code they map)
+                    erets.note_code(addr, size)
+                if erets.pending:                   # not in force yet: first between slices
+                    self.cpu.stop_before_current()
+        except Exception as e:                      # never let the hook die inside Unicorn
+            self.m.fail_in_hook(GuestError(f"internal error in the PMU's level watch at {addr:#x}: {e!r}"))
 
     def _hpmn(self) -> int | None:
         """MDCR_EL2.HPMN for a PMCR_EL0.N read below L1's EL2; None at (v)EL2 or with no
@@ -594,7 +684,14 @@ class Interrupts:
         name = row.name
         vel2 = self.vcpu.vel2
         if row.fn == "pmu":
-            self.pmu.write(name, value)
+            self.pmu.write(name, value, 2)
+            self._pmu_rewatch()
+            return True
+        if row.fn == "pmuctl":                   # MDCR_EL2: counted up to now under its old value
+            self.pmu.sync()
+            vel2.set(name, value)
+            self.pmu.sync()                      # (nothing to count: it takes the new value)
+            self._pmu_rewatch()
             return True
         if row.fn == "debug":
             self.debug.write(name, value)
