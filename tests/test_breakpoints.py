@@ -930,3 +930,37 @@ _start:
     assert r.returncode == 125, (r.returncode, r.stderr)
     assert r.stderr.decode().startswith("neve: unsupported: a linked watchpoint (MSR DBGWCR0_EL1, WT = 1, E = 1) "
                                         "at PC 0x"), r.stderr
+
+
+@pytest.mark.toolchain
+def test_the_debuggers_breakpoints_and_the_guests_are_apart(images):
+    """gdb (neve gdb's stub) and the guest each have their own breakpoints: the guest's
+    hardware breakpoint on `target` never stops gdb (its debug exception is the guest's,
+    so gdb stops only at the handler it set a breakpoint on), and gdb's breakpoints
+    (Z0, and Z1, which neve serves with its own stops, not the guest's DBGBCR/DBGBVR)
+    change nothing the guest sees: its transcript is the one of a run without gdb."""
+    from neve.core import elf
+    from neve.core.machine import Machine
+    from test_gdbstub import Wire, noack
+    plain = run_neve("run", images["el1"])
+    assert plain.returncode == 0, plain.stderr
+    out = bytearray()
+    m = Machine([elf.load(images["el1"])], mode="vm", uart_out=out.extend)
+    sym = m.symbols.by_name
+    w = Wire(m)
+    try:
+        noack(w)
+        assert w.ask(f"Z0,{sym['el1_sync']:x},4") == "OK" and w.ask(f"Z1,{sym['lower_sync']:x},4") == "OK"
+        stops = []
+        for _ in range(4):
+            r = w.ask("c")
+            assert r.startswith("T05"), r
+            stops.append(m.symbols.lookup(m.cpu.pc))
+        # B and H at EL1, then from EL0 the breakpoint and the SVC: never at `target`.
+        assert stops == ["el1_sync", "el1_sync", "lower_sync", "lower_sync"], stops
+        assert w.ask(f"z0,{sym['el1_sync']:x},4") == "OK" and w.ask(f"z1,{sym['lower_sync']:x},4") == "OK"
+        r = w.ask("c")
+        assert r.startswith("W"), r
+    finally:
+        w.close()
+    assert bytes(out) == plain.stdout

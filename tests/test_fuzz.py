@@ -982,7 +982,10 @@ def test_defect8_cnthctl_resets_as_qemu():
           el1="a00+00 1 02000000\nb00 = 0000000000000000\nend\n")
 
 
-READABLE = [r for r in sysregs.REGISTERS if r.access != "wo" and r.name not in NOT_SHOWN and r.name not in MASK_CTL]
+# PMCEID0_EL0 differs from QEMU's by design (neve's PMU has more events; known.py), as
+# test_pmceid0_in_every_mode_and_the_known_difference_from_qemu checks.
+READABLE = [r for r in sysregs.REGISTERS if r.access != "wo" and r.name not in NOT_SHOWN and r.name not in MASK_CTL
+            and r.name != "PMCEID0_EL0"]
 
 
 @pytest.mark.qemu

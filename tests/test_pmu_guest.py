@@ -450,6 +450,116 @@ stack_top:
 tbl:    .skip 4096
 """
 
+# At EL2 with a nested VM behind its stage 2 (at IPA = PA + 1 GiB): counting the VM's
+# levels from EL2, and its ERETs where it runs them.
+NESTED_KERNEL = COMMON + r"""
+    .text
+    .global _start
+_start:
+    ldr     x0, =stack_top
+    mov     sp, x0
+    adr     x0, vectors
+    msr     vbar_el2, x0
+    // L1's stage 2 for its VM: IPA 0 .. 1 GiB -> the devices, IPA 2 GiB .. 3 GiB -> RAM
+    // at PA 1 GiB: the VM runs this image's code at IPA = PA + 1 GiB.
+    adr     x0, s2tbl
+    ldr     x2, =(0x00000000 | (1 << 10) | (3 << 6) | 1)                       // Device, RW
+    str     x2, [x0, #0]
+    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (3 << 6) | (0xf << 2) | 1)  // Normal WB, RW
+    str     x2, [x0, #16]
+    msr     vttbr_el2, x0
+    ldr     x2, =0x80023560                 // T0SZ 32, SL0 1, 4K, PS 40 bits
+    msr     vtcr_el2, x2
+    ldr     x2, =((1 << 31) | 1)            // HCR_EL2.RW, VM
+    msr     hcr_el2, x2
+    mov     x9, #0x40000000
+    adr     x2, l2_vectors
+    add     x2, x2, x9
+    msr     vbar_el1, x2
+    msr     sctlr_el1, xzr                  // (the VM's stage 1 off: VA = IPA)
+
+    // 0 EXC_RETURN (not at EL2: no NSH), 1 EXC_TAKEN, 2 INST_RETIRED at EL0 only,
+    // 3 INST_RETIRED at EL1 only, 4 INST_RETIRED at EL2 only, 5 CPU_CYCLES everywhere;
+    // the cycle counter at EL1 only.
+    evtype  0, 0x0a
+    evtype  1, 0x09
+    evtype  2, 0x80000008
+    evtype  3, 0x40000008
+    evtype  4, 0xc8000008
+    evtype  5, 0x08000011
+    ldr     x2, =0x40000000
+    msr     pmccfiltr_el0, x2
+    ldr     x2, =0x8000003f
+    msr     pmcntenset_el0, x2
+    mov     x2, #7
+    msr     pmcr_el0, x2
+    adr     x2, l2_el1
+    add     x2, x2, x9
+    msr     elr_el2, x2
+    mov     x2, #0x3c5
+    msr     spsr_el2, x2
+    ldr     x2, =l2_stack_top
+    add     x2, x2, x9
+    msr     sp_el1, x2
+    isb
+    eret
+
+lower_sync:                                 // the VM's HVC: stop and print
+    ldr     x2, =0x8000003f
+    msr     pmcntenclr_el0, x2
+    mrs     x9, esr_el2
+    say     s_hvc
+    hex     x9, 32
+    say     s_nl
+    counters s_a
+    say     s_done
+    system_off_any_el
+
+bad:
+    say     s_bad
+    mrs     x9, esr_el2
+    hex     x9, 32
+    system_off_any_el
+
+    // The nested VM (at IPA = PA + 1 GiB): EL1 returns to EL0 three times.
+l2_el1:
+    mov     x21, #0
+    adr     x2, l2_el0
+    msr     elr_el1, x2
+    msr     spsr_el1, xzr
+    eret
+l2_el0:
+    spin    10
+    svc     #0
+    b       l2_el0
+l2_svc:
+    add     x21, x21, #1
+    cmp     x21, #3
+    b.eq    1f
+    eret
+1:  hvc     #0
+l2_bad:
+    b       .
+
+    puts_function
+    vector_table vectors, bad, bad, lower_sync, bad
+    vector_table l2_vectors, l2_bad, l2_bad, l2_svc, l2_bad
+
+s_hvc:  .asciz "HVC, ESR_EL2 "
+s_a:    .asciz "A: "
+s_nl:   .asciz "\n"
+s_done: .asciz "done\n"
+s_bad:  .asciz "unexpected exception "
+    .ltorg
+    .balign 16
+    .skip   2048
+stack_top:
+    .skip   1024
+l2_stack_top:
+    .balign 4096
+s2tbl:  .skip 4096
+"""
+
 def _build(tmp, name: str, source: str):
     as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
     (tmp / f"{name}.S").write_text(source)
@@ -463,7 +573,7 @@ def _build(tmp, name: str, source: str):
 def images(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pmu")
     return {"el1": _build(tmp, "el1", EL1_KERNEL), "el2": _build(tmp, "el2", EL2_KERNEL),
-            "alias": _build(tmp, "alias", ALIAS_KERNEL)}
+            "alias": _build(tmp, "alias", ALIAS_KERNEL), "nested": _build(tmp, "nested", NESTED_KERNEL)}
 
 
 @pytest.fixture(scope="module")
@@ -473,7 +583,7 @@ def qemu_out(images):
         return {}
     out = {}
     for name, img in images.items():
-        r = run_qemu_full([img], el2=name == "el2", cpu="cortex-a72", icount=True)
+        r = run_qemu_full([img], el2=name in ("el2", "nested"), cpu="cortex-a72", icount=True)
         assert r.status == 0, r.stderr
         out[name] = r.stdout.decode()
     return out
@@ -559,3 +669,26 @@ def test_exception_returns_at_a_va_other_than_their_pa(images, qemu_out, monkeyp
     if qemu_out:
         q = qemu_out["alias"].splitlines()
         assert _without(q[0], (0, 1, 5)) == _without(lines[0], (0, 1, 5)) and q[1:] == lines[1:], (q, lines)
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["compiled", "python"])
+@pytest.mark.parametrize("mode", ["v8.3", "neve", "nv2"])
+def test_the_nested_vm_counted_from_vel2(images, qemu_out, monkeypatch, mode, fast):
+    """The guest hypervisor counts its VM's EL0, EL1 and its own EL2 apart; the VM's
+    ERETs, at IPA = PA + 1 GiB behind L1's stage 2, are EXC_RETURNs (hooked where the
+    shadow stage 2 maps them), its SVCs and HVC EXC_TAKENs."""
+    monkeypatch.setenv("NEVE_FASTPATH", fast)
+    r = run_neve("run", "--mode", mode, images["nested"])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert lines[0] == "HVC, ESR_EL2 5a000000 ", lines
+    a = _counts(lines[1])
+    assert a[0:2] == [3, 4], a                  # 3 ERETs at the VM's EL1; 3 SVCs and the HVC
+    assert a[2] == 3 * (2 * 10 + 1 + 1) + 2, a  # the VM's EL0: 3 rounds, 2 branches back
+    assert a[5] == a[2] + a[3] + a[4] and a[6] == a[3], a
+    assert lines[2:] == ["done"], lines
+    if qemu_out:
+        q = qemu_out["nested"].splitlines()
+        assert q[0] == lines[0] and _without(q[1], (0, 1)) == _without(lines[1], (0, 1)), (q, lines)
+        assert q[2:] == lines[2:]

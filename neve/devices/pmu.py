@@ -6,8 +6,8 @@ one instead (the machine serves every PMU register from it):
 
 * 6 event counters (32-bit) and the 64-bit cycle counter; PMCR_EL0 resets to
   0x41023000 (IMP 0x41, IDCODE 0x02, N = 6), writable bits 0xF9 (E, D, X, DP, LC, LP),
-  C and P reset the counters and read as 0.  Read below EL2 while an EL2 exists,
-  PMCR_EL0.N is MDCR_EL2.HPMN.
+  C and P reset the counters and read as 0 (P below EL2 only those under
+  MDCR_EL2.HPMN).  Read below EL2 while an EL2 exists, PMCR_EL0.N is MDCR_EL2.HPMN.
 * PMCNTEN/PMOVS/PMINTEN set and clear through the mask 0x8000003F; PMSELR keeps 5
   bits; PMEVTYPER<n> 0xFE00FFFF; PMCCFILTR 0xFC000000; PMUSERENR 0xF.  PMXEVTYPER/
   PMXEVCNTR reach counter SEL; SEL = 31 selects PMCCFILTR for the type and nothing
@@ -240,11 +240,16 @@ class PMU:
         """`el`: the writer's exception level (PMSWINC_EL0 counts there; default `el`)."""
         self.sync()
         m = v & COUNTER_MASK
+        at = self.el if el is None else el
         if name == "PMCR_EL0":
             if v & PMCR_C:
                 self.ccnt = self._div = 0
             if v & PMCR_P:
-                self.evcnt = [0] * N
+                # Below EL2, P leaves the counters HPMN reserves for EL2 alone (Arm ARM;
+                # QEMU 10 resets them all).
+                mdcr = self._mdcr
+                n = N if at == 2 or mdcr is None else min(N, mdcr & MDCR_HPMN)
+                self.evcnt[:n] = [0] * n
             self.pmcr = (self.pmcr & ~PMCR_WRITABLE) | (v & PMCR_WRITABLE)
         elif name == "PMCNTENSET_EL0":
             self.cnten |= m
@@ -267,7 +272,6 @@ class PMU:
         elif name == "PMCCNTR_EL0":
             self.ccnt = v & ((1 << 64) - 1)
         elif name == "PMSWINC_EL0":
-            at = self.el if el is None else el
             for i in range(N):
                 if v >> i & 1 and self.evtyper[i] & 0xFFFF == EV_SW_INCR and self._counts_at(i, at, self._mdcr):
                     self._add(i, 1)
