@@ -472,6 +472,8 @@ _start:
     msr     vtcr_el2, x2
     ldr     x2, =((1 << 31) | 1)            // HCR_EL2.RW, VM
     msr     hcr_el2, x2
+    ldr     x2, =(6 | (1 << 6) | (1 << 9))  // MDCR_EL2: HPMN 6, TPM, TDA: the VM's PMU and
+    msr     mdcr_el2, x2                    // debug registers trap to EL2
     mov     x9, #0x40000000
     adr     x2, l2_vectors
     add     x2, x2, x9
@@ -504,7 +506,19 @@ _start:
     isb
     eret
 
-lower_sync:                                 // the VM's HVC: stop and print
+lower_sync:                                 // the VM's trapped PMU/debug accesses: skipped
+    mrs     x9, esr_el2
+    lsr     x10, x9, #26
+    cmp     x10, #0x18
+    b.ne    hvc
+    say     s_trap
+    hex     x9, 32
+    say     s_nl
+    mrs     x2, elr_el2
+    add     x2, x2, #4
+    msr     elr_el2, x2
+    eret
+hvc:                                        // the VM's HVC: stop and print
     ldr     x2, =0x8000003f
     msr     pmcntenclr_el0, x2
     mrs     x9, esr_el2
@@ -537,7 +551,9 @@ l2_svc:
     cmp     x21, #3
     b.eq    1f
     eret
-1:  hvc     #0
+1:  mrs     x0, pmccntr_el0                 // (TPM)
+    msr     dbgbcr0_el1, xzr                // (TDA)
+    hvc     #0
 l2_bad:
     b       .
 
@@ -546,6 +562,7 @@ l2_bad:
     vector_table l2_vectors, l2_bad, l2_bad, l2_svc, l2_bad
 
 s_hvc:  .asciz "HVC, ESR_EL2 "
+s_trap: .asciz "trapped, ESR_EL2 "
 s_a:    .asciz "A: "
 s_nl:   .asciz "\n"
 s_done: .asciz "done\n"
@@ -677,18 +694,21 @@ def test_exception_returns_at_a_va_other_than_their_pa(images, qemu_out, monkeyp
 def test_the_nested_vm_counted_from_vel2(images, qemu_out, monkeypatch, mode, fast):
     """The guest hypervisor counts its VM's EL0, EL1 and its own EL2 apart; the VM's
     ERETs, at IPA = PA + 1 GiB behind L1's stage 2, are EXC_RETURNs (hooked where the
-    shadow stage 2 maps them), its SVCs and HVC EXC_TAKENs."""
+    shadow stage 2 maps them), its SVCs, trapped accesses and HVC EXC_TAKENs."""
     monkeypatch.setenv("NEVE_FASTPATH", fast)
     r = run_neve("run", "--mode", mode, images["nested"])
     assert r.returncode == 0, r.stderr
     lines = r.stdout.decode().splitlines()
-    assert lines[0] == "HVC, ESR_EL2 5a000000 ", lines
-    a = _counts(lines[1])
-    assert a[0:2] == [3, 4], a                  # 3 ERETs at the VM's EL1; 3 SVCs and the HVC
+    # L1's MDCR_EL2.TPM and TDA: the VM's PMCCNTR_EL0 read and DBGBCR0_EL1 write trap to
+    # it (EC 0x18), as on QEMU.
+    assert lines[:3] == ["trapped, ESR_EL2 6230e41b ", "trapped, ESR_EL2 622a03e0 ",
+                         "HVC, ESR_EL2 5a000000 "], lines
+    a = _counts(lines[3])
+    assert a[0:2] == [3, 6], a                  # 3 ERETs at the VM's EL1; 3 SVCs, 2 traps, the HVC
     assert a[2] == 3 * (2 * 10 + 1 + 1) + 2, a  # the VM's EL0: 3 rounds, 2 branches back
     assert a[5] == a[2] + a[3] + a[4] and a[6] == a[3], a
-    assert lines[2:] == ["done"], lines
+    assert lines[4:] == ["done"], lines
     if qemu_out:
         q = qemu_out["nested"].splitlines()
-        assert q[0] == lines[0] and _without(q[1], (0, 1)) == _without(lines[1], (0, 1)), (q, lines)
-        assert q[2:] == lines[2:]
+        assert q[:3] == lines[:3] and _without(q[3], (0, 1)) == _without(lines[3], (0, 1)), (q, lines)
+        assert q[4:] == lines[4:]
