@@ -276,3 +276,21 @@ def test_the_compiled_fp_prefilter_keeps_every_fp_instruction():
     # ... and it is a filter: most other words are let through without Python.
     other = [w for w in words if decode.classify(w).kind != "fp"]
     assert sum(1 for w in other if lib.neve_fast_maybe_fp(w)) < len(other) // 20
+
+
+def test_an_alias_hooked_for_both_kinds_of_word_checks_the_word_it_holds():
+    """A VA aliased to a page with an LDAR at some offset and later to one with an ERET
+    there gets the check of both (each looks at the word when it runs), not the first
+    one only; with the compiled check installed nothing waits for the next slice."""
+    from neve.core.machine import Machine
+    m = Machine([elf.load(str(IMAGES / "hello.elf"))], mode="vm", uart_out=lambda b: None)
+    base = 0x100000                                        # RAM offsets of two spare pages
+    m.ram[base + 0x40:base + 0x44] = (0xC8DFFC62).to_bytes(4, "little")          # ldar x2, [x3]
+    m.ram[base + 0x440:base + 0x444] = (0xD69F03E0).to_bytes(4, "little")        # eret
+    va = 0x8000_0000
+    assert m.erets.alias(va, 0x4000_0000 + base)
+    assert m.erets._hooked[va + 0x40].__name__ == "_acqrel"
+    assert not m.erets.alias(va, 0x4000_0000 + base + 0x400)      # no new address ...
+    assert m.erets._hooked[va + 0x40].__name__ == "_word"         # ... but both checks there
+    m.run()
+    assert m.erets.pending is False

@@ -119,3 +119,21 @@ def test_the_divider_counts_every_64th_cycle_without_lc():
     pmu.write("PMCR_EL0", 1 | 8 | 64)                     # LC: every cycle
     clock.now = 131
     assert pmu.read("PMCCNTR_EL0") == 0x1_0000_0000 and not lines    # no 32-bit overflow with LC
+
+
+def test_a_write_of_mdcr_el2_moves_the_overflow_interrupt_line():
+    """HPME gates the overflow interrupt of the counters at or above HPMN: enabling it
+    raises a line whose overflow is already recorded, at the write (no cycle between)."""
+    clock, lines = Clock(), []
+    mdcr = [2]                                            # HPMN 2, HPME clear
+    pmu = PMU(clock, lines.append, lambda: mdcr[0], el=2)
+    pmu.write("PMINTENSET_EL1", 1 << 5)
+    pmu.write("PMOVSSET_EL0", 1 << 5)
+    assert lines == []                                    # counter 5 is EL2's: HPME clear
+    pmu.sync()
+    mdcr[0] |= 0x80                                       # what the MDCR_EL2 write does: sync, set, sync
+    pmu.sync()
+    assert lines == [True]
+    mdcr[0] = 6                                           # HPMN 6: counter 5 is PMCR.E's (clear)
+    pmu.sync()
+    assert lines == [True, False]

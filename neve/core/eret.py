@@ -149,9 +149,17 @@ class EretHooks:
         new = []
         for i, kind in found:
             a = at + (i - lo)
-            if i % 4 == 0 and a not in self._hooked:
-                self._hooked[a] = self._acqrel if kind else self._eret
+            if i % 4:
+                continue
+            h = self._acqrel if kind else self._eret
+            old = self._hooked.get(a)
+            if old is None:
+                self._hooked[a] = h
                 new.append(a)
+            elif old != h and old != self._word:
+                # An alias VA that another mapping gave the other kind of word: both checks
+                # (each looks at the word there when it runs).
+                self._hooked[a] = self._word
         return new
 
     def _commit(self, new: list[int]) -> None:
@@ -215,6 +223,7 @@ class EretHooks:
         hooked now."""
         self._fast.hook_code(self._cfunc, self._addresses(), None)
         self._installed = True
+        self._install_pending = False
 
     def _code_raw(self, _uch, addr: int, size: int, _data) -> None:
         """The compiled hook found `addr` among the hooked ones (a bare ctypes callback)."""
@@ -233,6 +242,14 @@ class EretHooks:
             m.vel2.eret(addr, insn)
         else:
             self.el1(addr)
+
+    def _word(self, uc, addr: int, size: int, _) -> None:
+        """An address hooked for an ERET through one mapping and an LDAR/STLR through
+        another: the check of the word it holds now."""
+        if self.m.cpu.read_insn(addr) in ERET_WORDS:
+            self._eret(uc, addr, size, None)
+        else:
+            self._acqrel(uc, addr, size, None)
 
     def _acqrel(self, uc, addr: int, size: int, _) -> None:
         m = self.m

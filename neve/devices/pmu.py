@@ -128,6 +128,8 @@ class PMU:
         mdcr = self._mdcr
         self._mdcr = self.mdcr()
         if d <= 0:
+            if self._mdcr != mdcr:          # HPME/HPMN gate the overflow interrupt too
+                self._update_line()
             return
         el = self.el
         if self._counts_at(C, el, mdcr):
