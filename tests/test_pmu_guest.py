@@ -7,8 +7,9 @@ assembled here:
 - at EL1 (vm mode; QEMU at EL1): counters of INST_RETIRED and CPU_CYCLES filtered by
   level (U, P) and the cycle counter with PMCCFILTR, over EL1 and EL0 work joined by
   SVCs and ERETs; EXC_TAKEN and EXC_RETURN (neve's: QEMU has neither, they read 0
-  there); an overflow interrupt (PPI 23) of an INST_RETIRED counter, taken at the same
-  instruction; PMCR_EL0.D's divider; SW_INCR filtered at EL0.
+  there); the overflow interrupt (PPI 23) of the cycle counter, taken at QEMU's
+  instruction, and of a CPU_CYCLES event counter (QEMU 10 raises none for event
+  counters); PMCR_EL0.D's divider; SW_INCR filtered at EL0.
 - at EL2 (vEL2 in v8.3, neve and nv2; QEMU at real EL2): MDCR_EL2.HPMN splits the
   counters (PMCR_EL0.N read at EL1 is HPMN; counters at or above it run on HPME), NSH
   counts at EL2, HPMD prohibits the lower share at EL2 (the cycle counter with
@@ -143,19 +144,44 @@ svc_handler:                                // three SVCs from EL0, then on at E
     msr     pmcntenclr_el0, x2
     counters s_a
 
-    // B: an overflow interrupt of a CPU_CYCLES counter, PPI 23: the INTID, the count
-    // when the handler reads it, where it was taken (offset from _start), PMOVSSET after.
+    // B: overflow interrupts (PPI 23): the INTID, the count when the handler reads it,
+    // where it was taken (offset from _start), PMOVSSET after; first of the cycle
+    // counter (x27 = 0), then of a CPU_CYCLES event counter (x27 = 1).
     gic_enable_ppi 23, 0x80
+    msr     pmccfiltr_el0, xzr
+    ldr     x2, =0xffffff00
+    msr     pmccntr_el0, x2
+    mov     x2, #(1 << 31)
+    msr     pmintenset_el1, x2
+    msr     pmcntenset_el0, x2
+    mov     x27, #0
+    msr     daifclr, #2
+    spin    200
+    msr     daifset, #2
+    say     s_b
+    hex     x22, 32
+    hex     x23, 32
+    hex     x24, 64
+    mrs     x9, pmovsset_el0
+    hex     x9, 32
+    say     s_nl
+    mov     x2, #(1 << 31)
+    msr     pmintenclr_el1, x2
+    msr     pmcntenclr_el0, x2
     evtype  0, 0x11
     ldr     x2, =0xffffff00
     msr     pmevcntr0_el0, x2
     mov     x2, #1
     msr     pmintenset_el1, x2
     msr     pmcntenset_el0, x2
+    mov     x27, #1
+    mov     x22, #0
+    mov     x23, #0
+    mov     x24, #0
     msr     daifclr, #2
     spin    200
     msr     daifset, #2
-    say     s_b
+    say     s_b2
     hex     x22, 32
     hex     x23, 32
     hex     x24, 64
@@ -214,14 +240,18 @@ svc_d:
     say     s_done
     system_off_any_el
 
-irq_handler:                                // the overflow: where, the counter, PMOVSSET
+irq_handler:                                // the overflow: the INTID, the counter, where
     mrs     x22, S3_0_C12_C12_0             // ICC_IAR1_EL1
-    mrs     x23, pmevcntr0_el0
+    cbnz    x27, 1f
+    mrs     x23, pmccntr_el0
+    mov     x2, #(1 << 31)
+    b       2f
+1:  mrs     x23, pmevcntr0_el0
+    mov     x2, #1
+2:  msr     pmovsclr_el0, x2
     mrs     x24, elr_el1
     adr     x2, _start
     sub     x24, x24, x2
-    mov     x2, #1
-    msr     pmovsclr_el0, x2
     msr     S3_0_C12_C12_1, x22             // ICC_EOIR1_EL1
     eret
 
@@ -242,6 +272,7 @@ bad:
 s_pmcr: .asciz "pmcr "
 s_a:    .asciz "A: "
 s_b:    .asciz "B: "
+s_b2:   .asciz "B2: "
 s_c:    .asciz "C: "
 s_d:    .asciz "D: "
 s_nl:   .asciz "\n"
@@ -630,22 +661,26 @@ def test_counting_by_level_events_overflow_and_divider_at_el1(images, qemu_out, 
     # EL0: three rounds of `spin 50` and the SVC, and the branch back after two returns.
     assert a[0] == a[1] + a[2] and a[6] == a[2] and a[2] == 3 * (2 * 50 + 1 + 1) + 2, a
     assert a[3:6] == [3, 3, 0], a               # 3 SVCs taken, 3 ERETs at EL1, none at EL0
-    # B: the overflow interrupt (INTID 23), taken two instructions after the wrap.
-    b = lines[2].split()
-    assert b[1:3] == ["00000017", "00000003"] and b[4] == "00000000", lines[2]
-    c = [int(w, 16) for w in lines[3].split()[1:]]
-    assert c == [(2 * 500 + 1 + 3) // 64, 0x2a], lines[3]      # every 64th cycle; not with LC
-    assert lines[4:] == ["D: 00000002 00000000 ", "done"], lines
+    # B, B2: the overflow interrupts (INTID 23) of the cycle counter and of an event
+    # counter, each taken at the instruction count the counter wrapped at (the handler
+    # reads 4: its first 3 instructions and the read); B's place is QEMU's (below).
+    b, b2 = lines[2].split(), lines[3].split()
+    assert b[1:3] == b2[1:3] == ["00000017", "00000004"] and b[4] == b2[4] == "00000000", lines
+    c = [int(w, 16) for w in lines[4].split()[1:]]
+    assert c == [(2 * 500 + 1 + 3) // 64, 0x2a], lines[4]      # every 64th cycle; not with LC
+    assert lines[5:] == ["D: 00000002 00000000 ", "done"], lines
     if qemu_out:
         q = qemu_out["el1"].splitlines()
         assert q[0] == lines[0] and _without(q[1], (3, 4, 5)) == _without(lines[1], (3, 4, 5)), (q, lines)
         assert _counts(q[1])[3:6] == [0, 0, 0]
+        assert q[2] == lines[2]                 # the cycle counter's overflow interrupt: QEMU's
+        # QEMU 10 raises no overflow interrupt for an event counter (its line B2 is zeros).
+        assert q[3] == "B2: 00000000 00000000 0000000000000000 00000000 "
         # QEMU's divider counts the 64-cycle boundaries of its own clock since reset: its
-        # phase differs, the count by at most one; with LC it counts every cycle.
-        qc = [int(w, 16) for w in q[3].split()[1:]]
-        assert abs(qc[0] - c[0]) <= 1 and qc[1] == c[1], (q[3], lines[3])
-        assert q[4:] == lines[4:]
-        # (QEMU 10 under -icount raises no overflow interrupt here: its line B is zeros.)
+        # phase may differ, the count by one; with LC it counts every cycle.
+        qc = [int(w, 16) for w in q[4].split()[1:]]
+        assert abs(qc[0] - c[0]) <= 1 and qc[1] == c[1], (q[4], lines[4])
+        assert q[5:] == lines[5:]
 
 
 @pytest.mark.toolchain
