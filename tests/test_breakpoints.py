@@ -757,6 +757,108 @@ tbl:    .skip 4096
 """
 
 
+# A kernel stepping itself at EL1 (KDE), as kgdb does, at VA = PA + 1 GiB: neve hooks
+# none of its ERETs, and tells the steps apart by SPSR_EL1 (active-not-pending, with EX
+# for the LDXR) and an ERET with SPSR.SS clear (active-pending: before anything runs).
+STEP_EL1_ALIAS_KERNEL = COMMON + r"""
+    start   vbar_el1
+    adr     x0, tbl
+    ldr     x2, =(0x00000000 | (1 << 10) | 1 | (1 << 54) | (1 << 53))   // devices: XN
+    str     x2, [x0, #0]
+    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (1 << 2) | 1)     // RAM, EL1
+    str     x2, [x0, #8]
+    str     x2, [x0, #16]                   // ... and at VA 0x80000000
+    msr     ttbr0_el1, x0
+    ldr     x2, =0xff00
+    msr     mair_el1, x2
+    ldr     x2, =(25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23))
+    msr     tcr_el1, x2
+    mov     x9, #0x40000000
+    adr     x2, vectors
+    add     x2, x2, x9
+    msr     vbar_el1, x2
+    adr     x2, 1f
+    add     x2, x2, x9
+    ldr     x3, =0x30d01805
+    isb
+    msr     sctlr_el1, x3
+    br      x2
+1:  ldr     x0, =stack_top                  // (now at VA = PA + 1 GiB)
+    add     x0, x0, x9
+    mov     sp, x0
+    msr     oslar_el1, xzr
+    mdscr   0xa001                          // SS, KDE, MDE
+    adr     x19, sdata
+    mov     x21, #0
+    say     s_el1
+    adr     x2, el1_code
+    msr     elr_el1, x2
+    ldr     x2, =(0x5 | 1 << 21)            // EL1h, D clear, SS: active-not-pending
+    msr     spsr_el1, x2
+    isb
+    eret                                    // at the VA: neve does not hook it
+pending:
+    say     s_pending
+    mdscr   0xa001
+    adr     x2, el1_code2
+    msr     elr_el1, x2
+    mov     x2, #0x5                        // SS clear: active-pending
+    msr     spsr_el1, x2
+    isb
+    eret
+
+el1_code:
+    mov     x5, #1
+    ldxr    x6, [x19]
+    add     x5, x5, #2
+    add     x5, x5, #3
+    b       pending
+el1_code2:
+    mov     x5, #7
+    b       finish
+
+finish:
+    say     s_done
+    system_off_any_el
+
+el1_sync:                                   // a step at EL1 (EC 0x33)
+    mrs     x9, esr_el1
+    esr_elr el1, s_step
+    add     x21, x21, #1
+    cmp     x21, #4
+    b.eq    1f
+    cmp     x21, #5
+    b.eq    1f
+    step_on el1
+1:  mdscr   0xa000                          // enough: MDSCR_EL1.SS clear, and SPSR.SS
+    mrs     x2, spsr_el1
+    bic     x2, x2, #(1 << 21)
+    msr     spsr_el1, x2
+    eret
+
+lower_sync:
+    say     s_bad
+    system_off_any_el
+
+    puts_function
+
+    sync_vectors vectors, el1_sync, lower_sync
+
+s_el1:     .asciz "EL1 stepping itself, ERETs at VA = PA + 1 GiB\n"
+s_pending: .asciz "again, SPSR.SS clear\n"
+s_step:    .asciz "step, ESR ELR "
+s_nl:      .asciz "\n"
+s_done:    .asciz "done\n"
+s_bad:     .asciz "unexpected exception from EL0\n"
+    .ltorg
+    .balign 16
+sdata:     .quad 42
+    .skip   2048
+stack_top:
+    .balign 4096
+tbl:    .skip 4096
+"""
+
 def _build(tmp, name: str, source: str):
     as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
     (tmp / f"{name}.S").write_text(source)
@@ -771,7 +873,8 @@ def images(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bkpt")
     return {"el1": _build(tmp, "el1", EL1_KERNEL), "el2": _build(tmp, "el2", EL2_KERNEL),
             "wp": _build(tmp, "wp", WP_KERNEL), "step": _build(tmp, "step", STEP_KERNEL),
-            "step2": _build(tmp, "step2", STEP2_KERNEL), "stepa": _build(tmp, "stepa", STEP_ALIAS_KERNEL)}
+            "step2": _build(tmp, "step2", STEP2_KERNEL), "stepa": _build(tmp, "stepa", STEP_ALIAS_KERNEL),
+            "step1a": _build(tmp, "step1a", STEP_EL1_ALIAS_KERNEL)}
 
 
 @pytest.fixture(scope="module")
@@ -964,3 +1067,31 @@ def test_the_debuggers_breakpoints_and_the_guests_are_apart(images):
     finally:
         w.close()
     assert bytes(out) == plain.stdout
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["compiled", "python"])
+def test_a_kernel_stepping_itself_at_a_va_other_than_its_pa(images, qemu_out, monkeypatch, fast):
+    """kgdb's case: EL1 steps its own code after ERETs neve does not hook (VA = PA +
+    1 GiB); SPSR_EL1 tells active-not-pending (ISV = 1, EX for the LDXR) from
+    active-pending (ISV = 0), as on QEMU."""
+    monkeypatch.setenv("NEVE_FASTPATH", fast)
+    r = run_neve("run", images["step1a"])
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    assert [ln.split()[3] for ln in out.splitlines() if ln.startswith("step")] == \
+        ["cf000022", "cf000062", "cf000022", "cf000022", "ce000022"], out
+    if qemu_out:
+        assert out == qemu_out["step1a"]
+
+
+def test_a_step_of_an_msr_to_the_return_state_after_an_unseen_eret_is_unsupported(tmp_path):
+    """The one instruction after an ERET neve did not see writes ELR_EL1: the step's
+    syndrome can no longer be told from SPSR_EL1/ELR_EL1, and neve says so."""
+    need_tool(CROSS + "as")
+    src = STEP_EL1_ALIAS_KERNEL.replace("el1_code:\n    mov     x5, #1\n", "el1_code:\n    msr     elr_el1, x5\n")
+    assert src != STEP_EL1_ALIAS_KERNEL
+    r = run_neve("run", _build(tmp_path, "msrstep", src))
+    assert r.returncode == 125, (r.returncode, r.stderr)
+    assert r.stderr.decode().startswith("neve: unsupported: software step of an MSR to SPSR_EL1 or ELR_EL1 "
+                                        "after an exception return neve did not see"), r.stderr

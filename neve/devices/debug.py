@@ -37,10 +37,12 @@ and the contexts it runs share, as the hardware's) and Unicorn never arms anythi
   at the exception return, which it sees when it emulates it (vEL2's ERET) or hooks it
   (an ERET at EL1 that runs at its PA); for EL0 code, whose exception return was
   EL1's and which cannot write SPSR_EL1 or ELR_EL1, also by SPSR_EL1.SS (a Linux
-  kernel's ptrace step, from an ERET neve does not hook).  A step of EL1 code after a
-  return neve did not see, a step of vEL2 itself, and a step of L1's EL1 that L1 routes to EL2 while the guest's
-  MDSCR_EL1.KDE is clear or SPSR.D set (Unicorn would not step it) stop the run with
-  `unsupported`.
+  kernel's ptrace step, from an ERET neve does not hook), and for EL1 code after such a
+  return (a kernel stepping itself, as kgdb does) too, SPSR_EL1 and ELR_EL1 being that
+  return's unless the stepped instruction wrote them.  A step of an MSR to SPSR_EL1 or
+  ELR_EL1 after a return neve did not see, a step of vEL2 itself, and a step of L1's
+  EL1 that L1 routes to EL2 while the guest's MDSCR_EL1.KDE is clear or SPSR.D set
+  (Unicorn would not step it) stop the run with `unsupported`.
 * Linked and context-matching breakpoints (BT != 0) and linked watchpoints (WT = 1)
   are not modelled: enabling one stops the run with `unsupported`, never a silent miss.
 """
@@ -297,19 +299,28 @@ class Debug:
         ret, self._returned = self._returned, None
         done = None if ret is None else m.icount() - ret[0]
         if done not in (0, 1):
-            if m.level != "EL0":
-                raise Unsupported("software step of EL1 code that neve cannot classify: no exception return it "
-                                  "saw just before (active-pending, or an ERET at a VA other than its PA)", pc)
-            # EL0's exception return was EL1's, which neve did not see; but EL0 cannot
-            # write SPSR_EL1 or ELR_EL1, and every exception since is neve's: they are
-            # still that return's.  SPSR.SS set: active-not-pending, one instruction
-            # (at ELR) ran; clear: active-pending, none did.
+            # The exception return was an EL1 ERET neve did not see (at a VA other than
+            # its PA).  SPSR_EL1 and ELR_EL1 are still that return's: every exception
+            # since is neve's, and in between at most the stepped instruction ran, which
+            # EL0 cannot make write them, nor EL1 unless it is an MSR to one of them.
+            # SPSR.SS set: active-not-pending, one instruction (at ELR) ran; clear:
+            # active-pending, none did.
             cpu = m.cpu
             done = 1 if cpu.read_sysreg("SPSR_EL1") & PSTATE_SS else 0
             ret = (None, cpu.read_sysreg("ELR_EL1"))
+            if m.level != "EL0" and done and _writes_return_state(cpu.read_insn(ret[1])):
+                raise Unsupported("software step of an MSR to SPSR_EL1 or ELR_EL1 after an exception return "
+                                  "neve did not see (an ERET at a VA other than its PA)", pc)
         iss = FSC_DEBUG
         if done == 1:                                   # active-not-pending: one instruction stepped
             ld = decode.decode_ldst(m.cpu.read_insn(ret[1]) or 0)
             iss |= ISS_STEP_ISV | (ISS_STEP_EX if ld is not None and ld.exclusive and ld.read else 0)
         el = 0 if m.level == "EL0" else 1
         self._take((el, self._target_el()), EC_STEP_LOW, iss, pc, None, "software step")
+
+
+def _writes_return_state(insn: int | None) -> bool:
+    """Is `insn` an MSR to SPSR_EL1 or ELR_EL1 (or unreadable)?"""
+    if insn is None:
+        return True
+    return insn & 0xFFFF_FFE0 in (0xD518_4000, 0xD518_4020)      # msr spsr_el1 / elr_el1, xT
