@@ -1002,18 +1002,48 @@ def test_software_step_of_el0_after_an_eret_neve_does_not_hook(images, qemu_out,
         assert out == qemu_out["stepa"]
 
 
-def test_a_step_unicorn_would_not_take_is_unsupported(tmp_path):
+NOKDE = ("    mdscr   0xa001                          // the guest's MDSCR_EL1: SS, KDE, MDE",
+         "    mdscr   0x8001                          // the guest's MDSCR_EL1: SS, MDE (KDE clear)")
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["compiled", "python"])
+@pytest.mark.parametrize("mode", ["v8.3", "neve", "nv2"])
+def test_a_step_routed_to_el2_with_the_guests_kde_clear(tmp_path, mode, fast, monkeypatch):
     """L1 routes its guest's debug exceptions to EL2 (TDE) and steps the guest's EL1
-    while the guest's MDSCR_EL1.KDE is clear: the architecture steps it, Unicorn (which
-    sees EL1 as the debug target) would not; neve says so instead of missing it."""
+    while the guest's MDSCR_EL1.KDE is clear (as KVM steps a guest kernel): the
+    architecture steps it, active-not-pending and, after a return with SPSR.SS clear,
+    active-pending; Unicorn, whose debug target is EL1, would not, so the hardware's
+    KDE is set while the guest runs.  Without TDE the guest's own EL1 is not stepped
+    (KDE clear).  As on QEMU."""
     need_tool(CROSS + "as")
-    src = STEP2_KERNEL.replace("    mdscr   0xa001                          // the guest's MDSCR_EL1: SS, KDE, MDE",
-                               "    mdscr   0x8001")
-    img = _build(tmp_path, "nokde", src)
+    monkeypatch.setenv("NEVE_FASTPATH", fast)
+    assert NOKDE[0] in STEP2_KERNEL
+    img = _build(tmp_path, "nokde", STEP2_KERNEL.replace(*NOKDE))
+    r = run_neve("run", "--mode", mode, img)
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    assert [ln.split()[5] for ln in out.splitlines() if ln.startswith("step")] == \
+        ["cb000022", "cb000022", "cb000022", "ca000022", "cb000022"], out
+    assert out.splitlines()[-2:] == ["EL1 guest stepped, MDCR_EL2.TDE clear", "done"], out
+    from neve.qemu import qemu_binary, run_qemu_full
+    if qemu_binary() is not None:
+        q = run_qemu_full([img], el2=True, cpu="cortex-a72")
+        assert q.status == 0 and q.stdout.decode() == out
+
+
+def test_a_step_unicorn_would_not_take_is_unsupported(tmp_path):
+    """L1 steps its guest's EL1 under TDE with SPSR.D set: the architecture steps it
+    (the debug target, EL2, is higher), Unicorn would not, and PSTATE.D is the guest's
+    to see; neve says so instead of missing the step."""
+    need_tool(CROSS + "as")
+    old = "    enter_el1 (0x5 | 1 << 21)               // EL1h, D clear, SS"
+    assert old in STEP2_KERNEL
+    img = _build(tmp_path, "dset", STEP2_KERNEL.replace(old, "    enter_el1 (0x205 | 1 << 21)"))
     r = run_neve("run", "--mode", "v8.3", img)
     assert r.returncode == 125, (r.returncode, r.stderr)
     assert r.stderr.decode().startswith("neve: unsupported: software step of L1's EL1 routed to EL2 "
-                                        "(MDCR_EL2.TDE or HCR_EL2.TGE) with the guest's MDSCR_EL1.KDE clear"), r.stderr
+                                        "(MDCR_EL2.TDE or HCR_EL2.TGE) with SPSR.D set"), r.stderr
 
 
 def test_linked_watchpoints_are_unsupported(tmp_path):

@@ -41,8 +41,9 @@ and the contexts it runs share, as the hardware's) and Unicorn never arms anythi
   return (a kernel stepping itself, as kgdb does) too, SPSR_EL1 and ELR_EL1 being that
   return's unless the stepped instruction wrote them.  A step of an MSR to SPSR_EL1 or
   ELR_EL1 after a return neve did not see, a step of vEL2 itself, and a step of L1's
-  EL1 that L1 routes to EL2 while the guest's MDSCR_EL1.KDE is clear or SPSR.D set
-  (Unicorn would not step it) stop the run with `unsupported`.
+  EL1 that L1 routes to EL2 while SPSR.D is set (Unicorn would not step it) stop the
+  run with `unsupported`; with the guest's MDSCR_EL1.KDE clear, which Unicorn needs,
+  the hardware's has it set while the guest runs.
 * Linked and context-matching breakpoints (BT != 0) and linked watchpoints (WT = 1)
   are not modelled: enabling one stops the run with `unsupported`, never a silent miss.
 """
@@ -136,6 +137,7 @@ class Debug:
         self._armed: dict[int, Callable[[int], bool]] = {}
         self._watching: list[tuple[int, int]] = []
         self._returned: tuple[int, int] | None = None   # (icount, ELR) of the last exception return seen
+        self._force_kde = False         # the hardware MDSCR_EL1.KDE is set for L1's stepped EL1 (check_guest_step)
 
     # --- the registers ----------------------------------------------------------------
     def read(self, name: str) -> int:
@@ -261,13 +263,35 @@ class Debug:
         self._returned = (self.m.icount(), elr)
 
     def check_guest_step(self, spsr: int, pc: int) -> None:
-        """vEL2 returns to its EL1 with SPSR.SS set under its TDE/TGE: the architecture
-        steps that EL1 code whatever its KDE and PSTATE.D; Unicorn, which sees EL1 as
-        the debug target, only with KDE set (in the guest's MDSCR_EL1) and D clear."""
-        if spsr & PSTATE_SS and (spsr >> 2) & 3 == 1 and self._target_el() == 2 \
-                and (not self.vcpu.vel2.get("MDSCR_EL1") & MDSCR_KDE or spsr & PSTATE_D):
-            raise Unsupported("software step of L1's EL1 routed to EL2 (MDCR_EL2.TDE or HCR_EL2.TGE) "
-                              "with the guest's MDSCR_EL1.KDE clear or SPSR.D set", pc)
+        """vEL2 returns to its EL1 with the guest's MDSCR_EL1.SS set under its TDE/TGE:
+        the architecture steps that EL1 code whatever its KDE and PSTATE.D (the debug
+        target, EL2, is higher); Unicorn, which sees EL1 as the debug target, only with KDE set and D
+        clear.  With the guest's KDE clear, the hardware MDSCR_EL1 gets KDE while the
+        guest runs (`entered_el1`/`exited_el1`; under TDE the guest's own MDSCR_EL1
+        accesses trap to L1, so it never sees it); with SPSR.D set, which the guest
+        would see in PSTATE, neve says it cannot."""
+        self._force_kde = False
+        mdscr = self.vcpu.vel2.get("MDSCR_EL1")
+        if mdscr & MDSCR_SS and (spsr >> 2) & 3 == 1 and self._target_el() == 2:
+            # Stepping is on for the guest's EL1 (active-not-pending with SPSR.SS set,
+            # active-pending without).
+            if spsr & PSTATE_D:
+                raise Unsupported("software step of L1's EL1 routed to EL2 (MDCR_EL2.TDE or HCR_EL2.TGE) "
+                                  "with SPSR.D set", pc)
+            self._force_kde = not mdscr & MDSCR_KDE
+
+    def entered_el1(self) -> None:
+        """vEL2's EL1 context is in the hardware now (VirtualEL2.enter_el1)."""
+        if self._force_kde:
+            cpu = self.m.cpu
+            cpu.write_sysreg("MDSCR_EL1", cpu.read_sysreg("MDSCR_EL1") | MDSCR_KDE)    # (rebuilds the step state)
+
+    def exited_el1(self) -> None:
+        """vEL2's EL1 context is back in storage (VirtualEL2.exit_to_vel2)."""
+        if self._force_kde:
+            self._force_kde = False
+            v = self.vcpu.vel2
+            v.set("MDSCR_EL1", v.get("MDSCR_EL1") & ~MDSCR_KDE)
 
     def step_enabled(self) -> bool:
         """MDSCR_EL1.SS set and debug exceptions enabled at the hardware EL as Unicorn

@@ -337,6 +337,7 @@ class VirtualEL2(Vel2Sysregs):
         err = self._run_enter()
         if err:
             self._program_failed(err)
+        self.irq.debug.entered_el1()    # (software step of the guest under TDE)
         self.sp_el2 = st[t.sp]
         self.set_active(False)
         self._regime_synced()       # HCR_EL2.VM: the shadow stage 2 (neve/el2/stage2.py);
@@ -362,6 +363,7 @@ class VirtualEL2(Vel2Sysregs):
         err = self._run_exit()
         if err:
             self._program_failed(err)
+        self.irq.debug.exited_el1()
         ps = st[t.old_pstate]                       # (the program's first read)
         src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
         self.irq.pmu_event(EV_EXC_TAKEN, (ps >> 2) & 3)
