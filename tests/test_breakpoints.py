@@ -1018,14 +1018,19 @@ def test_a_step_routed_to_el2_with_the_guests_kde_clear(tmp_path, mode, fast, mo
     (KDE clear).  As on QEMU."""
     need_tool(CROSS + "as")
     monkeypatch.setenv("NEVE_FASTPATH", fast)
-    assert NOKDE[0] in STEP2_KERNEL
-    img = _build(tmp_path, "nokde", STEP2_KERNEL.replace(*NOKDE))
+    entry = "lower_sync:                                 // the guest's step (TDE), or its HVC\n"
+    assert NOKDE[0] in STEP2_KERNEL and entry in STEP2_KERNEL
+    src = STEP2_KERNEL.replace(*NOKDE).replace(entry, entry + "    mrs     x9, mdscr_el1\n    hex     x9, 32\n")
+    img = _build(tmp_path, "nokde", src)
     r = run_neve("run", "--mode", mode, img)
     out = r.stdout.decode()
     assert r.returncode == 0, r.stderr
-    assert [ln.split()[5] for ln in out.splitlines() if ln.startswith("step")] == \
+    lines = out.splitlines()
+    # Each exit first prints MDSCR_EL1 as L1 reads it: the guest's value, never KDE.
+    assert [ln.split()[6] for ln in lines if "step at EL2" in ln] == \
         ["cb000022", "cb000022", "cb000022", "ca000022", "cb000022"], out
-    assert out.splitlines()[-2:] == ["EL1 guest stepped, MDCR_EL2.TDE clear", "done"], out
+    assert all(ln.startswith("00008001 ") for ln in lines[1:-1]), out
+    assert lines[-2:] == ["00008001 EL1 guest stepped, MDCR_EL2.TDE clear", "00008001 done"], out
     from neve.qemu import qemu_binary, run_qemu_full
     if qemu_binary() is not None:
         q = run_qemu_full([img], el2=True, cpu="cortex-a72")
