@@ -1,4 +1,6 @@
-"""Assembly macros shared by the small kernels the tests assemble (GNU as).
+"""Assembly macros shared by the small kernels the tests assemble (GNU as), and
+`build_kernel`, which assembles and links one at RAM's base, and `qemu_transcripts`,
+what QEMU prints for each.
 
 - `put_hex_x0 BITS`: print the low BITS bits of x0 in lower-case hex on the PL011
   whose data register address is in x1 (clobbers x2-x5).
@@ -12,6 +14,14 @@
   INTID (group 1, priority PRIO) to this CPU's EL1: distributor group 1 on, the
   redistributor awake, the PPI enabled, ICC_PMR_EL1 open, ICC_IGRPEN1_EL1 set
   (clobbers x0, x1).
+- `say LABEL`, `hex REG, BITS` (with `puts_function`): print the string at LABEL, or
+  REG's low BITS bits in hex and a space, on the PL011 (keep x0-x4 and x30; need a
+  stack).
+- `mmu_on_at_alias`: the EL1&0 stage 1 on with RAM mapped twice, at its PA (EL1 only,
+  then EL0 too) and at PA + 1 GiB (EL1 only), the devices at theirs (XN); the code
+  goes on at the second mapping, as a kernel's linear map differs from its PAs, with
+  VBAR_EL1 (`vectors`) and SP (`stack_top`) there; x9 = 1 GiB, the offset.  Needs a
+  page-aligned, 4 KiB `tbl` (clobbers x0, x2, x3).
 """
 
 MACROS = r"""
@@ -116,4 +126,91 @@ vectors:
 92: smc     #0
 93: b       93b
     .endm
+
+    .macro say label
+    stp     x0, x1, [sp, #-16]!
+    stp     x2, x3, [sp, #-16]!
+    stp     x4, x30, [sp, #-16]!
+    ldr     x1, =0x09000000
+    adr     x0, \label
+    bl      puts
+    ldp     x4, x30, [sp], #16
+    ldp     x2, x3, [sp], #16
+    ldp     x0, x1, [sp], #16
+    .endm
+
+    .macro hex reg, bits
+    stp     x0, x1, [sp, #-16]!
+    stp     x2, x3, [sp, #-16]!
+    stp     x4, x30, [sp, #-16]!
+    mov     x0, \reg
+    ldr     x1, =0x09000000
+    put_hex_x0 \bits
+    mov     w2, #' '
+    strb    w2, [x1]
+    ldp     x4, x30, [sp], #16
+    ldp     x2, x3, [sp], #16
+    ldp     x0, x1, [sp], #16
+    .endm
+
+    .macro mmu_on_at_alias
+    adr     x0, tbl
+    ldr     x2, =(0x00000000 | (1 << 10) | 1 | (1 << 54) | (1 << 53))   // devices: XN
+    str     x2, [x0, #0]
+    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (1 << 2) | 1)     // RAM, EL1 only (for now)
+    str     x2, [x0, #8]
+    str     x2, [x0, #16]                   // ... and at VA 0x80000000
+    msr     ttbr0_el1, x0
+    ldr     x2, =0xff00                     // attr 0 Device-nGnRnE, attr 1 Normal WB
+    msr     mair_el1, x2
+    ldr     x2, =(25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23))    // T0SZ 25, WB, inner shareable, EPD1
+    msr     tcr_el1, x2
+    mov     x9, #0x40000000
+    adr     x2, vectors
+    add     x2, x2, x9
+    msr     vbar_el1, x2
+    adr     x2, 97f
+    add     x2, x2, x9
+    ldr     x3, =0x30d01805                 // M, C, I (the A72's RES1 bits)
+    isb
+    msr     sctlr_el1, x3                   // the MMU on: the next instruction is at the PA ...
+    br      x2                              // ... whose mapping is EL1's; on to the alias
+97: adr     x0, tbl                         // (now at VA = PA + 1 GiB)
+    sub     x0, x0, x9
+    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (1 << 6) | (1 << 2) | 1)   // RAM: EL0 too
+    str     x2, [x0, #8]
+    dsb     ishst
+    tlbi    vmalle1
+    dsb     ish
+    isb
+    ldr     x0, =stack_top
+    add     x0, x0, x9
+    mov     sp, x0
+    .endm
 """
+
+
+def build_kernel(tmp, name: str, source: str):
+    """Assemble `source` and link it at 0x40000000 (QEMU virt's RAM) as tmp/NAME.elf."""
+    import subprocess
+    from conftest import CROSS, need_tool
+    as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
+    (tmp / f"{name}.S").write_text(source)
+    subprocess.run([as_, "-march=armv8-a", str(tmp / f"{name}.S"), "-o", str(tmp / f"{name}.o")], check=True)
+    subprocess.run([ld, "-n", "--build-id=none", "-Ttext=0x40000000", "-e", "_start", str(tmp / f"{name}.o"),
+                    "-o", str(tmp / f"{name}.elf")], check=True)
+    return tmp / f"{name}.elf"
+
+
+def qemu_transcripts(images: dict, el2: tuple[str, ...] = (), icount: bool = False) -> dict[str, str]:
+    """QEMU 10's UART output for each kernel (cortex-a72; at EL2 for the names in `el2`;
+    `icount`: -icount shift=0), or {} without QEMU."""
+    from neve.qemu import qemu_binary, run_qemu_full
+    if qemu_binary() is None:
+        return {}
+    out = {}
+    for name, img in images.items():
+        r = run_qemu_full([img], el2=name in el2, cpu="cortex-a72", icount=icount)
+        assert r.status == 0, r.stderr
+        out[name] = r.stdout.decode()
+    return out

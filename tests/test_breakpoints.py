@@ -19,40 +19,12 @@ Each is run in neve with the compiled fast path and without it.  Linked watchpoi
 are not modelled: enabling one stops the run with `unsupported`."""
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from conftest import CROSS, need_tool, run_neve
-from guest_asm import MACROS
+from guest_asm import MACROS, build_kernel, qemu_transcripts
 
 COMMON = MACROS + r"""
-    .macro say label                        // print the string at label (keeps x0-x4, x30)
-    stp     x0, x1, [sp, #-16]!
-    stp     x2, x3, [sp, #-16]!
-    stp     x4, x30, [sp, #-16]!
-    ldr     x1, =0x09000000
-    adr     x0, \label
-    bl      puts
-    ldp     x4, x30, [sp], #16
-    ldp     x2, x3, [sp], #16
-    ldp     x0, x1, [sp], #16
-    .endm
-
-    .macro hex reg, bits                    // print reg in hex and a space (keeps x0-x4, x30)
-    stp     x0, x1, [sp, #-16]!
-    stp     x2, x3, [sp, #-16]!
-    stp     x4, x30, [sp, #-16]!
-    mov     x0, \reg
-    ldr     x1, =0x09000000
-    put_hex_x0 \bits
-    mov     w2, #' '
-    strb    w2, [x1]
-    ldp     x4, x30, [sp], #16
-    ldp     x2, x3, [sp], #16
-    ldp     x0, x1, [sp], #16
-    .endm
-
     .macro title letter                     // "case X: "
     mov     x20, #\letter
     say     s_case
@@ -675,38 +647,7 @@ s_done:   .asciz "done\n"
 # its PAs; EL0 runs at the first.
 STEP_ALIAS_KERNEL = COMMON + r"""
     start   vbar_el1
-    adr     x0, tbl
-    ldr     x2, =(0x00000000 | (1 << 10) | 1 | (1 << 54) | (1 << 53))   // devices: XN
-    str     x2, [x0, #0]
-    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (1 << 2) | 1)     // RAM, EL1 only (for now)
-    str     x2, [x0, #8]
-    str     x2, [x0, #16]                   // ... and at VA 0x80000000
-    msr     ttbr0_el1, x0
-    ldr     x2, =0xff00                     // attr 0 Device-nGnRnE, attr 1 Normal WB
-    msr     mair_el1, x2
-    ldr     x2, =(25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23))    // T0SZ 25, WB, inner shareable, EPD1
-    msr     tcr_el1, x2
-    mov     x9, #0x40000000
-    adr     x2, vectors
-    add     x2, x2, x9
-    msr     vbar_el1, x2
-    adr     x2, 1f
-    add     x2, x2, x9
-    ldr     x3, =0x30d01805                 // M, C, I (the A72's RES1 bits)
-    isb
-    msr     sctlr_el1, x3                   // the MMU on: the next instruction is at the PA ...
-    br      x2                              // ... whose mapping is EL1's; on to the alias
-1:  adr     x0, tbl                         // (now at VA = PA + 1 GiB)
-    sub     x0, x0, x9
-    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (1 << 6) | (1 << 2) | 1)   // RAM: EL0 too
-    str     x2, [x0, #8]
-    dsb     ishst
-    tlbi    vmalle1
-    dsb     ish
-    isb
-    ldr     x0, =stack_top
-    add     x0, x0, x9
-    mov     sp, x0
+    mmu_on_at_alias
     msr     oslar_el1, xzr
     mdscr   0x8001                          // SS, MDE
     adr     x19, sdata
@@ -762,30 +703,7 @@ tbl:    .skip 4096
 # for the LDXR) and an ERET with SPSR.SS clear (active-pending: before anything runs).
 STEP_EL1_ALIAS_KERNEL = COMMON + r"""
     start   vbar_el1
-    adr     x0, tbl
-    ldr     x2, =(0x00000000 | (1 << 10) | 1 | (1 << 54) | (1 << 53))   // devices: XN
-    str     x2, [x0, #0]
-    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (1 << 2) | 1)     // RAM, EL1
-    str     x2, [x0, #8]
-    str     x2, [x0, #16]                   // ... and at VA 0x80000000
-    msr     ttbr0_el1, x0
-    ldr     x2, =0xff00
-    msr     mair_el1, x2
-    ldr     x2, =(25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23))
-    msr     tcr_el1, x2
-    mov     x9, #0x40000000
-    adr     x2, vectors
-    add     x2, x2, x9
-    msr     vbar_el1, x2
-    adr     x2, 1f
-    add     x2, x2, x9
-    ldr     x3, =0x30d01805
-    isb
-    msr     sctlr_el1, x3
-    br      x2
-1:  ldr     x0, =stack_top                  // (now at VA = PA + 1 GiB)
-    add     x0, x0, x9
-    mov     sp, x0
+    mmu_on_at_alias
     msr     oslar_el1, xzr
     mdscr   0xa001                          // SS, KDE, MDE
     adr     x19, sdata
@@ -859,13 +777,7 @@ stack_top:
 tbl:    .skip 4096
 """
 
-def _build(tmp, name: str, source: str):
-    as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
-    (tmp / f"{name}.S").write_text(source)
-    subprocess.run([as_, "-march=armv8-a", str(tmp / f"{name}.S"), "-o", str(tmp / f"{name}.o")], check=True)
-    subprocess.run([ld, "-n", "--build-id=none", "-Ttext=0x40000000", "-e", "_start", str(tmp / f"{name}.o"),
-                    "-o", str(tmp / f"{name}.elf")], check=True)
-    return tmp / f"{name}.elf"
+_build = build_kernel
 
 
 @pytest.fixture(scope="module")
@@ -879,15 +791,7 @@ def images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def qemu_out(images):
-    from neve.qemu import qemu_binary, run_qemu_full
-    if qemu_binary() is None:
-        return {}
-    out = {}
-    for name, img in images.items():
-        r = run_qemu_full([img], el2=name in ("el2", "step2"), cpu="cortex-a72")
-        assert r.status == 0, r.stderr
-        out[name] = r.stdout.decode()
-    return out
+    return qemu_transcripts(images, el2=("el2", "step2"))
 
 
 # The Arm ARM's AArch64.GenerateDebugExceptionsFrom() takes no debug exception while

@@ -17,40 +17,12 @@ assembled here:
 Each is run in neve with the compiled fast path and without it."""
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from conftest import CROSS, need_tool, run_neve
-from guest_asm import MACROS
+from conftest import run_neve
+from guest_asm import MACROS, build_kernel, qemu_transcripts
 
 COMMON = MACROS + r"""
-    .macro say label                        // print the string at label (keeps x0-x4, x30)
-    stp     x0, x1, [sp, #-16]!
-    stp     x2, x3, [sp, #-16]!
-    stp     x4, x30, [sp, #-16]!
-    ldr     x1, =0x09000000
-    adr     x0, \label
-    bl      puts
-    ldp     x4, x30, [sp], #16
-    ldp     x2, x3, [sp], #16
-    ldp     x0, x1, [sp], #16
-    .endm
-
-    .macro hex reg, bits                    // print reg in hex and a space (keeps x0-x4, x30)
-    stp     x0, x1, [sp, #-16]!
-    stp     x2, x3, [sp, #-16]!
-    stp     x4, x30, [sp, #-16]!
-    mov     x0, \reg
-    ldr     x1, =0x09000000
-    put_hex_x0 \bits
-    mov     w2, #' '
-    strb    w2, [x1]
-    ldp     x4, x30, [sp], #16
-    ldp     x2, x3, [sp], #16
-    ldp     x0, x1, [sp], #16
-    .endm
-
     .macro evtype n, value                  // PMEVTYPER<n>_EL0 = value
     ldr     x2, =\value
     msr     pmevtyper\n\()_el0, x2
@@ -93,6 +65,27 @@ COMMON = MACROS + r"""
     .skip   0x480 - 0x404
     b       \lower_irq
     .skip   0x800 - 0x484
+    .endm
+
+    .macro bad_handler el                   // bad: an exception no test expects, its ESR
+bad:
+    say     s_bad
+    mrs     x9, esr_\el
+    hex     x9, 32
+    system_off_any_el
+    .endm
+
+    .macro tail lower                       // the strings all print, the literal pool, the
+s_a:    .asciz "A: "                        // stack and a lower EL's (`lower`)
+s_nl:   .asciz "\n"
+s_done: .asciz "done\n"
+s_bad:  .asciz "unexpected exception "
+    .ltorg
+    .balign 16
+    .skip   2048
+stack_top:
+    .skip   1024
+\lower:
     .endm
 """
 
@@ -260,28 +253,17 @@ lower_sync:
     b.eq    svc_d
     b       svc_handler
 
-bad:
-    say     s_bad
-    mrs     x9, esr_el1
-    hex     x9, 32
-    system_off_any_el
+    bad_handler el1
 
     puts_function
     vector_table vectors, bad, irq_handler, lower_sync, bad
 
 s_pmcr: .asciz "pmcr "
-s_a:    .asciz "A: "
 s_b:    .asciz "B: "
 s_b2:   .asciz "B2: "
 s_c:    .asciz "C: "
 s_d:    .asciz "D: "
-s_nl:   .asciz "\n"
-s_done: .asciz "done\n"
-s_bad:  .asciz "unexpected exception "
-    .ltorg
-    .balign 16
-    .skip   2048
-stack_top:
+    tail    el0_stack_top
 """
 
 
@@ -353,11 +335,7 @@ lower_sync:                                 // the HVC: the guest's share stops 
     say     s_done
     system_off_any_el
 
-bad:
-    say     s_bad
-    mrs     x9, esr_el2
-    hex     x9, 32
-    system_off_any_el
+    bad_handler el2
 el1_bad:
     b       .
 
@@ -366,17 +344,8 @@ el1_bad:
     vector_table el1_vectors, el1_bad, el1_bad, el1_bad, el1_bad
 
 s_n:    .asciz "EL1 reads PMCR_EL0 "
-s_a:    .asciz "A: "
 s_b:    .asciz "B: "
-s_nl:   .asciz "\n"
-s_done: .asciz "done\n"
-s_bad:  .asciz "unexpected exception "
-    .ltorg
-    .balign 16
-    .skip   2048
-stack_top:
-    .skip   1024
-el1_stack_top:
+    tail    el1_stack_top
 """
 
 # The kernel's code runs at VA = PA + 1 GiB (as Linux's does at its own VAs), where
@@ -387,38 +356,7 @@ ALIAS_KERNEL = COMMON + r"""
 _start:
     ldr     x0, =stack_top
     mov     sp, x0
-    adr     x0, tbl
-    ldr     x2, =(0x00000000 | (1 << 10) | 1 | (1 << 54) | (1 << 53))   // devices: XN
-    str     x2, [x0, #0]
-    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (1 << 2) | 1)     // RAM, EL1 only (for now)
-    str     x2, [x0, #8]
-    str     x2, [x0, #16]                   // ... and at VA 0x80000000
-    msr     ttbr0_el1, x0
-    ldr     x2, =0xff00                     // attr 0 Device-nGnRnE, attr 1 Normal WB
-    msr     mair_el1, x2
-    ldr     x2, =(25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23))    // T0SZ 25, WB, inner shareable, EPD1
-    msr     tcr_el1, x2
-    mov     x9, #0x40000000
-    adr     x2, vectors
-    add     x2, x2, x9
-    msr     vbar_el1, x2
-    adr     x2, 1f
-    add     x2, x2, x9
-    ldr     x3, =0x30d01805                 // M, C, I (the A72's RES1 bits)
-    isb
-    msr     sctlr_el1, x3                   // the MMU on: the next instruction is at the PA ...
-    br      x2                              // ... whose mapping is EL1's; on to the alias
-1:  adr     x0, tbl                         // (now at VA = PA + 1 GiB)
-    sub     x0, x0, x9
-    ldr     x2, =(0x40000000 | (1 << 10) | (3 << 8) | (1 << 6) | (1 << 2) | 1)   // RAM: EL0 too
-    str     x2, [x0, #8]
-    dsb     ishst
-    tlbi    vmalle1
-    dsb     ish
-    isb
-    ldr     x0, =stack_top
-    add     x0, x0, x9
-    mov     sp, x0
+    mmu_on_at_alias
 
     // 0 EXC_RETURN, 1 EXC_TAKEN, 2 INST_RETIRED at EL0 only (P), 3 INST_RETIRED at EL1
     // only (U), 4 CPU_CYCLES, 5 EXC_RETURN at EL0 only (none: EL0 cannot return); the
@@ -460,23 +398,12 @@ lower_sync:                                 // four SVCs, each returned from at 
     say     s_done
     system_off_any_el
 
-bad:
-    say     s_bad
-    mrs     x9, esr_el1
-    hex     x9, 32
-    system_off_any_el
+    bad_handler el1
 
     puts_function
     vector_table vectors, bad, bad, lower_sync, bad
 
-s_a:    .asciz "A: "
-s_nl:   .asciz "\n"
-s_done: .asciz "done\n"
-s_bad:  .asciz "unexpected exception "
-    .ltorg
-    .balign 16
-    .skip   2048
-stack_top:
+    tail    el0_stack_top
     .balign 4096
 tbl:    .skip 4096
 """
@@ -560,11 +487,7 @@ hvc:                                        // the VM's HVC: stop and print
     say     s_done
     system_off_any_el
 
-bad:
-    say     s_bad
-    mrs     x9, esr_el2
-    hex     x9, 32
-    system_off_any_el
+    bad_handler el2
 
     // The nested VM (at IPA = PA + 1 GiB): EL1 returns to EL0 three times.
 l2_el1:
@@ -594,27 +517,12 @@ l2_bad:
 
 s_hvc:  .asciz "HVC, ESR_EL2 "
 s_trap: .asciz "trapped, ESR_EL2 "
-s_a:    .asciz "A: "
-s_nl:   .asciz "\n"
-s_done: .asciz "done\n"
-s_bad:  .asciz "unexpected exception "
-    .ltorg
-    .balign 16
-    .skip   2048
-stack_top:
-    .skip   1024
-l2_stack_top:
+    tail    l2_stack_top
     .balign 4096
 s2tbl:  .skip 4096
 """
 
-def _build(tmp, name: str, source: str):
-    as_, ld = need_tool(CROSS + "as"), need_tool(CROSS + "ld")
-    (tmp / f"{name}.S").write_text(source)
-    subprocess.run([as_, "-march=armv8-a", str(tmp / f"{name}.S"), "-o", str(tmp / f"{name}.o")], check=True)
-    subprocess.run([ld, "-n", "--build-id=none", "-Ttext=0x40000000", "-e", "_start", str(tmp / f"{name}.o"),
-                    "-o", str(tmp / f"{name}.elf")], check=True)
-    return tmp / f"{name}.elf"
+_build = build_kernel
 
 
 @pytest.fixture(scope="module")
@@ -626,15 +534,7 @@ def images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def qemu_out(images):
-    from neve.qemu import qemu_binary, run_qemu_full
-    if qemu_binary() is None:
-        return {}
-    out = {}
-    for name, img in images.items():
-        r = run_qemu_full([img], el2=name in ("el2", "nested"), cpu="cortex-a72", icount=True)
-        assert r.status == 0, r.stderr
-        out[name] = r.stdout.decode()
-    return out
+    return qemu_transcripts(images, el2=("el2", "nested"), icount=True)
 
 
 def _counts(line: str) -> list[int]:
