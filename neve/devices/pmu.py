@@ -127,7 +127,7 @@ class PMU:
         d, self._since = now - self._since, now
         mdcr = self._mdcr
         self._mdcr = self.mdcr()
-        if d <= 0:
+        if d <= 0 or not self.cnten:        # nothing to count (the common case: an idle PMU)
             if self._mdcr != mdcr:          # HPME/HPMN gate the overflow interrupt too
                 self._update_line()
             return
@@ -199,7 +199,8 @@ class PMU:
         return best
 
     def _update_line(self) -> None:
-        line = any(self._e(i, self._mdcr) for i in (C, *range(N)) if (self.inten & self.ovs) >> i & 1)
+        pend = self.inten & self.ovs
+        line = bool(pend) and any(self._e(i, self._mdcr) for i in (C, *range(N)) if pend >> i & 1)
         if line != self._line:
             self._line = line
             self.irq_line(line)
