@@ -72,6 +72,7 @@ class PMU:
         self._since = clock()            # cycles already counted into the counters
         self._line = False
         self._mdcr: int | None = mdcr()  # MDCR_EL2 as the counting since `_since` saw it
+        self._events: frozenset[int] = frozenset()   # the events the enabled counters' types name
 
     # --- counting ---------------------------------------------------------------------
     def _e(self, i: int, mdcr: int | None) -> bool:
@@ -146,7 +147,10 @@ class PMU:
             self.el = el
 
     def event(self, ev: int, el: int) -> None:
-        """One event `ev` (EXC_TAKEN, EXC_RETURN, SW_INCR's own path aside) at `el`."""
+        """One event `ev` (EXC_TAKEN, EXC_RETURN, SW_INCR's own path aside) at `el`.
+        (Every exception and return of the guest comes here: no counter of it, no work.)"""
+        if ev not in self._events:
+            return
         self.sync()
         mdcr = self._mdcr
         hit = False
@@ -290,6 +294,7 @@ class PMU:
             self.evcnt[_index(name)] = v & 0xFFFF_FFFF
         elif name.startswith("PMEVTYPER"):
             self.evtyper[_index(name)] = v & EVTYPER_MASK
+        self._events = frozenset(self.evtyper[i] & 0xFFFF for i in range(N) if self.cnten >> i & 1)
         self._update_line()
 
     def get(self, name: str) -> int:
