@@ -131,9 +131,10 @@ def test_a_write_of_mdcr_el2_moves_the_overflow_interrupt_line():
     pmu.write("PMOVSSET_EL0", 1 << 5)
     assert lines == []                                    # counter 5 is EL2's: HPME clear
     pmu.sync()
-    mdcr[0] |= 0x80                                       # what the MDCR_EL2 write does: sync, set, sync
-    pmu.sync()
+    mdcr[0] |= 0x80                                       # what the MDCR_EL2 write does: sync, set, tell
+    pmu.mdcr_changed()
     assert lines == [True]
-    mdcr[0] = 6                                           # HPMN 6: counter 5 is PMCR.E's (clear)
     pmu.sync()
+    mdcr[0] = 6                                           # HPMN 6: counter 5 is PMCR.E's (clear)
+    pmu.mdcr_changed()
     assert lines == [True, False]

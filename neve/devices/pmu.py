@@ -69,7 +69,7 @@ class PMU:
         self._div = 0                    # cycles towards the cycle counter's next tick (PMCR.D)
         self.evcnt = [0] * N
         self.evtyper = [0] * N
-        self._since = clock()            # cycles already counted into the counters
+        self._since: int | None = None    # cycles already counted into the counters (None: idle)
         self._line = False
         self._mdcr: int | None = mdcr()  # MDCR_EL2 as the counting since `_since` saw it
         self._events: frozenset[int] = frozenset()   # the events the enabled counters' types name
@@ -123,12 +123,18 @@ class PMU:
             self.ovs |= 1 << C
 
     def sync(self) -> None:
-        """Count the cycles since the last access, run at `el`, into every running counter."""
+        """Count the cycles since the last access, run at `el`, into every running counter.
+        With no counter enabled (an idle PMU, the common case: the run loop syncs at
+        every tick) there is nothing to count and nothing is read; `write` restarts the
+        count when a counter is enabled."""
+        if not self.cnten:
+            self._since = None
+            return
         now = self.clock()
-        d, self._since = now - self._since, now
+        d, self._since = now - (now if self._since is None else self._since), now
         mdcr = self._mdcr
         self._mdcr = self.mdcr()
-        if d <= 0 or not self.cnten:        # nothing to count (the common case: an idle PMU)
+        if d <= 0:
             if self._mdcr != mdcr:          # HPME/HPMN gate the overflow interrupt too
                 self._update_line()
             return
@@ -139,6 +145,12 @@ class PMU:
             if self.evtyper[i] & 0xFFFF in TIMED and self._counts_at(i, el, mdcr):
                 self._add(i, d)
         self._update_line()
+
+    def mdcr_changed(self) -> None:
+        """MDCR_EL2 was just written (`sync` counted up to the write under its old value)."""
+        old, self._mdcr = self._mdcr, self.mdcr()
+        if self._mdcr != old:               # HPME/HPMN gate the overflow interrupt too
+            self._update_line()
 
     def at_el(self, el: int) -> None:
         """The guest's exception level changes to `el` now."""
@@ -164,6 +176,8 @@ class PMU:
     def watch(self) -> tuple[bool, bool]:
         """(the level instructions run at matters: a counter of instructions or cycles
         counts at some levels only; an EXC_RETURN at EL1 would count)."""
+        if not self.cnten:
+            return False, False
         mdcr = self._mdcr
         els = (0, 1) if mdcr is None else (0, 1, 2)
         levels = eret = False
@@ -294,7 +308,10 @@ class PMU:
             self.evcnt[_index(name)] = v & 0xFFFF_FFFF
         elif name.startswith("PMEVTYPER"):
             self.evtyper[_index(name)] = v & EVTYPER_MASK
-        self._events = frozenset(self.evtyper[i] & 0xFFFF for i in range(N) if self.cnten >> i & 1)
+        if name.startswith(("PMCNTEN", "PMEVTYPER", "PMXEVTYPER")):
+            self._events = frozenset(self.evtyper[i] & 0xFFFF for i in range(N) if self.cnten >> i & 1)
+        if self._since is None and self.cnten:     # counting starts now
+            self._since, self._mdcr = self.clock(), self.mdcr()
         self._update_line()
 
     def get(self, name: str) -> int:

@@ -690,7 +690,7 @@ class Interrupts:
         if row.fn == "pmuctl":                   # MDCR_EL2: counted up to now under its old value
             self.pmu.sync()
             vel2.set(name, value)
-            self.pmu.sync()                      # (nothing to count: it takes the new value)
+            self.pmu.mdcr_changed()
             self._pmu_rewatch()
             return True
         if row.fn == "debug":
