@@ -36,7 +36,7 @@ class ExceptionEntry:
         cpu = self.cpu
         ps = cpu.pstate() | spsr_or
         el = (ps >> 2) & 3
-        self.irq.pmu_event(EV_EXC_TAKEN, el)
+        self.irq.pmu.event(EV_EXC_TAKEN, el)
         off = VEC_LOWER_A64 if el == 0 else (VEC_CUR_SPX if ps & 1 else VEC_CUR_SP0)
         if kind == VEC_SYNC:
             cpu.write_sysreg("ESR_EL1", esr)

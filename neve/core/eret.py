@@ -272,7 +272,7 @@ class EretHooks:
         if (ps >> 2) & 3 != 1:
             return                                  # EL0: UNDEFINED, Unicorn raises it
         m.irq.debug.exception_return(cpu.read_sysreg("ELR_EL1"))     # (software step)
-        m.irq.pmu_event(EV_EXC_RETURN, 1)
+        m.irq.pmu.event(EV_EXC_RETURN, 1)
         spsr = cpu.read_sysreg("SPSR_EL1")
         elr = cpu.read_sysreg("ELR_EL1")
         hcr = m.vel2.get("HCR_EL2") if m.vel2 is not None else _HCR_RW

@@ -366,7 +366,7 @@ class VirtualEL2(Vel2Sysregs):
         self.irq.debug.exited_el1()
         ps = st[t.old_pstate]                       # (the program's first read)
         src = "EL0" if (ps >> 2) & 3 == 0 else "EL1"
-        self.irq.pmu_event(EV_EXC_TAKEN, (ps >> 2) & 3)
+        self.irq.pmu.event(EV_EXC_TAKEN, (ps >> 2) & 3)
         self.set_active(True)
         self._regime_synced()
         if kind == 0:
@@ -384,7 +384,7 @@ class VirtualEL2(Vel2Sysregs):
         `spsr_or`: PSTATE bits the saved SPSR has that the hardware PSTATE does not
         hold (IL after an illegal exception return)."""
         cpu = self.cpu
-        self.irq.pmu_event(EV_EXC_TAKEN, 2)
+        self.irq.pmu.event(EV_EXC_TAKEN, 2)
         ps = cpu.pstate() | spsr_or
         off = VEC_CUR_SPX if ps & 1 else VEC_CUR_SP0
         if kind == 0:
@@ -406,7 +406,7 @@ class VirtualEL2(Vel2Sysregs):
     # --- ERET ----------------------------------------------------------------------------
     def eret(self, pc: int | None, insn: int | None) -> None:
         name = eret.ERET_WORDS.get(insn, "ERET") if insn is not None else "ERET"
-        self.irq.pmu_event(EV_EXC_RETURN, 2)
+        self.irq.pmu.event(EV_EXC_RETURN, 2)
         self.m.trap(ev.ERET, name, pc=pc, insn=insn, reason="HCR_EL2.NV set by L0: ERET at EL1 traps to EL2"
                     + ("" if pc is not None else " (caught by the ERET safety net: PC unknown)"), pc_known=pc is not None)
         spsr = self.get("SPSR_EL2")

@@ -564,12 +564,7 @@ class Interrupts:
         vel2 = self.vcpu.vel2
         if vel2 is not None and vel2.active:
             return 2
-        return (self.cpu.pstate() >> 2) & 3
-
-    def pmu_event(self, ev: int, el: int) -> None:
-        """An exception taken from `el`, or an exception return at `el` (EXC_TAKEN,
-        EXC_RETURN), for the PMU's counters of that event."""
-        self.pmu.event(ev, el)
+        return self.cpu.el()
 
     def _pmu_watch(self) -> None:
         """After a change of the PMU's controls: does the
