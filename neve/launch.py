@@ -11,7 +11,7 @@ import sys
 from neve import boot
 from neve.arch.platform import RAM_SIZE_DEFAULT
 from neve.core import elf
-from neve.core.machine import MODES, Machine
+from neve.core.machine import MAX_SMP, MODES, QUANTUM, Machine
 from neve.el2 import policy
 from neve import errors
 from neve.devices import uart_input
@@ -93,6 +93,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ram", type=_size, default=RAM_SIZE_DEFAULT, metavar="SIZE", help="RAM size (default 128M)")
     p.add_argument("--max-insns", type=_positive_int, metavar="N", help="stop after N guest instructions (exit 124)")
     p.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds of host time (exit 124)")
+    p.add_argument("--smp", type=_positive_int, default=1, metavar="N",
+                   help=f"CPUs (1 to {MAX_SMP}, default 1; --mode vm): CPU 0 starts, the others wait for PSCI CPU_ON")
+    p.add_argument("--quantum", type=_positive_int, default=QUANTUM, metavar="N",
+                   help=f"with --smp: guest instructions a CPU runs before the next one's turn (default {QUANTUM:,}); "
+                        "a WFI ends a turn early")
     p.add_argument("--stats", metavar="FILE.json", help="write run statistics (schema in the README)")
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per trap")
     p.add_argument("--timeline", metavar="FILE.json", help="write a Chrome trace-event timeline of the world "
@@ -159,7 +164,8 @@ def build_machine(args, uart_out=None):
         m = Machine(images, mode=args.mode, ram_size=args.ram, max_insns=args.max_insns, timeout=args.timeout,
                     uart_out=uart_out, policy=pol, boot=how, uart_in=uart_in, pflash=tuple(units),
                     rtc_epoch=getattr(args, "rtc_epoch", 0),
-                    power_button_at=getattr(args, "power_button_at", None))
+                    power_button_at=getattr(args, "power_button_at", None), smp=getattr(args, "smp", 1),
+                    quantum=getattr(args, "quantum", QUANTUM))
     except BaseException:
         if uart_in is not None:
             uart_in.close()                 # a terminal's settings back, the descriptor closed

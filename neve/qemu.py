@@ -60,7 +60,7 @@ def qemu_binary() -> str | None:
 
 
 def qemu_command(images: list[Path], *, el2: bool = False, semihosting: bool = True,
-                 binary: str | None = None, cpu: str = "max", icount: bool = False) -> list[str]:
+                 binary: str | None = None, cpu: str = "max", icount: bool = False, smp: int = 1) -> list[str]:
     """The QEMU command line run_qemu uses (handy for reproducing a run by hand).
     `icount`: one virtual nanosecond per instruction (-icount shift=0): QEMU's PMU then
     counts INST_RETIRED, and CPU_CYCLES at one per instruction, as neve's does."""
@@ -77,6 +77,8 @@ def qemu_command(images: list[Path], *, el2: bool = False, semihosting: bool = T
         cmd.append("-semihosting")
     if icount:
         cmd += ["-icount", "shift=0"]
+    if smp != 1:
+        cmd += ["-smp", str(smp)]
     first, *rest = (Path(p) for p in images)
     cmd += ["-kernel", str(first)]
     for extra in rest:
@@ -89,7 +91,7 @@ def qemu_command(images: list[Path], *, el2: bool = False, semihosting: bool = T
 
 def boot_command(*, kernel: Path | None = None, initrd: Path | None = None, append: str | None = None,
                  bios: Path | None = None, el2: bool = False, cpu: str = "cortex-a72", ram: str = "128M",
-                 binary: str | None = None) -> list[str]:
+                 binary: str | None = None, smp: int = 1) -> list[str]:
     """QEMU booting third-party software as `neve run --kernel/--initrd/--append/--bios`
     does: the `virt` board with neve's GICv3 and CPU model (cortex-a72), no network
     card (QEMU's default virtio-net is a device neve does not model), no reboot."""
@@ -99,6 +101,8 @@ def boot_command(*, kernel: Path | None = None, initrd: Path | None = None, appe
     machine = "virt,virtualization=on,gic-version=3" if el2 else "virt,gic-version=3"
     cmd = [qemu, "-M", machine, "-cpu", cpu, "-m", ram, "-nographic", "-monitor", "none",
            "-serial", "stdio", "-no-reboot", "-nic", "none"]
+    if smp != 1:
+        cmd += ["-smp", str(smp)]
     for opt, val in (("-kernel", kernel), ("-initrd", initrd), ("-append", append), ("-bios", bios)):
         if val is not None:
             cmd += [opt, str(val)]
@@ -106,7 +110,7 @@ def boot_command(*, kernel: Path | None = None, initrd: Path | None = None, appe
 
 
 def run_qemu_full(images: list[Path], *, el2: bool = False, semihosting: bool = True,
-                  timeout: float = 60, cpu: str = "max", icount: bool = False) -> QemuResult:
+                  timeout: float = 60, cpu: str = "max", icount: bool = False, smp: int = 1) -> QemuResult:
     """Run QEMU and return UART output, stderr and exit status.
 
     Raises QemuTimeout (carrying the partial output) if QEMU is still running after
@@ -114,7 +118,7 @@ def run_qemu_full(images: list[Path], *, el2: bool = False, semihosting: bool = 
     for p in images:
         if not Path(p).is_file():
             raise FileNotFoundError(p)
-    cmd = qemu_command(list(images), el2=el2, semihosting=semihosting, cpu=cpu, icount=icount)
+    cmd = qemu_command(list(images), el2=el2, semihosting=semihosting, cpu=cpu, icount=icount, smp=smp)
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=timeout, check=False)

@@ -24,10 +24,10 @@ def init_lines(out: bytes) -> list[str]:
     return [ln for ln in out.decode("utf-8", "replace").splitlines() if ln.startswith("init: ")]
 
 
-def qemu_lines(el2: bool) -> list[str]:
+def qemu_lines(el2: bool, smp: int = 1) -> list[str]:
     from neve.qemu import boot_command
     need_qemu()
-    cmd = boot_command(kernel=guest("vmlinuz"), initrd=guest("initrd.gz"), append=APPEND, el2=el2)
+    cmd = boot_command(kernel=guest("vmlinuz"), initrd=guest("initrd.gz"), append=APPEND, el2=el2, smp=smp)
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False)
     assert p.returncode == 0, p.stderr[-2000:]
     return init_lines(p.stdout)
@@ -49,6 +49,19 @@ def test_debian_kernel_boots_like_qemu(mode, tmp_path):
     else:
         assert "init: /dev/kvm absent" in lines
     assert lines == qemu_lines(el2)
+
+
+def test_debian_kernel_boots_smp_like_qemu(tmp_path):
+    """--smp 2: the kernel brings its second CPU up with PSCI CPU_ON, and the init
+    script's lines (which include the CPU count) equal QEMU's with -smp 2."""
+    r = run_neve("run", "--mode", "vm", "--smp", "2", "--kernel", guest("vmlinuz"), "--initrd",
+                 guest("initrd.gz"), "--append", APPEND, "--timeout", "900", timeout=1000)
+    out = r.stdout.decode("utf-8", "replace")
+    assert r.returncode == 0, (r.stderr.decode()[-2000:], out[-3000:])
+    assert "smp: Brought up 1 node, 2 CPUs" in out, out[-3000:]
+    lines = init_lines(r.stdout)
+    assert "init: cpus 2" in lines and lines[-1] == "init: done", out[-3000:]
+    assert lines == qemu_lines(False, smp=2)
 
 
 def test_bench_linux_boot_row(tmp_path):

@@ -220,6 +220,10 @@ class CPU:
         # Instructions executed by completed emu_start calls (a C word: the compiled
         # fast path reads the counter as base + Unicorn's own count, neve/core/fastpath.py).
         self.base = ctypes.c_int64(0)     # may be negative for a moment (end_slice_after_current)
+        # With several vCPUs, `base` follows the machine's clock (every vCPU's
+        # instructions: Machine._switch_to moves it on); `skew` is how far it was moved
+        # for instructions of other vCPUs, so own_icount() counts this CPU's alone.
+        self.skew = 0
         self.slice_count = 0      # the count limit of the running emu_start
         self._limit: ctypes.c_uint64 | None = None    # count_with's limit word
         # Non-secure, EL2 present with HVC enabled, lower levels AArch64.
@@ -276,6 +280,11 @@ class CPU:
     def icount(self) -> int:
         """Instructions executed so far, counting the one executing now (inside a hook)."""
         return self.base.value + self._counter.value
+
+    def own_icount(self) -> int:
+        """Instructions this CPU executed (icount() less the other vCPUs'): what its
+        PMU counts."""
+        return self.base.value + self._counter.value - self.skew
 
     def slice_end(self) -> int:
         """The instruction count at which the running emu_start ends at the latest."""

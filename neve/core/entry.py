@@ -210,11 +210,24 @@ class ExceptionEntry:
         x = [cpu.x(i) for i in range(4)]
         self.trap(cls, name, value=x[0], pc=insn_pc, insn=insn,
                   reason=f"{reason}; {psci.NAMES.get(x[0], 'SMCCC call')} x0={x[0]:#x}")
-        res, action = psci.call(x, cpu.read_sysreg("MPIDR_EL1") & psci.MPIDR_AFFINITY)
+        power = {v.affinity: v.power for v in self.vcpus}
+        res, action = psci.call(x, self.vcpu.affinity, power)
         if action in ("system-off", "system-reset"):
             self.stop(action, 0, f"PSCI {action}")
         if action == "cpu-off":
-            raise Wedged("PSCI CPU_OFF of the only CPU: nothing can run any more", insn_pc)
+            if not any(v.power == "on" for v in self.vcpus if v is not self.vcpu):
+                raise Wedged("PSCI CPU_OFF of the last CPU that is on: nothing can run any more", insn_pc)
+            self.vcpu.power = "off"             # (Machine._schedule runs the others)
+            cpu.uc.emu_stop()
+            return
+        if action == "cpu-on":
+            # The target starts at its next turn (Machine._power_on), at the caller's EL;
+            # an SMC32/HVC32 function passes 32-bit arguments.
+            wide = x[0] & psci.SMC64
+            mask = (1 << 64) - 1 if wide else 0xFFFF_FFFF
+            target = next(v for v in self.vcpus if v.affinity == x[1])
+            target.power, target.asleep = "on", False
+            target.start = (x[2] & mask, x[3] & mask, 1)
         cpu.set_x(0, res)
         cpu.pc = insn_pc + 4
         if action == "suspend":          # CPU_SUSPEND: a WFI, as QEMU's PSCI does it

@@ -42,11 +42,15 @@ from neve.devices.pl011 import PL011
 from neve.devices.timer import Counter
 from neve.gic.mmio import Distributor, Redistributors
 from neve.gic.state import GICv3
-from neve.errors import BadInput, GuestError, NeveError
+from neve.errors import BadInput, GuestError, NeveError, Wedged
+from neve.devices.timer import CNTFRQ
 from neve.arch.platform import BOARD, RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, UART_INTID, board_device
 from neve.devices import DeviceClock
 from neve.observe.stats import Stats
 from neve.arch.modes import MODES, NESTED_MODES, Mode
+
+MAX_SMP = 8                 # --smp: QEMU virt's GICv3 redistributor frames fit many more
+QUANTUM = 100_000           # --quantum: instructions a vCPU runs before the next one's turn
 
 
 class Machine(ExceptionEntry, SysregHooks):
@@ -58,9 +62,18 @@ class Machine(ExceptionEntry, SysregHooks):
                  uart_out: Callable[[bytes], None] | None = None,
                  semihost_out: Callable[[bytes], None] | None = None, policy=None, boot=None,
                  uart_in=None, bios: bytes | None = None, pflash: tuple | None = None, rtc_epoch: int = 0,
-                 power_button_at: int | None = None) -> None:
+                 power_button_at: int | None = None, smp: int = 1, quantum: int = QUANTUM) -> None:
         if mode not in MODES:
             raise BadInput(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
+        if not isinstance(smp, int) or not 1 <= smp <= MAX_SMP:
+            raise BadInput(f"--smp {smp}: the board has 1 to {MAX_SMP} CPUs")
+        if smp > 1 and mode in NESTED_MODES:
+            raise BadInput(f"--smp {smp} with --mode {mode}: several vCPUs run in --mode vm only "
+                           "(SMP guest hypervisors are not implemented yet)")
+        if not isinstance(quantum, int) or quantum < 1:
+            raise BadInput(f"--quantum {quantum}: must be a positive number of instructions")
+        self.quantum = quantum
+        self._quantum_left = quantum
         if not images and boot is None:
             raise BadInput("no image given")
         self.boot = boot                # neve.boot.Boot: --kernel/--bios/--dtb (None: ELF images only)
@@ -90,6 +103,7 @@ class Machine(ExceptionEntry, SysregHooks):
         self.stats.page_counts = self.page_counts
         self.result: Result | None = None
         self.clocks: list = []
+        self.clocks_now: list = []          # the clocks of the board and of the running vCPU
         self._pause_reason: str | None = None
         self._deadline: float | None = None
         self._interrupted = False           # SIGINT arrived while Unicorn ran (_on_sigint)
@@ -105,7 +119,8 @@ class Machine(ExceptionEntry, SysregHooks):
             self._load(im)
         self.counter = Counter(self.icount)               # the system counter (neve/devices/timer.py)
         self.stage2_shadows: dict = {}                    # VMID -> the nested VM's shadow stage 2 (neve/el2/stage2.py)
-        self._build_vcpu(0)
+        for i in range(smp):
+            self._build_vcpu(i)
         # GICv3 (neve/gic): the interrupt state and the MMIO frames are the board's;
         # each vCPU's CPU interface, timers and PMU are its own (Interrupts).
         self.gic = GICv3(len(self.vcpus), [v.cpu.read_sysreg("MPIDR_EL1") for v in self.vcpus])
@@ -138,6 +153,13 @@ class Machine(ExceptionEntry, SysregHooks):
         makes beside Unicorn and, in the nested modes, its virtual EL2."""
         v = VCPU(index, CPU())
         self.vcpus.append(v)
+        if index:
+            # MPIDR_EL1 as QEMU's virt gives CPU n (Aff0 = n, up to 8): EL1 reads it from
+            # VMPIDR_EL2, which L0 sets.  Secondary CPUs start off (PSCI CPU_ON).
+            v.cpu.write_sysreg("VMPIDR_EL2", 0x8000_0000 | index)
+            v.power = "off"
+        v.affinity = v.cpu.read_sysreg("MPIDR_EL1") & 0xFF_00FF_FFFF
+        self._sctlr_reset = v.cpu.read_sysreg("SCTLR_EL1")
         self._run_on(v)                  # the parts below reach the CPU they are built for
         cpu = v.cpu
         lib = fastpath.library()
@@ -185,12 +207,22 @@ class Machine(ExceptionEntry, SysregHooks):
         self.vcpu = v
         self.cpu, self.vel2, self.irq = v.cpu, v.vel2, v.irq
         self.align, self.fp, self.erets = v.align, v.fp, v.erets
+        self._clocks_for(v)
+
+    def _clocks_for(self, v: VCPU) -> None:
+        """clocks_now: every clock but the other vCPUs' interrupt subsystems (each
+        ticks while its own vCPU runs; Machine._schedule wakes a sleeping one)."""
+        self.clocks_now = [c for c in self.clocks if getattr(c, "vcpu", v) is v]
 
     def _gic_changed(self, mmio: bool = False) -> None:
-        """The GIC's state changed: every vCPU re-evaluates its interrupt lines."""
+        """The GIC's state changed: every vCPU re-evaluates its interrupt lines (the
+        running one now, the others when they run next)."""
         for v in self.vcpus:
             if v.irq is not None:
-                v.irq.kick(mmio)
+                if v is self.vcpu:
+                    v.irq.kick(mmio)
+                else:
+                    v.irq.touch()
 
     # --- set-up --------------------------------------------------------------------
     def add_device(self, dev) -> None:
@@ -394,6 +426,7 @@ class Machine(ExceptionEntry, SysregHooks):
         at which instruction count it next needs attention, `obj.tick(icount)` is
         called once the CPU has run that far.  The machine never runs past it."""
         self.clocks.append(obj)
+        self._clocks_for(self.vcpu)
 
     def pause(self, reason: str) -> None:
         """From a hook or subscriber: stop after the current instruction and return
@@ -454,7 +487,18 @@ class Machine(ExceptionEntry, SysregHooks):
         self.cpu.uc.emu_stop()
 
     def _run(self, cpu: CPU, max_slice: int | None) -> Result:
+        smp = len(self.vcpus) > 1
         while self.result is None:
+            if smp:
+                try:
+                    self._schedule()
+                except Stop as s:
+                    self.result = s.result
+                    break
+                except NeveError as e:
+                    self.result = Result(e.reason, e.exit_code, e.message)
+                    break
+                cpu = self.cpu
             budget = max_slice or self.SLICE
             now = cpu.icount()
             if self.max_insns is not None:
@@ -464,7 +508,7 @@ class Machine(ExceptionEntry, SysregHooks):
                                                         f"at PC {self.where(cpu.pc)}")
                     break
                 budget = min(budget, left)
-            for c in self.clocks:
+            for c in self.clocks_now:
                 t = c.next_event(now)
                 if t is not None:
                     if t <= now:
@@ -476,6 +520,8 @@ class Machine(ExceptionEntry, SysregHooks):
                 self.result = Result("timeout", 124, f"timeout of {self.timeout}s reached at PC {self.where(cpu.pc)}")
                 break
             self.vcpu.pending = None    # left by a probe outside a run: not for this one
+            if smp:
+                budget = min(budget, self._quantum_left)
             budget = self.fp.budget(cpu.pc, budget)
             try:
                 try:
@@ -501,12 +547,131 @@ class Machine(ExceptionEntry, SysregHooks):
                 self.result = s.result
             except NeveError as e:
                 self.result = Result(e.reason, e.exit_code, e.message)
+            if smp:
+                self._quantum_left -= max(1, cpu.icount() - now)
             if self.result is None and self._pause_reason is not None:
                 self.result = Result("paused", 0, self._pause_reason)
                 self._pause_reason = None
             if self.result is None and max_slice is not None:
                 self.result = Result("paused", 0, "slice done")
         return self.result
+
+    # --- several vCPUs ----------------------------------------------------------------
+    def _schedule(self) -> None:
+        """Before each slice with several vCPUs: the running one goes on until its
+        quantum is used up, it sleeps in WFI or it is off; then the next one that can
+        run, in index order (round robin), wakes or starts.  When every CPU that is on
+        sleeps, the system counter skips to the next deadline (`_idle`).  Deterministic:
+        the order and the quanta depend on the guest's instructions alone."""
+        v = self.vcpu
+        if v.power == "on" and not v.asleep and self._quantum_left > 0:
+            return
+        n = len(self.vcpus)
+        while True:
+            for k in range(1, n + 1):
+                w = self.vcpus[(v.index + k) % n]
+                if w.power != "on":
+                    continue
+                if w.asleep:
+                    w.irq.update(in_l0=True)        # its timers, at the machine's time
+                    if not w.irq.wake_event():
+                        continue
+                    w.asleep = False
+                self._switch_to(w)
+                return
+            if not any(w.power == "on" for w in self.vcpus):
+                raise Wedged("every CPU is off (PSCI CPU_OFF): nothing can run any more", self.cpu.pc)
+            self._idle()
+
+    def _switch_to(self, w: VCPU) -> None:
+        """`w` runs next, for a quantum: its counting base moves on to the machine's
+        clock, its TLB forgets what other CPUs' broadcast maintenance would have
+        removed, the code other CPUs changed (their IC maintenance) is dropped, and a
+        CPU_ON takes effect."""
+        self._quantum_left = self.quantum
+        if w is self.vcpu and w.start is None:
+            return
+        now = self.cpu.icount()
+        c = w.cpu
+        d = now - c.base_icount
+        c.base_icount += d
+        c.skew += d
+        self._run_on(w)
+        c.flush_tlb()
+        if w.start is not None:
+            self._power_on(w)
+        if w.ic_pending:
+            self._apply_ic(w)
+        w.irq.touch()                           # its clock ticks before it runs
+
+    def _power_on(self, w: VCPU) -> None:
+        """PSCI CPU_ON: the CPU starts at the entry point with the context id in x0, at
+        EL1h with DAIF masked and its MMU off (SCTLR_EL1 as at reset)."""
+        entry, ctx, _el = w.start
+        w.start = None
+        cpu = w.cpu
+        cpu.write_sysreg("SCTLR_EL1", self._sctlr_reset)
+        cpu.set_pstate(0x3C5)
+        cpu.pc = entry
+        cpu.set_x(0, ctx)
+        self.regime_changed()
+
+    def ic_broadcast(self, pa: int | None, va: int | None, size: int) -> None:
+        """Instruction-cache maintenance by the running CPU reaches the others (the
+        inner shareable domain): applied when each runs next.  pa/va None: all."""
+        for w in self.vcpus:
+            if w is not self.vcpu:
+                w.ic_pending.append(None if pa is None else (pa, va, size))
+
+    def _apply_ic(self, w: VCPU) -> None:
+        todo, w.ic_pending = w.ic_pending, []
+        cpu = w.cpu
+        if None in todo or len(todo) > 64:
+            cpu.uc.ctl_flush_tb()
+            self.fp.code_changed()
+            self.align.code_changed()
+            if w.fast is not None:
+                w.fast.code_changed()
+            w.erets.scan(RAM_BASE, self.ram_size)
+            return
+        for pa, va, size in todo:
+            if not cpu.drop_code_phys(pa, (pa & ~0xFFF) + 0x1000):     # to the end of its page, as _drop_translations
+                cpu.uc.ctl_flush_tb()
+            if va is not None:
+                self.fp.code_changed(va, va + size)
+                self.align.code_changed(va, va + size)
+                if w.fast is not None:
+                    w.fast.code_changed(va, va + size)
+            w.erets.scan(pa, size)
+
+    def _idle(self) -> None:
+        """Every CPU that is on sleeps in WFI: the system counter skips to the next
+        deadline of any CPU's timers or of the board's devices, taking UART input as a
+        wake-up source (as Interrupts.wfi does for one CPU)."""
+        board = self.device_clock
+        ds = [w.irq.timers.next_deadline() for w in self.vcpus if w.power == "on"]
+        b = board.next_deadline()
+        d = min((t for t in ds + [b] if t is not None), default=None)
+        uart = self.uart
+        if uart.wants_input():
+            wait = None if d is None else max(0.0, (d - self.counter.now()) / CNTFRQ)
+            left = self.host_time_left()
+            if left is not None and (wait is None or wait > left):
+                wait = max(0.0, left)
+            self.waiting_on_host = True
+            try:
+                received = uart.receive_at_wfi(wait)
+            finally:
+                self.waiting_on_host = False
+            if received:
+                return
+            if left is not None and self.host_time_left() <= 0:
+                self.stop("timeout", 124, f"timeout of {self.timeout}s reached at PC {self.where(self.cpu.pc)}")
+        if d is None:
+            raise Wedged("every CPU waits in WFI with no interrupt that can ever wake it", self.cpu.pc)
+        self.counter.skip_to(d)
+        if b is not None:
+            board.tick()
 
     def page_counts(self) -> tuple[int, int]:
         """vEL2 accesses made so far without a trap: (page accesses, redirects)."""

@@ -1,11 +1,12 @@
-"""PSCI 1.1 as L0 (the firmware) answers it, for the one CPU, as QEMU's `virt` does.
+"""PSCI 1.1 as L0 (the firmware) answers it, as QEMU's `virt` does.
 
 The function ID is all of x0 (QEMU compares the whole register).  Answered:
 VERSION (1.1), MIGRATE_INFO_TYPE (2: no Trusted OS to migrate), AFFINITY_INFO
-(ON for this CPU's affinity at level 0, 0 above level 0, INVALID_PARAMETERS for
-any other affinity), CPU_ON (ALREADY_ON for this CPU, INVALID_PARAMETERS for any
-other), CPU_SUSPEND (a WFI; INVALID_PARAMETERS when a power level is asked for),
-CPU_OFF (the last CPU stops), SYSTEM_OFF, SYSTEM_RESET, and FEATURES for each of
+(ON or OFF for a CPU's affinity at level 0, 0 above level 0, INVALID_PARAMETERS for
+an affinity no CPU has), CPU_ON (SUCCESS for a CPU that is off, ALREADY_ON for one
+that is on, INVALID_PARAMETERS for an affinity no CPU has), CPU_SUSPEND (a WFI;
+INVALID_PARAMETERS when a power level is asked for), CPU_OFF (the caller stops; with
+the last CPU off nothing can run), SYSTEM_OFF, SYSTEM_RESET, and FEATURES for each of
 them; every other function returns NOT_SUPPORTED.  The PSCI 0.1 function IDs
 QEMU also answers are included.
 """
@@ -31,11 +32,13 @@ PSCI_0_1_CPU_OFF = 0x95C1_BA5F
 PSCI_0_1_CPU_ON = 0x95C1_BA60
 PSCI_0_1_MIGRATE = 0x95C1_BA61
 
+SMC64 = 0x4000_0000         # the function ID's SMC64 bit: 64-bit arguments
 VERSION_1_1 = 0x0001_0001
 SUCCESS = 0
 NOT_SUPPORTED = -1
 INVALID_PARAMETERS = -2
 ALREADY_ON = -4
+AFFINITY_OFF = 1
 MIGRATION_NOT_REQUIRED = 2
 AFFINITY_ON = 0
 # The MPIDR_EL1 fields that name a CPU (Aff3, Aff2, Aff1, Aff0): what CPU_ON and
@@ -55,11 +58,15 @@ SUPPORTED = frozenset((PSCI_VERSION, PSCI_MIGRATE_INFO_TYPE, PSCI_AFFINITY_INFO,
                        PSCI_0_1_CPU_ON, PSCI_0_1_CPU_OFF, PSCI_0_1_CPU_SUSPEND))
 
 
-def call(x: list[int], mpidr: int) -> tuple[int | None, str | None]:
-    """x = [x0, x1, x2, x3] of the caller; mpidr = the calling CPU's affinity.
+def call(x: list[int], mpidr: int, power: dict[int, str] | None = None) -> tuple[int | None, str | None]:
+    """x = [x0, x1, x2, x3] of the caller; mpidr = the calling CPU's affinity; power =
+    every CPU's affinity -> "on" or "off" (default: the caller alone, on).
     Returns (the x0 result or None, an action or None).  Actions: "system-off",
-    "system-reset", "cpu-off" (the CPU stops), "suspend" (x0 = 0, then a WFI)."""
+    "system-reset", "cpu-off" (the CPU stops), "suspend" (x0 = 0, then a WFI),
+    "cpu-on" (x0 = SUCCESS; the CPU of affinity x1 starts at x2 with x0 = x3)."""
     fid, a1, a2 = x[0], x[1], x[2]
+    if power is None:
+        power = {mpidr: "on"}
     if fid == PSCI_VERSION:
         return VERSION_1_1, None
     if fid == PSCI_MIGRATE_INFO_TYPE:
@@ -67,13 +74,19 @@ def call(x: list[int], mpidr: int) -> tuple[int | None, str | None]:
     if fid in (PSCI_AFFINITY_INFO, PSCI_AFFINITY_INFO64):
         if a2 != 0:
             return 0, None              # everything above affinity level 0 is on
-        return (AFFINITY_ON if a1 == mpidr else INVALID_PARAMETERS), None
+        state = power.get(a1)
+        if state is None:
+            return INVALID_PARAMETERS, None
+        return (AFFINITY_ON if state == "on" else AFFINITY_OFF), None
     if fid == PSCI_SYSTEM_OFF:
         return None, "system-off"
     if fid == PSCI_SYSTEM_RESET:
         return None, "system-reset"
     if fid in (PSCI_CPU_ON, PSCI_CPU_ON64, PSCI_0_1_CPU_ON):
-        return (ALREADY_ON if a1 == mpidr else INVALID_PARAMETERS), None
+        state = power.get(a1)
+        if state is None:
+            return INVALID_PARAMETERS, None
+        return (ALREADY_ON, None) if state == "on" else (SUCCESS, "cpu-on")
     if fid in (PSCI_CPU_OFF, PSCI_0_1_CPU_OFF):
         return None, "cpu-off"
     if fid in (PSCI_CPU_SUSPEND, PSCI_CPU_SUSPEND64, PSCI_0_1_CPU_SUSPEND):

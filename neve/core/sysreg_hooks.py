@@ -310,6 +310,12 @@ class SysregHooks:
                 self.vcpu.fast.code_changed()
             self.erets.scan(RAM_BASE, self.ram_size)
         self._drop_translations(cp, va if cp.op1 == 3 else None)
+        if len(self.vcpus) > 1:
+            pa = self.cpu.translate(va) if cp.op1 == 3 else None
+            if pa is not None and RAM_BASE <= pa < RAM_BASE + self.ram_size:
+                self.ic_broadcast(pa & ~63, va, 64)
+            else:
+                self.ic_broadcast(None, None, 0)
 
     def _drop_translations(self, cp, va: int | None) -> None:
         """Unicorn's translations of the code the IC instruction makes stale, dropped

@@ -41,3 +41,12 @@ class VCPU:
     hook_error: Exception | None = None
     # The guest context whose hypercall is open (Hypercall events), if any.
     hypercall_guest: str | None = None
+    # SMP (Machine._schedule): PSCI power state ("on"/"off"); asleep in a WFI that no
+    # interrupt would wake yet; the (entry, context id) of a CPU_ON not started yet;
+    # instruction-cache maintenance of other vCPUs not yet applied here (PA ranges,
+    # VA ranges; None in the list: everything).
+    affinity: int = 0                          # MPIDR_EL1's Aff3..Aff0 (QEMU virt: Aff0 = index)
+    power: str = "on"
+    asleep: bool = False
+    start: tuple[int, int, int] | None = None
+    ic_pending: list = field(default_factory=list)

@@ -120,7 +120,7 @@ class Interrupts:
         nested = vcpu.vel2 is not None
         self.gic = gic                            # the board's GIC state
         self.timers = TimerBank(self.counter, vcpu.vel2 if nested else DictRegs(), self._cntvoff, hyp=nested)
-        self.pmu = PMU(vcpu.cpu.icount, self._pmu_line, self._pmu_mdcr, el=2 if nested else 1)
+        self.pmu = PMU(vcpu.cpu.own_icount, self._pmu_line, self._pmu_mdcr, el=2 if nested else 1)
         self._el_keep = None                      # the PMU's level watch (its ctypes callback), once installed
         self._el_watch = 0                        # ... what it reports (bit 0 levels, bit 1 EL1 code pages)
         self._el_last = self.pmu.el               # ... the level it last reported (the Python path)
@@ -282,7 +282,7 @@ class Interrupts:
         now = cpu.icount()
         end = cpu.slice_end()
         timers = self.timers.deadline_at_update     # as update() found it just now
-        for c in self.m.clocks:
+        for c in self.m.clocks_now:
             # This subsystem was just updated (not dirty, not stale): its deadlines.
             t = self._deadline(timers) if c is self else c.next_event(now)
             if t is not None and t < end:
@@ -299,7 +299,9 @@ class Interrupts:
         the timers' next deadline, when the caller has it)."""
         t = self.timers.next_deadline() if timers is False else timers
         best = self.counter.to_icount(t) if t is not None else None
-        p = self.pmu.next_overflow()                # the PMU counts instructions: icount
+        p = self.pmu.next_overflow()                # the PMU counts this CPU's instructions
+        if p is not None:
+            p += self.cpu.skew                      # ... on the machine's clock
         if p is not None and (best is None or p < best):
             best = p
         return best
@@ -431,6 +433,13 @@ class Interrupts:
         PMU counts instructions, so it does not advance while the CPU waits.)"""
         self.pmu.sync()
         self.update(in_l0=True)
+        if len(self.m.vcpus) > 1:
+            # SMP: the CPU sleeps and the others run on (Machine._schedule wakes it,
+            # or skips time when every CPU sleeps).
+            if not self.wake_event():
+                self.vcpu.asleep = True
+            self.kick()
+            return 0
         skipped = 0
         board = getattr(self.m, "device_clock", None)      # the devices' deadlines (RTC alarm...)
         uart = self.m.uart
