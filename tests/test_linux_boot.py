@@ -51,17 +51,21 @@ def test_debian_kernel_boots_like_qemu(mode, tmp_path):
     assert lines == qemu_lines(el2)
 
 
-def test_debian_kernel_boots_smp_like_qemu(tmp_path):
-    """--smp 2: the kernel brings its second CPU up with PSCI CPU_ON, and the init
+@pytest.mark.parametrize("mode", ["vm", "nv2"])
+def test_debian_kernel_boots_smp_like_qemu(mode, tmp_path):
+    """--smp 2: the kernel brings its second CPU up with PSCI CPU_ON (at vEL2 in the
+    nested modes, where KVM then initializes its hypervisor on both CPUs), and the init
     script's lines (which include the CPU count) equal QEMU's with -smp 2."""
-    r = run_neve("run", "--mode", "vm", "--smp", "2", "--kernel", guest("vmlinuz"), "--initrd",
+    r = run_neve("run", "--mode", mode, "--smp", "2", "--kernel", guest("vmlinuz"), "--initrd",
                  guest("initrd.gz"), "--append", APPEND, "--timeout", "900", timeout=1000)
     out = r.stdout.decode("utf-8", "replace")
     assert r.returncode == 0, (r.stderr.decode()[-2000:], out[-3000:])
     assert "smp: Brought up 1 node, 2 CPUs" in out, out[-3000:]
     lines = init_lines(r.stdout)
     assert "init: cpus 2" in lines and lines[-1] == "init: done", out[-3000:]
-    assert lines == qemu_lines(False, smp=2)
+    if mode != "vm":
+        assert "init: kvm log: Hyp nVHE mode initialized successfully" in lines, out[-3000:]
+    assert lines == qemu_lines(mode != "vm", smp=2)
 
 
 def test_bench_linux_boot_row(tmp_path):

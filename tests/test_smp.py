@@ -1,4 +1,4 @@
-"""Several vCPUs (`--smp N`, vm mode): a small kernel written for QEMU's virt board brings
+"""Several vCPUs (`--smp N`): a small kernel written for QEMU's virt board brings
 its CPUs up with PSCI and makes them work together, and its transcript must equal QEMU
 10's with `-smp N` (QEMU runs the CPUs in parallel threads: the kernel prints only what
 does not depend on how they interleave).
@@ -41,12 +41,35 @@ SMP_KERNEL = MACROS + r"""
     ldp     x0, x1, [sp], #16
     .endm
 
-    .macro  psci fid, a1, a2, a3
-    ldr     x0, =\fid
+    .macro  psci fid, a1, a2, a3            // over HVC at EL1, SMC at EL2
     mov     x1, \a1
     mov     x2, \a2
     mov     x3, \a3
+    mrs     x0, CurrentEL
+    cmp     x0, #(2 << 2)
+    ldr     x0, =\fid
+    b.eq    98f
     hvc     #0
+    b       99f
+98: smc     #0
+99:
+    .endm
+
+    // VBAR of the current EL; at EL2 also HCR_EL2.IMO, so that physical IRQs are
+    // taken at EL2 (clobbers x0).
+    .macro  set_vectors
+    mrs     x0, CurrentEL
+    cmp     x0, #(2 << 2)
+    adr     x0, vectors
+    b.eq    96f
+    msr     vbar_el1, x0
+    b       97f
+96: msr     vbar_el2, x0
+    mov     x0, #(1 << 31)                  // HCR_EL2: RW, IMO
+    orr     x0, x0, #(1 << 4)
+    msr     hcr_el2, x0
+    isb
+97:
     .endm
 
     .text
@@ -55,8 +78,7 @@ _start:
     mov     x19, #0                         // this CPU's number
     ldr     x0, =stacks + 4096
     mov     sp, x0
-    adr     x0, vectors
-    msr     vbar_el1, x0
+    set_vectors
     ldr     x1, =GICD
     mov     w0, #0x12                       // GICD_CTLR: ARE, EnableGrp1
     str     w0, [x1]
@@ -226,8 +248,7 @@ secondary:                                  // x0 = the context id: this CPU's n
     ldr     x1, =stacks + 4096
     add     x1, x1, x19, lsl #12
     mov     sp, x1
-    adr     x0, vectors
-    msr     vbar_el1, x0
+    set_vectors
     bl      gic_cpu_init
     mrs     x0, mpidr_el1                   // checks in with its MPIDR_EL1 (CPU 0 prints it)
     ldr     x1, =up
@@ -260,8 +281,12 @@ irq:
 
 sync:
     say     s_sync
+    mrs     x0, CurrentEL
+    cmp     x0, #(2 << 2)
     mrs     x0, esr_el1
-    hex     x0, 32
+    b.ne    22f
+    mrs     x0, esr_el2
+22: hex     x0, 32
     system_off_any_el
 
     puts_function
@@ -307,8 +332,9 @@ def smp_kernel(tmp_path_factory):
 
 def _neve(kernel, *args, stats=None):
     extra = ["--stats", str(stats)] if stats else []
-    r = run_neve("run", "--mode", "vm", *args, *extra, kernel, "--timeout", "120", timeout=180)
-    return r
+    if "--mode" not in args:
+        args = ("--mode", "vm", *args)
+    return run_neve("run", *args, *extra, kernel, "--timeout", "120", timeout=180)
 
 
 def expected(n: int) -> str:
@@ -331,17 +357,20 @@ def expected(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("n", [1, 2, 4])
-def test_smp_kernel_matches_qemu(smp_kernel, n, tmp_path):
-    """The transcript with --smp N is QEMU's with -smp N (and what the kernel means)."""
+@pytest.mark.parametrize("mode, n", [("vm", 1), ("vm", 2), ("vm", 4), ("v8.3", 2), ("neve", 4), ("nv2", 2),
+                                     ("nv2", 4), ("v8.3", 1)])
+def test_smp_kernel_matches_qemu(smp_kernel, mode, n, tmp_path):
+    """The transcript with --smp N is QEMU's with -smp N (and what the kernel means): at
+    EL1 in vm mode, at virtual EL2 in the nested modes (PSCI over SMC, each CPU_ON
+    starting its CPU at vEL2, as QEMU's PSCI starts it at EL2 with virtualization=on)."""
     stats = tmp_path / "s.json"
-    r = _neve(smp_kernel, "--smp", str(n), stats=stats)
+    r = _neve(smp_kernel, "--mode", mode, "--smp", str(n), stats=stats)
     assert r.returncode == 0, r.stderr.decode()
     out = r.stdout.decode()
     assert out == expected(n)
     need_qemu()
     from neve.qemu import run_qemu_full
-    q = run_qemu_full([smp_kernel], cpu="cortex-a72", smp=n, semihosting=False)
+    q = run_qemu_full([smp_kernel], cpu="cortex-a72", smp=n, semihosting=False, el2=mode != "vm")
     assert q.status == 0, q.stderr
     assert q.stdout.decode() == out
 
@@ -367,7 +396,6 @@ def test_smp_is_deterministic(smp_kernel, tmp_path):
 @pytest.mark.parametrize("args, msg", [
     (["--smp", "0"], "--smp"),
     (["--smp", "99"], "--smp 99: the board has 1 to 8 CPUs"),
-    (["--smp", "2", "--mode", "nv2"], "several vCPUs run in --mode vm only"),
     (["--smp", "2", "--quantum", "0"], "--quantum"),
 ])
 def test_smp_bad_input(smp_kernel, args, msg):

@@ -221,13 +221,13 @@ class ExceptionEntry:
             cpu.uc.emu_stop()
             return
         if action == "cpu-on":
-            # The target starts at its next turn (Machine._power_on), at the caller's EL;
-            # an SMC32/HVC32 function passes 32-bit arguments.
+            # The target starts at its next turn (Machine._power_on); an SMC32/HVC32
+            # function passes 32-bit arguments.
             wide = x[0] & psci.SMC64
             mask = (1 << 64) - 1 if wide else 0xFFFF_FFFF
             target = next(v for v in self.vcpus if v.affinity == x[1])
             target.power, target.asleep = "on", False
-            target.start = (x[2] & mask, x[3] & mask, 1)
+            target.start = (x[2] & mask, x[3] & mask)
         cpu.set_x(0, res)
         cpu.pc = insn_pc + 4
         if action == "suspend":          # CPU_SUSPEND: a WFI, as QEMU's PSCI does it

@@ -67,9 +67,6 @@ class Machine(ExceptionEntry, SysregHooks):
             raise BadInput(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
         if not isinstance(smp, int) or not 1 <= smp <= MAX_SMP:
             raise BadInput(f"--smp {smp}: the board has 1 to {MAX_SMP} CPUs")
-        if smp > 1 and mode in NESTED_MODES:
-            raise BadInput(f"--smp {smp} with --mode {mode}: several vCPUs run in --mode vm only "
-                           "(SMP guest hypervisors are not implemented yet)")
         if not isinstance(quantum, int) or quantum < 1:
             raise BadInput(f"--quantum {quantum}: must be a positive number of instructions")
         self.quantum = quantum
@@ -605,13 +602,18 @@ class Machine(ExceptionEntry, SysregHooks):
         w.irq.touch()                           # its clock ticks before it runs
 
     def _power_on(self, w: VCPU) -> None:
-        """PSCI CPU_ON: the CPU starts at the entry point with the context id in x0, at
-        EL1h with DAIF masked and its MMU off (SCTLR_EL1 as at reset)."""
-        entry, ctx, _el = w.start
+        """PSCI CPU_ON: the CPU starts at the entry point with the context id in x0, with
+        DAIF masked and its MMU off, at the highest EL the guest has (as QEMU's PSCI):
+        EL1h in vm mode (SCTLR_EL1 as at reset), vEL2 (EL2h) in the nested modes, with
+        vEL2's registers as at reset."""
+        entry, ctx = w.start
         w.start = None
         cpu = w.cpu
-        cpu.write_sysreg("SCTLR_EL1", self._sctlr_reset)
-        cpu.set_pstate(0x3C5)
+        if w.vel2 is not None:
+            w.vel2.reset()
+        else:
+            cpu.write_sysreg("SCTLR_EL1", self._sctlr_reset)
+            cpu.set_pstate(0x3C5)
         cpu.pc = entry
         cpu.set_x(0, ctx)
         self.regime_changed()

@@ -48,5 +48,5 @@ class VCPU:
     affinity: int = 0                          # MPIDR_EL1's Aff3..Aff0 (QEMU virt: Aff0 = index)
     power: str = "on"
     asleep: bool = False
-    start: tuple[int, int, int] | None = None
+    start: tuple[int, int] | None = None
     ic_pending: list = field(default_factory=list)
