@@ -24,6 +24,7 @@ Append an `ImageSet` row to IMAGE_SETS below:
 - `timeout`: seconds for each run (QEMU and neve).
 - `max_insns`: neve's instruction budget (--max-insns), so that a guest that hangs
   fails fast with status 124 instead of running into `timeout`.
+- `smp`: the board's CPUs (neve's --smp, QEMU's -smp).
 
 Every image in images/ must appear in some row or in NOT_DIFFERENTIAL (with the
 reason), so that a new image cannot silently miss its differential test.
@@ -53,6 +54,7 @@ class ImageSet:
     xfail: dict[str, str] = field(default_factory=dict)
     timeout: float = 120
     max_insns: int = 100_000_000
+    smp: int = 1
 
     def run_modes(self) -> tuple[str, ...]:
         if self.modes is not None:
@@ -77,6 +79,10 @@ IMAGE_SETS: list[ImageSet] = [
     ImageSet("timer", ("timer.elf",)),
     ImageSet("virteoi", ("virteoi.elf",)),
     ImageSet("vtimer", ("vtimer.elf",)),
+    # The virtual-ipi benchmark: two CPUs sending each other SGIs; with one CPU its
+    # CPU_ON is INVALID_PARAMETERS and it stops.
+    ImageSet("ipi", ("ipi.elf",), smp=2),
+    ImageSet("ipi-1cpu", ("ipi.elf",)),
     ImageSet("compute", ("compute.elf",)),
     ImageSet("hypercall1k", ("hypercall1k.elf",)),
     # The counter-wait benchmark: 100 ms (10^8 instructions in neve) and 10 ms of
@@ -115,10 +121,10 @@ class QemuCache:
         self._done: dict[tuple, QemuResult] = {}
 
     def get(self, s: ImageSet) -> QemuResult:
-        key = (s.images, s.el2)
+        key = (s.images, s.el2, s.smp)
         if key not in self._done:
             need_qemu()
-            self._done[key] = run_qemu_full(s.paths(), el2=s.el2, semihosting=True, timeout=s.timeout)
+            self._done[key] = run_qemu_full(s.paths(), el2=s.el2, semihosting=True, timeout=s.timeout, smp=s.smp)
         return self._done[key]
 
 
@@ -141,7 +147,7 @@ def test_transcript_matches_qemu(qemu_results, s: ImageSet, mode: str):
     for p in s.paths():
         assert p.is_file(), f"{p} missing: run tools/build_firmware.py"
     q = qemu_results.get(s)
-    r = run_neve("run", "--mode", mode, "--max-insns", s.max_insns, *s.paths(), timeout=s.timeout)
+    r = run_neve("run", "--mode", mode, "--max-insns", s.max_insns, "--smp", s.smp, *s.paths(), timeout=s.timeout)
     assert b"Traceback" not in r.stderr, r.stderr.decode(errors="replace")
     assert q.stdout, f"QEMU printed nothing for {s.name} (status {q.status})"
     if r.stdout != q.stdout:

@@ -23,7 +23,7 @@ import pytest
 from conftest import guest, need_qemu, run_neve
 
 APPEND = "console=ttyAMA0 panic=-1"
-NESTED = ("gicdread: ", "hypercall: ", "mmio: ", "virteoi: ", "vtimer: ", "init: ")
+NESTED = ("gicdread: ", "hypercall: ", "ipi: ", "mmio: ", "virteoi: ", "vtimer: ", "init: ")
 
 pytestmark = [pytest.mark.linux, pytest.mark.qemu]
 
@@ -58,9 +58,15 @@ def test_the_vmm_runs_the_nested_vm_on_qemu():
                                   "hypercall: 32 calls, all returned NOT_SUPPORTED",
                                   "hypercall: x0 after the last call = 0xffffffffffffffff",
                                   "init: vmm exit status 0"], lines
-    assert lines[i + 5:i + 10] == ["init: vmm mmio.elf", "mmio: starting 32 reads of UARTFR at 0x09000018",
-                                   "mmio: 32 reads, all 0x00000000, TXFF clear", "init: vmm exit status 0",
-                                   "init: vmm virteoi.elf"], lines
+    # ipi.elf: a two-vCPU nested VM (tools/vmm -c 2); KVM answers its PSCI CPU_ON and
+    # carries its SGIs from one vCPU to the other.
+    assert lines[i + 5:i + 12] == ["init: vmm ipi.elf", "ipi: CPU_ON of cpu 1: 0",
+                                   "ipi: cpu 1 up; 32 round trips of SGI 1 to cpu 1, SGI 2 back",
+                                   "ipi: pings 32, pongs 32, unexpected 0", "ipi: PASS",
+                                   "init: vmm exit status 0", "init: vmm mmio.elf"], lines
+    assert lines[i + 12:i + 15] == ["mmio: starting 32 reads of UARTFR at 0x09000018",
+                                    "mmio: 32 reads, all 0x00000000, TXFF clear", "init: vmm exit status 0"], lines
+    assert lines[i + 15] == "init: vmm virteoi.elf", lines
     # virteoi.elf finds no kvmlike injection call (0x86000001 is KVM's PTP call, which
     # answers NOT_SUPPORTED here) and sends itself SGIs, which KVM's vGIC injects.
     assert "virteoi: rounds: 16 interrupts, INTID 1, 0 unexpected" in lines, lines
@@ -293,3 +299,29 @@ def test_timeline_chart_of_a_nested_hypercall_under_linux_kvm():
     levels = {key for key, _x, _w in r["spans"]}
     assert {"L0", "vEL2", "vEL1-host", "nested-VM"} <= levels, levels
     assert r["traps"] > 0 and r["calls"] == 32, r
+
+
+@functools.lru_cache(maxsize=None)
+def qemu_ipi_smp2() -> tuple[str, ...]:
+    from neve.qemu import boot_command
+    need_qemu()
+    cmd = boot_command(kernel=guest("vmlinuz"), initrd=guest("kvm-initrd.gz"), append=APPEND + " neve.vm=ipi.elf",
+                       el2=True, smp=2)
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return tuple(transcript(p.stdout))
+
+
+@pytest.mark.parametrize("mode", ["v8.3", "neve", "nv2"])
+def test_linux_kvm_runs_a_two_vcpu_nested_vm_on_two_cpus(mode):
+    """--smp 2: KVM's two vCPU threads of ipi.elf run on the board's two CPUs; the nested
+    VM's virtual IPIs go from one vCPU to the other through KVM's vGICv3 (a trap of
+    ICC_SGI1R_EL1, list registers, a physical IPI between the CPUs), and the transcript
+    equals QEMU's at EL2 with -smp 2."""
+    r = run_neve("run", "--mode", mode, "--smp", "2", "--kernel", guest("vmlinuz"), "--initrd",
+                 guest("kvm-initrd.gz"), "--append", APPEND + " neve.vm=ipi.elf", "--timeout", "900", timeout=1000)
+    out = r.stdout.decode("utf-8", "replace")
+    assert r.returncode == 0, (r.stderr.decode()[-2000:], out[-3000:])
+    lines = transcript(r.stdout)
+    assert "ipi: PASS" in lines and lines[-1] == "init: done", out[-3000:]
+    assert tuple(lines) == qemu_ipi_smp2()

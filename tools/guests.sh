@@ -36,7 +36,7 @@ kernel_package() {
 version_of() { apt-cache show "$1" 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -1; }
 
 # The test kernels the KVM initramfs runs as nested VMs.
-KVM_IMAGES="gicdread.elf hypercall.elf mmio.elf virteoi.elf vtimer.elf"
+KVM_IMAGES="gicdread.elf hypercall.elf ipi.elf mmio.elf virteoi.elf vtimer.elf"
 
 KPKG=$(kernel_package)
 [ -n "$KPKG" ] || { log "no linux-image-6.12.*-cloud-arm64-unsigned in apt: is arm64 + bookworm-backports set up?"; exit 1; }
@@ -83,7 +83,7 @@ mkdir -p "$K"/{bin,sbin,dev,proc,sys,images}
 cp "$WORK/x/bin/busybox" "$K/bin/busybox"
 for a in sh mount echo cat grep head dmesg poweroff; do ln -s busybox "$K/bin/$a"; done
 ln -s ../bin/busybox "$K/sbin/poweroff"
-aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -Werror -o "$K/bin/vmm" tools/vmm/vmm.c
+aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$K/bin/vmm" tools/vmm/vmm.c
 for img in $KVM_IMAGES; do cp "images/$img" "$K/images/$img"; done
 cp tools/initramfs/kvm-init "$K/init"
 chmod 755 "$K/init" "$K/bin/busybox" "$K/bin/vmm"

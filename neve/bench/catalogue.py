@@ -98,9 +98,10 @@ def symbol_window(begin: str, end: str) -> Window:
             if sym not in names:
                 raise RuntimeError(f"symbol_window: no symbol {sym!r} in the images")
         a, b = names[begin], names[end]
-        uc = machine.cpu.uc
-        uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: rec.begin(), None, a, a)
-        uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: rec.end(), None, b, b)
+        for v in machine.vcpus:             # (whichever CPU runs the code)
+            uc = v.cpu.uc
+            uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: rec.begin(), None, a, a)
+            uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: rec.end(), None, b, b)
     return window
 
 
@@ -151,6 +152,7 @@ class Benchmark:
     # K and I in the guests directory (tools/guests.sh); nested modes only.
     boot: tuple[str, str, str] | None = None
     symbols_from: tuple[str, ...] = ()     # a booted row's nested VM image, for its symbols (not loaded)
+    smp: int = 1                           # the board's CPUs (neve run --smp)
 
     def images(self, mode: str, quick: bool) -> tuple[str, ...]:
         if mode == "vm":
@@ -238,10 +240,28 @@ register(Benchmark(
 
 # Rows under Linux 6.12's KVM: Debian's kernel booted at vEL2 with guests/kvm-initrd.gz,
 # whose init runs one nested VM (neve.vm=) under tools/vmm; nested modes only.
-def _linux_kvm(name: str, operation: str, vm: str, window: Window, symbols: bool = False) -> Benchmark:
+def _linux_kvm(name: str, operation: str, vm: str, window: Window, symbols: bool = False, smp: int = 1) -> Benchmark:
     return register(Benchmark(name=name, operation=operation, vm_images=(), nested_images=(), window=window,
                               modes=NESTED, boot=("vmlinuz", "kvm-initrd.gz", f"console=ttyAMA0 panic=-1 neve.vm={vm}"),
-                              symbols_from=(vm,) if symbols else (), max_insns=4_000_000_000))
+                              symbols_from=(vm,) if symbols else (), max_insns=4_000_000_000, smp=smp))
+
+
+# The virtual IPI (the paper's fourth microbenchmark): ipi.elf on two CPUs, one round
+# trip = CPU 0's SGI to CPU 1, CPU 1's handler answering with an SGI, until CPU 0 has
+# taken the answer.  In vm mode on the board's two CPUs (L0 emulates the GIC); in the
+# nested modes a two-vCPU nested VM under Linux's KVM on two vCPUs of neve
+# (virtual-ipi-linux below).
+register(Benchmark(
+    name="virtual-ipi",
+    operation="one IPI round trip between the two CPUs of the VM (ipi.elf, --smp 2): CPU 0's SGI 1 to CPU 1 "
+              "(ICC_SGI1R_EL1), CPU 1's IRQ handler acknowledging it and sending SGI 2 back, until CPU 0 has "
+              "taken it (ipi_send to ipi_done)",
+    vm_images=("ipi.elf",),
+    nested_images=(),
+    window=symbol_window("ipi_send", "ipi_done"),
+    modes=("vm",),
+    smp=2,
+))
 
 
 _linux_kvm("hypercall-linux",
@@ -267,3 +287,10 @@ _linux_kvm("timer-interrupt-linux",
            "in-kernel vGIC): from the physical interrupt of its expiring timer (a trap to L0) until its "
            "handler returns",
            "vtimer.elf", trap_to_symbol_window(lambda t: t.cls == ev.IRQ, "irq_return"), symbols=True)
+_linux_kvm("virtual-ipi-linux",
+           "one virtual IPI round trip of a two-vCPU nested VM under Linux 6.12's KVM on two CPUs (--smp 2; "
+           "ipi.elf, its vCPUs started with PSCI CPU_ON, which KVM answers): vCPU 0's SGI 1 (a trap of "
+           "ICC_SGI1R_EL1 to KVM, whose vGICv3 injects it into vCPU 1 through the list registers, kicking "
+           "it with a physical IPI), vCPU 1's handler sending SGI 2 back the same way, until vCPU 0 has taken "
+           "it (ipi_send to ipi_done)",
+           "ipi.elf", symbol_window("ipi_send", "ipi_done"), symbols=True, smp=2)

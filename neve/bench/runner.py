@@ -44,7 +44,7 @@ def run_once(bench: Benchmark, mode: str, paths: list[Path], policy=None):
     else:
         ims = [elf.load(p) for p in paths]
     t0 = time.perf_counter()
-    m = Machine(ims, mode=mode, uart_out=None, policy=policy, max_insns=bench.max_insns, boot=how)
+    m = Machine(ims, mode=mode, uart_out=None, policy=policy, max_insns=bench.max_insns, boot=how, smp=bench.smp)
     for name in bench.symbols_from:
         m.symbols.add_image(elf.load(IMAGES / name))
     t1 = time.perf_counter()

@@ -3,26 +3,28 @@
  * Linux + KVM is the guest hypervisor (L1), this program its user-space VMM, the
  * test kernel the nested VM (L2).
  *
- *   vmm [-m MIB] IMAGE.elf
+ *   vmm [-m MIB] [-c CPUS] IMAGE.elf
  *
- * The VM: RAM at 0x40000000 (-m MiB, default 80), one vCPU (KVM_ARM_VCPU_INIT with
- * PSCI 0.2+, so PSCI over HVC is answered by KVM), an in-kernel vGICv3 at the QEMU
- * virt addresses (distributor 0x08000000, redistributors 0x080A0000).  The ELF's
- * PT_LOAD segments are copied into RAM and PC set to its entry, at EL1h with DAIF
- * masked (the vCPU's reset state).
+ * The VM: RAM at 0x40000000 (-m MiB, default 80), CPUS vCPUs (-c, 1 to 8, default 1;
+ * KVM_ARM_VCPU_INIT with PSCI 0.2+, so PSCI over HVC is answered by KVM: vCPU 0 starts,
+ * the others are powered off until the guest's CPU_ON), each run by its own thread, an
+ * in-kernel vGICv3 at the QEMU virt addresses (distributor 0x08000000, redistributors
+ * 0x080A0000, 128 KiB per vCPU).  The ELF's PT_LOAD segments are copied into RAM and
+ * vCPU 0's PC set to its entry, at EL1h with DAIF masked (the vCPU's reset state).
  *
  * Exits: a byte store to the PL011's data register (0x09000000) is written to
  * stdout; other PL011 accesses are accepted (reads return 0: transmit FIFO never
  * full); PSCI SYSTEM_OFF ends with status 0, SYSTEM_RESET with 0 after a line on
- * stderr.  Anything else (an MMIO access elsewhere, an unexpected exit, a failed
- * ioctl) is reported on stderr, one line starting "vmm: ", with status 1; a bad
- * command line or image has status 2.
+ * stderr (from any vCPU: the process ends).  Anything else (an MMIO access elsewhere,
+ * an unexpected exit, a failed ioctl) is reported on stderr, one line starting
+ * "vmm: ", with status 1; a bad command line or image has status 2.
  */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,12 +41,16 @@
 #define UART_BASE   0x09000000ULL
 #define UART_SIZE   0x1000ULL
 #define UART_DR     0x0
+#define MAX_CPUS    8
+
+static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER;     /* one vCPU's exit handled at a time */
 
 static void die(int status, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 
 static void die(int status, const char *fmt, ...)
 {
     va_list ap;
+    pthread_mutex_lock(&exit_lock);         /* (already held by a vCPU thread: this one dies) */
     fflush(stdout);
     fputs("vmm: ", stderr);
     va_start(ap, fmt);
@@ -119,20 +125,86 @@ static void gic_attr(int dev, uint32_t group, uint64_t attr, void *addr, const c
     xioctl(dev, KVM_SET_DEVICE_ATTR, &a, what);
 }
 
+struct vcpu {
+    int fd;
+    struct kvm_run *run;
+};
+
+/* A vCPU's run loop: KVM_RUN, and its exits (a powered-off vCPU waits in KVM_RUN). */
+static void *vcpu_loop(void *arg)
+{
+    struct vcpu *v = arg;
+    struct kvm_run *run = v->run;
+    for (;;) {
+        if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            die(1, "KVM_RUN: %s", strerror(errno));
+        }
+        pthread_mutex_lock(&exit_lock);
+        switch (run->exit_reason) {
+        case KVM_EXIT_MMIO: {
+            uint64_t a = run->mmio.phys_addr;
+            if (a < UART_BASE || a - UART_BASE >= UART_SIZE) {
+                pthread_mutex_unlock(&exit_lock);
+                die(1, "unexpected MMIO %s at %#llx (%u bytes)", run->mmio.is_write ? "write" : "read",
+                    (unsigned long long)a, run->mmio.len);
+            }
+            if (run->mmio.is_write) {
+                if (a - UART_BASE == UART_DR)
+                    putchar(run->mmio.data[0]);
+            } else {
+                memset(run->mmio.data, 0, sizeof run->mmio.data);
+            }
+            break;
+        }
+        case KVM_EXIT_SYSTEM_EVENT:
+            if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+                exit(0);
+            if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
+                fputs("vmm: the guest asked for a system reset\n", stderr);
+                exit(0);
+            }
+            pthread_mutex_unlock(&exit_lock);
+            die(1, "unexpected system event %u", run->system_event.type);
+        case KVM_EXIT_FAIL_ENTRY:
+            pthread_mutex_unlock(&exit_lock);
+            die(1, "KVM_EXIT_FAIL_ENTRY (hardware reason %#llx)",
+                (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+        case KVM_EXIT_INTERNAL_ERROR:
+            pthread_mutex_unlock(&exit_lock);
+            die(1, "KVM_EXIT_INTERNAL_ERROR (suberror %u)", run->internal.suberror);
+        default:
+            pthread_mutex_unlock(&exit_lock);
+            die(1, "unexpected exit reason %u", run->exit_reason);
+        }
+        pthread_mutex_unlock(&exit_lock);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t mib = 80;
+    int ncpus = 1;
     int opt;
-    while ((opt = getopt(argc, argv, "m:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:c:")) != -1) {
         char *end;
-        if (opt != 'm')
-            die(2, "usage: vmm [-m MIB] IMAGE.elf");
-        mib = strtoull(optarg, &end, 0);
-        if (*end || mib == 0 || mib > 1024)
-            die(2, "-m %s: a size in MiB from 1 to 1024", optarg);
+        if (opt == 'm') {
+            mib = strtoull(optarg, &end, 0);
+            if (*end || mib == 0 || mib > 1024)
+                die(2, "-m %s: a size in MiB from 1 to 1024", optarg);
+        } else if (opt == 'c') {
+            long n = strtol(optarg, &end, 0);
+            if (*end || n < 1 || n > MAX_CPUS)
+                die(2, "-c %s: a number of vCPUs from 1 to %d", optarg, MAX_CPUS);
+            ncpus = (int)n;
+        } else {
+            die(2, "usage: vmm [-m MIB] [-c CPUS] IMAGE.elf");
+        }
     }
     if (optind != argc - 1)
-        die(2, "usage: vmm [-m MIB] IMAGE.elf");
+        die(2, "usage: vmm [-m MIB] [-c CPUS] IMAGE.elf");
     setvbuf(stdout, NULL, _IONBF, 0);
 
     uint64_t ram_size = mib << 20;
@@ -153,17 +225,20 @@ int main(int argc, char **argv)
         .slot = 0, .guest_phys_addr = RAM_BASE, .memory_size = ram_size, .userspace_addr = (uint64_t)(uintptr_t)ram};
     xioctl(vm, KVM_SET_USER_MEMORY_REGION, &mem, "KVM_SET_USER_MEMORY_REGION");
 
-    int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-    if (vcpu < 0)
-        die(1, "KVM_CREATE_VCPU: %s", strerror(errno));
     int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (run_size < (int)sizeof(struct kvm_run))
         die(1, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
-    struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-    if (run == MAP_FAILED)
-        die(1, "cannot map the vCPU's kvm_run: %s", strerror(errno));
+    struct vcpu vcpus[MAX_CPUS];
+    for (int i = 0; i < ncpus; i++) {
+        vcpus[i].fd = ioctl(vm, KVM_CREATE_VCPU, i);
+        if (vcpus[i].fd < 0)
+            die(1, "KVM_CREATE_VCPU %d: %s", i, strerror(errno));
+        vcpus[i].run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpus[i].fd, 0);
+        if (vcpus[i].run == MAP_FAILED)
+            die(1, "cannot map vCPU %d's kvm_run: %s", i, strerror(errno));
+    }
 
-    /* The vGICv3 before the vCPU's init, as KVM wants its redistributor placed. */
+    /* The vGICv3 before the vCPUs' init, as KVM wants its redistributors placed. */
     struct kvm_create_device gic = {.type = KVM_DEV_TYPE_ARM_VGIC_V3};
     xioctl(vm, KVM_CREATE_DEVICE, &gic, "KVM_CREATE_DEVICE (vGICv3)");
     uint64_t gicd = GICD_BASE, gicr = GICR_BASE;
@@ -173,47 +248,22 @@ int main(int argc, char **argv)
     struct kvm_vcpu_init init;
     xioctl(vm, KVM_ARM_PREFERRED_TARGET, &init, "KVM_ARM_PREFERRED_TARGET");
     init.features[0] |= 1u << KVM_ARM_VCPU_PSCI_0_2;
-    xioctl(vcpu, KVM_ARM_VCPU_INIT, &init, "KVM_ARM_VCPU_INIT");
+    for (int i = 0; i < ncpus; i++) {
+        struct kvm_vcpu_init vi = init;
+        if (i)
+            vi.features[0] |= 1u << KVM_ARM_VCPU_POWER_OFF;     /* until the guest's PSCI CPU_ON */
+        xioctl(vcpus[i].fd, KVM_ARM_VCPU_INIT, &vi, "KVM_ARM_VCPU_INIT");
+    }
     gic_attr(gic.fd, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, NULL, "vGICv3 init");
 
-    set_one_reg(vcpu, KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |
+    set_one_reg(vcpus[0].fd, KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |
                       (offsetof(struct kvm_regs, regs.pc) / sizeof(uint32_t)), entry, "setting PC");
 
-    for (;;) {
-        if (ioctl(vcpu, KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            die(1, "KVM_RUN: %s", strerror(errno));
-        }
-        switch (run->exit_reason) {
-        case KVM_EXIT_MMIO: {
-            uint64_t a = run->mmio.phys_addr;
-            if (a < UART_BASE || a - UART_BASE >= UART_SIZE)
-                die(1, "unexpected MMIO %s at %#llx (%u bytes)", run->mmio.is_write ? "write" : "read",
-                    (unsigned long long)a, run->mmio.len);
-            if (run->mmio.is_write) {
-                if (a - UART_BASE == UART_DR)
-                    putchar(run->mmio.data[0]);
-            } else {
-                memset(run->mmio.data, 0, sizeof run->mmio.data);
-            }
-            break;
-        }
-        case KVM_EXIT_SYSTEM_EVENT:
-            if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
-                return 0;
-            if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
-                fputs("vmm: the guest asked for a system reset\n", stderr);
-                return 0;
-            }
-            die(1, "unexpected system event %u", run->system_event.type);
-        case KVM_EXIT_FAIL_ENTRY:
-            die(1, "KVM_EXIT_FAIL_ENTRY (hardware reason %#llx)",
-                (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-        case KVM_EXIT_INTERNAL_ERROR:
-            die(1, "KVM_EXIT_INTERNAL_ERROR (suberror %u)", run->internal.suberror);
-        default:
-            die(1, "unexpected exit reason %u", run->exit_reason);
-        }
+    for (int i = 1; i < ncpus; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, vcpu_loop, &vcpus[i]))
+            die(1, "cannot start the thread of vCPU %d", i);
     }
+    vcpu_loop(&vcpus[0]);
+    return 0;
 }
