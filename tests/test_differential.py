@@ -84,6 +84,8 @@ IMAGE_SETS: list[ImageSet] = [
     ImageSet("ipi", ("ipi.elf",), smp=2),
     ImageSet("ipi-1cpu", ("ipi.elf",)),
     ImageSet("compute", ("compute.elf",)),
+    ImageSet("compute2", ("compute2.elf",), smp=2, max_insns=200_000_000),
+    ImageSet("compute2-1cpu", ("compute2.elf",)),
     ImageSet("hypercall1k", ("hypercall1k.elf",)),
     # The counter-wait benchmark: 100 ms (10^8 instructions in neve) and 10 ms of
     # CNTVCT_EL0 busy-waiting; QEMU waits host time, neve counts instructions.

@@ -3,7 +3,8 @@
 ``compute``  guest instructions/s of images/compute.elf (50 M instructions) under neve
              in vm mode, next to raw Unicorn running the same `compute_loop` without any
              hook (the floor) and with only Unicorn's instruction-count limit (what
-             neve's exact counter costs).
+             neve's exact counter costs); and of compute2.elf (the loop on two CPUs at
+             once, 100 M instructions) with --smp 2.
 ``startup``  process start -> first guest instruction, and Machine construction ->
              first guest instruction, for a vm image and a nested pair (child processes).
 ``floor``    host time of one trap on the cheapest Python path (an MRS hook that writes
@@ -80,6 +81,23 @@ def probe_compute(images_dir: Path, reps: int, tick=lambda: None) -> dict:
         dt, _c = raw(True)
         counted_s.append(dt)
         tick()
+    # Two CPUs (--smp 2): compute2.elf runs the same loop on both at once.
+    smp2 = None
+    path2 = images_dir / "compute2.elf"
+    if path2.exists():
+        secs, insns2 = [], 0
+        for _ in range(reps):
+            m = Machine([elf.load(path2)], mode="vm", uart_out=None, smp=2)
+            t0 = time.perf_counter()
+            res = m.run()
+            secs.append(time.perf_counter() - t0)
+            insns2 = m.icount()
+            if res.reason != "system-off" or b"checksums" not in bytes(m.transcript):
+                raise RuntimeError(f"compute2.elf: {res.reason}: {res.message}")
+            tick()
+        t = statistics.median(secs)
+        smp2 = {"image": str(path2), "instructions": insns2, "seconds": t, "insns_per_second": insns2 / t,
+                "samples": secs}
     expect = f"checksum 0x{checksum:016x}".encode()
     neve_t, free_t, cnt_t = statistics.median(neve_s), statistics.median(free_s), statistics.median(counted_s)
     return {
@@ -91,6 +109,7 @@ def probe_compute(images_dir: Path, reps: int, tick=lambda: None) -> dict:
                         "samples": free_s},
         "raw_unicorn_counted": {"instructions": loop_insns, "seconds": cnt_t,
                                 "insns_per_second": loop_insns / cnt_t, "samples": counted_s},
+        "neve_vm_smp2": smp2,
         "neve_vs_raw": (insns / neve_t) / (loop_insns / free_t),
         "checksum": f"0x{checksum:016x}",
         "checksum_matches_guest": expect in transcript,

@@ -289,6 +289,10 @@ def print_report(console, doc: dict, benches: dict[str, Benchmark]) -> None:
                       f"{c['raw_unicorn_counted']['insns_per_second'] / 1e6:,.1f} M instr/s with a count limit; "
                       f"neve/raw = {c['neve_vs_raw']:.2f}; checksum {c['checksum']} "
                       f"{'matches the guest' if c['checksum_matches_guest'] else '[red]DIFFERS from the guest'}")
+        s2 = c.get("neve_vm_smp2")
+        if s2:
+            console.print(f"[b]compute, --smp 2[/b] (compute2.elf, the loop on both CPUs): "
+                          f"{s2['instructions']:,} instructions, {s2['insns_per_second'] / 1e6:,.1f} M instr/s")
     f = host.get("floor")
     if f:
         console.print(f"[b]trap floor[/b]: {f['us_per_trap']:.2f} us per MRS-hook trap here "

@@ -1,5 +1,6 @@
-/* The secondary CPU's entry (PSCI CPU_ON's entry point, context id = its number in
- * x0): its own stack, then secondary_main(cpu) in C, which does not return. */
+/* A secondary CPU's entry for the two-CPU test kernels (PSCI CPU_ON's entry point,
+ * context id = its number in x0): its own stack, then secondary_main(cpu) in C, which
+ * does not return. */
     .text
     .global secondary_entry
 secondary_entry:
