@@ -175,3 +175,34 @@ def test_trap_spec_matching(spec, ok):
     t = ev.Trap(1, 1, 0, "vEL2", 1, ev.SYSREG if "HCR" in spec or spec in ("sysreg", "") else ev.ERET,
                 "HCR_EL2" if "HCR" in spec or spec in ("sysreg", "") else "ERET", "w")
     assert trap_matches(spec, t) is ok
+
+
+def test_cpus_and_cpu_with_smp():
+    """--smp 2: `cpus` lists each CPU (power, level, PC; `*` the one that stopped),
+    `cpu N` shows another CPU's registers, and continue goes on with the CPU that ran:
+    the run's transcript and count are those of a plain run."""
+    from conftest import IMAGES
+    holder = []
+    ipi = IMAGES / "ipi.elf"
+    m = Machine([elf.load(ipi)], mode="vm", uart_out=lambda b: holder[0].uart(b), smp=2)
+    out = io.StringIO()
+    d = Debugger(m, stdout=out, echo=True)
+    holder.append(d)
+    d.run_script(["cpus", "break secondary_main", "continue", "cpus", "cpu 0", "regs", "cpu 2", "cpu 1", "regs",
+                  "cpu 0", "continue"])
+    text = out.getvalue()
+    assert d.errors == 1 and "error: no cpu 2 (the board has 2)" in text
+    first, after = text.split("(neve) break secondary_main")
+    assert re.search(r">\* cpu 0  affinity 0x0  on\s+EL1  0x44000000 <_start>", first), first
+    assert re.search(r"   cpu 1  affinity 0x1  off", first), first
+    listing = after.split("(neve) cpus")[1].split("(neve) cpu 0")[0]
+    assert re.search(r"   cpu 0  affinity 0x0  on\s+EL1  0x[0-9a-f]+ <fw_main", listing), listing
+    assert re.search(r">\* cpu 1  affinity 0x1  on\s+EL1  0x[0-9a-f]+ <secondary_main>", listing), listing
+    regs0, regs1 = after.split("(neve) regs")[1:3]
+    assert "<fw_main" in regs0 and ", cpu 0" in regs0
+    assert "pc  " in regs1 and "<secondary_main>" in regs1 and ", cpu 1" in regs1
+    assert "x0  0000000000000001" in regs1           # CPU_ON's context id
+    assert "ipi: PASS" in text and m.result.reason == "system-off"
+    plain = Machine([elf.load(ipi)], mode="vm", uart_out=lambda b: None, smp=2)
+    plain.run()
+    assert bytes(plain.transcript) == bytes(m.transcript) and plain.icount() == m.icount()

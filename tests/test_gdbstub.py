@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import ROOT, SPIN, TINYHYP, gdb_stub
+from conftest import IMAGES, ROOT, SPIN, TINYHYP, gdb_stub
 from neve.core import elf
 from neve.debug.gdb import GdbServer
 from neve.debug.rsp import INTERRUPT, Framer
@@ -276,3 +276,25 @@ def test_gdb_multiarch_session(tmp_path):
     assert "= 0x400017b8" in out and "= 0x400017bc" in out      # stepi advanced the PC
     assert "mrs\tx22, elr_el2" in out
     assert "HCR_EL2:w 1" in out
+
+
+def test_gdb_sees_one_thread_per_cpu(tmp_path):
+    """--smp 2: each CPU is a gdb thread (`info threads`, `thread N`); a breakpoint in
+    the code only CPU 1 runs stops with CPU 1's thread current, and CPU 0's registers
+    are its own."""
+    assert GDB is not None, "CI must install gdb-multiarch"
+    ipi = IMAGES / "ipi.elf"
+    with gdb_stub("--smp", "2", ipi) as port:
+        gdb = subprocess.run(
+            [GDB, "-batch", "-nx", "-ex", "set confirm off", "-ex", f"target remote :{port}",
+             "-ex", "break secondary_main", "-ex", "continue", "-ex", "info threads",
+             "-ex", "p/x $x0", "-ex", "thread 1", "-ex", "p $pc == secondary_main", "-ex", "thread 2",
+             "-ex", "p $pc == secondary_main", "-ex", "kill", ipi],
+            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    out = gdb.stdout + gdb.stderr
+    assert gdb.returncode == 0, out
+    assert "Breakpoint 1, " in out and "secondary_main" in out, out
+    assert re.search(r"\* 2\s+Thread 2 \(CPU 1 \(MPIDR affinity 0x1\), on\)", out), out
+    assert re.search(r"  1\s+Thread 1 \(CPU 0 \(MPIDR affinity 0x0\), on\)", out), out
+    assert "$1 = 0x1" in out                    # x0: CPU_ON's context id, CPU 1's number
+    assert "$2 = 0" in out and "$3 = 1" in out  # CPU 0 is elsewhere, CPU 1 at the breakpoint

@@ -88,3 +88,20 @@ def test_png_tool(tmp_path):
     # tinyhyp stands in for kvmlike: a guest hypervisor whose nested VM makes hypercalls.
     assert mod.main(["--modes", "vm,v8.3", "--kvmlike", TINYHYP, "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_smp_timeline_has_a_process_per_cpu(tmp_path):
+    """--smp 2: each CPU is a process of the trace with its own level tracks; CPU 1's
+    first stay begins at its PSCI CPU_ON, and its traps (its SGI writes, its WFIs) are
+    on its own tracks."""
+    from conftest import IMAGES
+    doc, stats = run_timeline(tmp_path, "vm", "--smp", "2", str(IMAGES / "ipi.elf"))
+    names = {e["pid"]: e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "process_name"}
+    assert sorted(names) == [1, 2] and names[1].startswith("CPU 0: ") and names[2].startswith("CPU 1: ")
+    spans1 = [e for e in doc["traceEvents"] if e["pid"] == 2 and e["ph"] == "X" and e.get("cat") == "level"]
+    assert spans1 and spans1[0]["args"]["entered_by"] == "PSCI CPU_ON"
+    traps = [e for e in doc["traceEvents"] if e["ph"] == "i"]
+    by_cpu = {pid: sum(1 for e in traps if e["pid"] == pid) for pid in (1, 2)}
+    assert by_cpu[1] > 0 and by_cpu[2] > 0 and sum(by_cpu.values()) == stats["traps"]["total"]
+    sgis = [e for e in traps if e["args"]["name"] == "ICC_SGI1R_EL1"]
+    assert {e["pid"] for e in sgis} == {1, 2}           # each CPU sends its SGIs

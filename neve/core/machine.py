@@ -609,6 +609,7 @@ class Machine(ExceptionEntry, SysregHooks):
         entry, ctx = w.start
         w.start = None
         cpu = w.cpu
+        w.started_at = cpu.icount()
         if w.vel2 is not None:
             w.vel2.reset()
         else:

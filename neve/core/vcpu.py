@@ -49,4 +49,5 @@ class VCPU:
     power: str = "on"
     asleep: bool = False
     start: tuple[int, int] | None = None
+    started_at: int = 0                        # the machine's instruction count at its last CPU_ON
     ic_pending: list = field(default_factory=list)

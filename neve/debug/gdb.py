@@ -64,7 +64,6 @@ _uclib.uc_vmem_translate.restype = ctypes.c_int
 SIGINT, SIGTRAP = 2, 5
 CORE = [f"x{i}" for i in range(31)] + ["sp", "pc", "cpsr"]
 REG_SP, REG_PC, REG_CPSR = 31, 32, 33
-THREAD = 1
 MONITOR_COMMANDS = ("traps", "break", "b", "delete", "sysregs", "page", "gic", "regs", "x", "help")
 
 
@@ -145,7 +144,7 @@ class GdbServer:
         self.monitor = Debugger(machine, stdin=io.StringIO(), stdout=self.monitor_out, stops=self.stops)
         self.sysrows = view_rows(machine)
         self.xml = self.target_xml()
-        self.watch: dict[tuple[int, int, int], int] = {}   # (type, addr, len) -> hook handle
+        self.watch: dict[tuple[int, int, int], list] = {}   # (type, addr, len) -> (Unicorn, hook) per CPU
         self.watch_hit: tuple[str, int] | None = None
         self.done = False
         self.detached = False
@@ -153,15 +152,42 @@ class GdbServer:
             "?": self.h_stop_reason, "g": self.h_read_regs, "G": self.h_write_regs,
             "p": self.h_read_reg, "P": self.h_write_reg, "m": self.h_read_mem, "M": self.h_write_mem,
             "Z": self.h_insert, "z": self.h_remove, "s": self.h_step, "c": self.h_continue,
-            "D": self.h_detach, "k": self.h_kill, "H": self.h_ok, "T": self.h_ok,
+            "D": self.h_detach, "k": self.h_kill, "H": self.h_set_thread, "T": self.h_thread_alive,
         }
         self.named = {
             "qSupported": self.q_supported, "qXfer": self.q_xfer, "qC": self.q_current_thread,
             "qfThreadInfo": self.q_first_thread, "qsThreadInfo": self.q_next_thread, "qAttached": self.q_attached,
+            "qThreadExtraInfo": self.q_thread_extra,
             "qRcmd": self.q_rcmd, "qSymbol": self.h_ok, "QStartNoAckMode": self.q_start_noack,
             "vCont?": self.v_cont_query, "vCont": self.v_cont, "vKill": self.h_kill,
         }
         self._after_send = None
+
+    # --- threads: one per CPU (thread id = CPU number + 1) ------------------------------------
+    def _vcpu(self, tid: int):
+        return self.m.vcpus[tid - 1] if 1 <= tid <= len(self.m.vcpus) else None
+
+    def h_set_thread(self, text: str) -> str:
+        """Hg<id>: the CPU whose registers and memory view g/p/m use (0 or -1: the one
+        that ran last); Hc: all CPUs run on continue, whatever it names."""
+        op, arg = text[1:2], text[2:]
+        tid = -1 if arg in ("-1", "") else int(arg, 16)
+        if op == "g":
+            v = self.stops.ran if tid in (0, -1) else self._vcpu(tid)
+            if v is None:
+                return "E22"
+            self.stops.view(v)
+        return "OK"
+
+    def h_thread_alive(self, text: str) -> str:
+        return "OK" if self._vcpu(int(text[1:], 16)) is not None else "E22"
+
+    def q_thread_extra(self, text: str) -> str:
+        v = self._vcpu(int(text.split(",", 1)[1], 16))
+        if v is None:
+            return "E22"
+        state = "off" if v.power != "on" else "asleep in WFI" if v.asleep else "on"
+        return f"CPU {v.index} (MPIDR affinity {v.affinity:#x}), {state}".encode().hex()
 
     # --- target description -------------------------------------------------------------
     def target_xml(self) -> str:
@@ -324,7 +350,8 @@ class GdbServer:
             key = (typ, addr, length)
             if key not in self.watch:
                 mask = {2: UC_HOOK_MEM_WRITE, 3: UC_HOOK_MEM_READ, 4: UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE}[typ]
-                self.watch[key] = self.m.cpu.uc.hook_add(mask, self._watch_hook, typ, addr, addr + max(length, 1) - 1)
+                self.watch[key] = [(v.cpu.uc, v.cpu.uc.hook_add(mask, self._watch_hook, typ, addr,
+                                                                addr + max(length, 1) - 1)) for v in self.m.vcpus]
             return "OK"
         return ""
 
@@ -335,9 +362,8 @@ class GdbServer:
             self.stops.remove_addr(addr)
             return "OK"
         if typ in (2, 3, 4):
-            h = self.watch.pop((typ, addr, length), None)
-            if h is not None:
-                self.m.cpu.uc.hook_del(h)
+            for uc, h in self.watch.pop((typ, addr, length), None) or ():
+                uc.hook_del(h)
             return "OK"
         return ""
 
@@ -349,12 +375,12 @@ class GdbServer:
 
     # --- running ---------------------------------------------------------------------------------
     def stop_reply(self, sig: int = SIGTRAP) -> str:
-        cpu = self.m.cpu
+        cpu = self.stops.ran.cpu
         extra = ""
         if self.watch_hit is not None:
             extra = f"{self.watch_hit[0]}:{self.watch_hit[1]:x};"
         return (f"T{sig:02x}{REG_SP:02x}:{_hex_le(cpu.sp, 8)};{REG_PC:02x}:{_hex_le(cpu.pc, 8)};"
-                f"{extra}thread:{THREAD:x};")
+                f"{extra}thread:{self.stops.ran.index + 1:x};")
 
     def _resume(self, step: bool) -> str:
         self.watch_hit = None
@@ -383,12 +409,12 @@ class GdbServer:
 
     def h_step(self, text: str) -> str:
         if len(text) > 1:
-            self.m.cpu.pc = int(text[1:], 16)
+            self.stops.ran.cpu.pc = int(text[1:], 16)
         return self._resume(True)
 
     def h_continue(self, text: str) -> str:
         if len(text) > 1:
-            self.m.cpu.pc = int(text[1:], 16)
+            self.stops.ran.cpu.pc = int(text[1:], 16)
         return self._resume(False)
 
     def v_cont_query(self, text: str) -> str:
@@ -439,10 +465,10 @@ class GdbServer:
         return ("l" if off + length >= len(data) else "m") + chunk.decode()
 
     def q_current_thread(self, text: str) -> str:
-        return f"QC{THREAD:x}"
+        return f"QC{self.stops.ran.index + 1:x}"
 
     def q_first_thread(self, text: str) -> str:
-        return f"m{THREAD:x}"
+        return "m" + ",".join(f"{v.index + 1:x}" for v in self.m.vcpus)
 
     def q_next_thread(self, text: str) -> str:
         return "l"

@@ -235,6 +235,30 @@ Memory is read through the current translation regime."""
                 cells.append("?" * (2 * size) if b is None else f"{int.from_bytes(b, 'little'):0{2 * size}x}")
             self.say(f"{self.m.where(base)}:  " + " ".join(f"0x{c}" for c in cells))
 
+    def do_cpus(self, arg: str) -> None:
+        """cpus    the CPUs (--smp): number, MPIDR affinity, power state, level, PC; `>`
+marks the one the other commands show, `*` the one that ran last"""
+        m, shown = self.m, self.m.vcpu
+        for v in m.vcpus:
+            state = "off" if v.power != "on" else "asleep in WFI" if v.asleep else "on"
+            self.stops.view(v)
+            mark = (">" if v is shown else " ") + ("*" if v is self.stops.ran else " ")
+            where = f"{m.level:<4} {m.where(v.cpu.pc)}" if v.power == "on" else ""
+            self.say(f"{mark} cpu {v.index}  affinity {v.affinity:#x}  {state:<13} {where}".rstrip())
+        self.stops.view(shown)
+
+    def do_cpu(self, arg: str) -> None:
+        """cpu N   show CPU N in regs, sysregs, x, page and gic (continue and stepi go on
+with the CPU that ran last)"""
+        try:
+            n = int(arg, 0)
+        except ValueError:
+            raise CommandError("usage: cpu N") from None
+        if not 0 <= n < len(self.m.vcpus):
+            raise CommandError(f"no cpu {n} (the board has {len(self.m.vcpus)})")
+        self.stops.view(self.m.vcpus[n])
+        self.say(f"cpu {n}: {self.m.level} at {self.m.where(self.m.cpu.pc)}")
+
     def do_regs(self, arg: str) -> None:
         """regs    general registers, SP, PC and PSTATE (as the guest sees it)"""
         m, cpu = self.m, self.m.cpu
@@ -247,7 +271,8 @@ Memory is read through the current translation regime."""
         self.say(f"sp  {cpu.sp:016x}",
                  f"pc  {cpu.pc:016x} <{m.symbols.lookup(cpu.pc) or '?'}>",
                  f"pstate {ps:#010x}  EL{el}{'h' if spx else 't'}  {flags}  masked {daif}",
-                 f"level {m.level}  (hardware EL{cpu.el()}), icount {m.icount()}, mode {m.mode}")
+                 f"level {m.level}  (hardware EL{cpu.el()}), icount {self.stops.ran.cpu.icount()}, mode {m.mode}"
+                 + (f", cpu {m.vcpu.index}" if len(m.vcpus) > 1 else ""))
 
     def do_sysregs(self, arg: str) -> None:
         """sysregs [vel2|shadow|nested|all]

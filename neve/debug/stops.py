@@ -41,7 +41,7 @@ class Breakpoint:
     kind: str                 # addr | trap | switch | hypercall
     spec: str = ""            # trap spec (class, register, REGISTER:r|w) or "" for any
     addr: int | None = None
-    handle: int | None = None
+    handle: list | None = None          # (Unicorn, hook) per CPU of an address breakpoint
     hits: int = 0
 
     def describe(self, m) -> str:
@@ -100,6 +100,7 @@ class Stops:
         self.extra_hooks: list[Callable] = []
         self._ignore_addr = False
         self._uncount = False
+        self._ran = None            # the CPU that ran last, while another CPU's view is shown
         bus = machine.bus
         bus.subscribe(ev.Trap, self._on_trap)
         bus.subscribe(ev.Switch, self._on_switch)
@@ -116,10 +117,12 @@ class Stops:
             if bp.kind == "addr" and bp.addr == addr:
                 return bp
         bp = Breakpoint(self._next, "addr", addr=addr)
-        uc = self.m.cpu.uc
-        bp.handle = uc.hook_add(UC_HOOK_CODE, self._code_hook, bp, addr, addr)
-        # Unicorn only applies a new hook to code translated after it.
-        uc.ctl_remove_cache(addr, addr + 4)
+        bp.handle = []
+        for v in self.m.vcpus:              # on every CPU (whichever runs the code)
+            uc = v.cpu.uc
+            bp.handle.append((uc, uc.hook_add(UC_HOOK_CODE, self._code_hook, bp, addr, addr)))
+            # Unicorn only applies a new hook to code translated after it.
+            uc.ctl_remove_cache(addr, addr + 4)
         return self._add(bp)
 
     def add_trap(self, spec: str) -> Breakpoint:
@@ -134,9 +137,9 @@ class Stops:
             bp = self.bps.pop(n, None)
             if bp is None:
                 raise KeyError(n)
-            if bp.handle is not None:
-                self.m.cpu.uc.hook_del(bp.handle)
-                self.m.cpu.uc.ctl_remove_cache(bp.addr, bp.addr + 4)
+            for uc, h in bp.handle or ():
+                uc.hook_del(h)
+                uc.ctl_remove_cache(bp.addr, bp.addr + 4)
         return len(nums)
 
     def remove_addr(self, addr: int) -> bool:
@@ -233,6 +236,19 @@ class Stops:
         finally:
             self._ignore_addr = False
 
+    # --- CPUs ---------------------------------------------------------------------------
+    @property
+    def ran(self):
+        """The CPU that ran last (where the guest stopped)."""
+        return self._ran or self.m.vcpu
+
+    def view(self, v) -> None:
+        """Show CPU `v` (its registers, memory through its translation regime) while
+        stopped; resuming goes on with the CPU that ran, as the scheduler left it."""
+        ran = self.ran
+        self.m._run_on(v)
+        self._ran = None if v is ran else ran
+
     def resume(self, steps: int | None = None, poll: Callable[[], bool] | None = None):
         """Run `steps` instructions (None: until a breakpoint, an exit, or poll()
         returns True between slices).  Returns (Result, why) with why one of
@@ -240,6 +256,7 @@ class Stops:
         self.hits = []
         if self.finished:
             return self.m.result, "exited"
+        self.view(self.ran)
         if steps is not None:
             r = None
             for _ in range(steps):
