@@ -138,11 +138,11 @@ class Machine(ExceptionEntry, SysregHooks):
                 v.vel2.reset()
         for v in self.vcpus:
             if v.fast is not None:
-                self._run_on(v)
+                self.run_on(v)
                 v.fast.build()
         if boot is not None:
             self._install_dtb()
-        self._run_on(self.vcpus[0])
+        self.run_on(self.vcpus[0])
         self.regime_changed()
 
     def _build_vcpu(self, index: int) -> VCPU:
@@ -157,7 +157,7 @@ class Machine(ExceptionEntry, SysregHooks):
             v.power = "off"
         v.affinity = v.cpu.read_sysreg("MPIDR_EL1") & 0xFF_00FF_FFFF
         self._sctlr_reset = v.cpu.read_sysreg("SCTLR_EL1")
-        self._run_on(v)                  # the parts below reach the CPU they are built for
+        self.run_on(v)                  # the parts below reach the CPU they are built for
         cpu = v.cpu
         lib = fastpath.library()
         v.fast = fastpath.FastPath(lib, self) if lib is not None else None
@@ -197,7 +197,7 @@ class Machine(ExceptionEntry, SysregHooks):
             v.vel2 = self.vel2 = VirtualEL2(self, self.mode, self.policy)
         return v
 
-    def _run_on(self, v: VCPU) -> None:
+    def run_on(self, v: VCPU) -> None:
         """Make `v` the vCPU the machine's code acts on: `cpu`, `vel2`, `irq`, `align`,
         `fp` and `erets` are its parts (plain attributes, not properties: the hooks
         read them on every trap)."""
@@ -593,7 +593,7 @@ class Machine(ExceptionEntry, SysregHooks):
         d = now - c.base_icount
         c.base_icount += d
         c.skew += d
-        self._run_on(w)
+        self.run_on(w)
         c.flush_tlb()
         if w.start is not None:
             self._power_on(w)

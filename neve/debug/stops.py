@@ -246,7 +246,7 @@ class Stops:
         """Show CPU `v` (its registers, memory through its translation regime) while
         stopped; resuming goes on with the CPU that ran, as the scheduler left it."""
         ran = self.ran
-        self.m._run_on(v)
+        self.m.run_on(v)
         self._ran = None if v is ran else ran
 
     def resume(self, steps: int | None = None, poll: Callable[[], bool] | None = None):
