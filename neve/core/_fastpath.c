@@ -23,6 +23,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* uc_arm64_cp_reg */
 typedef struct {
@@ -479,10 +482,33 @@ int neve_fast_reg_ops(state *s, void *uc, const reg_op *ops, int n)
    expression matches (kind 1: bytes 1-3 of the word are 0x80-0xff, 0x80-0x9f or
    0xc0-0xdf, and 0x48/0x88/0xc8).  Offsets and kinds into `out`/`kinds`, at most
    `max`; returns how many (== max: call again from the last one + 4). */
+#ifdef __SSE2__
+/* Does any of the four words at p (16-byte aligned) have one of the top bytes sought? */
+static inline int maybe_sought(const uint8_t *p)
+{
+    __m128i v = _mm_load_si128((const __m128i *)p);
+    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xD6)),
+                                            _mm_cmpeq_epi8(v, _mm_set1_epi8(0x48))),
+                               _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)0x88)),
+                                            _mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xC8))));
+    return _mm_movemask_epi8(hit) & 0x8888;          /* byte 3 of each word */
+}
+#endif
+
 int64_t neve_fast_scan(const uint8_t *ram, uint64_t lo, uint64_t hi, uint64_t *out, uint8_t *kinds, int64_t max)
 {
     int64_t n = 0;
     for (uint64_t i = (lo + 3) & ~(uint64_t)3; i + 4 <= hi && n < max; i += 4) {
+#ifdef __SSE2__
+        /* Sixteen bytes at a time while none of their words can be one (RAM is
+           mmap'ed, so page-aligned: `ram + i` is 16-byte aligned when i is). */
+        if (!(i & 15) && !(((uintptr_t)ram) & 15)) {
+            while (i + 16 <= hi && !maybe_sought(ram + i))
+                i += 16;
+            if (i + 4 > hi)
+                break;
+        }
+#endif
         uint8_t b3 = ram[i + 3];
         /* Every word sought has one of these top bytes: most words stop here. */
         if (b3 != 0xD6 && b3 != 0x48 && b3 != 0x88 && b3 != 0xC8)
