@@ -228,6 +228,7 @@ class ExceptionEntry:
             target = next(v for v in self.vcpus if v.affinity == x[1])
             target.power, target.asleep = "on", False
             target.start = (x[2] & mask, x[3] & mask)
+            cpu.end_slice_after_current()       # the scheduler shares the time from here on
         cpu.set_x(0, res)
         cpu.pc = insn_pc + 4
         if action == "suspend":          # CPU_SUSPEND: a WFI, as QEMU's PSCI does it

@@ -220,6 +220,8 @@ class Machine(ExceptionEntry, SysregHooks):
                     v.irq.kick(mmio)
                 else:
                     v.irq.touch()
+                    if v.asleep:                # it may wake: the scheduler looks at once
+                        self.cpu.end_slice_after_current()
 
     # --- set-up --------------------------------------------------------------------
     def add_device(self, dev) -> None:
@@ -518,7 +520,7 @@ class Machine(ExceptionEntry, SysregHooks):
                 break
             self.vcpu.pending = None    # left by a probe outside a run: not for this one
             if smp:
-                budget = min(budget, self._quantum_left)
+                budget = min(budget, self._smp_budget(now))
             budget = self.fp.budget(cpu.pc, budget)
             try:
                 try:
@@ -579,6 +581,27 @@ class Machine(ExceptionEntry, SysregHooks):
             if not any(w.power == "on" for w in self.vcpus):
                 raise Wedged("every CPU is off (PSCI CPU_OFF): nothing can run any more", self.cpu.pc)
             self._idle()
+
+    def _smp_budget(self, now: int) -> int:
+        """How far the running CPU may go before the scheduler looks again: the rest of
+        its quantum while another CPU can run; else up to the next deadline of a
+        sleeping CPU's timers (an SGI or SPI to a sleeping CPU ends the slice at once:
+        `_gic_changed`), so a CPU that runs alone is not cut into quanta for nothing."""
+        best = None
+        for w in self.vcpus:
+            if w is self.vcpu or w.power != "on":
+                continue
+            if w.asleep:
+                w.irq.update(in_l0=True)            # its timers, at the machine's time
+                if w.irq.wake_event():
+                    w.asleep = False
+            if not w.asleep:
+                return max(1, self._quantum_left)
+            t = w.irq.timers.next_deadline()
+            if t is not None:
+                t = self.counter.to_icount(t) - now
+                best = t if best is None or t < best else best
+        return self.SLICE if best is None else max(1, best)
 
     def _switch_to(self, w: VCPU) -> None:
         """`w` runs next, for a quantum: its counting base moves on to the machine's
