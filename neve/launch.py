@@ -233,7 +233,10 @@ def _run(m: Machine, args) -> int:
     if res.reason not in ("system-off", "system-reset", "semihosting-exit"):
         print(f"neve: {res.message}", file=sys.stderr)
     if args.stats:
-        extra = {"policy": m.policy.describe()} if m.policy is not None else None
+        extra = {"policy": m.policy.describe()} if m.policy is not None else {}
+        if len(m.vcpus) > 1:
+            extra["cpus"] = {"count": len(m.vcpus), "quantum": m.quantum,
+                             "instructions": [v.cpu.own_icount() for v in m.vcpus]}
         st.write(args.stats, st.document(mode=m.mode, exit_reason=res.reason, status=res.status,
                                          instructions=m.icount(), stats=m.stats,
                                          counter=m.irq.counter.now(), wfi_skipped=m.irq.counter.skipped,

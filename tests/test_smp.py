@@ -389,6 +389,10 @@ def test_smp_is_deterministic(smp_kernel, tmp_path):
     assert outs[0] == outs[1] == outs[2] == outs[3] == expected(4)
     strip = lambda d: {k: d[k] for k in ("instructions", "traps", "virtual_time") if k in d}
     assert strip(docs[0]) == strip(docs[1])
+    for d in docs:      # each CPU's own count, adding up to the machine's
+        assert d["cpus"]["count"] == 4 and sum(d["cpus"]["instructions"]) == d["instructions"]
+        assert all(n > 0 for n in d["cpus"]["instructions"])
+    assert docs[2]["cpus"]["quantum"] == 997
     assert docs[0]["instructions"] == docs[1]["instructions"]
     assert docs[2]["instructions"] != docs[0]["instructions"] or docs[3]["instructions"] != docs[0]["instructions"]
 
@@ -404,3 +408,21 @@ def test_smp_bad_input(smp_kernel, args, msg):
     assert r.returncode == 2, err
     assert msg in err and "Traceback" not in err
     assert len(err.strip().splitlines()) <= 2
+
+
+def test_psci_answers_for_several_cpus():
+    """PSCI's answers from the power states of the board's CPUs (the PSCI 1.1 return
+    codes, as QEMU's virt gives them)."""
+    from neve.core import psci
+    power = {0: "on", 1: "off", 2: "on"}
+    assert psci.call([psci.PSCI_AFFINITY_INFO64, 1, 0, 0], 0, power) == (psci.AFFINITY_OFF, None)
+    assert psci.call([psci.PSCI_AFFINITY_INFO64, 2, 0, 0], 0, power) == (psci.AFFINITY_ON, None)
+    assert psci.call([psci.PSCI_AFFINITY_INFO64, 3, 0, 0], 0, power) == (psci.INVALID_PARAMETERS, None)
+    assert psci.call([psci.PSCI_CPU_ON64, 1, 0x4000_0000, 7], 0, power) == (psci.SUCCESS, "cpu-on")
+    assert psci.call([psci.PSCI_CPU_ON64, 2, 0x4000_0000, 7], 0, power) == (psci.ALREADY_ON, None)
+    assert psci.call([psci.PSCI_CPU_ON, 9, 0x4000_0000, 7], 0, power) == (psci.INVALID_PARAMETERS, None)
+    assert psci.call([psci.PSCI_CPU_ON, 1 | 1 << 31, 0x4000_0000, 7], 0, power)[0] == psci.INVALID_PARAMETERS
+    assert psci.call([psci.PSCI_CPU_OFF, 0, 0, 0], 2, power) == (None, "cpu-off")
+    # One CPU: as before SMP.
+    assert psci.call([psci.PSCI_CPU_ON64, 0, 0, 0], 0) == (psci.ALREADY_ON, None)
+    assert psci.call([psci.PSCI_AFFINITY_INFO64, 1, 0, 0], 0) == (psci.INVALID_PARAMETERS, None)
