@@ -257,17 +257,21 @@ GDB = shutil.which("gdb-multiarch")
 
 
 @pytest.mark.skipif(GDB is None and not os.environ.get("CI"), reason="gdb-multiarch not installed")
+def gdb_batch(port: int, image, *commands: str):
+    """gdb-multiarch in batch mode against the stub on `port`: (the process, its output)."""
+    args = [GDB, "-batch", "-nx", "-ex", "set confirm off", "-ex", f"target remote :{port}"]
+    for c in commands:
+        args += ["-ex", c]
+    gdb = subprocess.run(args + [str(image)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return gdb, gdb.stdout + gdb.stderr
+
+
 def test_gdb_multiarch_session(tmp_path):
     assert GDB is not None, "CI must install gdb-multiarch"
     with gdb_stub("--mode", "v8.3", TINYHYP) as port:         # gdb's kill ends the stub
-        gdb = subprocess.run(
-            [GDB, "-batch", "-nx", "-ex", "set confirm off", "-ex", f"target remote :{port}",
-             "-ex", "break *el2_sync", "-ex", "continue",
-             "-ex", "info registers HCR_EL2", "-ex", "p/x $VBAR_EL2", "-ex", "p/x $ESR_EL2",
-             "-ex", "p/x $pc", "-ex", "stepi", "-ex", "p/x $pc", "-ex", "x/1i $pc",
-             "-ex", "monitor traps", "-ex", "kill", TINYHYP],
-            capture_output=True, text=True, timeout=120, cwd=ROOT)
-    out = gdb.stdout + gdb.stderr
+        gdb, out = gdb_batch(port, TINYHYP, "break *el2_sync", "continue", "info registers HCR_EL2",
+                             "p/x $VBAR_EL2", "p/x $ESR_EL2", "p/x $pc", "stepi", "p/x $pc", "x/1i $pc",
+                             "monitor traps", "kill")
     assert gdb.returncode == 0, out
     assert "Breakpoint 1, 0x00000000400017b8 in el2_sync ()" in out
     assert re.search(r"HCR_EL2\s+0x80080000", out), out
@@ -285,13 +289,8 @@ def test_gdb_sees_one_thread_per_cpu(tmp_path):
     assert GDB is not None, "CI must install gdb-multiarch"
     ipi = IMAGES / "ipi.elf"
     with gdb_stub("--smp", "2", ipi) as port:
-        gdb = subprocess.run(
-            [GDB, "-batch", "-nx", "-ex", "set confirm off", "-ex", f"target remote :{port}",
-             "-ex", "break secondary_main", "-ex", "continue", "-ex", "info threads",
-             "-ex", "p/x $x0", "-ex", "thread 1", "-ex", "p $pc == secondary_main", "-ex", "thread 2",
-             "-ex", "p $pc == secondary_main", "-ex", "kill", ipi],
-            capture_output=True, text=True, timeout=120, cwd=ROOT)
-    out = gdb.stdout + gdb.stderr
+        gdb, out = gdb_batch(port, ipi, "break secondary_main", "continue", "info threads", "p/x $x0",
+                             "thread 1", "p $pc == secondary_main", "thread 2", "p $pc == secondary_main", "kill")
     assert gdb.returncode == 0, out
     assert "Breakpoint 1, " in out and "secondary_main" in out, out
     assert re.search(r"\* 2\s+Thread 2 \(CPU 1 \(MPIDR affinity 0x1\), on\)", out), out

@@ -14,6 +14,8 @@
 #include "fw.h"
 #include "gic.h"
 
+const char fw_name[] = "ipi";      /* (common/bad_exception.c) */
+
 #define PSCI_CPU_ON64   0xC4000003
 #define ROUNDS          32
 #define PING            1
@@ -22,24 +24,11 @@
 extern char irq_vectors[];
 extern char secondary_entry[];
 void irq_handler(void);
-void bad_exception(uint64_t vec, uint64_t esr, uint64_t elr) __attribute__((noreturn));
 void secondary_main(uint64_t cpu) __attribute__((noreturn));
 void ipi_send(void);
 void ipi_done(void);
 
 static volatile uint64_t cpu1_up, pings, pongs, wrong;
-
-void bad_exception(uint64_t vec, uint64_t esr, uint64_t elr)
-{
-    uart_puts("ipi: FAIL: unexpected exception, vector ");
-    uart_put_dec(vec);
-    uart_puts(" ESR_EL1=");
-    uart_put_hex(esr, 8);
-    uart_puts(" ELR_EL1=");
-    uart_put_hex(elr, 16);
-    uart_puts("\n");
-    psci_system_off();
-}
 
 static unsigned this_cpu(void)
 {

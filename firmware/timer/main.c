@@ -11,27 +11,16 @@
 #include "fw.h"
 #include "gic.h"
 
+const char fw_name[] = "timer";      /* (common/bad_exception.c) */
+
 #define ROUNDS      5
 #define SGI_INTID   1
 
 extern char irq_vectors[];
 void irq_handler(void);
-void bad_exception(uint64_t vec, uint64_t esr, uint64_t elr) __attribute__((noreturn));
 
 static volatile uint64_t n_virt, n_phys, n_sgi, n_spurious, n_other;
 static volatile uint64_t last_intid, n_late_bad;
-
-void bad_exception(uint64_t vec, uint64_t esr, uint64_t elr)
-{
-    uart_puts("timer: FAIL: unexpected exception, vector ");
-    uart_put_dec(vec);
-    uart_puts(" ESR_EL1=");
-    uart_put_hex(esr, 8);
-    uart_puts(" ELR_EL1=");
-    uart_put_hex(elr, 16);
-    uart_puts("\n");
-    psci_system_off();
-}
 
 void irq_handler(void)
 {

@@ -27,6 +27,8 @@
 #include "fw.h"
 #include "gic.h"
 
+const char fw_name[] = "virteoi";      /* (common/bad_exception.c) */
+
 #define KVMLIKE_HVC_VGIC_INJECT 0x86000001
 #define ROUNDS          16
 #define ROUND_INTID     1
@@ -35,23 +37,10 @@
 
 extern char irq_vectors[];
 void irq_handler(void);
-void bad_exception(uint64_t vec, uint64_t esr, uint64_t elr) __attribute__((noreturn));
 
 static volatile uint64_t n_irq, n_spurious, n_wrong, seen_mask;
 static volatile uint64_t expect_lo, expect_hi;      /* INTIDs allowed now */
 static int nested;
-
-void bad_exception(uint64_t vec, uint64_t esr, uint64_t elr)
-{
-    uart_puts("virteoi: FAIL: unexpected exception, vector ");
-    uart_put_dec(vec);
-    uart_puts(" ESR_EL1=");
-    uart_put_hex(esr, 8);
-    uart_puts(" ELR_EL1=");
-    uart_put_hex(elr, 16);
-    uart_puts("\n");
-    psci_system_off();
-}
 
 void irq_handler(void)
 {
