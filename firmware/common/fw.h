@@ -48,6 +48,20 @@ uint64_t semihost_call(uint64_t op, uint64_t arg);
 #define read_sysreg(r) ({ uint64_t __v; __asm__ volatile("mrs %0, " #r : "=r"(__v)); __v; })
 #define write_sysreg(r, v) __asm__ volatile("msr " #r ", %0" : : "r"((uint64_t)(v)))
 #define isb() __asm__ volatile("isb" : : : "memory")
+
+/* Release store and acquire load between CPUs, as ARMv8.0's STLR and LDAR (the
+ * compiler's __atomic built-ins may use LRCPC forms, STLUR/LDAPR, that an A72 lacks). */
+static inline void store_release(volatile uint64_t *p, uint64_t v)
+{
+    __asm__ volatile("stlr %1, [%0]" : : "r"(p), "r"(v) : "memory");
+}
+
+static inline uint64_t load_acquire(volatile uint64_t *p)
+{
+    uint64_t v;
+    __asm__ volatile("ldar %0, [%1]" : "=r"(v) : "r"(p) : "memory");
+    return v;
+}
 #endif
 
 #endif

@@ -18,7 +18,7 @@ static volatile uint64_t sum1, done1;
 void secondary_main(uint64_t cpu)
 {
     sum1 = compute_loop(ITERATIONS, SEED ^ cpu);
-    done1 = 1;
+    store_release(&done1, 1);      /* sum1 before the flag */
     for (;;)
         __asm__ volatile("wfi");
 }
@@ -34,7 +34,7 @@ int fw_main(void)
         return 0;
     }
     uint64_t sum0 = compute_loop(ITERATIONS, SEED);
-    while (!done1)
+    while (!load_acquire(&done1))
         ;
     uart_puts("compute2: checksums ");
     uart_put_hex(sum0, 16);

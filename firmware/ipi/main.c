@@ -78,7 +78,7 @@ void secondary_main(uint64_t cpu)
     isb();
     redist_init((unsigned)cpu);
     gic_cpuif_init();
-    cpu1_up = 1;
+    store_release(&cpu1_up, 1);   /* its GIC set up before the flag */
     for (;;) {                       /* interrupts, for ever (CPU 0 ends the run) */
         __asm__ volatile("dsb sy\n\twfi" : : : "memory");
         irq_enable();
@@ -111,7 +111,7 @@ int fw_main(void)
     uart_puts("\n");
     if (r != 0)
         return 0;
-    while (!cpu1_up)
+    while (!load_acquire(&cpu1_up))
         ;
     uart_puts("ipi: cpu 1 up; 32 round trips of SGI 1 to cpu 1, SGI 2 back\n");
     for (uint64_t i = 1; i <= ROUNDS; i++)

@@ -221,13 +221,12 @@ class ExceptionEntry:
             cpu.uc.emu_stop()
             return
         if action == "cpu-on":
-            # The target starts at its next turn (Machine._power_on); an SMC32/HVC32
-            # function passes 32-bit arguments.
-            wide = x[0] & psci.SMC64
-            mask = (1 << 64) - 1 if wide else 0xFFFF_FFFF
+            # The target starts at its next turn (Machine._power_on), with the entry
+            # point and context id as the caller's registers hold them (QEMU passes all
+            # 64 bits whatever the function ID's width).
             target = next(v for v in self.vcpus if v.affinity == x[1])
             target.power, target.asleep = "on", False
-            target.start = (x[2] & mask, x[3] & mask)
+            target.start = (x[2], x[3])
             cpu.end_slice_after_current()       # the scheduler shares the time from here on
         cpu.set_x(0, res)
         cpu.pc = insn_pc + 4

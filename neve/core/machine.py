@@ -611,18 +611,24 @@ class Machine(ExceptionEntry, SysregHooks):
         self._quantum_left = self.quantum
         if w is self.vcpu and w.start is None:
             return
-        now = self.cpu.icount()
-        c = w.cpu
-        d = now - c.base_icount
-        c.base_icount += d
-        c.skew += d
+        self.catch_up(w)
         self.run_on(w)
+        c = w.cpu
         c.flush_tlb()
         if w.start is not None:
             self._power_on(w)
         if w.ic_pending:
             self._apply_ic(w)
         w.irq.touch()                           # its clock ticks before it runs
+
+    def catch_up(self, w: VCPU) -> None:
+        """`w`'s counting base moves on to the machine's clock (the current CPU's: the
+        one that ran last, or one already caught up), its own count unchanged: done
+        before it runs, and before the debuggers show it."""
+        c = w.cpu
+        d = self.cpu.icount() - c.base_icount
+        c.base_icount += d
+        c.skew += d
 
     def _power_on(self, w: VCPU) -> None:
         """PSCI CPU_ON: the CPU starts at the entry point with the context id in x0, with
@@ -646,13 +652,16 @@ class Machine(ExceptionEntry, SysregHooks):
         """Instruction-cache maintenance by the running CPU reaches the others (the
         inner shareable domain): applied when each runs next.  pa/va None: all."""
         for w in self.vcpus:
-            if w is not self.vcpu:
-                w.ic_pending.append(None if pa is None else (pa, va, size))
+            if w is not self.vcpu and w.ic_pending != [None]:
+                if pa is None or len(w.ic_pending) >= 64:
+                    w.ic_pending = [None]       # everything (as _apply_ic would do anyway)
+                else:
+                    w.ic_pending.append((pa, va, size))
 
     def _apply_ic(self, w: VCPU) -> None:
         todo, w.ic_pending = w.ic_pending, []
         cpu = w.cpu
-        if None in todo or len(todo) > 64:
+        if None in todo:
             cpu.uc.ctl_flush_tb()
             self.fp.code_changed()
             self.align.code_changed()

@@ -311,7 +311,8 @@ class SysregHooks:
             self.erets.scan(RAM_BASE, self.ram_size)
         self._drop_translations(cp, va if cp.op1 == 3 else None)
         if len(self.vcpus) > 1:
-            pa = self.cpu.translate(va) if cp.op1 == 3 else None
+            # (not under the nested modes' TLB-fill hook, whose fill could take a fault)
+            pa = self.cpu.translate(va) if cp.op1 == 3 and not self.cpu.tlb_virtual else None
             if pa is not None and RAM_BASE <= pa < RAM_BASE + self.ram_size:
                 self.ic_broadcast(pa & ~63, va, 64)
             else:

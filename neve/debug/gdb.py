@@ -541,8 +541,10 @@ def cmd_gdb(args) -> int:
     if server.detached and not server.stops.finished:
         # gdb detached: the guest runs on to its end, without breakpoints.
         server.stops.delete()
-        for h in server.watch.values():
-            m.cpu.uc.hook_del(h)
+        for hooks in server.watch.values():
+            for uc, h in hooks:
+                uc.hook_del(h)
+        server.stops.view(server.stops.ran)        # (the CPU that ran goes on, not one gdb showed)
         r = m.run()
         sys.stdout.buffer.flush()
         if r.reason not in ("system-off", "system-reset", "semihosting-exit"):

@@ -246,6 +246,7 @@ class Stops:
         """Show CPU `v` (its registers, memory through its translation regime) while
         stopped; resuming goes on with the CPU that ran, as the scheduler left it."""
         ran = self.ran
+        self.m.catch_up(v)                  # (its clock reads the machine's time)
         self.m.run_on(v)
         self._ran = None if v is ran else ran
 
