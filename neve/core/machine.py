@@ -39,11 +39,10 @@ from neve.core.sysreg_hooks import SysregHooks
 from neve.gic.delivery import Interrupts
 from neve.el2.vel2 import VirtualEL2
 from neve.devices.pl011 import PL011
-from neve.devices.timer import Counter
+from neve.devices.timer import CNTFRQ, Counter
 from neve.gic.mmio import Distributor, Redistributors
 from neve.gic.state import GICv3
 from neve.errors import BadInput, GuestError, NeveError, Wedged
-from neve.devices.timer import CNTFRQ
 from neve.arch.platform import BOARD, RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, UART_INTID, board_device
 from neve.devices import DeviceClock
 from neve.observe.stats import Stats
@@ -155,8 +154,9 @@ class Machine(ExceptionEntry, SysregHooks):
             # VMPIDR_EL2, which L0 sets.  Secondary CPUs start off (PSCI CPU_ON).
             v.cpu.write_sysreg("VMPIDR_EL2", 0x8000_0000 | index)
             v.power = "off"
+        else:
+            self._sctlr_reset = v.cpu.read_sysreg("SCTLR_EL1")     # (what CPU_ON gives a CPU)
         v.affinity = v.cpu.read_sysreg("MPIDR_EL1") & 0xFF_00FF_FFFF
-        self._sctlr_reset = v.cpu.read_sysreg("SCTLR_EL1")
         self.run_on(v)                  # the parts below reach the CPU they are built for
         cpu = v.cpu
         lib = fastpath.library()
@@ -569,13 +569,8 @@ class Machine(ExceptionEntry, SysregHooks):
         while True:
             for k in range(1, n + 1):
                 w = self.vcpus[(v.index + k) % n]
-                if w.power != "on":
+                if w.power != "on" or not self._awake(w):
                     continue
-                if w.asleep:
-                    w.irq.update(in_l0=True)        # its timers, at the machine's time
-                    if not w.irq.wake_event():
-                        continue
-                    w.asleep = False
                 self._switch_to(w)
                 return
             if not any(w.power == "on" for w in self.vcpus):
@@ -591,17 +586,24 @@ class Machine(ExceptionEntry, SysregHooks):
         for w in self.vcpus:
             if w is self.vcpu or w.power != "on":
                 continue
-            if w.asleep:
-                w.irq.update(in_l0=True)            # its timers, at the machine's time
-                if w.irq.wake_event():
-                    w.asleep = False
-            if not w.asleep:
+            if self._awake(w):
                 return max(1, self._quantum_left)
             t = w.irq.timers.next_deadline()
             if t is not None:
                 t = self.counter.to_icount(t) - now
                 best = t if best is None or t < best else best
         return self.SLICE if best is None else max(1, best)
+
+    @staticmethod
+    def _awake(w: VCPU) -> bool:
+        """Can `w` run: not asleep, or woken now by an interrupt pending for it (its
+        timers brought to the machine's time first)?"""
+        if w.asleep:
+            w.irq.update(in_l0=True)
+            if not w.irq.wake_event():
+                return False
+            w.asleep = False
+        return True
 
     def _switch_to(self, w: VCPU) -> None:
         """`w` runs next, for a quantum: its counting base moves on to the machine's
@@ -687,26 +689,34 @@ class Machine(ExceptionEntry, SysregHooks):
         ds = [w.irq.timers.next_deadline() for w in self.vcpus if w.power == "on"]
         b = board.next_deadline()
         d = min((t for t in ds + [b] if t is not None), default=None)
-        uart = self.uart
-        if uart.wants_input():
-            wait = None if d is None else max(0.0, (d - self.counter.now()) / CNTFRQ)
-            left = self.host_time_left()
-            if left is not None and (wait is None or wait > left):
-                wait = max(0.0, left)
-            self.waiting_on_host = True
-            try:
-                received = uart.receive_at_wfi(wait)
-            finally:
-                self.waiting_on_host = False
-            if received:
-                return
-            if left is not None and self.host_time_left() <= 0:
-                self.stop("timeout", 124, f"timeout of {self.timeout}s reached at PC {self.where(self.cpu.pc)}")
+        if self.input_at_wfi(d, self.cpu.pc):
+            return
         if d is None:
             raise Wedged("every CPU waits in WFI with no interrupt that can ever wake it", self.cpu.pc)
         self.counter.skip_to(d)
         if b is not None:
             board.tick()
+
+    def input_at_wfi(self, deadline: int | None, pc: int) -> bool:
+        """While every CPU waits in WFI: UART input is a wake-up source.  A file's next
+        characters arrive now; a live source (stdin) is waited for in host time until
+        the counter's `deadline` (for ever without one), bounded by --timeout (then the
+        run stops).  True: input arrived."""
+        uart = self.uart
+        if not uart.wants_input():
+            return False
+        wait = None if deadline is None else max(0.0, (deadline - self.counter.now()) / CNTFRQ)
+        left = self.host_time_left()
+        if left is not None and (wait is None or wait > left):
+            wait = max(0.0, left)
+        self.waiting_on_host = True             # (a SIGINT may end the wait: _on_sigint)
+        try:
+            received = uart.receive_at_wfi(wait)
+        finally:
+            self.waiting_on_host = False
+        if not received and left is not None and self.host_time_left() <= 0:
+            self.stop("timeout", 124, f"timeout of {self.timeout}s reached at PC {self.where(pc)}")
+        return received
 
     def page_counts(self) -> tuple[int, int]:
         """vEL2 accesses made so far without a trap: (page accesses, redirects)."""

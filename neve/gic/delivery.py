@@ -76,7 +76,7 @@ from neve.gic.state import GICv3
 from neve.gic.vif import VirtualInterface, mask_lr, mask_vmcr
 from neve.devices.debug import Debug
 from neve.devices.pmu import PMU, PPI_PMU
-from neve.devices.timer import CNTFRQ, Counter, DictRegs, TimerBank
+from neve.devices.timer import Counter, DictRegs, TimerBank
 from neve.arch.exceptions import PSTATE_F, PSTATE_I, PSTATE_IF, VEC_FIQ, VEC_IRQ
 
 if TYPE_CHECKING:                       # types only: no import at run time
@@ -442,29 +442,13 @@ class Interrupts:
             return 0
         skipped = 0
         board = getattr(self.m, "device_clock", None)      # the devices' deadlines (RTC alarm...)
-        uart = self.m.uart
         while not self.wake_event():
             d = self.timers.next_deadline()
             b = board.next_deadline() if board is not None else None
             if b is not None and (d is None or b < d):
                 d = b
-            if uart.wants_input():
-                # Input is a wake-up source: a file's next characters arrive now; a
-                # live source (stdin) is waited for in host time until the next timer
-                # deadline (for ever without one).
-                wait = None if d is None else max(0.0, (d - self.counter.now()) / CNTFRQ)
-                left = self.m.host_time_left()          # --timeout bounds the wait too
-                if left is not None and (wait is None or wait > left):
-                    wait = max(0.0, left)
-                self.m.waiting_on_host = True          # (a SIGINT may end the wait: Machine._on_sigint)
-                try:
-                    received = uart.receive_at_wfi(wait)
-                finally:
-                    self.m.waiting_on_host = False
-                if received:
-                    continue
-                if left is not None and self.m.host_time_left() <= 0:
-                    self.m.stop("timeout", 124, f"timeout of {self.m.timeout}s reached at PC {self.m.where(pc)}")
+            if self.m.input_at_wfi(d, pc):
+                continue
             if d is None:
                 raise Wedged("WFI with no interrupt that can ever wake the CPU", pc)
             skipped += self.counter.skip_to(d)
