@@ -1,6 +1,6 @@
 """Assembly macros shared by the small kernels the tests assemble (GNU as), and
-`build_kernel`, which assembles and links one at RAM's base, and `qemu_transcripts`,
-what QEMU prints for each.
+`build_kernel`, which assembles and links one at RAM's base (`build_kernels`: several),
+and `qemu_transcripts`, what QEMU prints for each.
 
 - `put_hex_x0 BITS`: print the low BITS bits of x0 in lower-case hex on the PL011
   whose data register address is in x1 (clobbers x2-x5).
@@ -200,6 +200,11 @@ def build_kernel(tmp, name: str, source: str):
     subprocess.run([ld, "-n", "--build-id=none", "-Ttext=0x40000000", "-e", "_start", str(tmp / f"{name}.o"),
                     "-o", str(tmp / f"{name}.elf")], check=True)
     return tmp / f"{name}.elf"
+
+
+def build_kernels(tmp, sources: dict[str, str]) -> dict:
+    """build_kernel for each name -> source: name -> the ELF's path."""
+    return {name: build_kernel(tmp, name, src) for name, src in sources.items()}
 
 
 def qemu_transcripts(images: dict, el2: tuple[str, ...] = (), icount: bool = False) -> dict[str, str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import CROSS, need_tool, run_neve
-from guest_asm import MACROS, build_kernel, qemu_transcripts
+from guest_asm import MACROS, build_kernel, build_kernels, qemu_transcripts
 
 COMMON = MACROS + r"""
     .macro title letter                     // "case X: "
@@ -130,6 +130,14 @@ _start:
 stack_top:
     .skip   1024
 \lower:
+    .endm
+
+    .macro step_data                        // the literal pool, the word the stepped loads read, the stack
+    .ltorg
+    .balign 16
+sdata:  .quad 42
+    .skip   2048
+stack_top:
     .endm
 
     .macro step_until el, n                 // return stepping the next one, until x21 reaches n
@@ -571,11 +579,7 @@ s_step:    .asciz "step, ESR ELR "
 s_svc:     .asciz "svc, x5 = "
 s_nl:      .asciz "\n"
 s_done:    .asciz "done\n"
-    .ltorg
-    .balign 16
-sdata:     .quad 42
-    .skip   2048
-stack_top:
+    step_data
 """
 
 # Software step of an EL2 kernel's EL1 guest: with MDCR_EL2.TDE the steps go to EL2
@@ -688,11 +692,7 @@ s_step: .asciz "step, ESR ELR "
 s_nl:   .asciz "\n"
 s_done: .asciz "done\n"
 s_bad:  .asciz "unexpected exception at EL1\n"
-    .ltorg
-    .balign 16
-sdata:  .quad 42
-    .skip   2048
-stack_top:
+    step_data
     .balign 4096
 tbl:    .skip 4096
 """
@@ -768,25 +768,16 @@ s_step:    .asciz "step, ESR ELR "
 s_nl:      .asciz "\n"
 s_done:    .asciz "done\n"
 s_bad:     .asciz "unexpected exception from EL0\n"
-    .ltorg
-    .balign 16
-sdata:     .quad 42
-    .skip   2048
-stack_top:
+    step_data
     .balign 4096
 tbl:    .skip 4096
 """
 
-_build = build_kernel
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bkpt")
-    return {"el1": _build(tmp, "el1", EL1_KERNEL), "el2": _build(tmp, "el2", EL2_KERNEL),
-            "wp": _build(tmp, "wp", WP_KERNEL), "step": _build(tmp, "step", STEP_KERNEL),
-            "step2": _build(tmp, "step2", STEP2_KERNEL), "stepa": _build(tmp, "stepa", STEP_ALIAS_KERNEL),
-            "step1a": _build(tmp, "step1a", STEP_EL1_ALIAS_KERNEL)}
+    return build_kernels(tmp_path_factory.mktemp("bkpt"), {
+        "el1": EL1_KERNEL, "el2": EL2_KERNEL, "wp": WP_KERNEL, "step": STEP_KERNEL, "step2": STEP2_KERNEL,
+        "stepa": STEP_ALIAS_KERNEL, "step1a": STEP_EL1_ALIAS_KERNEL})
 
 
 @pytest.fixture(scope="module")
@@ -925,7 +916,7 @@ def test_a_step_routed_to_el2_with_the_guests_kde_clear(tmp_path, mode, fast, mo
     entry = "lower_sync:                                 // the guest's step (TDE), or its HVC\n"
     assert NOKDE[0] in STEP2_KERNEL and entry in STEP2_KERNEL
     src = STEP2_KERNEL.replace(*NOKDE).replace(entry, entry + "    mrs     x9, mdscr_el1\n    hex     x9, 32\n")
-    img = _build(tmp_path, "nokde", src)
+    img = build_kernel(tmp_path, "nokde", src)
     r = run_neve("run", "--mode", mode, img)
     out = r.stdout.decode()
     assert r.returncode == 0, r.stderr
@@ -948,7 +939,7 @@ def test_a_step_unicorn_would_not_take_is_unsupported(tmp_path):
     need_tool(CROSS + "as")
     old = "    enter_el1 (0x5 | 1 << 21)               // EL1h, D clear, SS"
     assert old in STEP2_KERNEL
-    img = _build(tmp_path, "dset", STEP2_KERNEL.replace(old, "    enter_el1 (0x205 | 1 << 21)"))
+    img = build_kernel(tmp_path, "dset", STEP2_KERNEL.replace(old, "    enter_el1 (0x205 | 1 << 21)"))
     r = run_neve("run", "--mode", "v8.3", img)
     assert r.returncode == 125, (r.returncode, r.stderr)
     assert r.stderr.decode().startswith("neve: unsupported: software step of L1's EL1 routed to EL2 "
@@ -967,7 +958,7 @@ _start:
     msr     dbgwcr0_el1, x2
     system_off_any_el
 """
-    img = _build(tmp_path, "wp", src)
+    img = build_kernel(tmp_path, "wp", src)
     r = run_neve("run", img)
     assert r.returncode == 125, (r.returncode, r.stderr)
     assert r.stderr.decode().startswith("neve: unsupported: a linked watchpoint (MSR DBGWCR0_EL1, WT = 1, E = 1) "
@@ -1030,7 +1021,7 @@ def test_a_step_of_an_msr_to_the_return_state_after_an_unseen_eret_is_unsupporte
     need_tool(CROSS + "as")
     src = STEP_EL1_ALIAS_KERNEL.replace("el1_code:\n    mov     x5, #1\n", "el1_code:\n    msr     elr_el1, x5\n")
     assert src != STEP_EL1_ALIAS_KERNEL
-    r = run_neve("run", _build(tmp_path, "msrstep", src))
+    r = run_neve("run", build_kernel(tmp_path, "msrstep", src))
     assert r.returncode == 125, (r.returncode, r.stderr)
     assert r.stderr.decode().startswith("neve: unsupported: software step of an MSR to SPSR_EL1 or ELR_EL1 "
                                         "after an exception return neve did not see"), r.stderr

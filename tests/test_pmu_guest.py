@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_neve
-from guest_asm import MACROS, build_kernel, qemu_transcripts
+from guest_asm import MACROS, build_kernels, qemu_transcripts
 
 COMMON = MACROS + r"""
     .macro evtype n, value                  // PMEVTYPER<n>_EL0 = value
@@ -522,14 +522,10 @@ s_trap: .asciz "trapped, ESR_EL2 "
 s2tbl:  .skip 4096
 """
 
-_build = build_kernel
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pmu")
-    return {"el1": _build(tmp, "el1", EL1_KERNEL), "el2": _build(tmp, "el2", EL2_KERNEL),
-            "alias": _build(tmp, "alias", ALIAS_KERNEL), "nested": _build(tmp, "nested", NESTED_KERNEL)}
+    return build_kernels(tmp_path_factory.mktemp("pmu"), {
+        "el1": EL1_KERNEL, "el2": EL2_KERNEL, "alias": ALIAS_KERNEL, "nested": NESTED_KERNEL})
 
 
 @pytest.fixture(scope="module")
