@@ -14,6 +14,9 @@ and `qemu_transcripts`, what QEMU prints for each.
   INTID (group 1, priority PRIO) to this CPU's EL1: distributor group 1 on, the
   redistributor awake, the PPI enabled, ICC_PMR_EL1 open, ICC_IGRPEN1_EL1 set
   (clobbers x0, x1).
+- `start VBAR`: `_start`, with SP at `stack_top` and VBAR (e.g. vbar_el2) at `vectors`.
+- `stacks LOWER`: the literal pool, a 2 KiB stack ending at `stack_top` and a 1 KiB
+  one ending at LOWER (for a lower EL).
 - `say LABEL`, `hex REG, BITS` (with `puts_function`): print the string at LABEL, or
   REG's low BITS bits in hex and a space, on the PL011 (keep x0-x4 and x30; need a
   stack).
@@ -125,6 +128,27 @@ vectors:
     hvc     #0
 92: smc     #0
 93: b       93b
+    .endm
+
+    // _start: SP = stack_top, and VBAR (`vbar`, e.g. vbar_el1) = `vectors` (clobbers x0).
+    .macro start vbar
+    .text
+    .global _start
+_start:
+    ldr     x0, =stack_top
+    mov     sp, x0
+    adr     x0, vectors
+    msr     \vbar, x0
+    .endm
+
+    // The literal pool, a 2 KiB stack (stack_top) and a 1 KiB one for a lower EL (`lower`).
+    .macro stacks lower
+    .ltorg
+    .balign 16
+    .skip   2048
+stack_top:
+    .skip   1024
+\lower:
     .endm
 
     .macro say label

@@ -39,16 +39,6 @@ COMMON = MACROS + r"""
     say     s_ret
     .endm
 
-    .macro start vbar                       // _start: the stack, the vectors
-    .text
-    .global _start
-_start:
-    ldr     x0, =stack_top
-    mov     sp, x0
-    adr     x0, vectors
-    msr     \vbar, x0
-    .endm
-
     .macro arm bcr                          // breakpoint 0 on `target`
     adr     x2, target
     msr     dbgbvr0_el1, x2
@@ -121,15 +111,6 @@ _start:
     orr     x2, x2, #(1 << 21)
     msr     spsr_\el, x2
     eret
-    .endm
-
-    .macro stacks lower                     // the literal pool, the stack, a lower EL's stack
-    .ltorg
-    .balign 16
-    .skip   2048
-stack_top:
-    .skip   1024
-\lower:
     .endm
 
     .macro step_data                        // the literal pool, the word the stepped loads read, the stack

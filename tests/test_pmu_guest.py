@@ -80,23 +80,12 @@ s_a:    .asciz "A: "                        // stack and a lower EL's (`lower`)
 s_nl:   .asciz "\n"
 s_done: .asciz "done\n"
 s_bad:  .asciz "unexpected exception "
-    .ltorg
-    .balign 16
-    .skip   2048
-stack_top:
-    .skip   1024
-\lower:
+    stacks  \lower
     .endm
 """
 
 EL1_KERNEL = COMMON + r"""
-    .text
-    .global _start
-_start:
-    ldr     x0, =stack_top
-    mov     sp, x0
-    adr     x0, vectors
-    msr     vbar_el1, x0
+    start   vbar_el1
     isb
     mrs     x9, pmcr_el0
     say     s_pmcr
@@ -268,13 +257,7 @@ s_d:    .asciz "D: "
 
 
 EL2_KERNEL = COMMON + r"""
-    .text
-    .global _start
-_start:
-    ldr     x0, =stack_top
-    mov     sp, x0
-    adr     x0, vectors
-    msr     vbar_el2, x0
+    start   vbar_el2
     adr     x0, el1_vectors
     msr     vbar_el1, x0
     mov     x0, #(1 << 31)                  // HCR_EL2.RW
@@ -411,13 +394,7 @@ tbl:    .skip 4096
 # At EL2 with a nested VM behind its stage 2 (at IPA = PA + 1 GiB): counting the VM's
 # levels from EL2, and its ERETs where it runs them.
 NESTED_KERNEL = COMMON + r"""
-    .text
-    .global _start
-_start:
-    ldr     x0, =stack_top
-    mov     sp, x0
-    adr     x0, vectors
-    msr     vbar_el2, x0
+    start   vbar_el2
     // L1's stage 2 for its VM: IPA 0 .. 1 GiB -> the devices, IPA 2 GiB .. 3 GiB -> RAM
     // at PA 1 GiB: the VM runs this image's code at IPA = PA + 1 GiB.
     adr     x0, s2tbl
